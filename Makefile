@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with Python 3.11+ and make:
+#   make demo   create .venv, install, convert the sample data, summarise, write the report
+#   make test   create .venv if needed, run lint and the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= out
+
+.PHONY: demo test lint venv clean bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(OUT)
+	$(BIN)/smsanalytics convert sample_data --out $(OUT)/dataset --rejects $(OUT)/rejects.jsonl
+	$(BIN)/smsanalytics info $(OUT)/dataset
+	$(BIN)/smsanalytics report $(OUT)/dataset --out $(OUT)/report.html --currency EUR
+	@echo "report written to $(OUT)/report.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/convert.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
