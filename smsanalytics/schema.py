@@ -25,6 +25,7 @@ __all__ = [
     "COLUMNS",
     "MESSAGE_SCHEMA",
     "REJECT_SCHEMA",
+    "RAW_SCHEMA",
     "PARTITION_COLUMN",
     "ENUM_VALUES",
     "COST_TYPE",
@@ -160,6 +161,17 @@ REJECT_SCHEMA: pa.Schema = pa.schema(
         pa.field("source_line", pa.int64(), metadata={"description": "Line it starts on."}),
         pa.field("reason", _S, metadata={"description": "Why it was rejected."}),
         pa.field("raw", _S, metadata={"description": "The record's text (truncated)."}),
+    ]
+)
+
+#: Record candidates as readers hand them to the parser: a record's text (a JSON object,
+#: possibly behind log text), where it starts, and a reason to reject it already known.
+RAW_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("source_file", _S),
+        pa.field("source_line", pa.int64()),
+        pa.field("text", _S),
+        pa.field("pre_error", _S),
     ]
 )
 

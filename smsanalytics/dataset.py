@@ -1,0 +1,317 @@
+"""A converted dataset on disk: its layout, how to scan it, and how to read it back.
+
+A dataset is a directory of zstd-compressed Parquet files, hive-partitioned by the month
+of ``created_at`` in UTC (``DIR/month=2025-03/part-<id>.parquet``), or unpartitioned
+(``DIR/part-<id>.parquet``). It is readable as it is by DuckDB
+(``read_parquet('DIR/**/*.parquet', hive_partitioning=true)``), pandas, Spark and Trino.
+A hidden ``DIR/_smsanalytics.json`` records how it was made and the last conversion's
+counts; it is not part of the data.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from .errors import DatasetError, DatasetLockedError
+from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
+
+__all__ = [
+    "MANIFEST_NAME",
+    "dataset_files",
+    "scan_sql",
+    "read_dataset_table",
+    "read_dataset",
+    "read_manifest",
+    "to_pandas",
+]
+
+MANIFEST_NAME = "_smsanalytics.json"
+
+
+def dataset_files(path: str | Path) -> list[Path]:
+    """Return the Parquet files of the dataset at `path`, sorted.
+
+    Raises
+    ------
+    DatasetError
+        If `path` is not a directory.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(str(path), "no dataset here (not a directory)")
+    return sorted(p for p in root.rglob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def scan_sql(path: str | Path) -> str:
+    """Return a DuckDB table expression reading every message of the dataset at `path`.
+
+    The partition column (``month``) is not included; the message columns are exactly
+    those of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`. An empty dataset scans as an
+    empty table with that schema.
+    """
+    files = dataset_files(path)
+    if not files:
+        from .schema import COLUMNS, duckdb_type
+
+        cols = ", ".join(f'CAST(NULL AS {duckdb_type(c.type)}) AS "{c.name}"' for c in COLUMNS)
+        return f"(SELECT {cols} WHERE false)"
+    listing = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+    names = ", ".join(f'"{f.name}"' for f in MESSAGE_SCHEMA)
+    return (
+        f"(SELECT {names} FROM read_parquet({listing}, hive_partitioning=false, "
+        "union_by_name=true))"
+    )
+
+
+def read_dataset_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read the dataset at `path` into an Arrow table with :data:`MESSAGE_SCHEMA` types.
+
+    Parameters
+    ----------
+    path : str or Path
+        Dataset directory.
+    columns : list of str, optional
+        Only these columns (all by default).
+    """
+    files = dataset_files(path)
+    schema = MESSAGE_SCHEMA
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    if not files:
+        return schema.empty_table()
+    try:
+        ds = pads.dataset([str(f) for f in files], format="parquet")
+        table = ds.to_table(columns=[c for c in schema.names if c in ds.schema.names])
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DatasetError(str(path), f"cannot read the Parquet files: {exc}") from exc
+    missing = [f for f in schema if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f.name, pa.nulls(len(table), f.type))
+    return table.select(schema.names).cast(schema)
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Convert an Arrow table of messages to pandas with Arrow-backed dtypes.
+
+    Decimal costs stay exact (``decimal128(18, 6)[pyarrow]``), timestamps stay tz-aware
+    UTC, enumerated columns stay dictionary-encoded.
+    """
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def read_dataset(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a converted dataset into a typed pandas DataFrame.
+
+    Parameters
+    ----------
+    path : str or Path
+        Dataset directory written by :func:`smsanalytics.convert`.
+    columns : list of str, optional
+        Only these columns (all by default).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per message, Arrow-backed dtypes.
+
+    Examples
+    --------
+    >>> import smsanalytics
+    >>> s = smsanalytics.convert(["sample_data"], "/tmp/doc_ds", overwrite=True, quiet=True)
+    >>> df = smsanalytics.read_dataset("/tmp/doc_ds")
+    >>> len(df) == s.written
+    True
+    """
+    return to_pandas(read_dataset_table(path, columns))
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Return the dataset's ``_smsanalytics.json`` record ({} if it has none)."""
+    p = Path(path) / MANIFEST_NAME
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(str(path), f"unreadable {MANIFEST_NAME}: {exc}") from exc
+
+
+PARTITION_DIR_PREFIX = f"{PARTITION_COLUMN}="
+_FORMAT = "smsanalytics-dataset"
+
+
+def _sibling(out: Path, kind: str) -> str:
+    return f".{out.name}.{kind}-"
+
+
+def stage_prefix(out: Path) -> str:
+    """Name prefix of a conversion's scratch directory beside dataset `out`."""
+    return _sibling(out, "stage")
+
+
+def new_version_dir(out: Path) -> Path:
+    """Create and return an empty directory beside `out` to build its next version in."""
+    path = out.parent / f"{_sibling(out, 'version')}{uuid.uuid4().hex}"
+    path.mkdir()
+    return path
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove what an interrupted conversion into `out` left beside it; return it.
+
+    Call with the dataset's lock held: then no other run is using these directories.
+    """
+    removed = []
+    for prefix in (stage_prefix(out), _sibling(out, "version")):
+        for p in out.parent.glob(prefix + "*"):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def check_writable(out: Path, *, partition_by: str, overwrite: bool) -> dict[str, Any]:
+    """Check that `out` can receive a conversion; return its manifest ({} if new).
+
+    Raises
+    ------
+    DatasetError
+        If `out` is a file, a directory that is not a smsanalytics dataset (it is never
+        deleted, even with `overwrite`), or a dataset partitioned another way.
+    """
+    if not out.exists():
+        return {}
+    if not out.is_dir():
+        raise DatasetError(str(out), "exists and is not a directory")
+    manifest = read_manifest(out)
+    if not manifest:
+        if any(out.iterdir()):
+            raise DatasetError(
+                str(out),
+                "exists and is not a smsanalytics dataset (no "
+                f"{MANIFEST_NAME}); choose another output directory",
+            )
+        return {}
+    if manifest.get("format") != _FORMAT:
+        raise DatasetError(str(out), f"{MANIFEST_NAME} is not a smsanalytics manifest")
+    if not overwrite and manifest.get("partition_by") != partition_by:
+        raise DatasetError(
+            str(out),
+            f"is partitioned by {manifest.get('partition_by')!r}, not {partition_by!r}; "
+            "pass the same partitioning or overwrite",
+        )
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write the dataset record ``_smsanalytics.json`` into `directory`."""
+    (directory / MANIFEST_NAME).write_text(
+        json.dumps({"format": _FORMAT, **manifest}, indent=2, default=str) + "\n",
+        encoding="utf-8",
+    )
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
+
+
+def commit_version(staging: Path, out: Path) -> None:
+    """Make the directory `staging` the dataset `out`, in one atomic step where possible.
+
+    On Linux the two directories are exchanged atomically, so a reader or a crash sees
+    either the old version or the new one, whole. Elsewhere there is a short moment
+    between two renames when `out` does not exist.
+    """
+    for f in staging.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    if not out.exists():
+        os.rename(staging, out)
+    elif _exchange(staging, out):
+        pass
+    else:  # pragma: no cover - non-Linux fallback
+        old = out.parent / f"{_sibling(out, 'version')}old-{uuid.uuid4().hex}"
+        os.rename(out, old)
+        os.rename(staging, out)
+        staging = old
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+    _fsync_dir(out.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def locked(out: Path, *, timeout: float = 60.0) -> Iterator[None]:
+    """Hold the exclusive write lock of dataset `out` (a file beside it).
+
+    Raises
+    ------
+    DatasetLockedError
+        If another process still holds it after `timeout` seconds.
+    """
+    path = out.parent / f".{out.name}.lock"
+    fh = open(path, "a+")  # noqa: SIM115
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise DatasetLockedError(
+                        str(out),
+                        f"another conversion ({holder}) is writing this dataset; "
+                        f"waited {timeout:g} s",
+                    ) from None
+                time.sleep(0.1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()

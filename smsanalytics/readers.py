@@ -1,0 +1,503 @@
+"""Find input files and cut them into record candidates.
+
+This module owns containers: which files a path or directory stands for, decompression
+(``.gz``, ``.zst``), and splitting a file into *records* with their line numbers. It does
+not interpret a record; :mod:`smsanalytics.sources` does.
+
+What one record is, by container:
+
+* ``.jsonl``, ``.ndjson``, ``.log``, ``.txt`` (and any other name given explicitly, and
+  standard input ``-``): every non-blank line. The JSON may follow free text.
+* ``.json``: the single object, or each element of a top-level array. A ``.json`` file
+  whose first line is a complete JSON value is read as JSON Lines instead.
+* ``.yaml``, ``.yml``: each document, or each item of a document that is a list.
+
+A UTF-8 byte order mark and CRLF line endings are accepted. Line files are read in chunks
+with NumPy, so memory stays flat whatever the file size; ``.json`` and YAML files are read
+whole (they are small, one event per file or a day's array).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import yaml
+
+from .errors import InputError
+from .schema import RAW_SCHEMA
+
+__all__ = [
+    "InputFile",
+    "LINE_SUFFIXES",
+    "JSON_SUFFIXES",
+    "YAML_SUFFIXES",
+    "COMPRESSION_SUFFIXES",
+    "find_inputs",
+    "iter_raw_batches",
+    "BATCH_ROWS",
+]
+
+LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
+JSON_SUFFIXES = (".json",)
+YAML_SUFFIXES = (".yaml", ".yml")
+COMPRESSION_SUFFIXES = (".gz", ".zst")
+#: Rows per Arrow batch handed to DuckDB (it scans batches in parallel).
+BATCH_ROWS = 32_768
+_CHUNK_BYTES = 16 << 20
+_BOM = b"\xef\xbb\xbf"
+_RAW_TEXT_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: a file, or standard input.
+
+    Attributes
+    ----------
+    name : str
+        Path as given or found (``-`` for standard input); becomes ``source_file``.
+    kind : str
+        ``lines``, ``json``, ``yaml`` or ``auto`` (sniffed from the content).
+    compression : str or None
+        ``gz``, ``zst`` or None.
+    size : int
+        Size on disk [bytes] (0 for standard input).
+    """
+
+    name: str
+    kind: str
+    compression: str | None
+    size: int
+
+    @property
+    def is_stdin(self) -> bool:
+        """Whether this input is standard input."""
+        return self.name == "-"
+
+
+def _classify(path: Path) -> tuple[str, str | None]:
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
+        compression = suffixes.pop()[1:]
+    last = suffixes[-1] if suffixes else ""
+    if last in LINE_SUFFIXES:
+        return "lines", compression
+    if last in JSON_SUFFIXES:
+        return "json", compression
+    if last in YAML_SUFFIXES:
+        return "yaml", compression
+    return "auto", compression
+
+
+def _known(path: Path) -> bool:
+    kind, _ = _classify(path)
+    return kind != "auto" and not path.name.startswith((".", "_"))
+
+
+def find_inputs(paths: Iterable[str | Path]) -> list[InputFile]:
+    """Expand `paths` into the input files to read, in a stable order.
+
+    A directory is walked recursively for files with a known suffix (hidden files and
+    names starting with ``_`` are skipped); a file named explicitly is read whatever its
+    name; ``-`` is standard input.
+
+    Raises
+    ------
+    InputError
+        If a path does not exist or cannot be read.
+    """
+    found: list[InputFile] = []
+    for given in paths:
+        text = str(given)
+        if text == "-":
+            found.append(InputFile("-", "auto", None, 0))
+            continue
+        path = Path(given)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _known(p))
+        elif path.is_file():
+            files = [path]
+        elif path.exists():
+            raise InputError(text, "not a regular file or directory")
+        else:
+            raise InputError(text, "no such file or directory")
+        for f in files:
+            kind, compression = _classify(f)
+            try:
+                size = f.stat().st_size
+                with open(f, "rb"):
+                    pass
+            except OSError as exc:
+                raise InputError(str(f), f"cannot be read: {exc.strerror or exc}") from exc
+            found.append(InputFile(str(f), kind, compression, size))
+    return found
+
+
+def _open(inp: InputFile) -> IO[bytes]:
+    raw: IO[bytes] = sys.stdin.buffer if inp.is_stdin else open(inp.name, "rb")  # noqa: SIM115
+    if inp.compression == "gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if inp.compression == "zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+    return raw
+
+
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    gzip.BadGzipFile,
+    EOFError,
+    zlib.error,
+)
+
+
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import zstandard
+
+        return (*_DECOMPRESS_ERRORS, zstandard.ZstdError)
+    except ImportError:  # pragma: no cover - zstandard is a dependency
+        return _DECOMPRESS_ERRORS
+
+
+def _batch(
+    name: str, lines: np.ndarray, texts: pa.Array, errors: pa.Array | None = None
+) -> pa.Table:
+    n = len(texts)
+    table = pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(name, pa.string()), n),
+            pa.array(lines, pa.int64()),
+            texts,
+            errors if errors is not None else pa.nulls(n, pa.string()),
+        ],
+        schema=RAW_SCHEMA,
+    )
+    return table
+
+
+def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
+    """Cut a buffer of whole lines (ending with ``\\n``) into record candidates."""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10) + 1
+    starts = np.concatenate(([0], ends[:-1]))
+    line_no = np.arange(first_line, first_line + len(ends), dtype=np.int64)
+    # Blank lines (only white space) are not records. Only a line whose first byte is
+    # white space can be blank, and those are rare: check them one by one.
+    keep = np.ones(len(ends), dtype=bool)
+    first = data[starts]
+    for i in np.flatnonzero((first == 32) | (first == 9) | (first == 13) | (first == 10)):
+        if not buf[starts[i] : ends[i]].strip():
+            keep[i] = False
+    try:
+        buf.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    if valid:
+        offsets = np.concatenate(([0], ends)).astype(np.int32)
+        texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
+        idx = np.flatnonzero(keep)
+        if len(idx) != len(ends):
+            texts = texts.take(pa.array(idx))
+            line_no = line_no[idx]
+        return _batch(name, line_no, texts)
+    out_text: list[str] = []
+    out_err: list[str | None] = []
+    out_line: list[int] = []
+    for s, e, ln, k in zip(starts.tolist(), ends.tolist(), line_no.tolist(), keep.tolist()):
+        if not k:
+            continue
+        raw = buf[s:e]
+        try:
+            out_text.append(raw.decode("utf-8"))
+            out_err.append(None)
+        except UnicodeDecodeError as exc:
+            out_text.append(raw.decode("utf-8", errors="backslashreplace")[:_RAW_TEXT_LIMIT])
+            out_err.append(f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})")
+        out_line.append(ln)
+    return _batch(
+        name,
+        np.array(out_line, dtype=np.int64),
+        pa.array(out_text, pa.string()),
+        pa.array(out_err, pa.string()),
+    )
+
+
+def _iter_lines(stream: IO[bytes], name: str, head: bytes = b"") -> Iterator[pa.Table]:
+    carry = head
+    line = 1
+    first = True
+    while True:
+        chunk = stream.read(_CHUNK_BYTES)
+        buf = carry + chunk if carry else chunk
+        if first:
+            first = False
+            if buf.startswith(_BOM):
+                buf = buf[len(_BOM) :]
+        if not chunk:
+            if buf:
+                if not buf.endswith(b"\n"):
+                    buf += b"\n"
+                yield _split_lines(buf, line, name)
+            return
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            carry = buf
+            continue
+        whole, carry = buf[:cut], buf[cut:]
+        table = _split_lines(whole, line, name)
+        line += whole.count(b"\n")
+        if len(table):
+            yield table
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _records_from_objects(name: str, items: list[tuple[int, object]]) -> pa.Table:
+    texts: list[str] = []
+    errors: list[str | None] = []
+    for _, obj in items:
+        if isinstance(obj, dict):
+            try:
+                texts.append(json.dumps(obj, ensure_ascii=False, default=str))
+                errors.append(None)
+            except (ValueError, RecursionError) as exc:
+                texts.append(repr(obj)[:_RAW_TEXT_LIMIT])
+                errors.append(f"cannot be represented as JSON: {exc}")
+        else:
+            texts.append(json.dumps(obj, ensure_ascii=False, default=str)[:_RAW_TEXT_LIMIT])
+            errors.append(f"not an object (a {type(obj).__name__})")
+    return _batch(
+        name,
+        np.array([ln for ln, _ in items], dtype=np.int64),
+        pa.array(texts, pa.string()),
+        pa.array(errors, pa.string()),
+    )
+
+
+def _reject(name: str, line: int, reason: str, raw: str) -> pa.Table:
+    return _batch(
+        name,
+        np.array([line], dtype=np.int64),
+        pa.array([raw[:_RAW_TEXT_LIMIT]], pa.string()),
+        pa.array([reason], pa.string()),
+    )
+
+
+def _decode_document(name: str, data: bytes) -> str | pa.Table:
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raw = data.decode("utf-8", errors="backslashreplace")
+        return _reject(name, line, "not valid UTF-8", raw)
+
+
+def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:
+    text = _decode_document(name, data)
+    if isinstance(text, pa.Table):
+        yield text
+        return
+    stripped = text.lstrip()
+    if not stripped:
+        return
+    start = len(text) - len(stripped)
+    decoder = json.JSONDecoder()
+    if stripped[0] != "[":
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError) as exc:
+            yield _reject(name, _line_of(text, start), f"invalid JSON: {_json_msg(exc)}", text)
+            return
+        items = [(_line_of(text, start), obj)]
+        rest = text[end:].strip()
+        if rest:
+            yield _records_from_objects(name, items)
+            yield _reject(name, _line_of(text, end), "extra data after the JSON value", rest)
+            return
+        yield _records_from_objects(name, items)
+        return
+    # A top-level array: decode element by element to know each one's line.
+    items: list[tuple[int, object]] = []
+    pos = start + 1
+    line = _line_of(text, start)
+    counted = start
+    n = len(text)
+    while True:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n:
+            yield _records_from_objects(name, items)
+            yield _reject(name, line, "invalid JSON: the array is not closed", text[-200:])
+            return
+        if text[pos] == "]":
+            break
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError) as exc:
+            yield _records_from_objects(name, items)
+            yield _reject(name, line, f"invalid JSON: {_json_msg(exc)}", text[pos : pos + 2000])
+            return
+        items.append((line, obj))
+        pos = end
+    yield _records_from_objects(name, items)
+
+
+def _json_msg(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    return str(exc)
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML that keeps timestamps as text (the parser reads them, not YAML)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+
+
+def _iter_yaml(name: str, data: bytes) -> Iterator[pa.Table]:
+    text = _decode_document(name, data)
+    if isinstance(text, pa.Table):
+        yield text
+        return
+    loader = _YamlLoader(io.StringIO(text))
+    items: list[tuple[int, object]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            obj = loader.construct_document(node)
+            if obj is None:
+                continue
+            if isinstance(obj, list) and isinstance(node, yaml.SequenceNode):
+                for child, value in zip(node.value, obj):
+                    items.append((child.start_mark.line + 1, value))
+            else:
+                items.append((node.start_mark.line + 1, obj))
+    except (yaml.YAMLError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        yield _records_from_objects(name, items)
+        lines = text.splitlines()
+        yield _reject(name, line, f"invalid YAML: {problem}", "\n".join(lines[line - 1 : line + 4]))
+        return
+    finally:
+        loader.dispose()
+    yield _records_from_objects(name, items)
+
+
+def _sniff(head: bytes) -> str:
+    body = head[len(_BOM) :] if head.startswith(_BOM) else head
+    s = body.lstrip()
+    if s.startswith(b"["):
+        return "json"
+    if s.startswith(b"{"):
+        first = s.split(b"\n", 1)[0]
+        try:
+            json.loads(first)
+            return "lines"
+        except ValueError:
+            return "json"
+    if s.startswith(b"---") or s.startswith(b"sms:"):
+        return "yaml"
+    return "lines"
+
+
+def _rebatch(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    for t in tables:
+        if len(t) > BATCH_ROWS:
+            yield pa.Table.from_batches(t.to_batches(max_chunksize=BATCH_ROWS), schema=RAW_SCHEMA)
+        elif len(t):
+            yield t
+
+
+def iter_raw_batches(inp: InputFile) -> Iterator[pa.Table]:
+    """Yield the record candidates of one input as Arrow tables of :data:`RAW_SCHEMA`.
+
+    Records the reader already knows are bad (invalid UTF-8, invalid JSON or YAML, a
+    non-object) carry a ``pre_error``. A compressed stream that turns out truncated or
+    corrupt ends with one candidate whose ``pre_error`` says so, after the records read
+    before the damage.
+
+    Raises
+    ------
+    InputError
+        If the input cannot be opened.
+    """
+    try:
+        stream = _open(inp)
+    except OSError as exc:
+        raise InputError(inp.name, f"cannot be read: {exc.strerror or exc}") from exc
+    last_line = 0
+    try:
+        kind = inp.kind
+        if kind == "auto":
+            head = stream.read(65536)
+            kind = _sniff(head)
+        else:
+            head = b""
+        if kind == "lines":
+            for table in _rebatch(_iter_lines(stream, inp.name, head)):
+                last_line = int(table.column("source_line")[-1].as_py())
+                yield table
+            return
+        data = head + stream.read()
+        docs = _iter_json_document if kind == "json" else _iter_yaml
+        if kind == "json" and _looks_like_json_lines(data):
+            docs = _as_lines
+        yield from _rebatch(docs(inp.name, data))
+    except _decompress_errors() as exc:
+        yield _reject(
+            inp.name,
+            last_line + 1,
+            f"compressed data is truncated or corrupt ({exc}); the rest of the file is unread",
+            "",
+        )
+    finally:
+        if not inp.is_stdin:
+            stream.close()
+
+
+def _looks_like_json_lines(data: bytes) -> bool:
+    body = data[len(_BOM) :] if data.startswith(_BOM) else data
+    body = body.lstrip()
+    if not body.startswith(b"{"):
+        return False
+    first, sep, rest = body.partition(b"\n")
+    if not sep or not rest.strip():
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_lines(name: str, data: bytes) -> Iterator[pa.Table]:
+    yield from _iter_lines(io.BytesIO(data), name)

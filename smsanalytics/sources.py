@@ -1,0 +1,368 @@
+"""Parse Callr's record shapes into canonical rows, vectorised with DuckDB.
+
+This module knows Callr's field names and nothing about files. Its input is a table of
+*record candidates*: the text of one record (a JSON object, possibly behind free log
+text), where it came from, and an optional reason the reader already has to reject it.
+Its output is the canonical columns of :data:`~smsanalytics.schema.MESSAGE_SCHEMA` plus a
+``reject_reason`` (null for a good row).
+
+The shape is detected per record, not per file:
+
+* a webhook **event envelope** ``{id, at, sid, type, try, payload}`` (has ``type`` or
+  ``payload``); ``type`` must be ``v2.sms.inbound.received``;
+* a bare webhook **payload** (``from``, ``to``, ``body.text``, ``cost``, ...);
+* a Callr Actions **sms object** (``fromNumber``, ``bodyText``, ``billingDebit``, ...),
+  bare or under an ``sms`` key;
+* any of these behind free text on a log line: the JSON starts at the line's first ``{``.
+
+Values are read leniently (numbers as strings, strings as numbers, timestamps with or
+without milliseconds or offset, timestamps without an offset taken as UTC, empty
+``network`` as null, unknown fields ignored) but never guessed: a value that cannot be read
+as its type rejects the record with a reason naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from .schema import COLUMNS, MESSAGE_SCHEMA, duckdb_type
+
+__all__ = [
+    "INBOUND_SMS_EVENT",
+    "WEBHOOK_FIELDS",
+    "ACTIONS_FIELDS",
+    "ENVELOPE_FIELDS",
+    "parse_sql",
+    "parse_records",
+]
+
+#: The only webhook event type that carries an inbound SMS.
+INBOUND_SMS_EVENT = "v2.sms.inbound.received"
+
+#: Webhook payload field -> canonical column (``body.text`` is nested).
+WEBHOOK_FIELDS: dict[str, str] = {
+    "sid": "sid",
+    "direction": "direction",
+    "from": "from_number",
+    "to": "to_number",
+    "body.text": "body_text",
+    "trafficType": "traffic_type",
+    "status": "status",
+    "error": "error",
+    "encoding": "encoding",
+    "parts": "parts",
+    "network": "network",
+    "cost": "cost_cents",
+    "paymentType": "payment_type",
+    "created": "created_at",
+    "sent": "sent_at",
+    "delivered": "delivered_at",
+    "updated": "updated_at",
+    "statusHistory": "status_history",
+}
+
+#: Callr Actions ``sms`` object field -> canonical column.
+ACTIONS_FIELDS: dict[str, str] = {
+    "sid": "sid",
+    "direction": "direction",
+    "fromNumber": "from_number",
+    "fromType": "from_type",
+    "fromCountry": "from_country",
+    "fromLocation": "from_location",
+    "toNumber": "to_number",
+    "toType": "to_type",
+    "toCountry": "to_country",
+    "toLocation": "to_location",
+    "status": "status",
+    "encoding": "encoding",
+    "bodyText": "body_text",
+    "parts": "parts",
+    "billingDebit": "cost_cents",
+    "billingPaymentType": "payment_type",
+    "network": "network",
+    "deliveredAt": "delivered_at",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "sentAt": "sent_at",
+}
+
+#: Webhook envelope field -> canonical column.
+ENVELOPE_FIELDS: dict[str, str] = {"id": "event_id", "at": "event_at", "try": "event_try"}
+
+# Every scalar is extracted as text and cast in SQL, so that "2" and 2 read alike and a
+# bad value can be reported rather than turned into null by the JSON reader.
+_HISTORY = '[{"before": "VARCHAR", "after": "VARCHAR", "at": "VARCHAR"}]'
+
+
+def _struct(fields: dict[str, str]) -> str:
+    parts = []
+    for name in fields:
+        if name == "body.text":
+            parts.append('"body": {"text": "VARCHAR"}')
+        elif name == "statusHistory":
+            parts.append(f'"statusHistory": {_HISTORY}')
+        else:
+            parts.append(f'"{name}": "VARCHAR"')
+    return ", ".join(parts)
+
+
+_WEBHOOK_STRUCT = "{" + _struct(WEBHOOK_FIELDS) + "}"
+_ACTIONS_STRUCT = "{" + _struct(ACTIONS_FIELDS) + "}"
+_ENVELOPE_STRUCT = (
+    '{"id": "VARCHAR", "at": "VARCHAR", "type": "VARCHAR", "try": "VARCHAR", '
+    f'"payload": {_WEBHOOK_STRUCT}}}'
+)
+_WRAPPED_ACTIONS_STRUCT = "{" + _struct(ACTIONS_FIELDS) + f', "sms": {_ACTIONS_STRUCT}}}'
+
+_TS = "TIMESTAMPTZ"
+_COST = duckdb_type(MESSAGE_SCHEMA.field("cost_cents").type)
+_COST_SCALE = MESSAGE_SCHEMA.field("cost_cents").type.scale
+_INT = "INTEGER"
+
+
+def _raw_value(column: str) -> str:
+    """SQL for the text value of canonical `column`, whichever shape the record has."""
+    webhook = [k for k, v in WEBHOOK_FIELDS.items() if v == column]
+    actions = [k for k, v in ACTIONS_FIELDS.items() if v == column]
+    options = []
+    for name in webhook:
+        path = "body.text" if name == "body.text" else f'"{name}"'
+        options.append(f"w.{path}")
+    for name in actions:
+        options.append(f'a."{name}"')
+    if not options:
+        return "NULL"
+    return options[0] if len(options) == 1 else f"coalesce({', '.join(options)})"
+
+
+def _blank_null(expr: str) -> str:
+    return f"nullif(trim({expr}), '')"
+
+
+def _quoted(expr: str) -> str:
+    """SQL text quoting a raw value for a reject reason, cut to 60 characters."""
+    return f"'''' || left({expr}, 60) || ''''"
+
+
+def parse_sql(raw: str) -> str:
+    """Return the DuckDB query that parses the record candidates in relation `raw`.
+
+    Parameters
+    ----------
+    raw : str
+        Name of a relation with the columns of :data:`RAW_SCHEMA`.
+
+    Returns
+    -------
+    str
+        A ``SELECT`` yielding every column of :data:`MESSAGE_SCHEMA` (enrichment columns
+        null), ``reject_reason`` (null when the row is good) and ``text`` (the record's
+        text, kept only on rejected rows). The connection must use ``TimeZone='UTC'`` so
+        that timestamps without an offset are read as UTC.
+    """
+    text_cols = {
+        "sid": _blank_null(_raw_value("sid")),
+        "direction": _raw_value("direction"),
+        "from_number": _blank_null(_raw_value("from_number")),
+        "to_number": _blank_null(_raw_value("to_number")),
+        "body_text": _raw_value("body_text"),
+        "traffic_type": _raw_value("traffic_type"),
+        "status": _raw_value("status"),
+        "error": _raw_value("error"),
+        "encoding": _raw_value("encoding"),
+        "network": _blank_null(_raw_value("network")),
+        "payment_type": _raw_value("payment_type"),
+        "from_type": _blank_null(_raw_value("from_type")),
+        "from_country": _blank_null(_raw_value("from_country")),
+        "from_location": _blank_null(_raw_value("from_location")),
+        "to_type": _blank_null(_raw_value("to_type")),
+        "to_country": _blank_null(_raw_value("to_country")),
+        "to_location": _blank_null(_raw_value("to_location")),
+    }
+    # (column, raw text, SQL cast, SQL validity test on the raw text)
+    casts = [
+        ("parts", _raw_value("parts"), _INT, r"regexp_full_match({v}, '\+?\d{{1,9}}(\.0*)?')"),
+        (
+            "cost_cents",
+            _raw_value("cost_cents"),
+            _COST,
+            r"regexp_full_match({v}, '[+-]?\d{{1,12}}(\.\d{{0,%d}})?')" % _COST_SCALE,
+        ),
+        ("created_at", _raw_value("created_at"), _TS, None),
+        ("sent_at", _raw_value("sent_at"), _TS, None),
+        ("delivered_at", _raw_value("delivered_at"), _TS, None),
+        ("updated_at", _raw_value("updated_at"), _TS, None),
+        ("event_at", "e.at_", _TS, None),
+        ("event_try", "e.try_", _INT, r"regexp_full_match({v}, '\d{{1,9}}(\.0*)?')"),
+    ]
+    raw_values = {name: f"nullif(trim({expr}), '')" for name, expr, _, _ in casts}
+    cast_exprs = {}
+    checks = []  # (condition on the `valued` columns, reason)
+    for name, _, sqltype, test in casts:
+        v = f'"v_{name}"'
+        cast = f"TRY_CAST({v} AS {sqltype})"
+        if sqltype == _INT:
+            cast = f"TRY_CAST(TRY_CAST({v} AS DECIMAL(18,6)) AS {sqltype})"
+        if test is not None:
+            cast = f"CASE WHEN {test.format(v=v)} THEN {cast} END"
+        cast_exprs[name] = cast
+        kind = {"TIMESTAMPTZ": "a timestamp", _INT: "a whole number"}.get(
+            sqltype, f"an amount with at most {_COST_SCALE} decimals"
+        )
+        checks.append(
+            (f'({v} IS NOT NULL AND "{name}" IS NULL)',
+             f"'{name}: ' || {_quoted(v)} || ' is not {kind}'")
+        )
+    history = (
+        "list_transform(w.statusHistory, lambda h: {'before': h.before, 'after': h.after, "
+        f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}})"
+    )
+    checks.append(
+        (
+            "coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
+            " AND list_bool_or(list_transform(v_history, lambda h: nullif(trim(h.at), '')"
+            " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)",
+            "'status_history: an entry''s at is not a timestamp'",
+        )
+    )
+    source = "CASE WHEN a IS NOT NULL THEN 'actions' ELSE 'webhook' END"
+    values = {
+        **text_cols,
+        "status_history": history,
+        "source": source,
+        "event_id": "nullif(trim(e.id_), '')",
+        "source_file": "source_file",
+        "source_line": "source_line",
+    }
+    valued = [f'{expr} AS "v_{name}"' for name, expr in raw_values.items()]
+    valued += [f'{expr} AS "{name}"' for name, expr in values.items()]
+    valued.append("w.statusHistory AS v_history")
+    typed = [f'{expr} AS "{name}"' for name, expr in cast_exprs.items()]
+    select = []
+    for col in COLUMNS:
+        expr = f'"{col.name}"' if col.name in values or col.name in cast_exprs else "NULL"
+        select.append(f'CAST({expr} AS {duckdb_type(col.type)}) AS "{col.name}"')
+    early = [
+        ("pre_error IS NOT NULL", "pre_error"),
+        ("brace = 0", "'no JSON object on the line'"),
+        ("w IS NULL AND a IS NULL AND NOT is_envelope", "'invalid JSON'"),
+        (
+            f"is_envelope AND coalesce(e.type_, '') <> '{INBOUND_SMS_EVENT}'",
+            "'not an inbound SMS: event type ' || "
+            + _quoted("coalesce(e.type_, 'missing')"),
+        ),
+        (
+            "sid IS NULL AND from_number IS NULL AND to_number IS NULL",
+            "'not an SMS record (no sid, sender or recipient)'",
+        ),
+        ("sid IS NULL", "'missing sid'"),
+        ("from_number IS NULL", "'missing sender (from / fromNumber)'"),
+        ("to_number IS NULL", "'missing recipient (to / toNumber)'"),
+    ]
+    rules = early + checks
+    # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
+    any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in rules)
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {why}" for cond, why in rules) + " END"
+    # Each record is parsed once, with the struct of its shape. Cheap text hints pick the
+    # shape; a wrong hint (a body that is literally "payload") falls back to the next one.
+    return f"""
+WITH located AS (
+    SELECT source_file, source_line, text, pre_error,
+           CASE WHEN pre_error IS NULL THEN strpos(text, '{{') ELSE 0 END AS brace
+    FROM {raw}
+), hinted AS (
+    SELECT *, substr(text, brace) AS j,
+           brace > 0 AND (contains(text, '"payload"') OR contains(text, '"type"')) AS env_hint,
+           brace > 0 AND (contains(text, '"fromNumber"') OR contains(text, '"sms"')
+                          OR contains(text, '"bodyText"') OR contains(text, '"toNumber"'))
+               AS act_hint
+    FROM located
+), enveloped AS (
+    SELECT *,
+           CASE WHEN env_hint THEN TRY(from_json(j, '{_ENVELOPE_STRUCT}')) END AS env
+    FROM hinted
+), parsed AS (
+    SELECT *,
+           env IS NOT NULL AND (env.type IS NOT NULL OR env.payload IS NOT NULL) AS is_envelope,
+           CASE WHEN act_hint AND NOT is_envelope
+                THEN TRY(from_json(j, '{_WRAPPED_ACTIONS_STRUCT}')) END AS act
+    FROM enveloped
+), checked AS (
+    SELECT * EXCLUDE (act),
+           CASE WHEN act.sms IS NOT NULL OR act.fromNumber IS NOT NULL
+                     OR act.toNumber IS NOT NULL OR act.bodyText IS NOT NULL THEN act END AS act
+    FROM parsed
+), shaped AS (
+    SELECT *,
+           CASE WHEN is_envelope THEN env.payload
+                WHEN act IS NOT NULL THEN NULL
+                WHEN brace > 0 THEN TRY(from_json(j, '{_WEBHOOK_STRUCT}'))
+           END AS w,
+           CASE WHEN act.sms IS NOT NULL THEN act.sms
+                WHEN act IS NOT NULL THEN {_pick("act", list(ACTIONS_FIELDS))}
+           END AS a,
+           CASE WHEN is_envelope
+                THEN {{'id_': env.id, 'at_': env.at, 'type_': env.type, 'try_': env.try}}
+           END AS e
+    FROM checked
+), valued AS (
+    SELECT source_file, source_line, text, pre_error, brace, is_envelope, w, a, e,
+           {", ".join(valued)}
+    FROM shaped
+), typed AS (
+    SELECT *, {", ".join(typed)} FROM valued
+), judged AS (
+    SELECT *, CASE WHEN {any_bad} THEN {reason} END AS reject_reason FROM typed
+)
+SELECT {", ".join(select)},
+       reject_reason,
+       CASE WHEN reject_reason IS NOT NULL THEN text END AS text
+FROM judged
+"""
+
+
+def _pick(struct: str, keys: list[str]) -> str:
+    """SQL struct literal taking `keys` from `struct`."""
+    return "{" + ", ".join(f"'{k}': {struct}.\"{k}\"" for k in keys) + "}"
+
+
+def _webhook_keys() -> list[str]:
+    return ["body" if k == "body.text" else k for k in WEBHOOK_FIELDS]
+
+
+def parse_records(raw: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Parse a table of record candidates in memory.
+
+    Parameters
+    ----------
+    raw : pyarrow.Table
+        Columns of :data:`RAW_SCHEMA`.
+    con : duckdb.DuckDBPyConnection, optional
+        Connection to run on (a fresh in-memory one by default).
+
+    Returns
+    -------
+    pyarrow.Table
+        The columns of :func:`parse_sql`'s query, one row per candidate.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from smsanalytics.sources import RAW_SCHEMA, parse_records
+    >>> line = 'SMS received {"sid":"x1","fromNumber":"+33612345678","toNumber":"+3361"}'
+    >>> raw = pa.table({"source_file": ["a.log"], "source_line": [1], "text": [line],
+    ...                 "pre_error": [None]}, schema=RAW_SCHEMA)
+    >>> parse_records(raw).column("source").to_pylist()
+    ['actions']
+    """
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        con.register("_raw_records", raw)
+        return con.sql(parse_sql("_raw_records")).to_arrow_table()
+    finally:
+        con.unregister("_raw_records")
+        if own:
+            con.close()
