@@ -20,18 +20,26 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from .errors import DatasetError, DatasetLockedError
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
 
 __all__ = [
     "MANIFEST_NAME",
+    "DatasetInfo",
+    "describe",
+    "locked",
+    "commit_version",
     "dataset_files",
     "scan_sql",
     "read_dataset_table",
@@ -315,3 +323,82 @@ def locked(out: Path, *, timeout: float = 60.0) -> Iterator[None]:
         yield
     finally:
         fh.close()
+
+
+@dataclass
+class DatasetInfo:
+    """What a dataset holds (``smsanalytics info``).
+
+    Attributes
+    ----------
+    path : str
+        Dataset directory.
+    rows : int
+        Messages in the dataset.
+    first, last : datetime or None
+        Earliest and latest ``created_at`` (UTC).
+    partitions : dict
+        Rows per partition (``month`` value, or ``""`` when unpartitioned).
+    files : int
+        Parquet files.
+    size : int
+        Bytes on disk.
+    manifest : dict
+        The ``_smsanalytics.json`` record.
+    """
+
+    path: str
+    rows: int
+    first: datetime | None
+    last: datetime | None
+    partitions: dict[str, int]
+    files: int
+    size: int
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the information as JSON-ready values."""
+        d = asdict(self)
+        d["first"] = self.first.isoformat() if self.first else None
+        d["last"] = self.last.isoformat() if self.last else None
+        return d
+
+
+def describe(path: str | Path) -> DatasetInfo:
+    """Describe the dataset at `path` from its Parquet metadata and a small scan.
+
+    Raises
+    ------
+    DatasetError
+        If `path` is not a readable dataset.
+    """
+    files = dataset_files(path)
+    if not files and not (Path(path) / MANIFEST_NAME).exists():
+        raise DatasetError(str(path), "no dataset here (no Parquet files, no manifest)")
+    root = Path(path)
+    partitions: dict[str, int] = {}
+    first = last = None
+    try:
+        for f in files:
+            rel = f.relative_to(root)
+            key = rel.parts[0].removeprefix(PARTITION_DIR_PREFIX) if len(rel.parts) > 1 else ""
+            meta = pq.ParquetFile(f).metadata
+            partitions[key] = partitions.get(key, 0) + meta.num_rows
+        if files:
+            col = pads.dataset([str(f) for f in files], format="parquet").to_table(
+                columns=["created_at"]
+            )["created_at"]
+            lo, hi = pc.min_max(col).values()
+            first, last = lo.as_py(), hi.as_py()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DatasetError(str(path), f"cannot read the Parquet files: {exc}") from exc
+    return DatasetInfo(
+        path=str(path),
+        rows=sum(partitions.values()),
+        first=first,
+        last=last,
+        partitions=dict(sorted(partitions.items())),
+        files=len(files),
+        size=sum(f.stat().st_size for f in files),
+        manifest=read_manifest(path),
+    )

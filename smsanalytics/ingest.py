@@ -54,6 +54,7 @@ __all__ = [
 
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
+_FLUSH_ROWS = 20_000
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "600MB")
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
@@ -131,9 +132,8 @@ class ConversionSummary:
         lines = [
             f"{self.records:,} records from {self.files:,} files "
             f"({self.bytes / 1e6:,.1f} MB in {self.elapsed:,.1f} s, {rate:,.1f} MB/s)",
-            f"  written    {self.written:>12,}" + (
-                f"  ({self.replaced:,} newer versions of existing rows)" if self.replaced else ""
-            ),
+            f"  written    {self.written:>12,}"
+            + (f"  ({self.replaced:,} newer versions of existing rows)" if self.replaced else ""),
             f"  duplicates {self.duplicates:>12,}",
             f"  rejected   {self.rejected:>12,}"
             + (f"  -> {self.rejects_path}" if self.rejected and self.rejects_path else ""),
@@ -206,32 +206,42 @@ class _Stage:
         ):
             self.con.execute(setting)
         self.created = False
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
         self.files = 0
         self.bytes = 0
 
     def add_input(self, inp: InputFile, progress: Progress | None) -> None:
         for raw in iter_raw_batches(inp):
-            self.con.register("_raw", raw)
-            try:
-                if self.created:
-                    self.con.execute(f"INSERT INTO parsed {parse_sql('_raw')}")
-                else:
-                    self.con.execute(f"CREATE TABLE parsed AS {parse_sql('_raw')}")
-                    self.created = True
-            finally:
-                self.con.unregister("_raw")
+            self.pending.append(raw)
+            self.pending_rows += len(raw)
+            if self.pending_rows >= _FLUSH_ROWS:
+                self._flush()
         self.files += 1
         self.bytes += inp.size
         if progress:
             progress(inp.size)
 
+    def _flush(self) -> None:
+        # Many small files (one event per file) are parsed together: one query per file
+        # would cost more in planning than in parsing.
+        if not self.pending:
+            return
+        raw = pa.concat_tables(self.pending)
+        self.pending, self.pending_rows = [], 0
+        self.con.register("_raw", raw)
+        try:
+            verb = "INSERT INTO parsed" if self.created else "CREATE TABLE parsed AS"
+            self.con.execute(f"{verb} {parse_sql('_raw')}")
+            self.created = True
+        finally:
+            self.con.unregister("_raw")
+
     def finish(self) -> None:
         """Pick the winner of each sid among the good records of this run."""
-        if not self.created:
-            self.con.register("_raw", RAW_SCHEMA.empty_table())
-            self.con.execute(f"CREATE TABLE parsed AS {parse_sql('_raw')}")
-            self.con.unregister("_raw")
-            self.created = True
+        if not self.created and not self.pending:
+            self.pending.append(RAW_SCHEMA.empty_table())
+        self._flush()
         self.con.execute(
             f"""CREATE TABLE winners AS
             SELECT sid, max_by(rowid, ({_RANK[1:-1]}, source_file, source_line)) AS row_id,
@@ -240,14 +250,13 @@ class _Stage:
         )
 
     def counts(self) -> tuple[int, int]:
-        n, bad = self.con.execute(
-            "SELECT count(*), count(reject_reason) FROM parsed"
-        ).fetchone()  # type: ignore[misc]
+        n, bad = self.con.execute("SELECT count(*), count(reject_reason) FROM parsed").fetchone()  # type: ignore[misc]
         return int(n), int(bad)
 
     def reject_reasons(self) -> dict[str, int]:
         rows = self.con.execute(
-            """SELECT split_part(reject_reason, ':', 1) AS r, count(*) FROM parsed
+            r"""SELECT regexp_replace(split_part(reject_reason, ':', 1), ' \(.*', '') AS r,
+                      count(*) FROM parsed
                WHERE reject_reason IS NOT NULL GROUP BY r ORDER BY count(*) DESC, r"""
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
@@ -541,9 +550,7 @@ def _merge(
            FROM winners w LEFT JOIN old o USING (sid)
            WHERE o.sid IS NULL OR w.rank > o.rank"""
     )
-    written, replaced = con.execute(
-        "SELECT count(*), count(replaces_file) FROM chosen"
-    ).fetchone()  # type: ignore[misc]
+    written, replaced = con.execute("SELECT count(*), count(replaces_file) FROM chosen").fetchone()  # type: ignore[misc]
     summary.written, summary.replaced = int(written), int(replaced)
     old_rows = int(con.execute("SELECT count(*) FROM old").fetchone()[0])  # type: ignore[index]
     summary.rows_total = old_rows + summary.written - summary.replaced

@@ -52,7 +52,7 @@ JSON_SUFFIXES = (".json",)
 YAML_SUFFIXES = (".yaml", ".yml")
 COMPRESSION_SUFFIXES = (".gz", ".zst")
 #: Rows per Arrow batch handed to DuckDB (it scans batches in parallel).
-BATCH_ROWS = 32_768
+BATCH_ROWS = 4_096
 _CHUNK_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
 _RAW_TEXT_LIMIT = 10_000
@@ -216,7 +216,8 @@ def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
     out_text: list[str] = []
     out_err: list[str | None] = []
     out_line: list[int] = []
-    for s, e, ln, k in zip(starts.tolist(), ends.tolist(), line_no.tolist(), keep.tolist()):
+    rows = zip(starts.tolist(), ends.tolist(), line_no.tolist(), keep.tolist(), strict=True)
+    for s, e, ln, k in rows:
         if not k:
             continue
         raw = buf[s:e]
@@ -225,7 +226,9 @@ def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
             out_err.append(None)
         except UnicodeDecodeError as exc:
             out_text.append(raw.decode("utf-8", errors="backslashreplace")[:_RAW_TEXT_LIMIT])
-            out_err.append(f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})")
+            out_err.append(
+                f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+            )
         out_line.append(ln)
     return _batch(
         name,
@@ -395,7 +398,7 @@ def _iter_yaml(name: str, data: bytes) -> Iterator[pa.Table]:
             if obj is None:
                 continue
             if isinstance(obj, list) and isinstance(node, yaml.SequenceNode):
-                for child, value in zip(node.value, obj):
+                for child, value in zip(node.value, obj, strict=True):
                     items.append((child.start_mark.line + 1, value))
             else:
                 items.append((node.start_mark.line + 1, obj))

@@ -127,8 +127,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("to_type", _S, "Recipient number type, libphonenumber name."),
     Column("to_country", _S, "Recipient country, ISO 3166-1 alpha-2."),
     Column("to_location", _S, "Recipient location text."),
-    Column("from_carrier", _S, "Operator the sender's number range was allocated to "
-           "(libphonenumber); numbers are portable, so not necessarily the current one."),
+    Column(
+        "from_carrier",
+        _S,
+        "Operator the sender's number range was allocated to "
+        "(libphonenumber); numbers are portable, so not necessarily the current one.",
+    ),
     Column("network_country", _S, "Country of the `network` MCC, ISO 3166-1 alpha-2."),
     Column("network_operator", _S, "Brand name of the `network` MCC-MNC operator."),
     Column("computed_encoding", _ENUM, "Encoding the body needs (gsm or unicode), computed."),

@@ -109,11 +109,17 @@ def _struct(fields: dict[str, str]) -> str:
 
 _WEBHOOK_STRUCT = "{" + _struct(WEBHOOK_FIELDS) + "}"
 _ACTIONS_STRUCT = "{" + _struct(ACTIONS_FIELDS) + "}"
-_ENVELOPE_STRUCT = (
-    '{"id": "VARCHAR", "at": "VARCHAR", "type": "VARCHAR", "try": "VARCHAR", '
-    f'"payload": {_WEBHOOK_STRUCT}}}'
+# The first parse reads a record as a bare webhook payload, plus the keys that tell the
+# other shapes apart; envelopes and Actions objects get a second, smaller parse.
+_ENVELOPE_KEYS = ("id", "at", "type", "try")
+_PROBE_STRUCT = (
+    "{"
+    + _struct(WEBHOOK_FIELDS)
+    + ", "
+    + ", ".join(f'"{k}": "VARCHAR"' for k in _ENVELOPE_KEYS if k not in WEBHOOK_FIELDS)
+    + ', "payload": "JSON", "sms": "JSON", "fromNumber": "VARCHAR", "toNumber": "VARCHAR"'
+    + ', "bodyText": "VARCHAR"}'
 )
-_WRAPPED_ACTIONS_STRUCT = "{" + _struct(ACTIONS_FIELDS) + f', "sms": {_ACTIONS_STRUCT}}}'
 
 _TS = "TIMESTAMPTZ"
 _COST = duckdb_type(MESSAGE_SCHEMA.field("cost_cents").type)
@@ -187,7 +193,9 @@ def parse_sql(raw: str) -> str:
             "cost_cents",
             _raw_value("cost_cents"),
             _COST,
-            r"regexp_full_match({v}, '[+-]?\d{{1,12}}(\.\d{{0,%d}})?')" % _COST_SCALE,
+            r"regexp_full_match({v}, '[+-]?\d{{1,12}}(\.\d{{0,"
+            + str(_COST_SCALE)
+            + r"}})?')",
         ),
         ("created_at", _raw_value("created_at"), _TS, None),
         ("sent_at", _raw_value("sent_at"), _TS, None),
@@ -211,8 +219,10 @@ def parse_sql(raw: str) -> str:
             sqltype, f"an amount with at most {_COST_SCALE} decimals"
         )
         checks.append(
-            (f'({v} IS NOT NULL AND "{name}" IS NULL)',
-             f"'{name}: ' || {_quoted(v)} || ' is not {kind}'")
+            (
+                f'({v} IS NOT NULL AND "{name}" IS NULL)',
+                f"'{name}: ' || {_quoted(v)} || ' is not {kind}'",
+            )
         )
     history = (
         "list_transform(w.statusHistory, lambda h: {'before': h.before, 'after': h.after, "
@@ -246,11 +256,10 @@ def parse_sql(raw: str) -> str:
     early = [
         ("pre_error IS NOT NULL", "pre_error"),
         ("brace = 0", "'no JSON object on the line'"),
-        ("w IS NULL AND a IS NULL AND NOT is_envelope", "'invalid JSON'"),
+        ("p IS NULL", "'invalid JSON'"),
         (
             f"is_envelope AND coalesce(e.type_, '') <> '{INBOUND_SMS_EVENT}'",
-            "'not an inbound SMS: event type ' || "
-            + _quoted("coalesce(e.type_, 'missing')"),
+            "'not an inbound SMS: event type ' || " + _quoted("coalesce(e.type_, 'missing')"),
         ),
         (
             "sid IS NULL AND from_number IS NULL AND to_number IS NULL",
@@ -264,50 +273,40 @@ def parse_sql(raw: str) -> str:
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
     any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in rules)
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {why}" for cond, why in rules) + " END"
-    # Each record is parsed once, with the struct of its shape. Cheap text hints pick the
-    # shape; a wrong hint (a body that is literally "payload") falls back to the next one.
     return f"""
 WITH located AS (
     SELECT source_file, source_line, text, pre_error,
            CASE WHEN pre_error IS NULL THEN strpos(text, '{{') ELSE 0 END AS brace
     FROM {raw}
-), hinted AS (
-    SELECT *, substr(text, brace) AS j,
-           brace > 0 AND (contains(text, '"payload"') OR contains(text, '"type"')) AS env_hint,
-           brace > 0 AND (contains(text, '"fromNumber"') OR contains(text, '"sms"')
-                          OR contains(text, '"bodyText"') OR contains(text, '"toNumber"'))
-               AS act_hint
+), probed AS (
+    SELECT *,
+           TRY(from_json(CASE WHEN brace = 1 THEN text WHEN brace > 1 THEN substr(text, brace)
+                         END, '{_PROBE_STRUCT}')) AS p
     FROM located
-), enveloped AS (
+), detected AS (
     SELECT *,
-           CASE WHEN env_hint THEN TRY(from_json(j, '{_ENVELOPE_STRUCT}')) END AS env
-    FROM hinted
-), parsed AS (
-    SELECT *,
-           env IS NOT NULL AND (env.type IS NOT NULL OR env.payload IS NOT NULL) AS is_envelope,
-           CASE WHEN act_hint AND NOT is_envelope
-                THEN TRY(from_json(j, '{_WRAPPED_ACTIONS_STRUCT}')) END AS act
-    FROM enveloped
-), checked AS (
-    SELECT * EXCLUDE (act),
-           CASE WHEN act.sms IS NOT NULL OR act.fromNumber IS NOT NULL
-                     OR act.toNumber IS NOT NULL OR act.bodyText IS NOT NULL THEN act END AS act
-    FROM parsed
+           coalesce(p.type IS NOT NULL OR p.payload IS NOT NULL, false) AS is_envelope,
+           coalesce(p.type IS NULL AND p.payload IS NULL
+                    AND (p.sms IS NOT NULL OR p.fromNumber IS NOT NULL
+                         OR p.toNumber IS NOT NULL OR p.bodyText IS NOT NULL), false)
+               AS is_actions
+    FROM probed
 ), shaped AS (
-    SELECT *,
-           CASE WHEN is_envelope THEN env.payload
-                WHEN act IS NOT NULL THEN NULL
-                WHEN brace > 0 THEN TRY(from_json(j, '{_WEBHOOK_STRUCT}'))
+    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope,
+           CASE WHEN is_envelope THEN TRY(from_json(p.payload, '{_WEBHOOK_STRUCT}'))
+                WHEN NOT is_actions THEN {_pick("p", _webhook_keys())}
            END AS w,
-           CASE WHEN act.sms IS NOT NULL THEN act.sms
-                WHEN act IS NOT NULL THEN {_pick("act", list(ACTIONS_FIELDS))}
+           CASE WHEN is_actions AND p.sms IS NOT NULL
+                    THEN TRY(from_json(p.sms, '{_ACTIONS_STRUCT}'))
+                WHEN is_actions
+                    THEN TRY(from_json(substr(text, brace), '{_ACTIONS_STRUCT}'))
            END AS a,
            CASE WHEN is_envelope
-                THEN {{'id_': env.id, 'at_': env.at, 'type_': env.type, 'try_': env.try}}
+                THEN {{'id_': p.id, 'at_': p.at, 'type_': p.type, 'try_': p.try}}
            END AS e
-    FROM checked
+    FROM detected
 ), valued AS (
-    SELECT source_file, source_line, text, pre_error, brace, is_envelope, w, a, e,
+    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, w, a, e,
            {", ".join(valued)}
     FROM shaped
 ), typed AS (

@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m smsanalytics``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,216 @@
+"""The ``smsanalytics`` command: a thin layer over the library.
+
+Each command parses its options, makes one library call and prints the result. Errors the
+library raises on purpose (:class:`~smsanalytics.errors.SmsAnalyticsError`) become one line
+on standard error and exit code 2; ``--strict`` failures exit 1. Text that came from
+messages is escaped before it reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import duckdb
+import pandas as pd
+
+from . import dataset as ds
+from .errors import SmsAnalyticsError, StrictModeError
+from .escape import for_terminal
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handle_errors(func: F) -> F:
+    """Turn the library's errors into one clear line and an exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StrictModeError as exc:
+            click.echo(f"smsanalytics: {for_terminal(exc)}", err=True)
+            sys.exit(1)
+        except SmsAnalyticsError as exc:
+            click.echo(f"smsanalytics: error: {for_terminal(exc)}", err=True)
+            sys.exit(2)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"smsanalytics: SQL error: {for_terminal(first)}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"smsanalytics: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("smsanalytics: interrupted; nothing was changed", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> None:
+    """Print `df` as an aligned text table, cells escaped and cut to `max_width`."""
+    shown = df.head(max_rows)
+
+    def cell(v: Any) -> str:
+        if v is None or (not isinstance(v, list | dict) and pd.isna(v)):
+            return ""
+        text = for_terminal(v)
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    header = [for_terminal(c) for c in shown.columns]
+    rows = [[cell(v) for v in row] for row in shown.itertuples(index=False, name=None)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    click.echo("  ".join("-" * w for w in widths))
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    if len(df) > max_rows:
+        click.echo(f"... {len(df) - max_rows:,} more rows (use --csv or --json for all)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smsanalytics")
+def main() -> None:
+    """Callr inbound-SMS archives as typed tables, answers and reports."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Dataset directory."
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Rejects file (JSON Lines); default <out>.rejects.jsonl.",
+)
+@click.option(
+    "--partition-by", type=click.Choice(["month", "none"]), default="month", show_default=True
+)
+@click.option("--overwrite", is_flag=True, help="Replace the dataset instead of adding to it.")
+@click.option(
+    "--strict", is_flag=True, help="Exit 1 (and change nothing) if any record is rejected."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
+@_handle_errors
+def convert(
+    inputs: tuple[str, ...],
+    out: str,
+    rejects: str | None,
+    partition_by: str,
+    overwrite: bool,
+    strict: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Convert Callr archives (files, folders, - for stdin) into a Parquet dataset.
+
+    Converting into an existing dataset adds only what is new; running the same
+    command twice writes nothing the second time.
+    """
+    from .ingest import convert as run
+
+    summary = run(
+        inputs,
+        out,
+        rejects=rejects,
+        partition_by=partition_by,
+        overwrite=overwrite,
+        strict=strict,
+        quiet=quiet or as_json,
+    )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), default=str))
+    elif not quiet:
+        for line in str(summary).splitlines():
+            click.echo(for_terminal(line), err=False)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print as one JSON object.")
+@_handle_errors
+def info(dataset: str, as_json: bool) -> None:
+    """Rows, date range, partitions, size and schema of a dataset."""
+    from .schema import COLUMNS
+
+    d = ds.describe(dataset)
+    if as_json:
+        click.echo(json.dumps(d.to_dict(), default=str))
+        return
+    click.echo(f"dataset   {for_terminal(d.path)}")
+    click.echo(f"rows      {d.rows:,}")
+    span = f"{d.first:%Y-%m-%d %H:%M} .. {d.last:%Y-%m-%d %H:%M} UTC" if d.first and d.last else "-"
+    click.echo(f"created   {span}")
+    click.echo(f"size      {d.size / 1e6:,.2f} MB in {d.files:,} files")
+    click.echo(f"partitions ({d.manifest.get('partition_by', '?')}):")
+    for key, n in d.partitions.items():
+        click.echo(f"  {key or '(none)':<12} {n:>10,}")
+    click.echo("schema:")
+    for c in COLUMNS:
+        unit = f" [{c.unit}]" if c.unit else ""
+        kind = (
+            f"{c.type.value_type} (dictionary)"
+            if hasattr(c.type, "value_type") and hasattr(c.type, "index_type")
+            else str(c.type)
+        )
+        click.echo(f"  {c.name:<18} {kind:<26} {c.description}{unit}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path())
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (formula cells neutralised).")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout.")
+@click.option("--max-rows", default=50, show_default=True, help="Rows shown in the table view.")
+@_handle_errors
+def sql(dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: int) -> None:
+    """Run DuckDB SQL over a view named `messages` of DATASET."""
+    from .queries import run_sql
+
+    if not Path(dataset).is_dir():
+        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    df = run_sql(dataset, query)
+    if as_csv:
+        from .escape import for_csv_cell
+
+        df.map(for_csv_cell).to_csv(sys.stdout, index=False)
+    elif as_json:
+        click.echo(df.to_json(orient="records", lines=True, date_format="iso", default_handler=str))
+    else:
+        _print_table(df, max_rows=max_rows)
+
+
+@main.command()
+@click.option(
+    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to create."
+)
+@click.option("--n", "n", default=3000, show_default=True, help="Distinct messages.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@_handle_errors
+def sample(out: str, n: int, seed: int) -> None:
+    """Write a realistic synthetic Callr archive in every shape and container."""
+    from .sample import write_sample
+
+    try:
+        m = write_sample(out, n=n, seed=seed)
+    except (FileExistsError, ValueError) as exc:
+        raise SmsAnalyticsError(str(exc)) from exc
+    click.echo(
+        f"wrote {len(m.files)} files to {for_terminal(out)}: {m.records:,} records, "
+        f"{m.messages:,} messages, {m.duplicates:,} duplicates, {m.rejects:,} broken"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

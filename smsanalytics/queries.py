@@ -1,0 +1,1190 @@
+"""The questions asked of a message table, as DuckDB SQL: one place an analyst can copy from.
+
+This module owns the SQL. :func:`connect` opens an embedded DuckDB connection with a
+``messages`` view (exactly the columns of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`) over
+a dataset directory, archive files, or a table already in memory. Each named question
+(:func:`volume`, :func:`top_senders`, :func:`costs`, ...) runs one SQL statement over that
+view and returns a small pandas DataFrame; no question loads the whole table into pandas.
+
+Conventions shared by every question:
+
+* ``source`` is a connection from :func:`connect` or anything :func:`connect` accepts.
+* Filters (``start``, ``end``, ``to_number``, ``country``, ``traffic_type``, ``status``) are
+  bound as SQL parameters (``$start``, ``$country_0``, ...), never pasted into the SQL text.
+  Only identifiers chosen from an allow-list (``freq``, ``by``) are written into SQL.
+* ``start`` (inclusive) and ``end`` (exclusive) are dates or datetimes; naive ones are
+  wall-clock times in ``tz``, so ``start="2025-03-30", tz="Europe/Paris"`` means Paris
+  midnight. ``country`` matches ``from_country`` (the sender's country).
+* Periods are buckets of ``created_at`` in the time zone ``tz`` (the user's days, so a DST
+  day has 23 or 25 hours). ``period`` is the bucket's first instant, a tz-aware timestamp in
+  ``tz``. Periods without messages are absent.
+* Money is exact: ``cost_cents`` (cents of the account currency) and ``cost`` (major units,
+  ``cost_cents / 100``) are Arrow decimals, never floats. The currency is a label, kept in
+  ``DataFrame.attrs["currency"]`` (set it with ``connect(..., currency="EUR")``).
+* Counts are ``int64``, shares are floats in [0, 1].
+
+The SQL templates are the ``*_SQL`` constants below. ``{where}`` is the filter clause,
+``{key}`` the bucket key of a row (see :func:`bucket_sql`), ``{period}`` turns a key back
+into an instant; ``{slot}`` and ``{slot_start}`` are the 15-minute UTC slot of a row and
+its first instant: counting questions aggregate by slot first, then convert each slot to
+local time once, instead of converting every row (about ten times faster, and exact since
+UTC offsets are whole quarter hours).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from . import dataset
+from .schema import COLUMNS, duckdb_type
+
+__all__ = [
+    "FREQS",
+    "COST_DIMENSIONS",
+    "DEFAULT_KEYWORDS",
+    "Source",
+    "connect",
+    "run_sql",
+    "bucket_sql",
+    "normalise_keyword",
+    "volume",
+    "top_senders",
+    "sender_activity",
+    "locations",
+    "encodings",
+    "parts_distribution",
+    "costs",
+    "traffic",
+    "statuses",
+    "activity_pattern",
+    "keywords",
+]
+
+#: Period lengths a question can bucket by.
+FREQS: tuple[str, ...] = ("hour", "day", "week", "month")
+
+Freq = Literal["hour", "day", "week", "month"]
+TextFilter = str | Iterable[str] | None
+TimeBound = date | datetime | str | pd.Timestamp | None
+#: Whatever :func:`connect` accepts, or a connection it returned.
+Source = Any
+
+#: ``costs(by=...)`` dimensions: output column -> SQL expression. Time periods come from FREQS.
+COST_DIMENSIONS: dict[str, str] = {
+    "country": "from_country",
+    "network": "network",
+    "operator": "network_operator",
+    "traffic_type": "traffic_type",
+    "payment_type": "payment_type",
+    "to_number": "to_number",
+    "encoding": "encoding",
+    "status": "status",
+}
+
+#: Opt-out and opt-in keywords (normalised: upper case, no accents, no punctuation).
+DEFAULT_KEYWORDS: dict[str, str] = {
+    "STOP": "opt-out",
+    "STOPALL": "opt-out",
+    "STOP ALL": "opt-out",
+    "STOP SMS": "opt-out",
+    "UNSUBSCRIBE": "opt-out",
+    "CANCEL": "opt-out",
+    "END": "opt-out",
+    "QUIT": "opt-out",
+    "OPTOUT": "opt-out",
+    "OPT OUT": "opt-out",
+    "ARRET": "opt-out",
+    "ARRETER": "opt-out",
+    "DESABONNER": "opt-out",
+    "DESINSCRIRE": "opt-out",
+    "DESINSCRIPTION": "opt-out",
+    "BAJA": "opt-out",
+    "START": "opt-in",
+    "UNSTOP": "opt-in",
+    "SUBSCRIBE": "opt-in",
+    "OPTIN": "opt-in",
+    "OPT IN": "opt-in",
+    "RESUME": "opt-in",
+}
+
+_VIEW = "messages"
+_SLOT = "epoch_us(created_at) // 900000000"
+_SLOT_START = "to_timestamp(slot * 900)"
+_SOURCE_TABLE = "_smsanalytics_source"
+_CURRENCY_VARIABLE = "smsanalytics_currency"
+_FILTER_COLUMNS = {
+    "to_number": "to_number",
+    "country": "from_country",
+    "traffic_type": "traffic_type",
+    "status": "status",
+}
+
+# ---------------------------------------------------------------------------------------
+# SQL templates. Placeholders: {where} filter clause; {key} a row's bucket key (on
+# created_at); {period} the key back as an instant; $tz and $... are bound parameters.
+#
+# Time-zone conversion is the costly part of a period question (about 1 us a row), so the
+# questions that count first aggregate by 15-minute UTC slot ({slot}: integer arithmetic),
+# then convert each slot's start ({slot_start}) once. This is exact: every UTC offset in
+# use is a multiple of 15 minutes and offsets change on slot boundaries, so a whole slot
+# falls in one local hour, day, week and month.
+# ---------------------------------------------------------------------------------------
+
+VOLUME_SQL = """
+WITH slots AS (
+    SELECT {slot} AS slot,
+           count(*) AS messages,
+           sum(parts) AS parts,
+           sum(cost_cents) AS cost_cents
+    FROM messages
+    {where}
+    GROUP BY slot
+),
+buckets AS (
+    SELECT {key} AS k,
+           CAST(sum(messages) AS BIGINT) AS messages,
+           CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+           sum(cost_cents) AS cost_cents
+    FROM (SELECT *, {slot_start} AS created_at FROM slots)
+    GROUP BY k
+)
+SELECT {period} AS period, messages, parts, cost_cents, cost_cents * 0.01 AS cost
+FROM buckets
+ORDER BY period
+"""
+
+TOP_SENDERS_SQL = """
+SELECT from_number,
+       any_value(from_country) AS country,
+       count(*) AS messages,
+       CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+       sum(cost_cents) AS cost_cents,
+       sum(cost_cents) * 0.01 AS cost,
+       min(created_at) AS first_seen,
+       max(created_at) AS last_seen,
+       count(DISTINCT CAST(timezone($tz, created_at) AS DATE)) AS active_days
+FROM messages
+{where}
+GROUP BY from_number
+ORDER BY {order} DESC NULLS LAST, from_number
+LIMIT $n
+"""
+
+# "Ever" (first message, total count) ignores start/end but honours the other filters, so
+# a sender first seen before `start` is returning, not new.
+SENDER_ACTIVITY_SQL = """
+WITH senders AS (
+    SELECT from_number, min(created_at) AS first_at, count(*) AS total
+    FROM messages
+    {where_any_time}
+    GROUP BY from_number
+),
+active AS (
+    SELECT DISTINCT {key} AS k, from_number
+    FROM messages
+    {where}
+)
+SELECT {period_of_a} AS period,
+       count(*) AS senders,
+       count(*) FILTER (WHERE {first_key} = a.k) AS new_senders,
+       count(*) FILTER (WHERE {first_key} < a.k) AS returning_senders,
+       count(*) FILTER (WHERE s.total = 1) AS one_off_senders,
+       count(*) FILTER (WHERE s.total > 1) AS repeat_senders
+FROM active AS a JOIN senders AS s USING (from_number)
+GROUP BY a.k
+ORDER BY period
+"""
+
+LOCATIONS_SQL = """
+SELECT {keys},
+       count(*) AS messages,
+       count(*) / sum(count(*)) OVER () AS share,
+       count(DISTINCT from_number) AS senders,
+       CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+       sum(cost_cents) AS cost_cents,
+       sum(cost_cents) * 0.01 AS cost
+FROM messages
+{where}
+GROUP BY {order}
+ORDER BY messages DESC, {order}
+"""
+
+ENCODINGS_SQL = """
+SELECT {keys}
+       encoding,
+       count(*) AS messages,
+       count(*) / sum(count(*)) OVER ({partition}) AS share,
+       CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+       count(*) FILTER (WHERE parts > 1) AS multipart_messages,
+       count(*) FILTER (WHERE parts > 1) / count(*) AS multipart_share
+FROM messages
+{where}
+GROUP BY {group}encoding
+ORDER BY {order} messages DESC, encoding
+"""
+
+PARTS_DISTRIBUTION_SQL = """
+SELECT parts,
+       encoding,
+       count(*) AS messages,
+       count(*) / sum(count(*)) OVER () AS share
+FROM messages
+{where}
+GROUP BY parts, encoding
+ORDER BY parts NULLS LAST, encoding
+"""
+
+COSTS_SQL = """
+WITH slots AS (
+    SELECT {slot} AS slot,
+           {dims}
+           count(*) AS messages,
+           sum(parts) AS parts,
+           sum(cost_cents) AS cost_cents
+    FROM messages
+    {where}
+    GROUP BY ALL
+),
+groups AS (
+    SELECT {keys}
+           CAST(coalesce(sum(messages), 0) AS BIGINT) AS messages,
+           CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+           sum(cost_cents) AS cost_cents
+    FROM (SELECT *, {slot_start} AS created_at FROM slots)
+    GROUP BY ALL
+)
+SELECT {outer_keys}
+       messages,
+       parts,
+       cost_cents,
+       cost_cents * 0.01 AS cost,
+       cost_cents / sum(cost_cents) OVER () AS share
+FROM groups
+ORDER BY {order}
+"""
+
+BREAKDOWN_SQL = """
+WITH slots AS (
+    SELECT {slot} AS slot, {column} AS {name}, count(*) AS messages
+    FROM messages
+    {where}
+    GROUP BY ALL
+),
+groups AS (
+    SELECT {key} AS k, {name}, CAST(sum(messages) AS BIGINT) AS messages
+    FROM (SELECT *, {slot_start} AS created_at FROM slots)
+    GROUP BY ALL
+)
+SELECT {period} AS period, {name}, messages,
+       messages / sum(messages) OVER (PARTITION BY k) AS share
+FROM groups
+ORDER BY period, messages DESC, {name}
+"""
+
+ACTIVITY_PATTERN_SQL = """
+WITH slots AS (
+    SELECT {slot} AS slot, count(*) AS messages
+    FROM messages
+    {where}
+    GROUP BY slot
+),
+counts AS (
+    SELECT isodow(local) - 1 AS weekday, hour(local) AS hour,
+           CAST(sum(messages) AS BIGINT) AS messages
+    FROM (SELECT timezone($tz, {slot_start}) AS local, messages FROM slots)
+    GROUP BY ALL
+)
+SELECT d.weekday,
+       ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday']
+           [d.weekday + 1] AS day,
+       h.hour,
+       coalesce(c.messages, 0) AS messages
+FROM range(7) AS d(weekday)
+CROSS JOIN range(24) AS h(hour)
+LEFT JOIN counts AS c ON c.weekday = d.weekday AND c.hour = h.hour
+ORDER BY d.weekday, h.hour
+"""
+
+# Normalised body: accents stripped (ARRÊT -> ARRET), punctuation removed, spaces collapsed,
+# trimmed, upper case. `normalise_keyword` does the same in Python for the keyword list.
+NORMALISED_BODY_SQL = (
+    "upper(trim(regexp_replace(regexp_replace(strip_accents(body_text), "
+    "'[^\\p{L}\\p{N}\\s]', '', 'g'), '\\s+', ' ', 'g')))"
+)
+
+KEYWORDS_SQL = """
+WITH wanted AS (
+    SELECT unnest($keywords::VARCHAR[]) AS keyword, unnest($kinds::VARCHAR[]) AS kind
+),
+slots AS (
+    SELECT {slot} AS slot, {normalised} AS keyword, count(*) AS messages
+    FROM messages
+    {where}
+    GROUP BY ALL
+)
+SELECT {period} AS period, keyword, kind, messages
+FROM (
+    SELECT {key} AS k, keyword, kind, CAST(sum(messages) AS BIGINT) AS messages
+    FROM (SELECT *, {slot_start} AS created_at FROM slots) JOIN wanted USING (keyword)
+    GROUP BY ALL
+)
+ORDER BY period, messages DESC, keyword
+"""
+
+
+# ---------------------------------------------------------------------------------------
+# Connection
+# ---------------------------------------------------------------------------------------
+
+
+def connect(source: Source, *, currency: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB connection with a ``messages`` view over `source`.
+
+    Parameters
+    ----------
+    source : str, Path, sequence of paths, pandas.DataFrame, pyarrow.Table or connection
+        * a dataset directory (one holding Parquet files or a ``_smsanalytics.json``),
+          scanned in place (the file list is taken now);
+        * any other path, or a list of paths: Callr archive files, read with
+          :func:`smsanalytics.ingest.read_messages`;
+        * a DataFrame or Arrow table of messages (columns of ``MESSAGE_SCHEMA``; missing
+          ones are null, extra ones ignored);
+        * a connection: returned as it is (its currency label is only set if given).
+    currency : str, optional
+        Label of the account currency (e.g. ``"EUR"``); costs are reported with it.
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
+        Session time zone UTC; the ``messages`` view has exactly the schema's columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> con = connect(pd.DataFrame({"sid": ["a"], "from_country": ["FR"]}), currency="EUR")
+    >>> con.execute("SELECT sid, from_country, cost_cents FROM messages").fetchall()
+    [('a', 'FR', None)]
+    """
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        if currency is not None:
+            _set_currency(source, currency)
+        return source
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if isinstance(source, str | Path) and _is_dataset(Path(source)):
+        con.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM {dataset.scan_sql(source)}")
+    else:
+        if isinstance(source, str | Path) or _is_path_list(source):
+            from .ingest import read_messages
+
+            paths = [source] if isinstance(source, str | Path) else list(source)
+            source = read_messages(*paths)
+        _register_table(con, _as_arrow(source))
+    if currency is not None:
+        _set_currency(con, currency)
+    return con
+
+
+def run_sql(
+    source: Source, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Run `sql` (which may read the ``messages`` view) and return the result.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        Where ``messages`` lives.
+    sql : str
+        One SQL statement; use ``?`` or ``$name`` placeholders for values.
+    params : sequence or mapping, optional
+        Values of the placeholders.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware UTC.
+    """
+    con, owned = _open(source)
+    try:
+        table = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        if owned:
+            con.close()
+    return _frame(table, "UTC", question="sql", currency=None)
+
+
+def _is_dataset(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    return (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path))
+
+
+def _is_path_list(source: Any) -> bool:
+    return (
+        isinstance(source, list | tuple)
+        and len(source) > 0
+        and all(isinstance(p, str | Path) for p in source)
+    )
+
+
+def _as_arrow(source: Any) -> pa.Table:
+    if isinstance(source, pa.Table):
+        return source
+    if isinstance(source, pd.DataFrame):
+        return pa.Table.from_pandas(source, preserve_index=False)
+    raise TypeError(
+        "source must be a dataset directory, archive path(s), a pandas DataFrame, a pyarrow "
+        f"Table or a DuckDB connection, not {type(source).__name__}"
+    )
+
+
+def _register_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    con.register(_SOURCE_TABLE, table)
+    present = set(table.column_names)
+    cols = []
+    for c in COLUMNS:
+        value = f'"{c.name}"' if c.name in present else "NULL"
+        cols.append(f'CAST({value} AS {duckdb_type(c.type)}) AS "{c.name}"')
+    con.execute(f"CREATE VIEW {_VIEW} AS SELECT {', '.join(cols)} FROM {_SOURCE_TABLE}")
+
+
+def _set_currency(con: duckdb.DuckDBPyConnection, currency: str) -> None:
+    con.execute(f"SET VARIABLE {_CURRENCY_VARIABLE} = ?", [currency])
+
+
+def _currency(con: duckdb.DuckDBPyConnection, currency: str | None) -> str | None:
+    if currency is not None:
+        return currency
+    rows = con.execute(f"SELECT getvariable('{_CURRENCY_VARIABLE}')").fetchall()
+    return rows[0][0]
+
+
+def _open(source: Source) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """Return a connection for `source` and whether this call opened it (and must close it)."""
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        return source, False
+    return connect(source), True
+
+
+# ---------------------------------------------------------------------------------------
+# Filters and buckets
+# ---------------------------------------------------------------------------------------
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz!r}") from exc
+
+
+def _instant(value: TimeBound, tz: str) -> datetime | None:
+    """Return `value` as a UTC instant; naive values are wall-clock times in `tz`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = pd.Timestamp(value)
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_zone(tz))
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=_zone(tz)).astimezone(UTC)
+    raise TypeError(f"start/end must be a date, datetime or string, not {type(value).__name__}")
+
+
+def _where(
+    *,
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+    extra: Sequence[str] = (),
+) -> tuple[str, dict[str, Any]]:
+    """Build the WHERE clause of the filters, with every value a named parameter."""
+    conditions: list[str] = list(extra)
+    params: dict[str, Any] = {}
+    lo, hi = _instant(start, tz), _instant(end, tz)
+    if lo is not None:
+        conditions.append("created_at >= $start")
+        params["start"] = lo
+    if hi is not None:
+        conditions.append("created_at < $end")
+        params["end"] = hi
+    values = {"to_number": to_number, "country": country, "traffic_type": traffic_type,
+              "status": status}
+    for name, value in values.items():
+        if value is None:
+            continue
+        items = [value] if isinstance(value, str) else list(value)
+        if not items:
+            conditions.append("false")
+            continue
+        names = [f"{name}_{i}" for i in range(len(items))]
+        for n, item in zip(names, items, strict=True):
+            if not isinstance(item, str):
+                raise TypeError(f"{name} values must be strings, not {type(item).__name__}")
+            params[n] = item
+        placeholders = ", ".join(f"${n}" for n in names)
+        conditions.append(f"{_FILTER_COLUMNS[name]} IN ({placeholders})")
+    if not conditions:
+        return "", params
+    return "WHERE " + "\n  AND ".join(conditions), params
+
+
+def _check_freq(freq: str) -> str:
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {', '.join(FREQS)}, not {freq!r}")
+    return freq
+
+
+def bucket_sql(freq: str, column: str = "created_at") -> tuple[str, str]:
+    """Return the SQL of a period bucket in the time zone bound as ``$tz``.
+
+    Parameters
+    ----------
+    freq : {'hour', 'day', 'week', 'month'}
+        Period length. Weeks start on Monday.
+    column : str
+        A ``TIMESTAMPTZ`` column (or expression) to bucket.
+
+    Returns
+    -------
+    key : str
+        Expression grouping rows by period: for days, weeks and months the local
+        wall-clock start of the period (``date_trunc`` of ``timezone($tz, column)``); for
+        hours the period's first instant, so the repeated hour of a DST change stays two.
+    period : str
+        Expression of a key (written ``{k}``) turning it back into the period's first
+        instant (``TIMESTAMPTZ``).
+
+    Examples
+    --------
+    >>> key, period = bucket_sql("day")
+    >>> key
+    "date_trunc('day', timezone($tz, created_at))"
+    >>> period.format(k="k")
+    'timezone($tz, k)'
+    """
+    _check_freq(freq)
+    local = f"timezone($tz, {column})"
+    if freq == "hour":
+        return f"{column} - ({local} - date_trunc('hour', {local}))", "{k}"
+    return f"date_trunc('{freq}', {local})", "timezone($tz, {k})"
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------
+
+
+def _used(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the parameters the SQL uses (DuckDB rejects unused named parameters)."""
+    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+    return {k: v for k, v in params.items() if k in used}
+
+
+def _decimal_or_default(t: pa.DataType) -> pd.ArrowDtype | None:
+    return pd.ArrowDtype(t) if pa.types.is_decimal(t) else None
+
+
+def _frame(table: pa.Table, tz: str, *, question: str, currency: str | None,
+           **attrs: Any) -> pd.DataFrame:
+    """Arrow result -> pandas: decimals exact (Arrow dtype), instants in `tz`, rest numpy."""
+    df = table.to_pandas(types_mapper=_decimal_or_default)
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            df[f.name] = df[f.name].dt.tz_convert(tz)
+    df.attrs.update({"question": question, "tz": tz, "currency": currency, **attrs})
+    return df
+
+
+def _run(
+    source: Source,
+    sql: str,
+    params: Mapping[str, Any],
+    *,
+    question: str,
+    tz: str = "UTC",
+    money: bool = False,
+    currency: str | None = None,
+    **attrs: Any,
+) -> pd.DataFrame:
+    con, owned = _open(source)
+    try:
+        table = con.sql(sql, params=_used(sql, params)).to_arrow_table()
+        label = _currency(con, currency) if money else None
+    finally:
+        if owned:
+            con.close()
+    return _frame(table, tz, question=question, currency=label, **attrs)
+
+
+# ---------------------------------------------------------------------------------------
+# Questions
+# ---------------------------------------------------------------------------------------
+
+
+def volume(
+    source: Source,
+    *,
+    freq: Freq = "day",
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+    currency: str | None = None,
+) -> pd.DataFrame:
+    """Messages, parts and cost per period.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    freq : {'hour', 'day', 'week', 'month'}
+        Period length; periods are buckets of ``created_at`` in `tz`.
+    tz : str
+        IANA time zone of the periods and of naive `start` / `end` (e.g. "Europe/Paris").
+    start, end : date, datetime or str, optional
+        Only messages created at or after `start` and before `end`.
+    to_number, country, traffic_type, status : str or list of str, optional
+        Only messages with these recipients, sender countries (ISO alpha-2), traffic types,
+        statuses.
+    currency : str, optional
+        Currency label (default: the one given to :func:`connect`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period`` (tz-aware, first instant of the period), ``messages`` [messages],
+        ``parts`` [segments], ``cost_cents`` [cents, decimal], ``cost`` [currency units,
+        decimal]; ``attrs["currency"]`` is the currency label.
+    """
+    key, period = bucket_sql(freq)
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    sql = VOLUME_SQL.format(key=key, period=period.format(k="k"), where=where, slot=_SLOT,
+                            slot_start=_SLOT_START)
+    return _run(source, sql, {**params, "tz": tz}, question="volume", tz=tz, money=True,
+                currency=currency, freq=freq)
+
+
+def top_senders(
+    source: Source,
+    *,
+    by: Literal["messages", "parts", "cost"] = "messages",
+    n: int | None = 10,
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+    currency: str | None = None,
+) -> pd.DataFrame:
+    """The senders who sent the most messages (or parts, or cost).
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    by : {'messages', 'parts', 'cost'}
+        What ranks the senders; ties are broken by number.
+    n : int or None
+        How many senders (None: all).
+    tz : str
+        Time zone of `start` / `end`, of ``active_days`` and of the returned timestamps.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+    currency : str, optional
+        Currency label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``from_number``, ``country`` (sender country), ``messages``, ``parts`` [segments],
+        ``cost_cents`` [cents, decimal], ``cost`` [currency units, decimal],
+        ``first_seen`` and ``last_seen`` (tz-aware), ``active_days`` [days with at least
+        one message, in `tz`]. Messages without a sender number are left out.
+    """
+    orders = {"messages": "messages", "parts": "parts", "cost": "cost_cents"}
+    if by not in orders:
+        raise ValueError(f"by must be one of {', '.join(orders)}, not {by!r}")
+    if n is not None and (not isinstance(n, int) or n < 0):
+        raise ValueError(f"n must be a non-negative integer or None, not {n!r}")
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status,
+                           extra=["from_number IS NOT NULL"])
+    sql = TOP_SENDERS_SQL.format(where=where, order=orders[by])
+    if n is None:
+        sql = sql.replace("LIMIT $n", "")
+    return _run(source, sql, {**params, "tz": tz, "n": n}, question="top_senders", tz=tz,
+                money=True, currency=currency, by=by)
+
+
+def sender_activity(
+    source: Source,
+    *,
+    freq: Freq = "month",
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Active, new and returning, one-off and repeat senders per period.
+
+    A sender is *new* in the period of their first message ever and *returning* in later
+    periods; *one-off* if they sent exactly one message ever, *repeat* otherwise. "Ever"
+    means in the whole data that passes the filters other than `start` / `end`.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    freq : {'hour', 'day', 'week', 'month'}
+        Period length.
+    tz : str
+        Time zone of the periods.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``senders`` [senders with a message in the period], ``new_senders``,
+        ``returning_senders`` (the two sum to ``senders``), ``one_off_senders``,
+        ``repeat_senders`` (idem).
+    """
+    key, period = bucket_sql(freq)
+    first_key, _ = bucket_sql(freq, "s.first_at")
+    filters = dict(to_number=to_number, country=country, traffic_type=traffic_type,
+                   status=status)
+    not_null = ["from_number IS NOT NULL"]
+    where, params = _where(tz=tz, start=start, end=end, extra=not_null, **filters)
+    where_any_time, params_any = _where(tz=tz, extra=not_null, **filters)
+    sql = SENDER_ACTIVITY_SQL.format(
+        key=key, period_of_a=period.format(k="a.k"), first_key=first_key, where=where,
+        where_any_time=where_any_time,
+    )
+    return _run(source, sql, {**params_any, **params, "tz": tz}, question="sender_activity",
+                tz=tz, freq=freq)
+
+
+def locations(
+    source: Source,
+    *,
+    by: Literal["country", "location"] = "country",
+    n: int | None = None,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    tz: str = "UTC",
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+    currency: str | None = None,
+) -> pd.DataFrame:
+    """Messages by sender country, or by sender location within each country.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    by : {'country', 'location'}
+        ``country`` groups by ``from_country``; ``location`` by ``from_country`` and
+        ``from_location``.
+    n : int or None
+        Keep the `n` largest rows (shares stay shares of the whole).
+    start, end, tz, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+    currency : str, optional
+        Currency label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``country`` [ISO 3166-1 alpha-2, null if unknown], (``location``), ``messages``,
+        ``share`` [fraction of all filtered messages], ``senders`` [distinct numbers],
+        ``parts`` [segments], ``cost_cents`` [cents, decimal], ``cost`` [currency units,
+        decimal]; largest first.
+    """
+    keys = {"country": "from_country AS country",
+            "location": "from_country AS country, from_location AS location"}
+    if by not in keys:
+        raise ValueError(f"by must be 'country' or 'location', not {by!r}")
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    order = "country, location" if by == "location" else "country"
+    sql = LOCATIONS_SQL.format(keys=keys[by], order=order, where=where)
+    df = _run(source, sql, params, question="locations", tz=tz, money=True,
+              currency=currency, by=by)
+    return df.head(n).reset_index(drop=True) if n is not None else df
+
+
+def encodings(
+    source: Source,
+    *,
+    by: Literal["country"] | None = None,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    tz: str = "UTC",
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """GSM vs unicode: share of messages and of multi-part messages, overall or by country.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    by : {None, 'country'}
+        ``country`` splits by sender country; shares are then within each country.
+    start, end, tz, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        (``country``), ``encoding`` (as Callr billed it), ``messages``, ``share``
+        [fraction], ``parts`` [segments], ``multipart_messages`` [messages of 2 parts or
+        more], ``multipart_share`` [fraction of the encoding's messages].
+    """
+    if by not in (None, "country"):
+        raise ValueError(f"by must be None or 'country', not {by!r}")
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    if by == "country":
+        sql = ENCODINGS_SQL.format(keys="from_country AS country,", order="country,",
+                                   group="from_country, ",
+                                   partition="PARTITION BY from_country", where=where)
+    else:
+        sql = ENCODINGS_SQL.format(keys="", order="", group="", partition="", where=where)
+    return _run(source, sql, params, question="encodings", tz=tz, by=by)
+
+
+def parts_distribution(
+    source: Source,
+    *,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    tz: str = "UTC",
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """How many messages have 1, 2, 3, ... parts, by encoding.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    start, end, tz, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``parts`` [segments], ``encoding``, ``messages``, ``share`` [fraction of all
+        filtered messages].
+    """
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    sql = PARTS_DISTRIBUTION_SQL.format(where=where)
+    return _run(source, sql, params, question="parts_distribution", tz=tz)
+
+
+def costs(
+    source: Source,
+    *,
+    by: str | Sequence[str] = (),
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+    currency: str | None = None,
+) -> pd.DataFrame:
+    """Total cost, or cost by any of period, country, network, traffic type, ...
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    by : str or sequence of str
+        Grouping, in order: at most one period (``hour``, ``day``, ``week``, ``month``, in
+        `tz`) and any of :data:`COST_DIMENSIONS` (``country``, ``network``, ``operator``,
+        ``traffic_type``, ``payment_type``, ``to_number``, ``encoding``, ``status``).
+        Empty: one row, the total.
+    tz : str
+        Time zone of the periods and of naive `start` / `end`.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+    currency : str, optional
+        Currency label (default: the one given to :func:`connect`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The `by` columns, ``messages``, ``parts`` [segments], ``cost_cents`` [cents,
+        decimal], ``cost`` [currency units, decimal], ``share`` [fraction of the total
+        cost]. Sorted by period, then by cost (largest first). ``attrs["currency"]``.
+    """
+    dims = [by] if isinstance(by, str) else list(by)
+    periods = [d for d in dims if d in FREQS]
+    unknown = [d for d in dims if d not in FREQS and d not in COST_DIMENSIONS]
+    if unknown:
+        allowed = ", ".join([*FREQS, *COST_DIMENSIONS])
+        raise ValueError(f"cannot group costs by {unknown[0]!r}; choose from {allowed}")
+    if len(periods) > 1:
+        raise ValueError(f"group by at most one period, not {periods}")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"duplicate grouping in {dims}")
+    first, inner, outer = [], [], []
+    for d in dims:
+        if d in FREQS:
+            key, period = bucket_sql(d)
+            inner.append(f"{key} AS {d}")
+            outer.append(f"{period.format(k=d)} AS {d}")
+        else:
+            first.append(f"{COST_DIMENSIONS[d]} AS {d}")
+            inner.append(d)
+            outer.append(d)
+    order = [*periods, "cost_cents DESC NULLS LAST", *[d for d in dims if d not in FREQS]]
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    sql = COSTS_SQL.format(
+        slot=_SLOT if periods else "NULL",
+        slot_start=_SLOT_START,
+        dims="".join(f"{k},\n           " for k in first),
+        keys="".join(f"{k},\n           " for k in inner),
+        outer_keys="".join(f"{k},\n       " for k in outer),
+        where=where,
+        order=", ".join(order),
+    )
+    return _run(source, sql, {**params, "tz": tz}, question="costs", tz=tz, money=True,
+                currency=currency, by=tuple(dims))
+
+
+def _breakdown(
+    source: Source, column: str, name: str, question: str, freq: Freq | None, tz: str,
+    filters: dict[str, Any],
+) -> pd.DataFrame:
+    where, params = _where(tz=tz, **filters)
+    if freq is None:
+        key, period = "NULL", "CAST(NULL AS TIMESTAMPTZ)"
+    else:
+        key, period = bucket_sql(freq)
+        period = period.format(k="k")
+    sql = BREAKDOWN_SQL.format(key=key, period=period, column=column, name=name, where=where,
+                               slot=_SLOT if freq else "NULL", slot_start=_SLOT_START)
+    df = _run(source, sql, {**params, "tz": tz}, question=question, tz=tz, freq=freq)
+    return df.drop(columns="period") if freq is None else df
+
+
+def traffic(
+    source: Source,
+    *,
+    freq: Freq | None = "day",
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Messages per traffic type (marketing, alerting) per period, with shares.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    freq : {'hour', 'day', 'week', 'month'} or None
+        Period length; None for totals over the whole range (no ``period`` column).
+    tz : str
+        Time zone of the periods.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``traffic_type``, ``messages``, ``share`` [fraction of the period's
+        messages].
+    """
+    filters = dict(start=start, end=end, to_number=to_number, country=country,
+                   traffic_type=traffic_type, status=status)
+    return _breakdown(source, "traffic_type", "traffic_type", "traffic", freq, tz, filters)
+
+
+def statuses(
+    source: Source,
+    *,
+    freq: Freq | None = "day",
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Messages per Callr status per period, with shares.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    freq : {'hour', 'day', 'week', 'month'} or None
+        Period length; None for totals over the whole range (no ``period`` column).
+    tz : str
+        Time zone of the periods.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``status``, ``messages``, ``share`` [fraction of the period's
+        messages].
+    """
+    filters = dict(start=start, end=end, to_number=to_number, country=country,
+                   traffic_type=traffic_type, status=status)
+    return _breakdown(source, "status", "status", "statuses", freq, tz, filters)
+
+
+def activity_pattern(
+    source: Source,
+    *,
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Messages by hour of day and day of week, in a time zone.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    tz : str
+        Time zone of the wall clock.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        168 rows, every (``weekday``, ``hour``) pair: ``weekday`` (0 = Monday),
+        ``day`` (its name), ``hour`` [0-23, local], ``messages`` (0 where none).
+    """
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    sql = ACTIVITY_PATTERN_SQL.format(where=where, slot=_SLOT, slot_start=_SLOT_START)
+    return _run(source, sql, {**params, "tz": tz}, question="activity_pattern", tz=tz)
+
+
+def normalise_keyword(text: str) -> str:
+    """Normalise a body or keyword as the SQL does: no accents or punctuation, upper case.
+
+    Examples
+    --------
+    >>> normalise_keyword("  Arrêt ! ")
+    'ARRET'
+    """
+    decomposed = unicodedata.normalize("NFD", text)
+    no_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    no_punct = "".join(ch for ch in no_accents if ch.isalnum() or ch.isspace())
+    return " ".join(no_punct.split()).upper()
+
+
+def keywords(
+    source: Source,
+    *,
+    keywords: Mapping[str, str] | Iterable[str] = DEFAULT_KEYWORDS,
+    freq: Freq | None = "day",
+    tz: str = "UTC",
+    start: TimeBound = None,
+    end: TimeBound = None,
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Messages whose whole normalised body is an opt-out or opt-in keyword, per period.
+
+    A body matches when, with accents and punctuation removed, spaces collapsed and case
+    ignored, it *is* the keyword: "Arrêt !" matches ARRET, "stop please" matches nothing.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    keywords : mapping of str to str, or iterable of str
+        Keyword -> kind (e.g. ``{"STOP": "opt-out"}``). Keywords are normalised the same
+        way as bodies. A plain list takes kinds from :data:`DEFAULT_KEYWORDS`, else
+        ``"keyword"``.
+    freq : {'hour', 'day', 'week', 'month'} or None
+        Period length; None for totals (no ``period`` column).
+    tz : str
+        Time zone of the periods.
+    start, end, to_number, country, traffic_type, status
+        Filters, as in :func:`volume`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``keyword`` (normalised), ``kind``, ``messages``.
+    """
+    if isinstance(keywords, str):
+        keywords = [keywords]
+    pairs = keywords.items() if isinstance(keywords, Mapping) else (
+        (k, DEFAULT_KEYWORDS.get(normalise_keyword(k), "keyword")) for k in keywords
+    )
+    wanted: dict[str, str] = {}
+    for word, kind in pairs:
+        wanted.setdefault(normalise_keyword(word), kind)
+    wanted.pop("", None)
+    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
+                           traffic_type=traffic_type, status=status)
+    if freq is None:
+        key, period = "NULL", "CAST(NULL AS TIMESTAMPTZ)"
+    else:
+        key, period = bucket_sql(freq)
+        period = period.format(k="k")
+    sql = KEYWORDS_SQL.format(key=key, period=period, normalised=NORMALISED_BODY_SQL,
+                              where=where, slot=_SLOT if freq else "NULL",
+                              slot_start=_SLOT_START)
+    params = {**params, "tz": tz, "keywords": list(wanted), "kinds": list(wanted.values())}
+    df = _run(source, sql, params, question="keywords", tz=tz, freq=freq)
+    return df.drop(columns="period") if freq is None else df
