@@ -54,6 +54,7 @@ COMPRESSION_SUFFIXES = (".gz", ".zst")
 #: Rows per Arrow batch handed to DuckDB (it scans batches in parallel).
 BATCH_ROWS = 4_096
 _CHUNK_BYTES = 16 << 20
+_COMPRESSED_CHUNK_BYTES = 256 << 10
 _BOM = b"\xef\xbb\xbf"
 _RAW_TEXT_LIMIT = 10_000
 
@@ -238,12 +239,15 @@ def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
     )
 
 
-def _iter_lines(stream: IO[bytes], name: str, head: bytes = b"") -> Iterator[pa.Table]:
+def _iter_lines(
+    stream: IO[bytes], name: str, head: bytes = b"", chunk_bytes: int | None = None
+) -> Iterator[pa.Table]:
+    chunk_bytes = chunk_bytes or _CHUNK_BYTES
     carry = head
     line = 1
     first = True
     while True:
-        chunk = stream.read(_CHUNK_BYTES)
+        chunk = stream.read(chunk_bytes)
         buf = carry + chunk if carry else chunk
         if first:
             first = False
@@ -466,7 +470,9 @@ def iter_raw_batches(inp: InputFile) -> Iterator[pa.Table]:
         else:
             head = b""
         if kind == "lines":
-            for table in _rebatch(_iter_lines(stream, inp.name, head)):
+            # Smaller reads from a compressed stream keep the lines before any damage.
+            chunk = _COMPRESSED_CHUNK_BYTES if inp.compression else None
+            for table in _rebatch(_iter_lines(stream, inp.name, head, chunk)):
                 last_line = int(table.column("source_line")[-1].as_py())
                 yield table
             return
