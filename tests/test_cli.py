@@ -1,0 +1,101 @@
+"""The command line, run as a user runs it, results read back through the library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import pytest
+from click.testing import CliRunner
+
+import smsanalytics
+from smsanalytics.cli import main
+
+from .conftest import DATA, ROOT
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def test_convert_json_summary_and_read_back(tmp_path):
+    out = tmp_path / "ds"
+    r = run("convert", str(DATA), "--out", str(out), "--json")
+    assert r.exit_code == 0
+    summary = json.loads(r.stdout)
+    assert {"records", "written", "duplicates", "rejected"} <= set(summary)
+    assert summary["records"] == summary["written"] + summary["duplicates"] + summary["rejected"]
+    assert len(smsanalytics.read_dataset(out)) == summary["written"]
+
+
+def test_convert_stdin(tmp_path):
+    text = (DATA / "actions-log-line.txt").read_text()
+    r = run("convert", "-", "--out", str(tmp_path / "ds"), "--json", input=text)
+    assert r.exit_code == 0, r.output
+    df = smsanalytics.read_dataset(tmp_path / "ds")
+    assert list(df["source_file"]) == ["-"]
+
+
+def test_missing_input_is_one_line_exit_2(tmp_path):
+    r = run("convert", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "ds"))
+    assert r.exit_code == 2
+    assert "nope.jsonl" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_strict_exits_1(tmp_path):
+    r = run("convert", str(DATA / "actions-scenario.yaml"), "--out", str(tmp_path / "ds"),
+            "--strict", "-q")
+    assert r.exit_code == 1
+    assert "rejected" in r.stderr
+
+
+def test_info_and_unreadable_dataset(tmp_path):
+    out = tmp_path / "ds"
+    run("convert", str(DATA / "webhook-envelope.json"), "--out", str(out), "-q")
+    r = run("info", str(out), "--json")
+    assert json.loads(r.stdout)["rows"] == 1
+    text = run("info", str(out)).stdout
+    assert "cost_cents" in text and "2024-04" in text
+    bad = run("info", str(tmp_path / "nothing"))
+    assert bad.exit_code == 2 and "no dataset" in bad.stderr
+
+
+def test_sql_table_csv_json_and_errors(tmp_path, write):
+    out = tmp_path / "ds"
+    body = '=HYPERLINK(\\"http://evil\\") \\u001b[31mred'
+    line = (
+        '{"sid":"x1","from":"+33612345678","to":"+33639980044","body":{"text":"'
+        + body + '"},"created":"2025-01-01T00:00:00Z"}\n'
+    )
+    run("convert", str(write("evil.jsonl", line)), "--out", str(out), "-q")
+    q = "SELECT sid, body_text FROM messages"
+    table = run("sql", str(out), q)
+    assert table.exit_code == 0 and "\x1b" not in table.stdout and "\\x1b" in table.stdout
+    csv = run("sql", str(out), q, "--csv").stdout
+    assert "'=HYPERLINK" in csv
+    js = json.loads(run("sql", str(out), q, "--json").stdout.splitlines()[0])
+    assert js["sid"] == "x1"
+    err = run("sql", str(out), "SELECT nope FROM messages")
+    assert err.exit_code == 2 and "SQL error" in err.stderr
+
+
+def test_sample_command_writes_an_archive_that_converts(tmp_path):
+    r = run("sample", "--out", str(tmp_path / "arc"), "--n", "300", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    s = smsanalytics.convert([tmp_path / "arc"], tmp_path / "ds", quiet=True)
+    assert s.written == 300 and s.balanced
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "smsanalytics", "--help"], capture_output=True, text=True,
+        cwd=ROOT, check=False,
+    )
+    assert r.returncode == 0 and "convert" in r.stdout
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_is_in_the_readme(command):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"smsanalytics {command}" in readme
