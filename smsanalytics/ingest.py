@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import html
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -54,7 +56,7 @@ __all__ = [
 
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
-_FLUSH_ROWS = 20_000
+_FLUSH_ROWS = 100_000
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "600MB")
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
@@ -194,41 +196,30 @@ Progress = Callable[[int], None]
 
 
 class _Stage:
-    """An on-disk DuckDB database holding parsed records of one run."""
+    """A DuckDB database holding the parsed records of one run.
+
+    It lives in memory up to a limit and spills to a scratch directory beyond it, so
+    memory stays flat whatever the size of the input.
+    """
 
     def __init__(self, workdir: Path) -> None:
-        self.con = duckdb.connect(str(workdir / "stage.duckdb"))
+        self.con = duckdb.connect(":memory:")
         for setting in (
             "SET TimeZone='UTC'",
             f"SET memory_limit='{_MEMORY_LIMIT}'",
             f"SET temp_directory='{_sql_path(workdir / 'spill')}'",
             "SET preserve_insertion_order=false",
+            # Rows a partitioned write buffers per partition before flushing: small enough
+            # that a year of months stays under the memory limit.
+            "SET partitioned_write_flush_threshold=65536",
         ):
             self.con.execute(setting)
         self.created = False
-        self.pending: list[pa.Table] = []
-        self.pending_rows = 0
         self.files = 0
         self.bytes = 0
 
-    def add_input(self, inp: InputFile, progress: Progress | None) -> None:
-        for raw in iter_raw_batches(inp):
-            self.pending.append(raw)
-            self.pending_rows += len(raw)
-            if self.pending_rows >= _FLUSH_ROWS:
-                self._flush()
-        self.files += 1
-        self.bytes += inp.size
-        if progress:
-            progress(inp.size)
-
-    def _flush(self) -> None:
-        # Many small files (one event per file) are parsed together: one query per file
-        # would cost more in planning than in parsing.
-        if not self.pending:
-            return
-        raw = pa.concat_tables(self.pending)
-        self.pending, self.pending_rows = [], 0
+    def add(self, raw: pa.Table) -> None:
+        """Parse a table of record candidates into the ``parsed`` table."""
         self.con.register("_raw", raw)
         try:
             verb = "INSERT INTO parsed" if self.created else "CREATE TABLE parsed AS"
@@ -239,14 +230,16 @@ class _Stage:
 
     def finish(self) -> None:
         """Pick the winner of each sid among the good records of this run."""
-        if not self.created and not self.pending:
-            self.pending.append(RAW_SCHEMA.empty_table())
-        self._flush()
+        if not self.created:
+            self.add(RAW_SCHEMA.empty_table())
         self.con.execute(
             f"""CREATE TABLE winners AS
-            SELECT sid, max_by(rowid, ({_RANK[1:-1]}, source_file, source_line)) AS row_id,
-                   max({_RANK}) AS rank
-            FROM parsed WHERE reject_reason IS NULL GROUP BY sid"""
+            SELECT sid, rowid AS row_id, {_RANK} AS rank
+            FROM parsed WHERE reject_reason IS NULL
+            QUALIFY row_number() OVER (
+                PARTITION BY sid
+                ORDER BY updated_at DESC NULLS LAST, event_at DESC NULLS LAST,
+                         event_try DESC NULLS LAST, source_file DESC, source_line DESC) = 1"""
         )
 
     def counts(self) -> tuple[int, int]:
@@ -324,12 +317,62 @@ def _progress_bar(inputs: Sequence[InputFile], quiet: bool) -> tuple[Progress | 
     return bar.update, bar
 
 
-def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> None:
-    progress, bar = _progress_bar(inputs, quiet)
+def _produce(
+    inputs: Sequence[InputFile], out: queue.Queue[Any], stop: threading.Event
+) -> None:
+    """Read the inputs into batches of about ``_FLUSH_ROWS`` record candidates.
+
+    Runs in a thread, so that reading and cutting files overlaps with DuckDB parsing.
+    Many small files (one event per file) are parsed together: a query per file would
+    cost more in planning than in parsing.
+    """
+    pending: list[pa.Table] = []
+    rows = 0
     try:
         for inp in inputs:
-            stage.add_input(inp, progress)
+            for raw in iter_raw_batches(inp):
+                if stop.is_set():
+                    return
+                pending.append(raw)
+                rows += len(raw)
+                if rows >= _FLUSH_ROWS:
+                    out.put(pa.concat_tables(pending))
+                    pending, rows = [], 0
+            out.put(inp)
+        if pending:
+            out.put(pa.concat_tables(pending))
+        out.put(None)
+    except BaseException as exc:  # handed to the consumer, which raises it
+        out.put(exc)
+
+
+def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> None:
+    progress, bar = _progress_bar(inputs, quiet)
+    batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    reader = threading.Thread(target=_produce, args=(inputs, batches, stop), daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = batches.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, InputFile):
+                stage.files += 1
+                stage.bytes += item.size
+                if progress:
+                    progress(item.size)
+                continue
+            stage.add(item)
     finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                batches.get(timeout=0.05)
+            except queue.Empty:
+                pass
         if bar is not None:
             bar.close()
     stage.finish()
@@ -567,12 +610,17 @@ def _write_version(
     partition_by: str,
     summary: ConversionSummary,
 ) -> None:
-    new_rows = f"SELECT {_NAMES} FROM parsed WHERE rowid IN (SELECT row_id FROM chosen)"
+    good = con.execute("SELECT count(*) FROM parsed WHERE reject_reason IS NULL").fetchone()
+    if good is not None and good[0] == summary.written:
+        chosen_rows = "reject_reason IS NULL"  # no duplicates: no join needed
+    else:
+        chosen_rows = "rowid IN (SELECT row_id FROM chosen)"
+    new_rows = f"SELECT {_NAMES} FROM parsed WHERE {chosen_rows}"
     if partition_by == "month":
         touched = {
             r[0]
             for r in con.execute(
-                f"SELECT DISTINCT {_MONTH} FROM parsed WHERE rowid IN (SELECT row_id FROM chosen)"
+                f"SELECT DISTINCT {_MONTH} FROM parsed WHERE {chosen_rows}"
             ).fetchall()
         }
         touched |= {
@@ -605,8 +653,8 @@ def _write_version(
             listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in rewrite) + "]"
             sources.append(
                 f"""SELECT {_NAMES} FROM read_parquet({listing}, hive_partitioning=false)
-                    WHERE sid NOT IN (SELECT p.sid FROM parsed p
-                                      WHERE p.rowid IN (SELECT row_id FROM chosen))"""
+                    WHERE sid NOT IN (SELECT sid FROM winners
+                                      WHERE row_id IN (SELECT row_id FROM chosen))"""
             )
         body = " UNION ALL ".join(sources)
         options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
