@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -40,6 +40,7 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "write_partitioned",
     "dataset_files",
     "scan_sql",
     "read_dataset_table",
@@ -402,3 +403,77 @@ def describe(path: str | Path) -> DatasetInfo:
         size=sum(f.stat().st_size for f in files),
         manifest=read_manifest(path),
     )
+
+
+_ROW_GROUP_ROWS = 65_536
+
+
+def write_partitioned(
+    batches: Iterable[pa.RecordBatch], root: Path, *, partition_by: str
+) -> dict[str, int]:
+    """Write message batches as the dataset's Parquet files under `root`.
+
+    Parameters
+    ----------
+    batches : iterable of pyarrow.RecordBatch
+        The message columns plus a ``month`` column (``YYYY-MM``) when `partition_by` is
+        ``"month"``.
+    root : Path
+        Directory to write into (a new version's directory).
+    partition_by : {'month', 'none'}
+        One file per month directory (``month=YYYY-MM/part-<id>.parquet``) or one file.
+
+    Returns
+    -------
+    dict
+        Rows written per partition (``""`` when unpartitioned).
+
+    Notes
+    -----
+    Files are zstd-compressed with the full :data:`MESSAGE_SCHEMA`, so a reader gets the
+    dictionary-encoded columns and every field's description and unit from the file.
+    Rows are buffered per partition up to one row group, so memory stays bounded.
+    """
+    writers: dict[str, pq.ParquetWriter] = {}
+    buffers: dict[str, list[pa.RecordBatch]] = {}
+    sizes: dict[str, int] = {}
+    counts: dict[str, int] = {}
+
+    def flush(key: str) -> None:
+        if not buffers.get(key):
+            return
+        table = pa.Table.from_batches(buffers.pop(key)).cast(MESSAGE_SCHEMA)
+        if key not in writers:
+            folder = root / f"{PARTITION_DIR_PREFIX}{key}" if partition_by == "month" else root
+            folder.mkdir(parents=True, exist_ok=True)
+            writers[key] = pq.ParquetWriter(
+                folder / f"part-{uuid.uuid4().hex}.parquet",
+                MESSAGE_SCHEMA,
+                compression="zstd",
+            )
+        writers[key].write_table(table, row_group_size=_ROW_GROUP_ROWS)
+        sizes[key] = 0
+
+    try:
+        for batch in batches:
+            if partition_by == "month":
+                keys = batch.column(PARTITION_COLUMN)
+                groups = pc.unique(keys).to_pylist()
+            else:
+                keys, groups = None, [""]
+            for key in groups:
+                part = batch if keys is None or len(groups) == 1 else batch.filter(
+                    pc.equal(keys, key)
+                )
+                part = part.select(MESSAGE_SCHEMA.names)
+                buffers.setdefault(key, []).append(part)
+                sizes[key] = sizes.get(key, 0) + part.num_rows
+                counts[key] = counts.get(key, 0) + part.num_rows
+                if sizes[key] >= _ROW_GROUP_ROWS:
+                    flush(key)
+        for key in list(buffers):
+            flush(key)
+    finally:
+        for w in writers.values():
+            w.close()
+    return counts

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -196,45 +197,58 @@ Progress = Callable[[int], None]
 
 
 class _Stage:
-    """A DuckDB database holding the parsed records of one run.
+    """The parsed records of one run, as Parquet files in a scratch directory.
 
-    It lives in memory up to a limit and spills to a scratch directory beyond it, so
-    memory stays flat whatever the size of the input.
+    Each batch of record candidates is parsed by DuckDB and written straight to a file,
+    so memory stays flat whatever the size of the input; the later steps read only the
+    columns they need.
     """
 
     def __init__(self, workdir: Path) -> None:
+        self.dir = workdir / "parsed"
+        self.dir.mkdir()
         self.con = duckdb.connect(":memory:")
         for setting in (
             "SET TimeZone='UTC'",
             f"SET memory_limit='{_MEMORY_LIMIT}'",
             f"SET temp_directory='{_sql_path(workdir / 'spill')}'",
             "SET preserve_insertion_order=false",
-            # Rows a partitioned write buffers per partition before flushing: small enough
-            # that a year of months stays under the memory limit.
-            "SET partitioned_write_flush_threshold=65536",
         ):
             self.con.execute(setting)
-        self.created = False
+        self.batches = 0
+        self.records = 0
         self.files = 0
         self.bytes = 0
 
     def add(self, raw: pa.Table) -> None:
-        """Parse a table of record candidates into the ``parsed`` table."""
-        self.con.register("_raw", raw)
+        """Parse a table of record candidates into the next staged file."""
+        numbered = raw.append_column(
+            "record_no", pa.array(np.arange(self.records, self.records + len(raw)))
+        )
+        self.records += len(raw)
+        target = self.dir / f"b{self.batches:06d}.parquet"
+        self.batches += 1
+        self.con.register("_raw", numbered)
         try:
-            verb = "INSERT INTO parsed" if self.created else "CREATE TABLE parsed AS"
-            self.con.execute(f"{verb} {parse_sql('_raw')}")
-            self.created = True
+            self.con.execute(
+                f"""COPY (SELECT *, {_MONTH} AS {PARTITION_COLUMN}
+                          FROM ({parse_sql("_raw", keep=("record_no",))}))
+                    TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION lz4_raw)"""
+            )
         finally:
             self.con.unregister("_raw")
 
     def finish(self) -> None:
-        """Pick the winner of each sid among the good records of this run."""
-        if not self.created:
+        """Expose the staged files as ``parsed``; pick the winner of each sid."""
+        if self.batches == 0:
             self.add(RAW_SCHEMA.empty_table())
         self.con.execute(
+            f"""CREATE VIEW parsed AS
+                SELECT * FROM read_parquet('{_sql_path(self.dir)}/*.parquet')"""
+        )
+        self.con.execute(
             f"""CREATE TABLE winners AS
-            SELECT sid, rowid AS row_id, {_RANK} AS rank
+            SELECT sid, record_no, {_RANK} AS rank
             FROM parsed WHERE reject_reason IS NULL
             QUALIFY row_number() OVER (
                 PARTITION BY sid
@@ -400,7 +414,7 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
             _stage_inputs(stage, inputs, quiet)
             table = stage.con.sql(
                 f"""SELECT {_NAMES} FROM parsed
-                    WHERE rowid IN (SELECT row_id FROM winners)
+                    WHERE record_no IN (SELECT record_no FROM winners)
                     ORDER BY created_at, sid"""
             ).to_arrow_table()
             rejects = stage.rejects_table()
@@ -556,7 +570,7 @@ def convert(
                         f"see {rejects_path}; the dataset was not changed"
                     )
                 existing = [] if overwrite else ds.dataset_files(out) if manifest else []
-                _merge(stage, out, work, existing, partition_by, summary, overwrite)
+                _merge(stage, out, existing, partition_by, summary, overwrite)
             finally:
                 stage.close()
     summary.duplicates = summary.records - summary.rejected - summary.written
@@ -567,7 +581,6 @@ def convert(
 def _merge(
     stage: _Stage,
     out: Path,
-    work: Path,
     existing: list[Path],
     partition_by: str,
     summary: ConversionSummary,
@@ -589,38 +602,40 @@ def _merge(
         )
     con.execute(
         """CREATE TABLE chosen AS
-           SELECT w.row_id, o.file AS replaces_file
+           SELECT w.record_no, w.sid, o.file AS replaces_file
            FROM winners w LEFT JOIN old o USING (sid)
            WHERE o.sid IS NULL OR w.rank > o.rank"""
     )
-    written, replaced = con.execute("SELECT count(*), count(replaces_file) FROM chosen").fetchone()  # type: ignore[misc]
+    written, replaced = con.execute(
+        "SELECT count(*), count(replaces_file) FROM chosen"
+    ).fetchone()  # type: ignore[misc]
     summary.written, summary.replaced = int(written), int(replaced)
     old_rows = int(con.execute("SELECT count(*) FROM old").fetchone()[0])  # type: ignore[index]
     summary.rows_total = old_rows + summary.written - summary.replaced
     if summary.written == 0 and not overwrite and existing:
         return  # nothing new: the dataset is left as it is, byte for byte
-    _write_version(con, out, work, existing, partition_by, summary)
+    _write_version(con, out, existing, partition_by, summary)
 
 
 def _write_version(
     con: duckdb.DuckDBPyConnection,
     out: Path,
-    work: Path,
     existing: list[Path],
     partition_by: str,
     summary: ConversionSummary,
 ) -> None:
+    """Build the dataset's next version beside it and swap it in."""
     good = con.execute("SELECT count(*) FROM parsed WHERE reject_reason IS NULL").fetchone()
     if good is not None and good[0] == summary.written:
         chosen_rows = "reject_reason IS NULL"  # no duplicates: no join needed
     else:
-        chosen_rows = "rowid IN (SELECT row_id FROM chosen)"
-    new_rows = f"SELECT {_NAMES} FROM parsed WHERE {chosen_rows}"
+        chosen_rows = "record_no IN (SELECT record_no FROM chosen)"
+    new_rows = f"SELECT {_NAMES}, {PARTITION_COLUMN} FROM parsed WHERE {chosen_rows}"
     if partition_by == "month":
         touched = {
             r[0]
             for r in con.execute(
-                f"SELECT DISTINCT {_MONTH} FROM parsed WHERE {chosen_rows}"
+                f"SELECT DISTINCT {PARTITION_COLUMN} FROM parsed WHERE {chosen_rows}"
             ).fetchall()
         }
         touched |= {
@@ -652,29 +667,16 @@ def _write_version(
         if rewrite:
             listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in rewrite) + "]"
             sources.append(
-                f"""SELECT {_NAMES} FROM read_parquet({listing}, hive_partitioning=false)
-                    WHERE sid NOT IN (SELECT sid FROM winners
-                                      WHERE row_id IN (SELECT row_id FROM chosen))"""
+                f"""SELECT {_NAMES}, {_MONTH} AS {PARTITION_COLUMN}
+                    FROM read_parquet({listing}, hive_partitioning=false)
+                    WHERE sid NOT IN (SELECT sid FROM chosen)"""
             )
-        body = " UNION ALL ".join(sources)
-        options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
-        if partition_by == "month":
-            con.execute(
-                f"""COPY (SELECT *, {_MONTH} AS {PARTITION_COLUMN} FROM ({body}))
-                    TO '{_sql_path(staging)}'
-                    ({options}, PARTITION_BY ({PARTITION_COLUMN}), OVERWRITE_OR_IGNORE,
-                     FILENAME_PATTERN 'part-{{uuid}}')"""
-            )
-        else:
-            con.execute(
-                f"""COPY ({body}) TO '{_sql_path(staging / f"part-{uuid.uuid4()}.parquet")}'
-                    ({options})"""
-            )
+        reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_FLUSH_ROWS)
+        ds.write_partitioned(reader, staging, partition_by=partition_by)
         summary.partitions_written = sorted(t for t in touched if t)
         ds.write_manifest(
             staging,
             {
-                "format": "smsanalytics-dataset",
                 "version": 1,
                 "partition_by": partition_by,
                 "rows": summary.rows_total,

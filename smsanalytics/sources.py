@@ -151,13 +151,15 @@ def _quoted(expr: str) -> str:
     return f"'''' || left({expr}, 60) || ''''"
 
 
-def parse_sql(raw: str) -> str:
+def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     """Return the DuckDB query that parses the record candidates in relation `raw`.
 
     Parameters
     ----------
     raw : str
         Name of a relation with the columns of :data:`RAW_SCHEMA`.
+    keep : tuple of str
+        Other columns of `raw` to carry through unchanged (e.g. a record number).
 
     Returns
     -------
@@ -273,9 +275,10 @@ def parse_sql(raw: str) -> str:
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
     any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in rules)
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {why}" for cond, why in rules) + " END"
+    carry = "".join(f'"{k}", ' for k in keep)
     return f"""
 WITH located AS (
-    SELECT source_file, source_line, text, pre_error,
+    SELECT source_file, source_line, text, pre_error, {carry}
            CASE WHEN pre_error IS NULL THEN strpos(text, '{{') ELSE 0 END AS brace
     FROM {raw}
 ), probed AS (
@@ -292,7 +295,7 @@ WITH located AS (
                AS is_actions
     FROM probed
 ), shaped AS (
-    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope,
+    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, {carry}
            CASE WHEN is_envelope THEN TRY(from_json(p.payload, '{_WEBHOOK_STRUCT}'))
                 WHEN NOT is_actions THEN {_pick("p", _webhook_keys())}
            END AS w,
@@ -306,7 +309,7 @@ WITH located AS (
            END AS e
     FROM detected
 ), valued AS (
-    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, w, a, e,
+    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, w, a, e, {carry}
            {", ".join(valued)}
     FROM shaped
 ), typed AS (
@@ -314,7 +317,7 @@ WITH located AS (
 ), judged AS (
     SELECT *, CASE WHEN {any_bad} THEN {reason} END AS reject_reason FROM typed
 )
-SELECT {", ".join(select)},
+SELECT {", ".join(select)}, {carry}
        reject_reason,
        CASE WHEN reject_reason IS NOT NULL THEN text END AS text
 FROM judged
