@@ -257,7 +257,7 @@ class _Stage:
         )
 
     def counts(self) -> tuple[int, int]:
-        n, bad = self.con.execute("SELECT count(*), count(reject_reason) FROM parsed").fetchone()  # type: ignore[misc]
+        n, bad = _row(self.con, "SELECT count(*), count(reject_reason) FROM parsed")
         return int(n), int(bad)
 
     def reject_reasons(self) -> dict[str, int]:
@@ -293,6 +293,12 @@ class _Stage:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    """The one row of `sql` (read to the end: DuckDB keeps no half-read result)."""
+    (row,) = con.execute(sql).fetchall()
+    return tuple(row)
 
 
 def _sql_path(p: Path | str) -> str:
@@ -606,12 +612,10 @@ def _merge(
            FROM winners w LEFT JOIN old o USING (sid)
            WHERE o.sid IS NULL OR w.rank > o.rank"""
     )
-    written, replaced = con.execute(
-        "SELECT count(*), count(replaces_file) FROM chosen"
-    ).fetchone()  # type: ignore[misc]
+    written, replaced = _row(con, "SELECT count(*), count(replaces_file) FROM chosen")
     summary.written, summary.replaced = int(written), int(replaced)
-    old_rows = int(con.execute("SELECT count(*) FROM old").fetchone()[0])  # type: ignore[index]
-    summary.rows_total = old_rows + summary.written - summary.replaced
+    (old_rows,) = _row(con, "SELECT count(*) FROM old")
+    summary.rows_total = int(old_rows) + summary.written - summary.replaced
     if summary.written == 0 and not overwrite and existing:
         return  # nothing new: the dataset is left as it is, byte for byte
     _write_version(con, out, existing, partition_by, summary)
@@ -625,8 +629,8 @@ def _write_version(
     summary: ConversionSummary,
 ) -> None:
     """Build the dataset's next version beside it and swap it in."""
-    good = con.execute("SELECT count(*) FROM parsed WHERE reject_reason IS NULL").fetchone()
-    if good is not None and good[0] == summary.written:
+    (good,) = _row(con, "SELECT count(*) FROM parsed WHERE reject_reason IS NULL")
+    if good == summary.written:
         chosen_rows = "reject_reason IS NULL"  # no duplicates: no join needed
     else:
         chosen_rows = "record_no IN (SELECT record_no FROM chosen)"
