@@ -178,7 +178,9 @@ def _batch(
     n = len(texts)
     table = pa.Table.from_arrays(
         [
-            pa.repeat(pa.scalar(name, pa.string()), n),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, dtype=np.int32)), pa.array([name], pa.string())
+            ),
             pa.array(lines, pa.int64()),
             texts,
             errors if errors is not None else pa.nulls(n, pa.string()),
@@ -188,8 +190,11 @@ def _batch(
     return table
 
 
-def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
-    """Cut a buffer of whole lines (ending with ``\\n``) into record candidates."""
+def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[pa.Table, int]:
+    """Cut a buffer of whole lines (ending with ``\\n``) into record candidates.
+
+    Returns the candidates and the number of lines in `buf`.
+    """
     data = np.frombuffer(buf, dtype=np.uint8)
     ends = np.flatnonzero(data == 10) + 1
     starts = np.concatenate(([0], ends[:-1]))
@@ -199,21 +204,21 @@ def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
     keep = np.ones(len(ends), dtype=bool)
     first = data[starts]
     for i in np.flatnonzero((first == 32) | (first == 9) | (first == 13) | (first == 10)):
-        if not buf[starts[i] : ends[i]].strip():
+        if not bytes(buf[starts[i] : ends[i]]).strip():
             keep[i] = False
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
     try:
-        buf.decode("utf-8")
+        texts.validate(full=True)  # Arrow's UTF-8 check: much faster than bytes.decode
         valid = True
-    except UnicodeDecodeError:
+    except pa.ArrowInvalid:
         valid = False
     if valid:
-        offsets = np.concatenate(([0], ends)).astype(np.int32)
-        texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
         idx = np.flatnonzero(keep)
         if len(idx) != len(ends):
             texts = texts.take(pa.array(idx))
             line_no = line_no[idx]
-        return _batch(name, line_no, texts)
+        return _batch(name, line_no, texts), len(ends)
     out_text: list[str] = []
     out_err: list[str | None] = []
     out_line: list[int] = []
@@ -221,7 +226,7 @@ def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
     for s, e, ln, k in rows:
         if not k:
             continue
-        raw = buf[s:e]
+        raw = bytes(buf[s:e])
         try:
             out_text.append(raw.decode("utf-8"))
             out_err.append(None)
@@ -231,12 +236,13 @@ def _split_lines(buf: bytes, first_line: int, name: str) -> pa.Table:
                 f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
             )
         out_line.append(ln)
-    return _batch(
+    table = _batch(
         name,
         np.array(out_line, dtype=np.int64),
         pa.array(out_text, pa.string()),
         pa.array(out_err, pa.string()),
     )
+    return table, len(ends)
 
 
 def _iter_lines(
@@ -257,15 +263,15 @@ def _iter_lines(
             if buf:
                 if not buf.endswith(b"\n"):
                     buf += b"\n"
-                yield _split_lines(buf, line, name)
+                yield _split_lines(buf, line, name)[0]
             return
         cut = buf.rfind(b"\n") + 1
         if cut == 0:
             carry = buf
             continue
-        whole, carry = buf[:cut], buf[cut:]
-        table = _split_lines(whole, line, name)
-        line += whole.count(b"\n")
+        whole, carry = memoryview(buf)[:cut], buf[cut:]  # no copy of the chunk
+        table, lines = _split_lines(whole, line, name)
+        line += lines
         if len(table):
             yield table
 

@@ -172,7 +172,7 @@ REJECT_SCHEMA: pa.Schema = pa.schema(
 #: possibly behind log text), where it starts, and a reason to reject it already known.
 RAW_SCHEMA: pa.Schema = pa.schema(
     [
-        pa.field("source_file", _S),
+        pa.field("source_file", _ENUM),  # one value per file: dictionary, not copies
         pa.field("source_line", pa.int64()),
         pa.field("text", _S),
         pa.field("pre_error", _S),
