@@ -41,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import dataset as ds
+from . import enrich
 from .errors import StrictModeError
 from .readers import InputFile, find_inputs, iter_raw_batches
 from .schema import COLUMNS, MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
@@ -418,11 +419,13 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
         stage = _Stage(work)
         try:
             _stage_inputs(stage, inputs, quiet)
-            table = stage.con.sql(
-                f"""SELECT {_NAMES} FROM parsed
-                    WHERE record_no IN (SELECT record_no FROM winners)
-                    ORDER BY created_at, sid"""
-            ).to_arrow_table()
+            rows = f"""SELECT {_NAMES} FROM parsed
+                       WHERE record_no IN (SELECT record_no FROM winners)"""
+            enrich.register_lookups(stage.con, rows)
+            reader = stage.con.sql(
+                f"SELECT * FROM ({enrich.enrich_sql(rows)}) ORDER BY created_at, sid"
+            ).to_arrow_reader(_FLUSH_ROWS)
+            table = pa.Table.from_batches(list(enrich.add_computed(reader)), reader.schema)
             rejects = stage.rejects_table()
             records, rejected = stage.counts()
             summary = ConversionSummary(
@@ -579,7 +582,6 @@ def convert(
                 _merge(stage, out, existing, partition_by, summary, overwrite)
             finally:
                 stage.close()
-    summary.duplicates = summary.records - summary.rejected - summary.written
     summary.elapsed = time.perf_counter() - started
     return summary
 
@@ -616,6 +618,7 @@ def _merge(
     summary.written, summary.replaced = int(written), int(replaced)
     (old_rows,) = _row(con, "SELECT count(*) FROM old")
     summary.rows_total = int(old_rows) + summary.written - summary.replaced
+    summary.duplicates = summary.records - summary.rejected - summary.written
     if summary.written == 0 and not overwrite and existing:
         return  # nothing new: the dataset is left as it is, byte for byte
     _write_version(con, out, existing, partition_by, summary)
@@ -635,6 +638,8 @@ def _write_version(
     else:
         chosen_rows = "record_no IN (SELECT record_no FROM chosen)"
     new_rows = f"SELECT {_NAMES}, {PARTITION_COLUMN} FROM parsed WHERE {chosen_rows}"
+    enrich.register_lookups(con, new_rows)
+    new_rows = enrich.enrich_sql(new_rows)
     if partition_by == "month":
         touched = {
             r[0]
@@ -676,7 +681,7 @@ def _write_version(
                     WHERE sid NOT IN (SELECT sid FROM chosen)"""
             )
         reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_FLUSH_ROWS)
-        ds.write_partitioned(reader, staging, partition_by=partition_by)
+        ds.write_partitioned(enrich.add_computed(reader), staging, partition_by=partition_by)
         summary.partitions_written = sorted(t for t in touched if t)
         ds.write_manifest(
             staging,

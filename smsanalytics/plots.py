@@ -52,6 +52,7 @@ __all__ = [
 
 #: Label of the bar or segment that gathers the long tail.
 OTHER = "other"
+_UNKNOWN = "unknown"
 #: Colour of "other" and of unknown values.
 OTHER_COLOR = "#A0A0A0"
 #: One colour per encoding (seaborn "deep" palette).
@@ -88,7 +89,7 @@ def country_color(code: str | None) -> Any:
     >>> country_color("FR") == country_color("FR")
     True
     """
-    if code is None or code == OTHER or (isinstance(code, float) and np.isnan(code)):
+    if code is None or code in (OTHER, _UNKNOWN) or (isinstance(code, float) and np.isnan(code)):
         return OTHER_COLOR
     code = str(code).upper()
     if code in _COUNTRY_ORDER:
@@ -107,7 +108,9 @@ def color_for(dimension: str, value: Any) -> Any:
     value : object
         The category; ``"other"`` and missing values are grey.
     """
-    if value is None or value == OTHER or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value in (OTHER, _UNKNOWN) or (
+        isinstance(value, float) and np.isnan(value)
+    ):
         return OTHER_COLOR
     fixed: Mapping[str, Mapping[str, str]] = {
         "encoding": ENCODING_COLORS, "traffic_type": TRAFFIC_COLORS, "status": STATUS_COLORS,
@@ -138,7 +141,7 @@ def _axes(ax: Axes | None) -> Axes:
 
 def _label(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "unknown"
+        return _UNKNOWN
     return str(value)
 
 
@@ -330,7 +333,7 @@ def plot_top_senders(
     ax.set_ylabel("sender")
     ax.set_title(f"Top {len(df)} senders by {'cost' if x.startswith('cost') else x}")
     countries = list(dict.fromkeys(_label(c) for c in df["country"]))
-    handles = [plt.Rectangle((0, 0), 1, 1, color=country_color(c if c != "unknown" else None))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=country_color(c))
                for c in countries]
     if countries:
         ax.legend(handles, countries, title="country", loc="lower right")
@@ -474,7 +477,7 @@ def plot_encodings(
         ax.set_xlabel("share of the country's messages [%]")
         ax.set_ylabel("sender country")
         ax.set_title("Encoding by sender country")
-        ax.legend(title="encoding", loc="lower right")
+        ax.legend(title="encoding", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return ax
     labels = [_label(e) for e in df["encoding"]]
     pos = np.arange(len(df))
@@ -604,7 +607,7 @@ def plot_costs(
     title = f"Cost by {first.replace('_', ' ')}"
     if second is not None:
         title += f" and {second.replace('_', ' ')}"
-        ax.legend(title=second.replace("_", " "))
+        ax.legend(title=second.replace("_", " "), loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title + (f" ({tz})" if is_time and tz else ""))
     return ax
 

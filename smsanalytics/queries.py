@@ -68,6 +68,17 @@ __all__ = [
     "statuses",
     "activity_pattern",
     "keywords",
+    "VOLUME_SQL",
+    "TOP_SENDERS_SQL",
+    "SENDER_ACTIVITY_SQL",
+    "LOCATIONS_SQL",
+    "ENCODINGS_SQL",
+    "PARTS_DISTRIBUTION_SQL",
+    "COSTS_SQL",
+    "BREAKDOWN_SQL",
+    "ACTIVITY_PATTERN_SQL",
+    "NORMALISED_BODY_SQL",
+    "KEYWORDS_SQL",
 ]
 
 #: Period lengths a question can bucket by.
@@ -326,18 +337,23 @@ KEYWORDS_SQL = """
 WITH wanted AS (
     SELECT unnest($keywords::VARCHAR[]) AS keyword, unnest($kinds::VARCHAR[]) AS kind
 ),
-slots AS (
-    SELECT {slot} AS slot, {normalised} AS keyword, count(*) AS messages
+bodies AS (
+    SELECT created_at, {normalised} AS keyword
     FROM messages
     {where}
+),
+slots AS (
+    SELECT {slot} AS slot, keyword, kind, count(*) AS messages
+    FROM bodies JOIN wanted USING (keyword)
+    GROUP BY ALL
+),
+groups AS (
+    SELECT {key} AS k, keyword, kind, CAST(sum(messages) AS BIGINT) AS messages
+    FROM (SELECT *, {slot_start} AS created_at FROM slots)
     GROUP BY ALL
 )
 SELECT {period} AS period, keyword, kind, messages
-FROM (
-    SELECT {key} AS k, keyword, kind, CAST(sum(messages) AS BIGINT) AS messages
-    FROM (SELECT *, {slot_start} AS created_at FROM slots) JOIN wanted USING (keyword)
-    GROUP BY ALL
-)
+FROM groups
 ORDER BY period, messages DESC, keyword
 """
 

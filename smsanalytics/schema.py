@@ -139,6 +139,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("computed_parts", pa.int32(), "Segments the body needs, computed.", "segments"),
     Column("unicode_chars", _S, "Characters that forced unicode, e.g. '’ U+2019'; null if gsm."),
     Column(
+        "keyword",
+        _S,
+        "Opt-out/opt-in keyword the body is, normalised (STOP, ARRET, START, ...); "
+        "null if it is not one. Kept when bodies are redacted.",
+    ),
+    Column(
         "status_history",
         pa.list_(_STATUS_CHANGE),
         "Webhook statusHistory: list of {before, after, at (UTC)}.",

@@ -235,3 +235,13 @@ def test_rejects_default_path_is_beside_the_dataset(tmp_path):
     s = smsanalytics.convert([DATA / "actions-scenario.yaml"], tmp_path / "ds", quiet=True)
     assert Path(s.rejects_path) == tmp_path / "ds.rejects.jsonl"
     assert os.path.getsize(s.rejects_path) > 0
+
+
+def test_manifest_records_the_last_conversion(sample, tmp_path):
+    archive, manifest = sample
+    s = smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
+    last = ds.read_manifest(tmp_path / "ds")["last_conversion"]
+    assert (last["records"], last["written"], last["duplicates"], last["rejected"]) == (
+        manifest.records, manifest.messages, manifest.duplicates, manifest.rejects,
+    )
+    assert last["duplicates"] == s.duplicates
