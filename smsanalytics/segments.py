@@ -16,25 +16,32 @@ This module owns the rules that turn a text into what a GSM network bills for it
 * **Empty text** is one GSM part, as Twilio's calculator says: an empty SMS is still one SMS.
 
 The rules reproduce Twilio's public segment calculator (npm ``sms-segments-calculator``
-1.3.0, smart encoding off, its default), which is what carriers and CPaaS providers such as
-Callr bill. Grapheme clusters follow the same Unicode 10.0 rules (UAX #29, as implemented by
-the ``grapheme-splitter`` package the calculator uses, quirks included); the break-property
-table below is Unicode Character Database data. A grapheme cluster larger than a whole part
+1.3.0, smart encoding off, its default): Callr does not publish its own counting, and the
+calculator is the public reference. Keeping grapheme clusters whole is the calculator's
+choice (a handset may split at any UTF-16 unit but a surrogate pair). Clusters follow the
+Unicode 10.0 rules (UAX #29) as implemented by the ``grapheme-splitter`` package the
+calculator uses, quirks included; the break-property table below is Unicode Character
+Database data. A grapheme cluster larger than a whole part
 is handled as the calculator does (it occupies a part of its own, even overflowing it).
 
-:func:`analyze` measures one text exactly. :func:`analyze_array` measures an Arrow array of
-texts with vectorised Arrow kernels and falls back to the exact code only for the rows where a
-closed formula could be wrong (multi-part texts with escape pairs, surrogate pairs or grapheme
-clusters). :func:`gsm_lookalike` replaces smart punctuation by GSM look-alikes, to tell how
-many parts a text would need if its author's keyboard had not typeset it.
+:func:`analyze` measures one text. :func:`analyze_array` gives the same answers for an Arrow
+array of texts, vectorised: Arrow kernels tell gsm from unicode, and NumPy, working on the
+UTF-8 bytes and code points, counts units and packs parts exactly; a closed formula
+(``ceil(units / 153)`` or ``ceil(units / 67)``) serves the rows where no escape pair, surrogate
+pair or grapheme cluster can sit on a part boundary. :func:`gsm_lookalike` replaces smart
+punctuation by GSM look-alikes, to tell how many parts a text would need had its author's
+keyboard not typeset it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -380,19 +387,15 @@ def _ranges_of(chars: str) -> list[tuple[int, int]]:
 
 _GSM_RANGES = _ranges_of(GSM_BASIC + GSM_EXTENSION)
 # sre tests the ranges of a class one by one: keep the long non-BMP list behind a cheap test
-_COMPLEX_RUN = re.compile(
-    f"(?:[{_re_class([r for r in _COMPLEX_RANGES if r[1] < 0x10000], re2=False)}]"
-    f"|(?=[\U00010000-\U0010ffff])[{_re_class([r for r in _COMPLEX_RANGES if r[0] > 0xFFFF], re2=False)}])+"
-)
+_BMP_CLASS = _re_class([r for r in _COMPLEX_RANGES if r[1] < 0x10000], re2=False)
+_ASTRAL_CLASS = _re_class([r for r in _COMPLEX_RANGES if r[0] > 0xFFFF], re2=False)
+_COMPLEX_RUN = re.compile(f"(?:[{_BMP_CLASS}]|(?=[\U00010000-\U0010ffff])[{_ASTRAL_CLASS}])+")
 _NON_BMP = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _EXTENSION = re.compile(f"[{_re_class(_ranges_of(GSM_EXTENSION), re2=False)}]")
 
 _RE2_NON_GSM = f"[^{_re_class(_GSM_RANGES, re2=True)}]"
-_RE2_GSM_RUN = f"[{_re_class(_GSM_RANGES, re2=True)}]+"
 _RE2_EXTENSION = f"[{_re_class(_ranges_of(GSM_EXTENSION), re2=True)}]"
-_RE2_NON_BMP = "[\\x{10000}-\\x{10FFFF}]"
-_RE2_COMPLEX = f"[{_re_class(_COMPLEX_RANGES, re2=True)}]"
 
 
 def _gsm_parts(text: str) -> tuple[int, int]:
@@ -541,17 +544,29 @@ def format_unicode_chars(chars: Sequence[str]) -> str | None:
 # --- vectorised ---------------------------------------------------------------------------
 
 _ENCODINGS = pa.array(["gsm", "unicode"])
+_PROPS_NP = np.frombuffer(bytes(_PROPS), dtype=np.uint8)
+_IS_COMPLEX_NP = np.zeros(256, dtype=bool)
+_IS_COMPLEX_NP[sorted(_COMPLEX)] = True
+_IS_GSM_NP = np.zeros(0x110000, dtype=bool)
+_IS_GSM_NP[[ord(c) for c in _GSM_SET]] = True
+# In the UTF-8 of an all-GSM text these bytes only occur in extension characters (0xE2: €).
+_EXT_BYTE = np.zeros(256, dtype=bool)
+_EXT_BYTE[[c.encode()[0] for c in GSM_EXTENSION]] = True
+_MAX_CHUNK = 12  # chunks up to this many code points are classified by their properties
+_PROP_BITS = 5
+_THREADS = min(4, os.cpu_count() or 1)
+_THREAD_MIN_ROWS = 50_000
 
 
 def analyze_array(texts: pa.Array | pa.ChunkedArray) -> pa.Table:
-    """Measure many message bodies at once.
+    """Measure many message bodies at once; the same answers as :func:`analyze`.
 
-    Most rows are settled by Arrow kernels: a regular expression tells gsm from unicode,
-    :func:`pyarrow.compute.utf8_length` and counts of extension and non-BMP characters give
-    the units, and the part count is ``1`` or ``ceil(units / 153)`` (gsm) or
+    Arrow kernels tell gsm from unicode; NumPy works on the UTF-8 bytes and code points to
+    count units, and the part count is ``1`` or ``ceil(units / 153)`` (gsm) or
     ``ceil(units / 67)`` (unicode). That formula is exact unless a part boundary can fall
-    inside an escape pair, a surrogate pair or a grapheme cluster; only those rows (multi-part
-    texts that contain such characters) are measured by the exact code of :func:`analyze`.
+    inside an escape pair, a surrogate pair or a grapheme cluster; for those rows (multi-part
+    texts that contain such characters) the parts are packed exactly, still vectorised.
+    Only texts with grapheme clusters of more than 32 units go through :func:`analyze`.
 
     Parameters
     ----------
@@ -569,28 +584,41 @@ def analyze_array(texts: pa.Array | pa.ChunkedArray) -> pa.Table:
     Examples
     --------
     >>> import pyarrow as pa
-    >>> t = analyze_array(pa.array(["Hi", "Caf\u00e9 \u2615", None]))
+    >>> t = analyze_array(pa.array(["Hi", "Caf\\u00e9 \\u2615", None]))
     >>> t.column("computed_parts").to_pylist()
     [1, 1, None]
     >>> t.column("unicode_chars").to_pylist()
-    [None, '\u2615 U+2615', None]
+    [None, '\\u2615 U+2615', None]
     """
     chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
-    schema = pa.schema(
-        [column(name).field() for name in ("computed_encoding", "computed_parts", "unicode_chars")]
-    )
-    tables = [_analyze_chunk(_as_strings(chunk), schema) for chunk in chunks if len(chunk)]
+    names = ("computed_encoding", "computed_parts", "unicode_chars")
+    schema = pa.schema([column(name).field() for name in names])
+    pieces = [p for chunk in chunks for p in _split(_as_strings(chunk))]
+    if len(pieces) > 1:
+        # Arrow and NumPy release the GIL: two halves run on two cores
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            tables = list(pool.map(lambda p: _analyze_chunk(p, schema), pieces))
+    else:
+        tables = [_analyze_chunk(p, schema) for p in pieces]
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
+def _split(arr: pa.Array) -> list[pa.Array]:
+    """Cut a large array into one slice per thread (zero-copy)."""
+    if len(arr) < _THREAD_MIN_ROWS:
+        return [arr] if len(arr) else []
+    step = -(-len(arr) // _THREADS)
+    return [arr.slice(i, step) for i in range(0, len(arr), step)]
+
+
 def _as_strings(arr: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
+    if pa.types.is_null(arr.type):
+        return arr.cast(pa.string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        if pa.types.is_null(arr.type):
-            return arr.cast(pa.string())
         raise TypeError(f"analyze_array needs strings, not {arr.type}")
     return arr
 
@@ -600,39 +628,22 @@ def _analyze_chunk(arr: pa.Array, schema: pa.Schema) -> pa.Table:
     valid = arr.is_valid().to_numpy(zero_copy_only=False)
     unicode = pc.match_substring_regex(arr, _RE2_NON_GSM).fill_null(False)
     unicode_np = unicode.to_numpy(zero_copy_only=False)
-    chars = pc.utf8_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    parts = np.ones(n, dtype=np.int32)
+    parts = np.ones(n, dtype=np.int64)
+    labels = pa.nulls(n, pa.string())
 
-    # gsm: only texts of more than 80 characters can exceed 160 septets
+    # gsm: only texts of more than 80 characters can need more than 160 septets
+    chars = pc.utf8_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(valid & ~unicode_np & (chars > SINGLE_GSM_SEPTETS // 2))
     if rows.size:
-        sub = arr.take(rows)
-        ext = pc.count_substring_regex(sub, _RE2_EXTENSION).to_numpy(zero_copy_only=False)
-        septets = chars[rows] + ext
-        parts[rows] = np.where(septets <= SINGLE_GSM_SEPTETS, 1, -(-septets // MULTI_GSM_SEPTETS))
-        exact = np.flatnonzero((ext > 0) & (septets > SINGLE_GSM_SEPTETS))
-        if exact.size:
-            texts = sub.take(exact).to_pylist()
-            parts[rows[exact]] = [_gsm_parts(t)[1] for t in texts]
+        parts[rows] = _gsm_parts_array(arr.take(rows), chars[rows])
 
-    # unicode: only texts of more than 35 characters can exceed 70 units
-    rows = np.flatnonzero(unicode_np & (chars > SINGLE_UCS2_UNITS // 2))
+    rows = np.flatnonzero(unicode_np)
     if rows.size:
-        sub = arr.take(rows)
-        wide = pc.count_substring_regex(sub, _RE2_NON_BMP).to_numpy(zero_copy_only=False)
-        units = chars[rows] + wide
-        multi = np.flatnonzero(units > SINGLE_UCS2_UNITS)
-        parts[rows[multi]] = -(-units[multi] // MULTI_UCS2_UNITS)
-        if multi.size:
-            multi_sub = sub.take(multi)
-            joins = pc.match_substring_regex(multi_sub, _RE2_COMPLEX).to_numpy(zero_copy_only=False)
-            exact = np.flatnonzero(joins | (wide[multi] > 0))
-            if exact.size:
-                texts = multi_sub.take(exact).to_pylist()
-                u = units[multi[exact]].tolist()
-                parts[rows[multi[exact]]] = [
-                    _ucs2_parts(t, k) for t, k in zip(texts, u, strict=True)
-                ]
+        uparts, ulabels = _unicode_array(arr.take(rows), chars[rows])
+        parts[rows] = uparts
+        index = np.zeros(n, dtype=np.int64)
+        index[rows] = np.arange(rows.size)
+        labels = ulabels.take(pa.array(index, mask=~unicode_np))
 
     encoding = pa.DictionaryArray.from_arrays(
         pa.array(unicode_np.astype(np.int32), mask=~valid), _ENCODINGS
@@ -640,22 +651,247 @@ def _analyze_chunk(arr: pa.Array, schema: pa.Schema) -> pa.Table:
     columns = [
         encoding.cast(schema.field("computed_encoding").type),
         pa.array(parts, mask=~valid).cast(schema.field("computed_parts").type),
-        _unicode_chars(arr, unicode_np).cast(schema.field("unicode_chars").type),
+        labels.cast(schema.field("unicode_chars").type),
     ]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _unicode_chars(arr: pa.Array, unicode_np: np.ndarray) -> pa.Array:
-    """The ``unicode_chars`` column: labels of the non-GSM characters, null for gsm rows."""
-    rows = np.flatnonzero(unicode_np)
-    if not rows.size:
-        return pa.nulls(len(arr), pa.string())
-    # Strip the GSM characters in Arrow; what is left is short and often repeated.
-    rest = pc.replace_substring_regex(arr.take(rows), _RE2_GSM_RUN, "").dictionary_encode()
-    labels = pa.array(
-        [format_unicode_chars(tuple(dict.fromkeys(r))) for r in rest.dictionary.to_pylist()],
-        pa.string(),
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes and int64 offsets of a string array without nulls."""
+    wide = pa.types.is_large_string(arr.type)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return data[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def _per_row(positions: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """How many of the sorted `positions` fall in each row ``[starts[i], starts[i+1])``."""
+    return np.diff(np.searchsorted(positions, starts))
+
+
+def _codepoints(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Code points of all rows end to end, and where each row starts in them (n + 1)."""
+    data, offsets = _buffers(arr)
+    lead = np.flatnonzero((data & 0xC0) != 0x80)
+    return _decode_at(data, lead), np.searchsorted(lead, offsets)
+
+
+def _gsm_parts_array(arr: pa.Array, chars: np.ndarray) -> np.ndarray:
+    """Parts of all-GSM texts: ``ceil(chars / 153)`` unless there are escape pairs."""
+    parts = np.where(chars <= SINGLE_GSM_SEPTETS, 1, -(-chars // MULTI_GSM_SEPTETS))
+    escaped = np.flatnonzero(pc.match_substring_regex(arr, _RE2_EXTENSION).to_numpy(False))
+    if not escaped.size:
+        return parts
+    data, offsets = _buffers(arr.take(escaped))
+    # In the UTF-8 of an all-GSM text the extension characters are the bytes below (0xE2
+    # starts €), and a character starts on every byte but the continuation bytes 0x80-0xBF.
+    ext = np.flatnonzero((((data | 0x20) - 0x7B) < 4) | (data == ord("\f")) | (data == 0xE2))
+    cont = np.flatnonzero((data & 0xC0) == 0x80)
+    row = np.searchsorted(offsets, ext, side="right") - 1
+    first_ext = np.searchsorted(ext, offsets)
+    char_index = (
+        ext - offsets[row] - (np.searchsorted(cont, ext) - np.searchsorted(cont, offsets)[row])
     )
-    index = np.zeros(len(arr), dtype=np.int32)
-    index[rows] = rest.indices.to_numpy(zero_copy_only=False)
-    return labels.take(pa.array(index, mask=~unicode_np))
+    # septet offset of each escape: its character's index plus the escapes before it; the
+    # septet after it (the character's code) may not start a part
+    escape_at = row * (1 << 32) + char_index + (np.arange(ext.size) - first_ext[row])
+    septets = chars[escaped] + np.diff(first_ext)
+    parts[escaped] = _walk(septets, escape_at + 1, SINGLE_GSM_SEPTETS, MULTI_GSM_SEPTETS, 1)
+    return parts
+
+
+def _walk(
+    total: np.ndarray, inside: np.ndarray, single: int, multi: int, longest: int
+) -> np.ndarray:
+    """Parts of rows of `total` units packed greedily, never cutting before an `inside` unit.
+
+    `inside` holds ``row * 2**32 + offset`` (sorted) of the units that may not start a part:
+    the character after an escape, the low half of a surrogate pair, a code point that
+    continues a grapheme cluster. No run of them is longer than `longest`.
+    """
+    parts = np.ones(total.size, dtype=np.int64)
+    active = np.flatnonzero(total > single)
+    pos = np.zeros(active.size, dtype=np.int64)
+    if not inside.size:
+        return np.where(total <= single, 1, -(-total // multi))
+    while active.size:
+        more = total[active] - pos > multi
+        active, pos = active[more], pos[more]
+        end = pos + multi
+        key = active * (1 << 32)
+        for _ in range(longest):
+            at = np.searchsorted(inside, key + end)
+            hit = inside[np.minimum(at, inside.size - 1)] == key + end
+            if not hit.any():
+                break
+            end -= hit
+        parts[active] += 1
+        pos = end
+    return parts
+
+
+def _unicode_array(arr: pa.Array, chars: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    """Parts and ``unicode_chars`` labels of texts that need unicode (no nulls).
+
+    Only the multi-byte characters are decoded (few in Latin-script texts); whole texts are
+    decoded only where a part boundary may fall inside a pair or a cluster.
+    """
+    data, offsets = _buffers(arr)
+    at = np.flatnonzero(data >= 0xC0)  # where a multi-byte character starts
+    cps = _decode_at(data, at)
+    units = chars + _per_row(at[cps > 0xFFFF], offsets)
+    parts = np.where(units <= SINGLE_UCS2_UNITS, 1, -(-units // MULTI_UCS2_UNITS))
+    # joining characters and non-BMP ones are all multi-byte
+    hard_at = at[(cps > 0xFFFF) | _IS_COMPLEX_NP[_PROPS_NP[cps]]]
+    rows = np.flatnonzero((units > SINGLE_UCS2_UNITS) & (_per_row(hard_at, offsets) > 0))
+    if rows.size:
+        sub = arr.take(rows)
+        hcps, hstarts = _codepoints(sub)
+        parts[rows] = _unicode_walk(hcps, _PROPS_NP[hcps], hstarts, units[rows])
+        # clusters over 32 units: the calculator's own filling (see _simulate)
+        for r in np.flatnonzero(parts[rows] < 0).tolist():
+            parts[rows[r]] = _ucs2_parts(sub[r].as_py(), int(units[rows[r]]))
+    # characters outside GSM: multi-byte ones, and the few ASCII ones (controls, backtick)
+    outside = ~_IS_GSM_NP[cps]
+    ascii_at = np.flatnonzero(
+        ((data < 0x20) & (data != 0x0A) & (data != 0x0D) & (data != 0x0C))
+        | (data == 0x60)
+        | (data == 0x7F)
+    )
+    where, found = at[outside], cps[outside]
+    if ascii_at.size:
+        where = np.concatenate([where, ascii_at])
+        found = np.concatenate([found, data[ascii_at].astype(np.uint32)])
+        order = np.argsort(where, kind="stable")
+        where, found = where[order], found[order]
+    return parts, _labels(found, np.searchsorted(where, offsets))
+
+
+def _decode_at(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Code points of the UTF-8 characters starting at byte positions `at` of `data`."""
+    padded = np.concatenate([data, np.zeros(3, dtype=np.uint8)])
+    head = data[at]
+    cps = head.astype(np.uint32)
+    for size, low, mask in ((2, 0xC0, 0x1F), (3, 0xE0, 0x0F), (4, 0xF0, 0x07)):
+        these = np.flatnonzero((head >= low) & (head <= (low | mask)))
+        if not these.size:
+            continue
+        where = at[these]
+        shift = 6 * (size - 1)
+        value = (cps[these] & mask) << shift
+        for k in range(1, size):
+            value |= (padded[where + k].astype(np.uint32) & 0x3F) << (shift - 6 * k)
+        cps[these] = value
+    return cps
+
+
+def _unicode_walk(
+    cps: np.ndarray, props: np.ndarray, starts: np.ndarray, units: np.ndarray
+) -> np.ndarray:
+    """Parts of unicode rows (end to end); -1 where a cluster exceeds 32 units."""
+    row_of = np.repeat(np.arange(units.size), np.diff(starts))
+    wide = np.flatnonzero(cps > 0xFFFF)
+    first_wide = np.searchsorted(wide, starts)
+    # UTF-16 offset of a code point: its index in the row plus the wide ones before it
+    cont = np.flatnonzero(~_cluster_starts(props, starts))
+    low_half = wide - starts[row_of[wide]] + (np.arange(wide.size) - first_wide[row_of[wide]]) + 1
+    joined = cont - starts[row_of[cont]] + (np.searchsorted(wide, cont) - first_wide[row_of[cont]])
+    inside = np.sort(
+        np.concatenate([row_of[wide] * (1 << 32) + low_half, row_of[cont] * (1 << 32) + joined])
+    )
+    parts = _walk(units, inside, SINGLE_UCS2_UNITS, MULTI_UCS2_UNITS, _SMALL_CLUSTER_UNITS)
+    if inside.size >= _SMALL_CLUSTER_UNITS:
+        # a run of 32 consecutive inside offsets is a cluster of more than 32 units
+        step = np.diff(inside) == 1
+        window = np.convolve(step, np.ones(_SMALL_CLUSTER_UNITS - 1, dtype=int), "valid")
+        long_run = np.flatnonzero(window == _SMALL_CLUSTER_UNITS - 1)
+        parts[inside[long_run] >> 32] = -1
+    return parts
+
+
+def _cluster_starts(props: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Whether each code point starts a grapheme cluster (rows end to end, none empty)."""
+    n = len(props)
+    first = np.ones(n, dtype=bool)
+    joiner = _IS_COMPLEX_NP[props]
+    if not joiner.any():
+        return first
+    row_first = np.zeros(n, dtype=bool)
+    row_first[starts[:-1]] = True
+    row_last = np.zeros(n, dtype=bool)
+    row_last[starts[1:] - 1] = True
+    after_joiner = np.concatenate([[False], joiner[:-1]]) & ~row_first
+    before_joiner = np.concatenate([joiner[1:], [False]]) & ~row_last
+    run_start = np.flatnonzero(joiner & ~after_joiner)
+    run_end = np.flatnonzero(joiner & ~before_joiner) + 1
+    # a chunk starts one code point before its run (a cluster start), and takes one more after
+    # a Prepend or a Hangul L, which join whatever follows them
+    begin = np.where(row_first[run_start], run_start, run_start - 1)
+    last = props[run_end - 1]
+    end = run_end + (((last == _PP) | (last == _L)) & ~row_last[run_end - 1])
+    fresh = np.concatenate([[True], begin[1:] >= end[:-1]])
+    groups = np.flatnonzero(fresh)
+    begin, end = begin[groups], np.maximum.reduceat(end, groups)
+    length = end - begin
+    short = length <= _MAX_CHUNK
+    for b, e in zip(begin[~short].tolist(), end[~short].tolist(), strict=True):
+        first[[b + j for j in _joined_in_chunk(props[b:e].tolist())]] = False
+    begin, length = begin[short], length[short]
+    key = np.zeros(begin.size, dtype=np.int64)
+    for k in range(_MAX_CHUNK):
+        inside = k < length
+        p = props[np.minimum(begin + k, n - 1)].astype(np.int64) + 1
+        key |= np.where(inside, p, 0) << (_PROP_BITS * k)
+    kinds, which = np.unique(key, return_inverse=True)
+    masks = np.array([_joined_mask(int(k)) for k in kinds], dtype=np.int64)[which]
+    for k in range(1, _MAX_CHUNK):
+        first[begin[(masks >> k) & 1 == 1] + k] = False
+    return first
+
+
+@lru_cache(maxsize=4096)
+def _joined_mask(key: int) -> int:
+    """Bit mask of the code points that join the cluster before, for a chunk's key."""
+    props = []
+    while key:
+        props.append((key & ((1 << _PROP_BITS) - 1)) - 1)
+        key >>= _PROP_BITS
+    return sum(1 << j for j in _joined_in_chunk(props))
+
+
+class _Labels(dict[str, str]):
+    """``"’ U+2019"`` for each character, made once."""
+
+    def __missing__(self, char: str) -> str:
+        label = self[char] = f"{char} U+{ord(char):04X}"
+        return label
+
+
+_LABELS = _Labels()
+
+
+def _labels(found: np.ndarray, bounds: np.ndarray) -> pa.Array:
+    """``unicode_chars`` of each row, from its non-GSM code points (rows end to end)."""
+    rows = bounds.size - 1
+    if not found.size:
+        return pa.array([""] * rows, pa.string())
+    # keep the first occurrence of each (row, code point), in text order
+    row = np.repeat(np.arange(rows, dtype=np.int64), np.diff(bounds))
+    key = (row << 21) | found.astype(np.int64)
+    order = np.argsort(key)
+    ranked = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], ranked[1:] != ranked[:-1]]))
+    keep = np.zeros(found.size, dtype=bool)
+    keep[np.minimum.reduceat(order, starts)] = True
+    distinct = found[keep]
+    # label each distinct code point once, then join each row's labels in Arrow
+    present = np.zeros(0x110000, dtype=bool)
+    present[distinct] = True
+    chars = np.flatnonzero(present)
+    index = (np.cumsum(present) - 1)[distinct]
+    names = pa.array([_LABELS[chr(c)] for c in chars.tolist()], pa.string())
+    offsets = np.concatenate([[0], np.cumsum(keep)])[bounds].astype(np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(index)))
+    return pc.binary_join(lists, ", ")
