@@ -192,6 +192,39 @@ def sql(dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: int) ->
 
 
 @main.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="HTML file.")
+@click.option("--start", help="First day of the period (inclusive), e.g. 2025-05-01.")
+@click.option("--end", help="Day after the period (exclusive), e.g. 2025-06-01.")
+@click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
+@click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
+@click.option("--top", default=10, show_default=True, help="Senders and rows per table.")
+@_handle_errors
+def report(
+    dataset: str,
+    out: str,
+    start: str | None,
+    end: str | None,
+    tz: str,
+    currency: str | None,
+    csv_dir: str | None,
+    top: int,
+) -> None:
+    """Write the cost report of DATASET as one self-contained HTML page."""
+    from .report import cost_report
+
+    if not Path(dataset).is_dir():
+        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    r = cost_report(dataset, start=start, end=end, tz=tz, currency=currency, top=top)
+    path = r.write_html(out)
+    click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
+    if csv_dir:
+        files = r.to_csv(csv_dir)
+        click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}")
+
+
+@main.command()
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to create."
 )
