@@ -406,6 +406,7 @@ def describe(path: str | Path) -> DatasetInfo:
 
 
 _ROW_GROUP_ROWS = 65_536
+_BUFFERED_ROWS = 131_072
 
 
 def write_partitioned(
@@ -432,7 +433,8 @@ def write_partitioned(
     -----
     Files are zstd-compressed with the full :data:`MESSAGE_SCHEMA`, so a reader gets the
     dictionary-encoded columns and every field's description and unit from the file.
-    Rows are buffered per partition up to one row group, so memory stays bounded.
+    Rows are buffered per partition up to one row group, and at most ``_BUFFERED_ROWS``
+    in all, so memory stays bounded however the months interleave.
     """
     writers: dict[str, pq.ParquetWriter] = {}
     buffers: dict[str, list[pa.RecordBatch]] = {}
@@ -471,6 +473,9 @@ def write_partitioned(
                 counts[key] = counts.get(key, 0) + part.num_rows
                 if sizes[key] >= _ROW_GROUP_ROWS:
                     flush(key)
+            if sum(sizes.values()) >= _BUFFERED_ROWS:  # bound memory when months interleave
+                for k in list(buffers):
+                    flush(k)
         for key in list(buffers):
             flush(key)
     finally:

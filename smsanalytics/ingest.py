@@ -59,7 +59,7 @@ __all__ = [
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 100_000
-_MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "600MB")
+_MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
 # need a value; records with no time at all go to month=unknown.

@@ -887,10 +887,13 @@ def _labels(found: np.ndarray, bounds: np.ndarray) -> pa.Array:
     keep[np.minimum.reduceat(order, starts)] = True
     distinct = found[keep]
     # label each distinct code point once, then join each row's labels in Arrow
-    present = np.zeros(0x110000, dtype=bool)
-    present[distinct] = True
-    chars = np.flatnonzero(present)
-    index = (np.cumsum(present) - 1)[distinct]
+    if distinct.size < 1 << 16:  # small batches: sorting beats a table of every code point
+        chars, index = np.unique(distinct, return_inverse=True)
+    else:
+        present = np.zeros(0x110000, dtype=bool)
+        present[distinct] = True
+        chars = np.flatnonzero(present)
+        index = (np.cumsum(present) - 1)[distinct]
     names = pa.array([_LABELS[chr(c)] for c in chars.tolist()], pa.string())
     offsets = np.concatenate([[0], np.cumsum(keep)])[bounds].astype(np.int32)
     lists = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(index)))
