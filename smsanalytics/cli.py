@@ -102,6 +102,9 @@ def main() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
+@click.option(
+    "--no-enrich", is_flag=True, help="Skip number, network and segment columns (faster)."
+)
 @_handle_errors
 def convert(
     inputs: tuple[str, ...],
@@ -112,6 +115,7 @@ def convert(
     strict: bool,
     as_json: bool,
     quiet: bool,
+    no_enrich: bool,
 ) -> None:
     """Convert Callr archives (files, folders, - for stdin) into a Parquet dataset.
 
@@ -128,6 +132,7 @@ def convert(
         overwrite=overwrite,
         strict=strict,
         quiet=quiet or as_json,
+        enrich_rows=not no_enrich,
     )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), default=str))

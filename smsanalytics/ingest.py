@@ -506,6 +506,7 @@ def convert(
     strict: bool = False,
     quiet: bool = False,
     lock_timeout: float = 60.0,
+    enrich_rows: bool = True,
 ) -> ConversionSummary:
     """Convert Callr archives into a Parquet dataset, incrementally and atomically.
 
@@ -530,6 +531,9 @@ def convert(
         No progress bar.
     lock_timeout : float
         Seconds to wait for another conversion into the same dataset to finish [s].
+    enrich_rows : bool, default True
+        Fill number, network, segment and keyword columns (:mod:`smsanalytics.enrich`).
+        Off, those columns stay as the records gave them (mostly null): faster.
 
     Returns
     -------
@@ -579,20 +583,27 @@ def convert(
                         f"see {rejects_path}; the dataset was not changed"
                     )
                 existing = [] if overwrite else ds.dataset_files(out) if manifest else []
-                _merge(stage, out, existing, partition_by, summary, overwrite)
+                options = _WriteOptions(partition_by, overwrite, enrich_rows)
+                _merge(stage, out, existing, options, summary)
             finally:
                 stage.close()
     summary.elapsed = time.perf_counter() - started
     return summary
 
 
+@dataclass(frozen=True)
+class _WriteOptions:
+    partition_by: str
+    overwrite: bool
+    enrich: bool
+
+
 def _merge(
     stage: _Stage,
     out: Path,
     existing: list[Path],
-    partition_by: str,
+    options: _WriteOptions,
     summary: ConversionSummary,
-    overwrite: bool,
 ) -> None:
     """Decide which winners are new or newer than the dataset's rows, and write them."""
     con = stage.con
@@ -619,27 +630,29 @@ def _merge(
     (old_rows,) = _row(con, "SELECT count(*) FROM old")
     summary.rows_total = int(old_rows) + summary.written - summary.replaced
     summary.duplicates = summary.records - summary.rejected - summary.written
-    if summary.written == 0 and not overwrite and existing:
+    if summary.written == 0 and not options.overwrite and existing:
         return  # nothing new: the dataset is left as it is, byte for byte
-    _write_version(con, out, existing, partition_by, summary)
+    _write_version(con, out, existing, options, summary)
 
 
 def _write_version(
     con: duckdb.DuckDBPyConnection,
     out: Path,
     existing: list[Path],
-    partition_by: str,
+    options: _WriteOptions,
     summary: ConversionSummary,
 ) -> None:
     """Build the dataset's next version beside it and swap it in."""
+    partition_by = options.partition_by
     (good,) = _row(con, "SELECT count(*) FROM parsed WHERE reject_reason IS NULL")
     if good == summary.written:
         chosen_rows = "reject_reason IS NULL"  # no duplicates: no join needed
     else:
         chosen_rows = "record_no IN (SELECT record_no FROM chosen)"
     new_rows = f"SELECT {_NAMES}, {PARTITION_COLUMN} FROM parsed WHERE {chosen_rows}"
-    enrich.register_lookups(con, new_rows)
-    new_rows = enrich.enrich_sql(new_rows)
+    if options.enrich:
+        enrich.register_lookups(con, new_rows)
+        new_rows = enrich.enrich_sql(new_rows)
     if partition_by == "month":
         touched = {
             r[0]
@@ -681,7 +694,8 @@ def _write_version(
                     WHERE sid NOT IN (SELECT sid FROM chosen)"""
             )
         reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_FLUSH_ROWS)
-        ds.write_partitioned(enrich.add_computed(reader), staging, partition_by=partition_by)
+        batches = enrich.add_computed(reader) if options.enrich else reader
+        ds.write_partitioned(batches, staging, partition_by=partition_by)
         summary.partitions_written = sorted(t for t in touched if t)
         ds.write_manifest(
             staging,
