@@ -28,6 +28,7 @@ __all__ = [
     "connect",
     "run_sql",
     "cost_report",
+
     "CostReport",
     "SmsAnalyticsError",
     "InputError",

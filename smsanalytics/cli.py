@@ -230,6 +230,64 @@ def report(
 
 
 @main.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--start", help="First day audited (inclusive), e.g. 2025-05-01.")
+@click.option("--end", help="Day after the last one audited (exclusive), e.g. 2025-06-01.")
+@click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
+@click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
+@click.option(
+    "--margin",
+    default="0.25",
+    show_default=True,
+    help="Flag a cost per part above the country's usual rate by more than this fraction.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every table as one JSON object.")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
+@click.option("--max-rows", default=20, show_default=True, help="Rows shown per table.")
+@_handle_errors
+def audit(
+    dataset: str,
+    start: str | None,
+    end: str | None,
+    tz: str,
+    currency: str | None,
+    margin: str,
+    as_json: bool,
+    csv_dir: str | None,
+    max_rows: int,
+) -> None:
+    """Audit the billing of DATASET: parts, encodings, rates, networks, numbers."""
+    from decimal import Decimal, InvalidOperation
+
+    from .audit import audit as run
+
+    if not Path(dataset).is_dir():
+        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    try:
+        rate_margin = Decimal(margin)
+    except InvalidOperation as exc:
+        raise click.BadParameter(f"not a number: {margin!r}", param_hint="--margin") from exc
+    try:
+        a = run(dataset, start=start, end=end, tz=tz, currency=currency, rate_margin=rate_margin)
+    except ValueError as exc:
+        raise SmsAnalyticsError(str(exc)) from exc
+    if as_json:
+        click.echo(a.to_json())
+    else:
+        for name, df in a.tables().items():
+            if name != "summary" and df.empty:
+                continue
+            title = name.replace("_", " ")
+            click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
+            # Exact decimals without exponent (0E-10 reads as 0.0000000000).
+            shown = df.astype(object).map(lambda v: f"{v:f}" if isinstance(v, Decimal) else v)
+            _print_table(shown, max_rows=len(df) if name == "summary" else max_rows)
+    if csv_dir:
+        files = a.to_csv(csv_dir)
+        click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}", err=as_json)
+
+
+@main.command()
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to create."
 )

@@ -2,10 +2,10 @@
 
 This module owns the report. :func:`cost_report` asks the questions of
 :mod:`smsanalytics.queries` for one period and the period before it, adds what those
-questions do not cover (the excluded rows, per-part rates, the billing audit: a few lines
-of SQL here), and returns a :class:`CostReport`: pandas DataFrames as attributes, and
-``to_html()`` (one self-contained page, printable on A4), ``to_csv(dir)`` and
-``to_markdown()``.
+questions do not cover (the excluded rows and per-part rates: a few lines of SQL here; the
+billing audit comes from :mod:`smsanalytics.audit`), and returns a :class:`CostReport`:
+pandas DataFrames as attributes, and ``to_html()`` (one self-contained page, printable on
+A4), ``to_csv(dir)`` and ``to_markdown()``.
 
 Decisions:
 
@@ -42,6 +42,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from . import audit as billing_audit
 from . import dataset, queries
 from .escape import for_csv_cell, for_html
 
@@ -55,7 +56,7 @@ __all__ = [
 
 #: A message is "above rate" when its cost per part exceeds its country's usual rate (the
 #: median per-part cost of the period) by more than this fraction.
-ABOVE_RATE_MARGIN = Decimal("0.25")
+ABOVE_RATE_MARGIN = billing_audit.RATE_MARGIN
 
 _Q = Decimal("1e-10")  # precision of ratios [cents]
 _RATIO = pa.decimal128(38, 10)
@@ -244,50 +245,11 @@ WHERE created_at >= $start AND created_at < $end
 GROUP BY ALL
 """
 
-ABOVE_RATE_EXAMPLES_SQL = """
-WITH flagged AS (
-    SELECT unnest($countries::VARCHAR[]) AS country,
-           CAST(unnest($costs::VARCHAR[]) AS DECIMAL(18, 6)) AS cost_cents,
-           unnest($parts::INTEGER[]) AS parts
-)
-SELECT m.sid, m.created_at, m.from_number, m.from_country AS country, m.parts,
-       m.cost_cents, m.body_text
-FROM messages AS m
-JOIN flagged AS f
-  ON m.from_country IS NOT DISTINCT FROM f.country
- AND m.cost_cents = f.cost_cents AND m.parts = f.parts
-WHERE m.created_at >= $start AND m.created_at < $end
-ORDER BY m.cost_cents DESC, m.created_at, m.sid
-LIMIT $n
-"""
-
 AUDIT_PRESENT_SQL = """
 SELECT count(computed_parts), count(computed_encoding)
 FROM messages
 WHERE created_at >= $start AND created_at < $end
 """
-
-AUDIT_SUMMARY_SQL = """
-SELECT parts, computed_parts, encoding, computed_encoding,
-       count(*) AS messages, sum(cost_cents) AS cost_cents
-FROM messages
-WHERE created_at >= $start AND created_at < $end
-  AND ((computed_parts IS NOT NULL AND parts IS DISTINCT FROM computed_parts)
-    OR (computed_encoding IS NOT NULL AND encoding IS DISTINCT FROM computed_encoding))
-GROUP BY ALL
-"""
-
-AUDIT_EXAMPLES_SQL = """
-SELECT sid, created_at, from_number, from_country AS country, encoding, computed_encoding,
-       parts, computed_parts, cost_cents, body_text
-FROM messages
-WHERE created_at >= $start AND created_at < $end
-  AND ((computed_parts IS NOT NULL AND parts IS DISTINCT FROM computed_parts)
-    OR (computed_encoding IS NOT NULL AND encoding IS DISTINCT FROM computed_encoding))
-ORDER BY cost_cents DESC NULLS LAST, created_at, sid
-LIMIT $n
-"""
-
 
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
          tz: str) -> pd.DataFrame:
@@ -641,17 +603,26 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: TimeBound, end
     points_now = _sql(con, RATE_POINTS_SQL, params_now, tz)
     points_prev = _sql(con, RATE_POINTS_SQL, params_prev, tz)
     rates, usual = _rates(points_now, points_prev)
-    above_rate, flagged = _above_rate(points_now, usual)
-    examples = _sql(con, ABOVE_RATE_EXAMPLES_SQL, {
-        **params_now, "n": _EXAMPLES,
-        "countries": [c for c, _, _ in flagged], "costs": [str(v) for _, v, _ in flagged],
-        "parts": [p for _, _, p in flagged]}, tz)
+    # The usual rate of the report is the country's over the whole period (by_month=False),
+    # the one the rates table shows.
+    flagged = billing_audit.above_rate(con, start=period.start, end=period.end, tz=tz,
+                                       rate_margin=ABOVE_RATE_MARGIN, by_month=False)
+    above_rate = _above_rate(flagged, usual)
+    examples = _examples(flagged.rename(columns={"from_country": "country"}),
+                         ["sid", "created_at", "from_number", "country", "parts",
+                          "cost_cents", "body_text"])
 
     audit = audit_examples = None
     present = con.execute(AUDIT_PRESENT_SQL, params_now).fetchall()[0]
     if any(present):
-        audit = _audit(_sql(con, AUDIT_SUMMARY_SQL, params_now, tz))
-        audit_examples = _sql(con, AUDIT_EXAMPLES_SQL, {**params_now, "n": _EXAMPLES}, tz)
+        # Rows of the period whose computed columns are null are computed on the fly.
+        mismatches = billing_audit.billing_mismatches(con, start=period.start,
+                                                      end=period.end, tz=tz)
+        audit = _audit(mismatches)
+        audit_examples = _examples(
+            mismatches.rename(columns={"from_country": "country"}),
+            ["sid", "created_at", "from_number", "country", "encoding", "computed_encoding",
+             "parts", "computed_parts", "cost_cents", "body_text"])
 
     excluded = _excluded(_sql(con, EXCLUDED_SQL, params_now, tz))
     total = _dec(total_now["cost_cents"].iloc[0])
@@ -735,18 +706,6 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
     return df
 
 
-def _median_rate(points: list[tuple[Fraction, int]]) -> Fraction:
-    """Lower weighted median of per-part rates (rate, messages)."""
-    points = sorted(points)
-    half = sum(n for _, n in points) / 2
-    seen = 0
-    for rate, n in points:
-        seen += n
-        if seen >= half:
-            return rate
-    return points[-1][0]
-
-
 def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[Any, Fraction]]:
     def per_country(df: pd.DataFrame) -> dict[Any, dict[str, Any]]:
         out: dict[Any, dict[str, Any]] = defaultdict(
@@ -765,8 +724,9 @@ def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[An
         return out
 
     a, b = per_country(now), per_country(prev)
-    usual = {k: _median_rate(v["points"]) for k, v in a.items() if v["points"]}
-    usual_prev = {k: _median_rate(v["points"]) for k, v in b.items() if v["points"]}
+    usual = {k: billing_audit.usual_rate(v["points"]) for k, v in a.items() if v["points"]}
+    usual_prev = {k: billing_audit.usual_rate(v["points"]) for k, v in b.items()
+                  if v["points"]}
     rows = []
     for k in sorted(set(a) | set(b), key=lambda k: (-(a[k]["cost"] if k in a else 0),
                                                     k is None, k or "")):
@@ -789,56 +749,51 @@ def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[An
     return _arrow_frame(rows, types), usual
 
 
-def _above_rate(points: pd.DataFrame, usual: dict[Any, Fraction]
-                ) -> tuple[pd.DataFrame, list[tuple[Any, Decimal, int]]]:
-    margin = 1 + Fraction(ABOVE_RATE_MARGIN)
+def _above_rate(flagged: pd.DataFrame, usual: dict[Any, Fraction]) -> pd.DataFrame:
+    """Above-rate messages by country, with the cost above the usual rate, exactly."""
     acc: dict[Any, dict[str, Any]] = {}
-    flagged = []
-    for row in points.itertuples(index=False):
-        k, parts, cost = _key(row.country), row.parts, row.cost_cents
-        # Without a country there is no usual rate to compare with (it would mix prices).
-        if k is None or k not in usual or _is_na(parts) or int(parts) <= 0 or _is_na(cost):
-            continue
-        rate = Fraction(Decimal(cost)) / int(parts)
-        if rate <= usual[k] * margin:
-            continue
-        n = int(row.messages)
-        flagged.append((k, Decimal(cost), int(parts)))
-        c = acc.setdefault(k, {"messages": 0, "parts": 0, "cost": Decimal(0),
-                               "excess": Fraction(0)})
-        c["messages"] += n
-        c["parts"] += int(parts) * n
-        c["cost"] += Decimal(cost) * n
-        c["excess"] += (Fraction(Decimal(cost)) - usual[k] * int(parts)) * n
+    usual = dict(usual)
+    for row in flagged.itertuples(index=False):
+        k = _key(row.country)
+        # A country the audit filled in from the number (none was stored) has its rate there.
+        usual.setdefault(k, Fraction(Decimal(row.usual_rate_cents)))
+        c = acc.setdefault(k, {"messages": 0, "parts": 0, "cost": Decimal(0)})
+        c["messages"] += 1
+        c["parts"] += int(row.parts)
+        c["cost"] += Decimal(row.cost_cents)
+    excess = {k: Fraction(v["cost"]) - usual[k] * v["parts"] for k, v in acc.items()}
     rows = [{"country": k, "rate_cents": _ratio(usual[k], 1), "messages": v["messages"],
-             "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": _ratio(v["excess"], 1)}
-            for k, v in sorted(acc.items(), key=lambda kv: -kv[1]["excess"])]
+             "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": _ratio(excess[k], 1)}
+            for k, v in sorted(acc.items(), key=lambda kv: -excess[kv[0]])]
     types = {"country": pa.string(), "rate_cents": _RATIO, "messages": pa.int64(),
              "parts": pa.int64(), "cost_cents": _MONEY, "excess_cents": _RATIO}
-    return _arrow_frame(rows, types), flagged
+    return _arrow_frame(rows, types)
 
 
-def _audit(summary: pd.DataFrame) -> pd.DataFrame:
+def _examples(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The most expensive messages of `df`, most expensive first."""
+    ordered = df.sort_values(["cost_cents", "created_at", "sid"],
+                             ascending=[False, True, True], na_position="last")
+    return ordered[columns].head(_EXAMPLES).reset_index(drop=True)
+
+
+def _audit(mismatches: pd.DataFrame) -> pd.DataFrame:
     kinds = {"parts billed above those needed": [0, Decimal(0), Fraction(0)],
              "parts billed below those needed": [0, Decimal(0), Fraction(0)],
              "encoding differs from the one needed": [0, Decimal(0), Fraction(0)]}
-    for row in summary.itertuples(index=False):
-        n, cost = int(row.messages), _dec(row.cost_cents)
-        parts, need = row.parts, row.computed_parts
-        if not _is_na(parts) and not _is_na(need) and int(parts) != int(need):
-            kind = ("parts billed above those needed" if int(parts) > int(need)
-                    else "parts billed below those needed")
-            k = kinds[kind]
-            k[0] += n
-            k[1] += cost
-            if int(parts) > int(need) and int(parts) > 0:
-                # The cost of the parts billed beyond those the body needs.
-                k[2] += Fraction(cost) * (int(parts) - int(need)) / int(parts)
-        enc, enc_need = row.encoding, row.computed_encoding
-        if not _is_na(enc_need) and (_is_na(enc) or str(enc) != str(enc_need)):
+    for row in mismatches.itertuples(index=False):
+        cost = _dec(row.cost_cents)
+        if "parts_over_billed" in row.finding:
+            k = kinds["parts billed above those needed"]
+            k[0], k[1] = k[0] + 1, k[1] + cost
+            # The cost of the parts billed beyond those the body needs.
+            k[2] += Fraction(cost) * int(row.parts_difference) / int(row.parts)
+        if "parts_under_billed" in row.finding:
+            k = kinds["parts billed below those needed"]
+            k[0], k[1] = k[0] + 1, k[1] + cost
+        if "encoding_mismatch" in row.finding:
             k = kinds["encoding differs from the one needed"]
-            k[0] += n
-            k[1] += cost
+            k[0], k[1] = k[0] + 1, k[1] + cost
     rows = [{"finding": kind, "messages": v[0], "cost_cents": v[1],
              "excess_cents": _ratio(v[2], 1)} for kind, v in kinds.items()]
     return _arrow_frame(rows, {"finding": pa.string(), "messages": pa.int64(),
