@@ -379,10 +379,15 @@ class AuditResult:
             written.append(path)
         return written
 
-    def to_html(self) -> str:
+    def to_html(self, max_rows: int | None = None) -> str:
         """Return the audit as an HTML fragment: the summary, then each non-empty table.
 
         Every value is escaped with :func:`~smsanalytics.escape.for_html`.
+
+        Parameters
+        ----------
+        max_rows : int, optional
+            Show at most this many rows of each finding table (all by default).
         """
         label = self.currency or "currency not set"
         parts = ['<div class="smsa-audit">', "<h2>Billing audit</h2>",
@@ -393,13 +398,23 @@ class AuditResult:
         for name, df in self.tables().items():
             if name == "summary" or df.empty:
                 continue
+            shown = df if max_rows is None else df.head(max_rows)
             parts += [f"<h3>{for_html(name.replace('_', ' '))} ({len(df):,})</h3>",
-                      _html_table(df)]
+                      _html_table(shown)]
+            if len(shown) < len(df):
+                parts.append(f"<p>… {len(df) - len(shown):,} more rows "
+                             f"(<code>result.{for_html(name)}</code>)</p>")
         parts.append("</div>")
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        return self.to_html(max_rows=10)
+
+    def __repr__(self) -> str:
+        found = ", ".join(
+            f"{r.check}={r.messages}" for r in self.summary.itertuples() if r.messages
+        )
+        return f"<AuditResult {found or 'clean'}>"
 
 
 # ---------------------------------------------------------------------------------------

@@ -492,6 +492,12 @@ class CostReport:
     def _repr_html_(self) -> str:
         return f"<style>{_CSS}</style>{_render_body(self)}"
 
+    def __repr__(self) -> str:
+        return (
+            f"<CostReport {self.period.label} ({self.tz}): "
+            f"{self.total_cents()} cents of {self.currency or 'currency not set'}>"
+        )
+
     def __str__(self) -> str:
         return self.to_markdown()
 
@@ -1172,10 +1178,10 @@ _CSS = """
   margin: 6px 0 4px; }
 .smsa-report table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .smsa-report th, .smsa-report td { padding: 5px 8px; border-bottom: 1px solid var(--line);
-  text-align: left; vertical-align: top; }
+  text-align: left !important; vertical-align: top; }
 .smsa-report thead th { font-size: 12px; color: var(--muted); font-weight: 600;
   border-bottom: 1px solid #cbd2d9; white-space: nowrap; }
-.smsa-report td.n, .smsa-report th.n { text-align: right; white-space: nowrap;
+.smsa-report td.n, .smsa-report th.n { text-align: right !important; white-space: nowrap;
   font-variant-numeric: tabular-nums; }
 .smsa-report tbody tr:nth-child(even) { background: #fafbfc; }
 .smsa-report tfoot td { font-weight: 600; border-top: 1px solid #9aa5b1; border-bottom: 0; }
