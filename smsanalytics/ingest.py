@@ -234,7 +234,7 @@ class _Stage:
             self.con.execute(
                 f"""COPY (SELECT *, {_MONTH} AS {PARTITION_COLUMN}
                           FROM ({parse_sql("_raw", keep=("record_no",))}))
-                    TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION lz4_raw)"""
+                    TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION uncompressed)"""
             )
         finally:
             self.con.unregister("_raw")
