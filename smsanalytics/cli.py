@@ -105,6 +105,12 @@ def main() -> None:
 @click.option(
     "--no-enrich", is_flag=True, help="Skip number, network and segment columns (faster)."
 )
+@click.option(
+    "--pseudonymize", is_flag=True, help="Replace sender numbers by keyed tokens (--key-file)."
+)
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Key for --pseudonymize.")
+@click.option("--redact-bodies", is_flag=True, help="Drop message bodies (computed columns stay).")
+@click.option("--pseudonymize-recipients", is_flag=True, help="Also tokenise recipient numbers.")
 @_handle_errors
 def convert(
     inputs: tuple[str, ...],
@@ -116,6 +122,10 @@ def convert(
     as_json: bool,
     quiet: bool,
     no_enrich: bool,
+    pseudonymize: bool,
+    key_file: str | None,
+    redact_bodies: bool,
+    pseudonymize_recipients: bool,
 ) -> None:
     """Convert Callr archives (files, folders, - for stdin) into a Parquet dataset.
 
@@ -124,6 +134,7 @@ def convert(
     """
     from .ingest import convert as run
 
+    key = _key(pseudonymize or pseudonymize_recipients, key_file)
     summary = run(
         inputs,
         out,
@@ -133,12 +144,63 @@ def convert(
         strict=strict,
         quiet=quiet or as_json,
         enrich_rows=not no_enrich,
+        pseudonymize_key=key,
+        redact_bodies=redact_bodies,
+        pseudonymize_recipients=pseudonymize_recipients,
     )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), default=str))
     elif not quiet:
         for line in str(summary).splitlines():
             click.echo(for_terminal(line), err=False)
+
+
+def _key(wanted: bool, key_file: str | None) -> bytes | None:
+    """The pseudonymisation key, if asked for; a clear error if it cannot be had."""
+    from .privacy import load_key
+
+    if not wanted:
+        if key_file:
+            raise SmsAnalyticsError("--key-file is only used with --pseudonymize")
+        return None
+    if not key_file:
+        raise SmsAnalyticsError(
+            "--pseudonymize needs --key-file (make one with: smsanalytics keygen KEYFILE)"
+        )
+    return load_key(key_file)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="New dataset.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Key for the number tokens.")
+@click.option("--redact-bodies", is_flag=True, help="Drop message bodies (computed columns stay).")
+@click.option(
+    "--pseudonymize-recipients", "recipients", is_flag=True, help="Also tokenise recipients."
+)
+@_handle_errors
+def pseudonymize(
+    dataset: str, out: str, key_file: str | None, redact_bodies: bool, recipients: bool
+) -> None:
+    """Write a pseudonymised copy of DATASET: sender numbers as keyed tokens."""
+    from .privacy import pseudonymize_dataset
+
+    key = _key(key_file is not None or not redact_bodies, key_file)
+    rows = pseudonymize_dataset(
+        dataset, out, key=key, redact_bodies=redact_bodies, pseudonymize_recipients=recipients
+    )
+    click.echo(f"{rows:,} rows written to {for_terminal(out)}")
+
+
+@main.command()
+@click.argument("key_file", type=click.Path(dir_okay=False))
+@_handle_errors
+def keygen(key_file: str) -> None:
+    """Create a new random key file for --pseudonymize (never overwrites one)."""
+    from .privacy import generate_key
+
+    generate_key(key_file)
+    click.echo(f"new key written to {for_terminal(key_file)}; keep it secret and backed up")
 
 
 @main.command()

@@ -20,6 +20,7 @@ Accounting, kept for every run: ``records == written + duplicates + rejected``.
 
 from __future__ import annotations
 
+import errno
 import html
 import os
 import queue
@@ -39,10 +40,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import dataset as ds
-from . import enrich
-from .errors import StrictModeError
+from . import enrich, privacy
+from .errors import DatasetError, StrictModeError
 from .readers import InputFile, find_inputs, iter_raw_batches
 from .schema import COLUMNS, MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
 from .sources import parse_sql
@@ -59,6 +61,7 @@ __all__ = [
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 100_000
+_IS_NEW = "_is_new"  # marks this run's rows in the write stream (old rows are not re-hashed)
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
@@ -106,6 +109,9 @@ class ConversionSummary:
         Partitions rewritten by this run.
     reject_reasons : dict
         Count of rejected records per reason (reasons cut at the first colon).
+    damaged_files : dict
+        Input files whose compressed data is truncated or corrupt -> the reason; the
+        records before the damage were read, the rest of the file was not.
     """
 
     records: int = 0
@@ -121,6 +127,7 @@ class ConversionSummary:
     rows_total: int = 0
     partitions_written: list[str] = field(default_factory=list)
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    damaged_files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the summary as a plain dict (what ``convert --json`` prints)."""
@@ -144,6 +151,8 @@ class ConversionSummary:
         ]
         for reason, n in sorted(self.reject_reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"      {n:>8,}  {reason}")
+        for name, why in self.damaged_files.items():
+            lines.append(f"  damaged    {name}: {why}")
         if self.out:
             lines.append(f"  dataset    {self.out}: {self.rows_total:,} rows")
         return "\n".join(lines)
@@ -261,6 +270,14 @@ class _Stage:
         n, bad = _row(self.con, "SELECT count(*), count(reject_reason) FROM parsed")
         return int(n), int(bad)
 
+    def damaged_files(self) -> dict[str, str]:
+        rows = self.con.execute(
+            """SELECT source_file, min(reject_reason) FROM parsed
+               WHERE starts_with(reject_reason, 'compressed data is truncated or corrupt')
+               GROUP BY source_file ORDER BY source_file"""
+        ).fetchall()
+        return {str(f): str(r) for f, r in rows}
+
     def reject_reasons(self) -> dict[str, int]:
         rows = self.con.execute(
             r"""SELECT regexp_replace(split_part(reject_reason, ':', 1), ' \(.*', '') AS r,
@@ -269,14 +286,19 @@ class _Stage:
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
 
-    def write_rejects(self, path: Path) -> None:
-        """Write the rejects file atomically (an empty file when nothing was rejected)."""
+    def write_rejects(self, path: Path, *, keep_raw: bool = True) -> None:
+        """Write the rejects file atomically (an empty file when nothing was rejected).
+
+        Without `keep_raw`, the ``raw`` text is null: file, line and reason still say
+        where the record is in the archive.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        raw = "left(rtrim(text, E'\\r\\n'), 10000)" if keep_raw else "NULL::VARCHAR"
         try:
             self.con.execute(
                 f"""COPY (SELECT source_file, source_line, reject_reason AS reason,
-                          left(rtrim(text, E'\\r\\n'), 10000) AS raw
+                          {raw} AS raw
                    FROM parsed WHERE reject_reason IS NOT NULL
                    ORDER BY source_file, source_line)
                    TO '{_sql_path(tmp)}' (FORMAT json)"""
@@ -436,6 +458,7 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
                 files=stage.files,
                 bytes=stage.bytes,
                 reject_reasons=stage.reject_reasons(),
+                damaged_files=stage.damaged_files(),
             )
         finally:
             stage.close()
@@ -507,6 +530,9 @@ def convert(
     quiet: bool = False,
     lock_timeout: float = 60.0,
     enrich_rows: bool = True,
+    pseudonymize_key: bytes | None = None,
+    redact_bodies: bool = False,
+    pseudonymize_recipients: bool = False,
 ) -> ConversionSummary:
     """Convert Callr archives into a Parquet dataset, incrementally and atomically.
 
@@ -534,6 +560,15 @@ def convert(
     enrich_rows : bool, default True
         Fill number, network, segment and keyword columns (:mod:`smsanalytics.enrich`).
         Off, those columns stay as the records gave them (mostly null): faster.
+    pseudonymize_key : bytes, optional
+        Replace sender numbers by keyed tokens (:mod:`smsanalytics.privacy`; load the key
+        with :func:`~smsanalytics.privacy.load_key`). Country, type, location and network
+        are filled from the real number first.
+    redact_bodies : bool
+        Drop message bodies, keeping what was computed from them (encoding, parts,
+        keyword).
+    pseudonymize_recipients : bool
+        Also replace recipient numbers (the customer's own) by tokens.
 
     Returns
     -------
@@ -559,14 +594,24 @@ def convert(
     rejects_path = Path(rejects).absolute() if rejects else default_rejects_path(out)
     inputs = find_inputs(paths)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with ds.locked(out, timeout=lock_timeout):
+    with _write_errors(out), ds.locked(out, timeout=lock_timeout):
         ds.clean_leftovers(out)
         manifest = ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
+        if not overwrite:
+            privacy.check_compatible(
+                manifest,
+                out,
+                pseudonymize_key,
+                redact_bodies=redact_bodies,
+                pseudonymize_recipients=pseudonymize_recipients,
+            )
         with _workdir(out) as work:
             stage = _Stage(work)
             try:
                 _stage_inputs(stage, inputs, quiet)
-                stage.write_rejects(rejects_path)
+                # Rejected records' raw text holds numbers and bodies: not kept when private.
+                private = pseudonymize_key is not None or redact_bodies
+                stage.write_rejects(rejects_path, keep_raw=not private)
                 records, rejected = stage.counts()
                 summary = ConversionSummary(
                     records=records,
@@ -576,6 +621,7 @@ def convert(
                     out=str(out),
                     rejects_path=str(rejects_path),
                     reject_reasons=stage.reject_reasons(),
+                    damaged_files=stage.damaged_files(),
                 )
                 if strict and rejected:
                     raise StrictModeError(
@@ -583,7 +629,14 @@ def convert(
                         f"see {rejects_path}; the dataset was not changed"
                     )
                 existing = [] if overwrite else ds.dataset_files(out) if manifest else []
-                options = _WriteOptions(partition_by, overwrite, enrich_rows)
+                options = _WriteOptions(
+                    partition_by,
+                    overwrite,
+                    enrich_rows,
+                    pseudonymize_key,
+                    redact_bodies,
+                    pseudonymize_recipients,
+                )
                 _merge(stage, out, existing, options, summary)
             finally:
                 stage.close()
@@ -596,6 +649,28 @@ class _WriteOptions:
     partition_by: str
     overwrite: bool
     enrich: bool
+    key: bytes | None = None
+    redact_bodies: bool = False
+    pseudonymize_recipients: bool = False
+
+    @property
+    def private(self) -> bool:
+        return self.key is not None or self.redact_bodies
+
+    def protect(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Pseudonymise the new rows of each batch; rows already in the dataset were."""
+        for batch in batches:
+            is_new = batch.column(_IS_NEW)
+            new = batch.filter(is_new)
+            if len(new):
+                yield privacy.transform_batch(
+                    new,
+                    key=self.key,
+                    redact_bodies=self.redact_bodies,
+                    pseudonymize_recipients=self.pseudonymize_recipients,
+                )
+            if len(new) < len(batch):
+                yield batch.filter(pc.invert(is_new))
 
 
 def _merge(
@@ -635,6 +710,15 @@ def _merge(
     _write_version(con, out, existing, options, summary)
 
 
+def _privacy_record(options: _WriteOptions) -> dict[str, Any]:
+    record = privacy.manifest_record(
+        options.key,
+        redact_bodies=options.redact_bodies,
+        pseudonymize_recipients=options.pseudonymize_recipients,
+    )
+    return {privacy.MANIFEST_KEY: record} if record else {}
+
+
 def _write_version(
     con: duckdb.DuckDBPyConnection,
     out: Path,
@@ -649,7 +733,9 @@ def _write_version(
         chosen_rows = "reject_reason IS NULL"  # no duplicates: no join needed
     else:
         chosen_rows = "record_no IN (SELECT record_no FROM chosen)"
-    new_rows = f"SELECT {_NAMES}, {PARTITION_COLUMN} FROM parsed WHERE {chosen_rows}"
+    new_rows = (
+        f"SELECT {_NAMES}, {PARTITION_COLUMN}, true AS {_IS_NEW} FROM parsed WHERE {chosen_rows}"
+    )
     if options.enrich:
         enrich.register_lookups(con, new_rows)
         new_rows = enrich.enrich_sql(new_rows)
@@ -689,12 +775,14 @@ def _write_version(
         if rewrite:
             listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in rewrite) + "]"
             sources.append(
-                f"""SELECT {_NAMES}, {_MONTH} AS {PARTITION_COLUMN}
+                f"""SELECT {_NAMES}, {_MONTH} AS {PARTITION_COLUMN}, false AS {_IS_NEW}
                     FROM read_parquet({listing}, hive_partitioning=false)
                     WHERE sid NOT IN (SELECT sid FROM chosen)"""
             )
         reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_FLUSH_ROWS)
         batches = enrich.add_computed(reader) if options.enrich else reader
+        if options.private:
+            batches = options.protect(batches)
         ds.write_partitioned(batches, staging, partition_by=partition_by)
         summary.partitions_written = sorted(t for t in touched if t)
         ds.write_manifest(
@@ -703,6 +791,7 @@ def _write_version(
                 "version": 1,
                 "partition_by": partition_by,
                 "rows": summary.rows_total,
+                **_privacy_record(options),
                 "last_conversion": {
                     k: v
                     for k, v in summary.to_dict().items()
@@ -714,3 +803,28 @@ def _write_version(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# Disk problems, however the writer (Python, Arrow or DuckDB) words them.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+
+
+def _disk_problem(exc: BaseException) -> str | None:
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return os.strerror(exc.errno)
+    text = str(exc)
+    return next((os.strerror(e) for e in _DISK_ERRNOS if os.strerror(e) in text), None)
+
+
+@contextmanager
+def _write_errors(out: Path) -> Iterator[None]:
+    """Say "disk full" or "read-only" about the dataset, not as a SQL or Arrow error."""
+    try:
+        yield
+    except (OSError, duckdb.IOException) as exc:
+        problem = _disk_problem(exc)
+        if problem is None:
+            raise
+        raise DatasetError(
+            str(out), f"cannot write: {problem}; the dataset was not changed"
+        ) from exc

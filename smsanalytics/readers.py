@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -147,13 +147,126 @@ def find_inputs(paths: Iterable[str | Path]) -> list[InputFile]:
 
 def _open(inp: InputFile) -> IO[bytes]:
     raw: IO[bytes] = sys.stdin.buffer if inp.is_stdin else open(inp.name, "rb")  # noqa: SIM115
-    if inp.compression == "gz":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if inp.compression == "zst":
+    if inp.compression in ("gz", "zst"):
+        return _Decompressed(raw, inp.compression)  # type: ignore[return-value]
+    return raw
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_COMPRESSED_READ = 64 << 10
+
+
+class _Decompressed(io.RawIOBase):
+    """A gzip or zstd stream read incrementally, which says when it is damaged.
+
+    Why not :class:`gzip.GzipFile` or ``zstandard``'s ``stream_reader``: a ``read(n)`` of
+    ``GzipFile`` that meets the damage raises and drops the data it had already
+    decompressed, so a small truncated file lost every record; ``stream_reader`` ends
+    silently at a truncated zstd frame (the damage was never reported) and stops after
+    the first of several concatenated frames. Here ``read(n)`` returns what was
+    decompressed before the damage and raises on the next call; a stream that ends
+    inside a gzip member or a zstd frame raises :class:`EOFError`. Concatenated gzip
+    members (and zero padding after them) and zstd frames are read in turn. Output per
+    step is bounded, so a small "bomb" cannot fill memory in one call.
+    """
+
+    def __init__(self, raw: IO[bytes], kind: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._kind = kind
+        self._dec: Any = self._new_decompressor()
+        self._in = b""  # compressed bytes not yet given to the decompressor
+        self._out = bytearray()  # decompressed bytes not yet returned
+        self._error: BaseException | None = None
+        self._started = False  # a member or frame has begun
+        self._done = False
+
+    def _new_decompressor(self) -> Any:
+        if self._kind == "gz":
+            return zlib.decompressobj(wbits=31)
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
-    return raw
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def _feed(self) -> bytes:
+        if self._dec.eof:
+            self._next_member()
+            if self._done:
+                return b""
+        if not self._in:
+            # zstd has no output limit per call: small reads bound what one call makes.
+            self._in = self._raw.read(_COMPRESSED_READ if self._kind == "gz" else 1024)
+            if not self._in:
+                if self._started:
+                    raise EOFError(
+                        "the compressed stream ends before its end marker (file truncated?)"
+                    )
+                self._done = True
+                return b""
+        self._started = True
+        if self._kind == "gz":
+            out = self._dec.decompress(self._in, _COMPRESSED_READ * 16)
+            self._in = self._dec.unconsumed_tail
+        else:
+            out, self._in = self._dec.decompress(self._in), b""
+        return out
+
+    def _next_member(self) -> None:
+        rest = self._dec.unused_data + self._in
+        self._in = b""
+        self._started = False
+        if self._kind == "gz":
+            # gzip allows zero padding after a member; anything else must be a member.
+            rest = rest.lstrip(b"\0")
+            while not rest:
+                more = self._raw.read(_COMPRESSED_READ)
+                if not more:
+                    self._done = True
+                    return
+                rest = more.lstrip(b"\0")
+            while len(rest) < 2:
+                more = self._raw.read(_COMPRESSED_READ)
+                if not more:
+                    break
+                rest += more
+            if not rest.startswith(_GZIP_MAGIC):
+                raise gzip.BadGzipFile("data after the end of the compressed stream")
+        self._dec = self._new_decompressor()
+        self._in = rest
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Return up to `size` decompressed bytes (all that is left if negative)."""
+        want = -1 if size is None or size < 0 else size
+        while (want < 0 or len(self._out) < want) and not self._done:
+            if self._error is not None:
+                break
+            try:
+                self._out += self._feed()
+            except Exception as exc:
+                if want < 0 or not self._out:
+                    self._done = True
+                    raise
+                self._error = exc  # returned data first, the damage on the next call
+        if not self._out and self._error is not None:
+            exc, self._error, self._done = self._error, None, True
+            raise exc
+        n = len(self._out) if want < 0 else min(want, len(self._out))
+        data = bytes(self._out[:n])
+        del self._out[:n]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed and self._raw is not sys.stdin.buffer:
+            self._raw.close()
+        super().close()
 
 
 _DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
@@ -371,6 +484,9 @@ def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:
             return
         items.append((line, obj))
         pos = end
+        if len(items) >= BATCH_ROWS:  # a long array: hold one batch of objects, not all
+            yield _records_from_objects(name, items)
+            items = []
     yield _records_from_objects(name, items)
 
 
@@ -392,17 +508,69 @@ _YamlLoader.yaml_implicit_resolvers = {
 }
 
 
+#: Most values one YAML document may construct, aliases expanded.
+_YAML_EXPANDED_LIMIT = 1_000_000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Number of values `root` constructs, counting an aliased node at every use.
+
+    Iterative (documents can be deep) and memoised (a shared node is sized once), so it
+    costs one pass over the composed nodes, whatever they expand to. A node that contains
+    itself counts once there; constructing it fails later, with its own reason.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children(node))
+            sizes[key] = min(total, _YAML_EXPANDED_LIMIT + 1)
+            visiting.discard(key)
+            continue
+        if key in sizes or key in visiting:
+            continue
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def _iter_yaml(name: str, data: bytes) -> Iterator[pa.Table]:
     text = _decode_document(name, data)
     if isinstance(text, pa.Table):
         yield text
         return
-    loader = _YamlLoader(io.StringIO(text))
     items: list[tuple[int, object]] = []
+    loader: _YamlLoader | None = None
     try:
+        # The loader reads the first characters at once: a NUL there raises already.
+        loader = _YamlLoader(io.StringIO(text))
         while loader.check_node():
             node = loader.get_node()
             if node is None:
+                continue
+            if _expanded_size(node) > _YAML_EXPANDED_LIMIT:
+                # An alias "bomb": a few lines that construct millions of values.
+                yield _records_from_objects(name, items)
+                items = []
+                line = node.start_mark.line + 1
+                yield _reject(
+                    name,
+                    line,
+                    f"invalid YAML: aliases expand to more than {_YAML_EXPANDED_LIMIT:,} values",
+                    "\n".join(text.splitlines()[line - 1 : line + 4]),
+                )
                 continue
             obj = loader.construct_document(node)
             if obj is None:
@@ -421,7 +589,8 @@ def _iter_yaml(name: str, data: bytes) -> Iterator[pa.Table]:
         yield _reject(name, line, f"invalid YAML: {problem}", "\n".join(lines[line - 1 : line + 4]))
         return
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     yield _records_from_objects(name, items)
 
 

@@ -122,6 +122,12 @@ _PROBE_STRUCT = (
 )
 
 _TS = "TIMESTAMPTZ"
+# Instants outside what every consumer can hold (pandas' datetime64[ns]: 1677-09-21 ..
+# 2262-04-11) are rejected, not stored: a year-99999 or 'infinity' value would break
+# whoever reads the dataset, and a far-future updated_at would win every de-duplication.
+_TS_MIN = "1678-01-01 00:00:00+00"
+_TS_MAX = "2262-01-01 00:00:00+00"
+_TS_KIND = "a timestamp between 1678 and 2261"
 _COST = duckdb_type(MESSAGE_SCHEMA.field("cost_cents").type)
 _COST_SCALE = MESSAGE_SCHEMA.field("cost_cents").type.scale
 _INT = "INTEGER"
@@ -140,6 +146,11 @@ def _raw_value(column: str) -> str:
     if not options:
         return "NULL"
     return options[0] if len(options) == 1 else f"coalesce({', '.join(options)})"
+
+
+def _out_of_range(ts: str) -> str:
+    """SQL: instant `ts` (already cast) is not one the dataset stores."""
+    return f"NOT ({ts} BETWEEN TIMESTAMPTZ '{_TS_MIN}' AND TIMESTAMPTZ '{_TS_MAX}')"
 
 
 def _blank_null(expr: str) -> str:
@@ -217,12 +228,18 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         if test is not None:
             cast = f"CASE WHEN {test.format(v=v)} THEN {cast} END"
         cast_exprs[name] = cast
-        kind = {"TIMESTAMPTZ": "a timestamp", _INT: "a whole number"}.get(
+        kind = {_TS: _TS_KIND, _INT: "a whole number"}.get(
             sqltype, f"an amount with at most {_COST_SCALE} decimals"
         )
+        bad = f'"{name}" IS NULL'
+        if sqltype == _TS:
+            # Rejected rows are never written, so checking here (not in the cast) is
+            # enough, and cheaper. DuckDB also reads the word 'epoch': not from Callr.
+            quoted = f'"{name}"'
+            bad += f" OR {_out_of_range(quoted)} OR left({v}, 1) NOT BETWEEN '0' AND '9'"
         checks.append(
             (
-                f'({v} IS NOT NULL AND "{name}" IS NULL)',
+                f"({v} IS NOT NULL AND ({bad}))",
                 f"'{name}: ' || {_quoted(v)} || ' is not {kind}'",
             )
         )
@@ -234,8 +251,10 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         (
             "coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
             " AND list_bool_or(list_transform(v_history, lambda h: nullif(trim(h.at), '')"
-            " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)",
-            "'status_history: an entry''s at is not a timestamp'",
+            " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)"
+            " OR coalesce(list_bool_or(list_transform(status_history, lambda h: "
+            f"{_out_of_range('h.at')})), false)",
+            f"'status_history: an entry''s at is not {_TS_KIND}'",
         )
     )
     source = "CASE WHEN a IS NOT NULL THEN 'actions' ELSE 'webhook' END"
@@ -271,6 +290,15 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         ("from_number IS NULL", "'missing sender (from / fromNumber)'"),
         ("to_number IS NULL", "'missing recipient (to / toNumber)'"),
     ]
+    # An object or a list where an identifier belongs (the JSON reader hands it over as
+    # its JSON text): never a sid or a phone number, and these are the keys of the data.
+    for name in ("sid", "from_number", "to_number"):
+        early.append(
+            (
+                f"left({name}, 1) IN ('{{', '[')",
+                f"'{name}: ' || {_quoted(name)} || ' is an object or a list, not text'",
+            )
+        )
     rules = early + checks
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
     any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in rules)
@@ -351,7 +379,8 @@ def parse_records(raw: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -
     Examples
     --------
     >>> import pyarrow as pa
-    >>> from smsanalytics.sources import RAW_SCHEMA, parse_records
+    >>> from smsanalytics.schema import RAW_SCHEMA
+    >>> from smsanalytics.sources import parse_records
     >>> line = 'SMS received {"sid":"x1","fromNumber":"+33612345678","toNumber":"+3361"}'
     >>> raw = pa.table({"source_file": ["a.log"], "source_line": [1], "text": [line],
     ...                 "pre_error": [None]}, schema=RAW_SCHEMA)

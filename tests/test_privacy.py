@@ -1,0 +1,352 @@
+"""Pseudonymisation: keyed tokens for numbers, redacted bodies, pseudonymised datasets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+
+import pyarrow as pa
+import pytest
+
+import smsanalytics
+from smsanalytics import dataset as ds
+from smsanalytics import privacy as pv
+from smsanalytics.errors import DatasetError, SmsAnalyticsError
+from smsanalytics.schema import MESSAGE_SCHEMA
+
+from .conftest import DATA, SAMPLE
+
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
+NUMBER = "+33639980042"
+
+
+def test_same_number_and_key_give_the_same_token():
+    assert pv.pseudonymize_number(NUMBER, KEY) == pv.pseudonymize_number(NUMBER, KEY)
+    # formatting does not change the number
+    assert pv.pseudonymize_number(NUMBER, KEY) == pv.pseudonymize_number(" +33 6 39-98.00.42", KEY)
+
+
+def test_another_key_gives_another_token():
+    assert pv.pseudonymize_number(NUMBER, KEY) != pv.pseudonymize_number(NUMBER, OTHER_KEY)
+
+
+def test_token_shape_and_no_trace_of_the_number():
+    token = pv.pseudonymize_number(NUMBER, KEY)
+    assert token.startswith(pv.TOKEN_PREFIX)
+    body = token.removeprefix(pv.TOKEN_PREFIX)
+    assert len(body) == 16 and set(body) <= set("abcdefghijklmnopqrstuvwxyz234567")
+    digits = NUMBER.lstrip("+")
+    assert not any(digits[i : i + 4] in token for i in range(len(digits) - 3))
+
+
+def test_enumerating_the_number_space_finds_a_plain_hash_but_not_the_token():
+    # An attacker knows the number is a French mobile in +3363998xxxx (10^4 candidates;
+    # the whole +336/+337 space, 2 * 10^8, is as easy for a plain hash, only longer).
+    candidates = [f"+3363998{i:04d}" for i in range(10_000)]
+    plain = hashlib.sha256(NUMBER.encode()).hexdigest()
+    found = [c for c in candidates if hashlib.sha256(c.encode()).hexdigest() == plain]
+    assert found == [NUMBER]  # an unkeyed hash of a phone number is reversed
+
+    token = pv.pseudonymize_number(NUMBER, KEY)
+    guessed_key = os.urandom(32)  # without the key, the best an attacker can do
+    attempts = {pv.pseudonymize_number(c, guessed_key) for c in candidates} | {
+        "anon:" + hashlib.sha256(c.encode()).hexdigest()[:16] for c in candidates
+    }
+    assert token not in attempts
+    # with the key, the owner can still look a number up
+    assert token in {pv.pseudonymize_number(c, KEY) for c in candidates}
+
+
+def test_pseudonymize_numbers_keeps_nulls_and_hashes_each_value_once(monkeypatch):
+    calls = []
+    real = pv._tokeniser
+
+    def counting(key):
+        token = real(key)
+
+        def wrapped(number):
+            calls.append(number)
+            return token(number)
+
+        return wrapped
+
+    monkeypatch.setattr(pv, "_tokeniser", counting)
+    arr = pa.chunked_array([[NUMBER, None, "+33612345678"], [NUMBER, NUMBER, None]])
+    out = pv.pseudonymize_numbers(arr, KEY)
+    assert sorted(calls) == sorted([NUMBER, "+33612345678"])
+    assert out.null_count == 2
+    got = out.to_pylist()
+    assert got[0] == got[3] == got[4] == pv.pseudonymize_number(NUMBER, KEY)
+    assert got[2] != got[0]
+
+
+def test_pseudonymize_numbers_accepts_dictionary_arrays():
+    arr = pa.array([NUMBER, None, NUMBER]).dictionary_encode()
+    assert pv.pseudonymize_numbers(arr, KEY).to_pylist() == [
+        pv.pseudonymize_number(NUMBER, KEY),
+        None,
+        pv.pseudonymize_number(NUMBER, KEY),
+    ]
+
+
+def test_short_key_is_refused():
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        pv.pseudonymize_numbers(pa.array([NUMBER]), b"short")
+
+
+def _batch(**extra) -> pa.RecordBatch:
+    rows = {
+        "sid": ["a", "b"],
+        "from_number": [NUMBER, None],
+        "to_number": ["+33639980044", "+33639980044"],
+        "body_text": ["STOP", "Bonjour Marie, c'est Paul"],
+        "from_country": ["FR", None],
+        "from_type": ["MOBILE", None],
+        "from_location": ["France", None],
+        "network": ["20801", None],
+        "computed_encoding": ["gsm", "gsm"],
+        "computed_parts": [1, 1],
+        "unicode_chars": [None, None],
+        **extra,
+    }
+    fields = [MESSAGE_SCHEMA.field(k) for k in rows]
+    return pa.RecordBatch.from_pydict(rows, schema=pa.schema(fields))
+
+
+def test_transform_keeps_recipients_by_default_and_every_other_column():
+    batch = _batch()
+    out = pv.transform_batch(batch, key=KEY, redact_bodies=False)
+    assert out.schema == batch.schema
+    assert out.column("from_number").to_pylist() == [pv.pseudonymize_number(NUMBER, KEY), None]
+    for name in batch.schema.names:
+        if name != "from_number":
+            assert out.column(name).equals(batch.column(name)), name
+
+
+def test_transform_recipients_when_asked():
+    out = pv.transform_batch(_batch(), key=KEY, redact_bodies=False, pseudonymize_recipients=True)
+    assert out.column("to_number").to_pylist() == [pv.pseudonymize_number("+33639980044", KEY)] * 2
+
+
+def test_body_redaction_keeps_the_columns_computed_from_the_body():
+    batch = _batch()
+    out = pv.transform_batch(batch, key=None, redact_bodies=True)
+    assert out.column("body_text").null_count == 2
+    for name in ("from_number", "computed_encoding", "computed_parts", "from_country", "network"):
+        assert out.column(name).equals(batch.column(name)), name
+
+
+def test_extra_columns_such_as_the_partition_are_kept():
+    batch = _batch()
+    batch = batch.append_column("month", pa.array(["2025-01", "2025-02"]))
+    out = pv.transform_batch(batch, key=KEY, redact_bodies=True)
+    assert out.column("month").to_pylist() == ["2025-01", "2025-02"]
+
+
+def test_generate_and_load_key(tmp_path):
+    path = tmp_path / "key"
+    pv.generate_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = pv.load_key(path)
+    assert len(key) == 32 and key == bytes.fromhex(path.read_text())
+    with pytest.raises(pv.KeyFileError, match="never overwritten"):
+        pv.generate_key(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        KEY.hex(),
+        KEY.hex().upper() + "\n",
+        base64.b64encode(KEY).decode() + "\n",
+        KEY,  # raw bytes
+    ],
+    ids=["hex", "HEX+newline", "base64", "raw"],
+)
+def test_key_file_formats(tmp_path, content):
+    path = tmp_path / "key"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert pv.load_key(path) == KEY
+
+
+def test_a_passphrase_is_refused(tmp_path):
+    path = tmp_path / "key"
+    path.write_text("correct horse battery staple\n")
+    with pytest.raises(pv.KeyFileError, match="passphrase"):
+        pv.load_key(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"abcd", b"00" * 15], ids=["empty", "short", "15 bytes"])
+def test_short_or_missing_key_file_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "key"
+    path.write_bytes(content)
+    with pytest.raises(pv.KeyFileError, match="at least 16 are needed") as err:
+        pv.load_key(path)
+    assert isinstance(err.value, SmsAnalyticsError) and str(path) in str(err.value)
+    with pytest.raises(pv.KeyFileError, match="cannot read"):
+        pv.load_key(tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def plain_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("privacy") / "ds"
+    smsanalytics.convert([SAMPLE], out, quiet=True)
+    return out
+
+
+def test_pseudonymize_dataset_round_trip(plain_dataset, tmp_path):
+    out = tmp_path / "anon"
+    rows = pv.pseudonymize_dataset(plain_dataset, out, key=KEY, redact_bodies=True)
+    before = smsanalytics.read_dataset(plain_dataset)
+    after = smsanalytics.read_dataset(out)
+    assert rows == len(before) == len(after)
+    assert list(after.columns) == list(before.columns)
+    assert sorted(after["sid"]) == sorted(before["sid"])
+    assert after["from_number"].str.startswith("anon:").all()
+    assert after["body_text"].isna().all()
+    # per-sender questions keep their answers: same counts per sender, through the tokens
+    expect = before.groupby("from_number").size()
+    expect.index = [pv.pseudonymize_number(n, KEY) for n in expect.index]
+    got = after.groupby("from_number").size()
+    assert got.sort_index().to_dict() == expect.sort_index().to_dict()
+    # everything but the pseudonymised columns is unchanged, row for row
+    keep = [c for c in before.columns if c not in ("from_number", "body_text")]
+    a = after.sort_values("sid")[keep].reset_index(drop=True)
+    b = before.sort_values("sid")[keep].reset_index(drop=True)
+    assert a.equals(b)
+    # the same partitions, and a manifest that records what was done but not the key
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(
+        p.name for p in plain_dataset.iterdir() if p.is_dir()
+    )
+    manifest = ds.read_manifest(out)
+    record = manifest[pv.MANIFEST_KEY]
+    assert record["numbers"] and record["bodies_redacted"] and not record["recipients"]
+    assert record["key_check"] == pv.key_check(KEY)
+    text = (out / ds.MANIFEST_NAME).read_text()
+    assert KEY.hex() not in text and KEY.hex()[:16] not in text
+    assert manifest["partition_by"] == ds.read_manifest(plain_dataset)["partition_by"]
+    # no scratch directories left beside it
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".anon.") and "lock" not in p.name
+    ]
+
+
+def test_no_number_of_the_source_is_left(plain_dataset, tmp_path):
+    out = tmp_path / "anon"
+    pv.pseudonymize_dataset(
+        plain_dataset, out, key=KEY, redact_bodies=True, pseudonymize_recipients=True
+    )
+    numbers = set(smsanalytics.read_dataset(plain_dataset, ["from_number"])["from_number"])
+    numbers |= set(smsanalytics.read_dataset(plain_dataset, ["to_number"])["to_number"])
+    blob = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert not [n for n in numbers if n and n.encode() in blob]
+
+
+def test_refuses_the_source_itself_or_a_folder_inside_it(plain_dataset):
+    with pytest.raises(DatasetError, match="source dataset"):
+        pv.pseudonymize_dataset(plain_dataset, plain_dataset, key=KEY)
+    with pytest.raises(DatasetError, match="source dataset"):
+        pv.pseudonymize_dataset(plain_dataset, plain_dataset / "anon", key=KEY)
+    assert not (plain_dataset / "anon").exists()
+
+
+def test_refuses_a_non_empty_output(plain_dataset, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    with pytest.raises(DatasetError, match="not empty"):
+        pv.pseudonymize_dataset(plain_dataset, tmp_path / "busy", key=KEY)
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
+
+
+def test_refuses_to_pseudonymise_tokens_again(plain_dataset, tmp_path):
+    pv.pseudonymize_dataset(plain_dataset, tmp_path / "a", key=KEY)
+    with pytest.raises(DatasetError, match="already pseudonymised"):
+        pv.pseudonymize_dataset(tmp_path / "a", tmp_path / "b", key=OTHER_KEY)
+    # redacting the bodies of a pseudonymised dataset is fine, and keeps the record
+    pv.pseudonymize_dataset(tmp_path / "a", tmp_path / "c", key=None, redact_bodies=True)
+    record = ds.read_manifest(tmp_path / "c")[pv.MANIFEST_KEY]
+    assert record["numbers"] and record["bodies_redacted"]
+    assert record["key_check"] == pv.key_check(KEY)
+
+
+def test_missing_source_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="no dataset"):
+        pv.pseudonymize_dataset(tmp_path / "nope", tmp_path / "out", key=KEY)
+
+
+def test_check_compatible():
+    record = pv.manifest_record(KEY, redact_bodies=True)
+    manifest = {"format": "smsanalytics-dataset", pv.MANIFEST_KEY: record}
+    pv.check_compatible(manifest, "ds", KEY, redact_bodies=True)  # same: fine
+    pv.check_compatible({}, "ds", None, redact_bodies=False)  # a new dataset: anything
+    with pytest.raises(DatasetError, match="another key"):
+        pv.check_compatible(manifest, "ds", OTHER_KEY, redact_bodies=True)
+    with pytest.raises(DatasetError, match="plain numbers"):
+        pv.check_compatible(manifest, "ds", None, redact_bodies=False)
+    with pytest.raises(DatasetError, match="bodies redacted"):
+        pv.check_compatible(manifest, "ds", KEY, redact_bodies=False)
+    plain = {"format": "smsanalytics-dataset", "partition_by": "month"}
+    with pytest.raises(DatasetError, match="holds plain numbers and bodies"):
+        pv.check_compatible(plain, "ds", KEY, redact_bodies=False)
+    assert pv.manifest_record(None, redact_bodies=False) is None
+    assert json.dumps(record)  # JSON-ready
+
+
+def test_convert_pseudonymizes(tmp_path):
+    out = tmp_path / "ds"
+    smsanalytics.convert(
+        [DATA / "webhook-payload.json"], out, quiet=True, pseudonymize_key=KEY, redact_bodies=True
+    )
+    df = smsanalytics.read_dataset(out)
+    assert df["from_number"].iloc[0] == pv.pseudonymize_number("+33639980042", KEY)
+    assert df["body_text"].isna().all()
+    assert ds.read_manifest(out)[pv.MANIFEST_KEY]["key_check"] == pv.key_check(KEY)
+    with pytest.raises(DatasetError, match="another key"):
+        smsanalytics.convert(
+            [DATA / "webhook-envelope.json"],
+            out,
+            quiet=True,
+            pseudonymize_key=OTHER_KEY,
+            redact_bodies=True,
+        )
+    with pytest.raises(DatasetError, match="plain numbers"):
+        smsanalytics.convert([DATA / "webhook-envelope.json"], out, quiet=True)
+
+
+def test_cli_keygen_convert_and_pseudonymize(tmp_path):
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    run = CliRunner().invoke
+    key = tmp_path / "key"
+    assert run(main, ["keygen", str(key)]).exit_code == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    r = run(main, ["convert", str(DATA / "webhook-payload.json"), "--out", str(tmp_path / "a"),
+                   "--pseudonymize", "--key-file", str(key), "--redact-bodies"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    df = smsanalytics.read_dataset(tmp_path / "a")
+    assert df["from_number"].iloc[0] == pv.pseudonymize_number("+33639980042", pv.load_key(key))
+    # another key into the same dataset: refused, one line, exit 2
+    other = tmp_path / "other"
+    pv.generate_key(other)
+    r = run(main, ["convert", str(DATA / "webhook-envelope.json"), "--out", str(tmp_path / "a"),
+                   "--pseudonymize", "--key-file", str(other), "--redact-bodies"])  # fmt: skip
+    assert r.exit_code == 2 and "another key" in r.stderr
+    # --pseudonymize without a key is a usage error
+    r = run(main, ["convert", str(DATA / "webhook-payload.json"), "--out", str(tmp_path / "b"),
+                   "--pseudonymize"])  # fmt: skip
+    assert r.exit_code == 2 and "--key-file" in r.output
+    # an existing plain dataset, pseudonymised into a new one
+    smsanalytics.convert([DATA / "webhook-payload.json"], tmp_path / "plain", quiet=True)
+    r = run(main, ["pseudonymize", str(tmp_path / "plain"), "--out", str(tmp_path / "c"),
+                   "--key-file", str(key)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert smsanalytics.read_dataset(tmp_path / "c")["from_number"].iloc[0].startswith("anon:")
