@@ -1,13 +1,13 @@
 # Two entry points for a fresh machine with Python 3.11+ and make:
 #   make demo   create .venv, install, convert the sample data, summarise, write the report
-#   make test   create .venv if needed, run lint and the test suite
+#   make test   create .venv if needed, run lint and the test suite (make test-slow: soaks)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: demo test lint venv clean bench bench-queries
+.PHONY: demo test test-slow lint venv clean bench bench-queries
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Long soaks (minutes): random SIGKILLs, many writers, 1M-row generator. CI runs them.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py

@@ -353,7 +353,7 @@ def _progress_bar(inputs: Sequence[InputFile], quiet: bool) -> tuple[Progress | 
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
-        desc=f"{len(inputs)} files",
+        desc=f"0/{len(inputs)} files",
         leave=False,
         dynamic_ncols=True,
     )
@@ -361,7 +361,10 @@ def _progress_bar(inputs: Sequence[InputFile], quiet: bool) -> tuple[Progress | 
 
 
 def _produce(
-    inputs: Sequence[InputFile], out: queue.Queue[Any], stop: threading.Event
+    inputs: Sequence[InputFile],
+    out: queue.Queue[Any],
+    stop: threading.Event,
+    progress: Progress | None = None,
 ) -> None:
     """Read the inputs into batches of about ``_FLUSH_ROWS`` record candidates.
 
@@ -373,7 +376,7 @@ def _produce(
     rows = 0
     try:
         for inp in inputs:
-            for raw in iter_raw_batches(inp):
+            for raw in iter_raw_batches(inp, progress):
                 if stop.is_set():
                     return
                 pending.append(raw)
@@ -393,7 +396,9 @@ def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> No
     progress, bar = _progress_bar(inputs, quiet)
     batches: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
-    reader = threading.Thread(target=_produce, args=(inputs, batches, stop), daemon=True)
+    reader = threading.Thread(
+        target=_produce, args=(inputs, batches, stop, progress), daemon=True
+    )
     reader.start()
     try:
         while True:
@@ -405,8 +410,8 @@ def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> No
             if isinstance(item, InputFile):
                 stage.files += 1
                 stage.bytes += item.size
-                if progress:
-                    progress(item.size)
+                if bar is not None:
+                    bar.set_description(f"{stage.files}/{len(inputs)} files", refresh=False)
                 continue
             stage.add(item)
     finally:

@@ -24,7 +24,7 @@ import io
 import json
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -145,8 +145,37 @@ def find_inputs(paths: Iterable[str | Path]) -> list[InputFile]:
     return found
 
 
-def _open(inp: InputFile) -> IO[bytes]:
+class _Counted(io.RawIOBase):
+    """A file that reports how many bytes were read from it (for a progress bar)."""
+
+    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if data:
+            self._on_bytes(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open(inp: InputFile, on_bytes: Callable[[int], None] | None = None) -> IO[bytes]:
     raw: IO[bytes] = sys.stdin.buffer if inp.is_stdin else open(inp.name, "rb")  # noqa: SIM115
+    if on_bytes is not None and not inp.is_stdin:
+        raw = _Counted(raw, on_bytes)  # type: ignore[assignment]
     if inp.compression in ("gz", "zst"):
         return _Decompressed(raw, inp.compression)  # type: ignore[return-value]
     return raw
@@ -619,7 +648,9 @@ def _rebatch(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
             yield t
 
 
-def iter_raw_batches(inp: InputFile) -> Iterator[pa.Table]:
+def iter_raw_batches(
+    inp: InputFile, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[pa.Table]:
     """Yield the record candidates of one input as Arrow tables of :data:`RAW_SCHEMA`.
 
     Records the reader already knows are bad (invalid UTF-8, invalid JSON or YAML, a
@@ -627,13 +658,21 @@ def iter_raw_batches(inp: InputFile) -> Iterator[pa.Table]:
     corrupt ends with one candidate whose ``pre_error`` says so, after the records read
     before the damage.
 
+    Parameters
+    ----------
+    inp : InputFile
+        The input.
+    on_bytes : callable, optional
+        Called with the number of bytes read from the file (on disk, compressed) as
+        reading goes: a progress bar's ``update``.
+
     Raises
     ------
     InputError
         If the input cannot be opened.
     """
     try:
-        stream = _open(inp)
+        stream = _open(inp, on_bytes)
     except OSError as exc:
         raise InputError(inp.name, f"cannot be read: {exc.strerror or exc}") from exc
     last_line = 0
