@@ -61,8 +61,9 @@ __all__ = [
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 100_000
+_STREAM_ROWS = 65_536  # rows per Arrow batch when writing the dataset
 _IS_NEW = "_is_new"  # marks this run's rows in the write stream (old rows are not re-hashed)
-_MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
+_MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "400MB")
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
 # need a value; records with no time at all go to month=unknown.
@@ -236,14 +237,15 @@ class _Stage:
             "record_no", pa.array(np.arange(self.records, self.records + len(raw)))
         )
         self.records += len(raw)
-        target = self.dir / f"b{self.batches:06d}.parquet"
+        target = self.dir / f"b{self.batches:06d}"  # a folder: one file per thread
         self.batches += 1
         self.con.register("_raw", numbered)
         try:
             self.con.execute(
                 f"""COPY (SELECT *, {_MONTH} AS {PARTITION_COLUMN}
                           FROM ({parse_sql("_raw", keep=("record_no",))}))
-                    TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION uncompressed)"""
+                    TO '{_sql_path(target)}'
+                    (FORMAT parquet, COMPRESSION uncompressed, PER_THREAD_OUTPUT true)"""
             )
         finally:
             self.con.unregister("_raw")
@@ -254,7 +256,7 @@ class _Stage:
             self.add(RAW_SCHEMA.empty_table())
         self.con.execute(
             f"""CREATE VIEW parsed AS
-                SELECT * FROM read_parquet('{_sql_path(self.dir)}/*.parquet')"""
+                SELECT * FROM read_parquet('{_sql_path(self.dir)}/*/*.parquet')"""
         )
         self.con.execute(
             f"""CREATE TABLE winners AS
@@ -451,7 +453,7 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
             enrich.register_lookups(stage.con, rows)
             reader = stage.con.sql(
                 f"SELECT * FROM ({enrich.enrich_sql(rows)}) ORDER BY created_at, sid"
-            ).to_arrow_reader(_FLUSH_ROWS)
+            ).to_arrow_reader(_STREAM_ROWS)
             table = pa.Table.from_batches(list(enrich.add_computed(reader)), reader.schema)
             rejects = stage.rejects_table()
             records, rejected = stage.counts()
@@ -784,7 +786,7 @@ def _write_version(
                     FROM read_parquet({listing}, hive_partitioning=false)
                     WHERE sid NOT IN (SELECT sid FROM chosen)"""
             )
-        reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_FLUSH_ROWS)
+        reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_STREAM_ROWS)
         batches = enrich.add_computed(reader) if options.enrich else reader
         if options.private:
             batches = options.protect(batches)
