@@ -63,7 +63,7 @@ PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 100_000
 _STREAM_ROWS = 65_536  # rows per Arrow batch when writing the dataset
 _IS_NEW = "_is_new"  # marks this run's rows in the write stream (old rows are not re-hashed)
-_MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "400MB")
+_MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
 # need a value; records with no time at all go to month=unknown.
@@ -239,13 +239,20 @@ class _Stage:
         self.records += len(raw)
         target = self.dir / f"b{self.batches:06d}"  # a folder: one file per thread
         self.batches += 1
+        # Threads writing their own files are faster, but each needs its own buffers: a
+        # batch of a few huge records (a 50 MB line) is parsed by one thread.
+        per_thread = len(raw) >= 10_000
+        if not per_thread:
+            target.mkdir()
+            target = target / "data_0.parquet"
+        threads = "true" if per_thread else "false"
         self.con.register("_raw", numbered)
         try:
             self.con.execute(
                 f"""COPY (SELECT *, {_MONTH} AS {PARTITION_COLUMN}
                           FROM ({parse_sql("_raw", keep=("record_no",))}))
                     TO '{_sql_path(target)}'
-                    (FORMAT parquet, COMPRESSION uncompressed, PER_THREAD_OUTPUT true)"""
+                    (FORMAT parquet, COMPRESSION uncompressed, PER_THREAD_OUTPUT {threads})"""
             )
         finally:
             self.con.unregister("_raw")
