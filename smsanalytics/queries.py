@@ -34,7 +34,6 @@ UTC offsets are whole quarter hours).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -46,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import dataset
+from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .schema import COLUMNS, duckdb_type
 
 __all__ = [
@@ -100,32 +100,6 @@ COST_DIMENSIONS: dict[str, str] = {
     "to_number": "to_number",
     "encoding": "encoding",
     "status": "status",
-}
-
-#: Opt-out and opt-in keywords (normalised: upper case, no accents, no punctuation).
-DEFAULT_KEYWORDS: dict[str, str] = {
-    "STOP": "opt-out",
-    "STOPALL": "opt-out",
-    "STOP ALL": "opt-out",
-    "STOP SMS": "opt-out",
-    "UNSUBSCRIBE": "opt-out",
-    "CANCEL": "opt-out",
-    "END": "opt-out",
-    "QUIT": "opt-out",
-    "OPTOUT": "opt-out",
-    "OPT OUT": "opt-out",
-    "ARRET": "opt-out",
-    "ARRETER": "opt-out",
-    "DESABONNER": "opt-out",
-    "DESINSCRIRE": "opt-out",
-    "DESINSCRIPTION": "opt-out",
-    "BAJA": "opt-out",
-    "START": "opt-in",
-    "UNSTOP": "opt-in",
-    "SUBSCRIBE": "opt-in",
-    "OPTIN": "opt-in",
-    "OPT IN": "opt-in",
-    "RESUME": "opt-in",
 }
 
 _VIEW = "messages"
@@ -326,19 +300,14 @@ LEFT JOIN counts AS c ON c.weekday = d.weekday AND c.hour = h.hour
 ORDER BY d.weekday, h.hour
 """
 
-# Normalised body: accents stripped (ARRÊT -> ARRET), punctuation removed, spaces collapsed,
-# trimmed, upper case. `normalise_keyword` does the same in Python for the keyword list.
-NORMALISED_BODY_SQL = (
-    "upper(trim(regexp_replace(regexp_replace(strip_accents(body_text), "
-    "'[^\\p{L}\\p{N}\\s]', '', 'g'), '\\s+', ' ', 'g')))"
-)
-
+# {normalised}: the body without accents (ARRÊT -> ARRET), punctuation or case (see
+# smsanalytics.keywords). A redacted body falls back to the keyword stored at conversion.
 KEYWORDS_SQL = """
 WITH wanted AS (
     SELECT unnest($keywords::VARCHAR[]) AS keyword, unnest($kinds::VARCHAR[]) AS kind
 ),
 bodies AS (
-    SELECT created_at, {normalised} AS keyword
+    SELECT created_at, coalesce({normalised}, messages."keyword") AS keyword
     FROM messages
     {where}
 ),
@@ -1128,20 +1097,6 @@ def activity_pattern(
                            traffic_type=traffic_type, status=status)
     sql = ACTIVITY_PATTERN_SQL.format(where=where, slot=_SLOT, slot_start=_SLOT_START)
     return _run(source, sql, {**params, "tz": tz}, question="activity_pattern", tz=tz)
-
-
-def normalise_keyword(text: str) -> str:
-    """Normalise a body or keyword as the SQL does: no accents or punctuation, upper case.
-
-    Examples
-    --------
-    >>> normalise_keyword("  Arrêt ! ")
-    'ARRET'
-    """
-    decomposed = unicodedata.normalize("NFD", text)
-    no_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    no_punct = "".join(ch for ch in no_accents if ch.isalnum() or ch.isspace())
-    return " ".join(no_punct.split()).upper()
 
 
 def keywords(

@@ -350,3 +350,17 @@ def test_cli_keygen_convert_and_pseudonymize(tmp_path):
                    "--key-file", str(key)])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert smsanalytics.read_dataset(tmp_path / "c")["from_number"].iloc[0].startswith("anon:")
+
+
+def test_keyword_question_survives_body_redaction(tmp_path):
+    from smsanalytics import queries
+
+    plain = tmp_path / "plain"
+    redacted = tmp_path / "redacted"
+    smsanalytics.convert([SAMPLE], plain, quiet=True)
+    smsanalytics.convert([SAMPLE], redacted, quiet=True, redact_bodies=True)
+    assert smsanalytics.read_dataset(redacted)["body_text"].isna().all()
+    want = queries.keywords(plain, freq=None).set_index("keyword")["messages"]
+    got = queries.keywords(redacted, freq=None).set_index("keyword")["messages"]
+    assert len(want) > 0
+    assert got.to_dict() == want.to_dict()
