@@ -406,7 +406,7 @@ def describe(path: str | Path) -> DatasetInfo:
 
 
 _ROW_GROUP_ROWS = 65_536
-_BUFFERED_ROWS = 131_072
+_BUFFERED_ROWS = 65_536
 
 
 def write_partitioned(

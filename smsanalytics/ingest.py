@@ -64,6 +64,7 @@ _FLUSH_ROWS = 100_000
 _STREAM_ROWS = 65_536  # rows per Arrow batch when writing the dataset
 _IS_NEW = "_is_new"  # marks this run's rows in the write stream (old rows are not re-hashed)
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
+_LATER_MEMORY_LIMIT = "300MB"
 _NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
 # need a value; records with no time at all go to month=unknown.
@@ -259,6 +260,9 @@ class _Stage:
 
     def finish(self) -> None:
         """Expose the staged files as ``parsed``; pick the winner of each sid."""
+        # Parsing needed room for huge records; what follows works on columns and
+        # streams, and shares the process with the Arrow batches being written.
+        self.con.execute(f"SET memory_limit='{_LATER_MEMORY_LIMIT}'")
         if self.batches == 0:
             self.add(RAW_SCHEMA.empty_table())
         self.con.execute(
@@ -403,7 +407,7 @@ def _produce(
 
 def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> None:
     progress, bar = _progress_bar(inputs, quiet)
-    batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+    batches: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
     reader = threading.Thread(
         target=_produce, args=(inputs, batches, stop, progress), daemon=True
