@@ -36,7 +36,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pandas as pd
@@ -96,28 +95,13 @@ class Period:
     partial: bool = False
 
 
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r}") from exc
+_zone = queries._zone
 
 
 def _local(value: TimeBound, tz: str) -> datetime | None:
     """Return `value` as an aware datetime in `tz`; naive values are wall-clock in `tz`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = pd.Timestamp(value)
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=_zone(tz))
-        return value.astimezone(_zone(tz))
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=_zone(tz))
-    raise TypeError(f"start/end must be a date, datetime or string, not {type(value).__name__}")
+    instant = queries._instant(value, tz)  # the same reading of start/end as every question
+    return None if instant is None else instant.astimezone(_zone(tz))
 
 
 def _month_start(year: int, month: int, tz: str) -> datetime:
