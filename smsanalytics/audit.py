@@ -52,7 +52,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import queries
-from .escape import for_csv_cell, for_html
+from .escape import for_html, write_csv_tables
 from .networks import lookup_networks
 from .numbers import describe_numbers
 from .schema import COST_TYPE
@@ -367,17 +367,7 @@ class AuditResult:
         list of Path
             The files written.
         """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, df in self.tables().items():
-            cells = pd.DataFrame(
-                {str(for_csv_cell(str(c))): [_csv_value(v) for v in df[c].astype(object)]
-                 for c in df.columns}, index=range(len(df)))
-            path = out / f"{name}.csv"
-            cells.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
-            written.append(path)
-        return written
+        return write_csv_tables(self.tables(), directory)
 
     def to_html(self, max_rows: int | None = None) -> str:
         """Return the audit as an HTML fragment: the summary, then each non-empty table.
@@ -934,11 +924,6 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "item"):  # NumPy scalars
         return value.item()
     return value
-
-
-def _csv_value(value: Any) -> Any:
-    value = _json_value(value)
-    return for_csv_cell(value) if isinstance(value, str) else value
 
 
 def _html_table(df: pd.DataFrame) -> str:

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
-__all__ = ["for_terminal", "for_csv_cell", "for_html", "FORMULA_PREFIXES"]
+import pandas as pd
+
+__all__ = ["for_terminal", "for_csv_cell", "for_html", "write_csv_tables", "FORMULA_PREFIXES"]
 
 # C0 and C1 control characters, DEL, and the bidirectional overrides that can make text
 # read differently from what it is (Trojan Source). Tab is kept.
@@ -72,3 +79,43 @@ def for_html(text: object) -> str:
     '&lt;script&gt;alert(1)&lt;/script&gt;'
     """
     return html.escape("" if text is None else str(text), quote=True)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
+        return None
+    if isinstance(value, Decimal):
+        # Exact and unrounded, without exponent or padding zeros.
+        return f"{value.normalize():f}" if value != 0 else "0"
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    return for_csv_cell(value)
+
+
+def write_csv_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
+    """Write each table to ``<directory>/<name>.csv``, safe to open in a spreadsheet.
+
+    Decimals are written exact and unrounded, times in ISO 8601, and text cells (and
+    headers) a spreadsheet would run as a formula are neutralised with
+    :func:`for_csv_cell`.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in tables.items():
+        cells = pd.DataFrame(
+            {
+                str(for_csv_cell(str(c))): [_csv_value(v) for v in df[c].astype(object)]
+                for c in df.columns
+            },
+            index=range(len(df)),
+        )
+        path = out / f"{name}.csv"
+        cells.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+        written.append(path)
+    return written

@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from . import audit as billing_audit
 from . import dataset, queries
-from .escape import for_csv_cell, for_html
+from .escape import for_html, write_csv_tables
 
 __all__ = [
     "ABOVE_RATE_MARGIN",
@@ -443,14 +443,7 @@ class CostReport:
         list of Path
             The files written.
         """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, df in self.tables().items():
-            path = out / f"{name}.csv"
-            _csv_frame(df).to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
-            written.append(path)
-        return written
+        return write_csv_tables(self.tables(), directory)
 
     def to_markdown(self) -> str:
         """Return the headline and the tables as Markdown (amounts rounded for display)."""
@@ -1473,22 +1466,3 @@ def _render_markdown(report: CostReport) -> str:
     if conv is not None:
         sections.append(_md_table(conv))
     return "\n".join(sections)
-
-
-def _csv_value(value: Any) -> Any:
-    if _is_na(value):
-        return None
-    if isinstance(value, Decimal):
-        # Exact and unrounded, without exponent or padding zeros.
-        text = f"{value.normalize():f}" if value != 0 else "0"
-        return text
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    return for_csv_cell(value)
-
-
-def _csv_frame(df: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=range(len(df)))
-    for name in df.columns:
-        out[name] = [_csv_value(v) for v in df[name].astype(object)]
-    return out.set_axis([str(for_csv_cell(str(c))) for c in df.columns], axis=1)
