@@ -13,6 +13,8 @@ __all__ = [
     "DatasetError",
     "DatasetLockedError",
     "StrictModeError",
+    "KeyFileError",
+    "PrivacyOptionsError",
 ]
 
 
@@ -56,3 +58,24 @@ class DatasetLockedError(DatasetError):
 
 class StrictModeError(SmsAnalyticsError, ValueError):
     """Records were rejected and strict mode was asked for."""
+
+
+class PrivacyOptionsError(SmsAnalyticsError, ValueError):
+    """Pseudonymisation options that do not go together (recipients without a key, ...)."""
+
+
+class KeyFileError(SmsAnalyticsError, ValueError):
+    """A pseudonymisation key file is missing, unreadable or too short.
+
+    Parameters
+    ----------
+    path : str
+        The key file.
+    reason : str
+        What is wrong, in words a user can act on.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import dataset as ds
-from .errors import DatasetError, SmsAnalyticsError
+from .errors import DatasetError, KeyFileError, PrivacyOptionsError
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
 
 __all__ = [
@@ -84,27 +84,6 @@ _CHECK_CONTEXT = b"smsanalytics/key-check/v1"
 _SEPARATORS = re.compile(r"[\s\-.()]")
 _HEX = re.compile(rb"[0-9a-fA-F]+")
 _BATCH_ROWS = 65_536
-
-
-class PrivacyOptionsError(SmsAnalyticsError, ValueError):
-    """Pseudonymisation options that do not go together (recipients without a key, ...)."""
-
-
-class KeyFileError(SmsAnalyticsError, ValueError):
-    """A pseudonymisation key file is missing, unreadable or too short.
-
-    Parameters
-    ----------
-    path : str
-        The key file.
-    reason : str
-        What is wrong, in words a user can act on.
-    """
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 def _decode_key(data: bytes) -> bytes | None:

@@ -145,16 +145,16 @@ def find_inputs(paths: Iterable[str | Path]) -> list[InputFile]:
     return found
 
 
-class _Counted(io.RawIOBase):
-    """A file that reports how many bytes were read from it (for a progress bar)."""
+class _Counted:
+    """A file that reports how many bytes were read from it (for a progress bar).
+
+    Only ``read`` and ``close`` are used on an input, by the line reader and by
+    :class:`_Decompressed`.
+    """
 
     def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None]) -> None:
-        super().__init__()
         self._raw = raw
         self._on_bytes = on_bytes
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
@@ -162,14 +162,8 @@ class _Counted(io.RawIOBase):
             self._on_bytes(len(data))
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         self._raw.close()
-        super().close()
 
 
 def _open(inp: InputFile, on_bytes: Callable[[int], None] | None = None) -> IO[bytes]:
