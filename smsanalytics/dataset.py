@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +41,10 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "PartitionWriter",
     "write_partitioned",
+    "rewrite_file",
+    "partition_of",
     "dataset_files",
     "scan_sql",
     "read_dataset_table",
@@ -381,8 +385,7 @@ def describe(path: str | Path) -> DatasetInfo:
     first = last = None
     try:
         for f in files:
-            rel = f.relative_to(root)
-            key = rel.parts[0].removeprefix(PARTITION_DIR_PREFIX) if len(rel.parts) > 1 else ""
+            key = partition_of(f, root)
             meta = pq.ParquetFile(f).metadata
             partitions[key] = partitions.get(key, 0) + meta.num_rows
         if files:
@@ -409,6 +412,143 @@ _ROW_GROUP_ROWS = 65_536
 _BUFFERED_ROWS = 65_536
 
 
+def partition_of(path: Path, root: Path) -> str:
+    """The partition key (``month`` value) of the dataset file `path`; ``""`` if none."""
+    rel = path.relative_to(root)
+    return rel.parts[0].removeprefix(PARTITION_DIR_PREFIX) if len(rel.parts) > 1 else ""
+
+
+def _partition_dir(root: Path, key: str) -> Path:
+    return root / f"{PARTITION_DIR_PREFIX}{key}" if key else root
+
+
+def _new_file_writer(folder: Path) -> tuple[Path, pq.ParquetWriter]:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{uuid.uuid4().hex}.parquet"
+    return path, pq.ParquetWriter(path, MESSAGE_SCHEMA, compression="zstd")
+
+
+class PartitionWriter:
+    """Write batches of messages into a dataset directory: one new file per partition.
+
+    Parameters
+    ----------
+    root : Path
+        Directory to write into (a new version's directory).
+    partition_by : {'month', 'none'}
+        One file per month directory (``month=YYYY-MM/part-<id>.parquet``; batches must
+        then have a ``month`` column, ``YYYY-MM``) or one file in `root`.
+
+    Notes
+    -----
+    Files are zstd-compressed with the full :data:`MESSAGE_SCHEMA`, so a reader gets the
+    dictionary-encoded columns and every field's description and unit from the file.
+    Rows are buffered per partition up to one row group, and at most ``_BUFFERED_ROWS``
+    in all, so memory stays bounded however the months interleave. Writing releases the
+    GIL: a thread can write while another parses the next batch.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from smsanalytics.schema import MESSAGE_SCHEMA
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with PartitionWriter(root, partition_by="none") as w:
+    ...     file_no, pos = w.write(MESSAGE_SCHEMA.empty_table())
+    >>> w.counts
+    {}
+    """
+
+    def __init__(self, root: Path, *, partition_by: str) -> None:
+        self.root = root
+        self.partition_by = partition_by
+        #: Files written, in the order they were opened; a file's number is its index.
+        self.paths: list[Path] = []
+        #: Rows written per partition key (``""`` when unpartitioned).
+        self.counts: dict[str, int] = {}
+        self._numbers: dict[str, int] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._buffered: dict[str, int] = {}
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def keys(self) -> dict[int, str]:
+        """Partition key of each file number."""
+        return {n: k for k, n in self._numbers.items()}
+
+    def write(self, batch: pa.Table | pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Add rows; return the file number and the row position in that file of each row.
+
+        Parameters
+        ----------
+        batch : pyarrow.Table or pyarrow.RecordBatch
+            The message columns (others, such as ``month``, are dropped from the files).
+
+        Returns
+        -------
+        file_no, position : numpy.ndarray
+            Aligned with the rows of `batch` (int32 and int64).
+        """
+        n = batch.num_rows
+        file_no = np.zeros(n, dtype=np.int32)
+        position = np.zeros(n, dtype=np.int64)
+        if self.partition_by == "month" and n:
+            keys = batch.column(PARTITION_COLUMN)
+            groups = pc.unique(keys).to_pylist()
+        else:
+            keys, groups = None, [""] if n else []
+        for key in groups:
+            if keys is None or len(groups) == 1:
+                rows, part = None, batch
+            else:
+                rows = pc.indices_nonzero(pc.equal(keys, key)).to_numpy()
+                part = batch.take(rows)
+            number = self._number(key)
+            start = self.counts.get(key, 0)
+            where = slice(None) if rows is None else rows
+            file_no[where] = number
+            position[where] = np.arange(start, start + part.num_rows)
+            self.counts[key] = start + part.num_rows
+            table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+            self._buffers.setdefault(key, []).append(table.select(MESSAGE_SCHEMA.names))
+            self._buffered[key] = self._buffered.get(key, 0) + part.num_rows
+            if self._buffered[key] >= _ROW_GROUP_ROWS:
+                self._flush(key)
+        if sum(self._buffered.values()) >= _BUFFERED_ROWS:  # months interleave: bound memory
+            for key in list(self._buffers):
+                self._flush(key)
+        return file_no, position
+
+    def _number(self, key: str) -> int:
+        if key not in self._numbers:
+            path, writer = _new_file_writer(_partition_dir(self.root, key))
+            self._numbers[key] = len(self.paths)
+            self.paths.append(path)
+            self._writers[key] = writer
+        return self._numbers[key]
+
+    def _flush(self, key: str) -> None:
+        tables = self._buffers.pop(key, [])
+        self._buffered[key] = 0
+        if tables:
+            table = pa.concat_tables(tables).cast(MESSAGE_SCHEMA)
+            self._writers[key].write_table(table, row_group_size=_ROW_GROUP_ROWS)
+
+    def close(self) -> None:
+        """Flush the buffers and close every file."""
+        try:
+            for key in list(self._buffers):
+                self._flush(key)
+        finally:
+            for w in self._writers.values():
+                w.close()
+            self._writers.clear()
+
+
 def write_partitioned(
     batches: Iterable[pa.RecordBatch], root: Path, *, partition_by: str
 ) -> dict[str, int]:
@@ -422,63 +562,69 @@ def write_partitioned(
     root : Path
         Directory to write into (a new version's directory).
     partition_by : {'month', 'none'}
-        One file per month directory (``month=YYYY-MM/part-<id>.parquet``) or one file.
+        See :class:`PartitionWriter`.
 
     Returns
     -------
     dict
         Rows written per partition (``""`` when unpartitioned).
-
-    Notes
-    -----
-    Files are zstd-compressed with the full :data:`MESSAGE_SCHEMA`, so a reader gets the
-    dictionary-encoded columns and every field's description and unit from the file.
-    Rows are buffered per partition up to one row group, and at most ``_BUFFERED_ROWS``
-    in all, so memory stays bounded however the months interleave.
     """
-    writers: dict[str, pq.ParquetWriter] = {}
-    buffers: dict[str, list[pa.RecordBatch]] = {}
-    sizes: dict[str, int] = {}
-    counts: dict[str, int] = {}
-
-    def flush(key: str) -> None:
-        if not buffers.get(key):
-            return
-        table = pa.Table.from_batches(buffers.pop(key)).cast(MESSAGE_SCHEMA)
-        if key not in writers:
-            folder = root / f"{PARTITION_DIR_PREFIX}{key}" if partition_by == "month" else root
-            folder.mkdir(parents=True, exist_ok=True)
-            writers[key] = pq.ParquetWriter(
-                folder / f"part-{uuid.uuid4().hex}.parquet",
-                MESSAGE_SCHEMA,
-                compression="zstd",
-            )
-        writers[key].write_table(table, row_group_size=_ROW_GROUP_ROWS)
-        sizes[key] = 0
-
-    try:
+    with PartitionWriter(root, partition_by=partition_by) as writer:
         for batch in batches:
-            if partition_by == "month":
-                keys = batch.column(PARTITION_COLUMN)
-                groups = pc.unique(keys).to_pylist()
-            else:
-                keys, groups = None, [""]
-            for key in groups:
-                part = batch if keys is None or len(groups) == 1 else batch.filter(
-                    pc.equal(keys, key)
-                )
-                part = part.select(MESSAGE_SCHEMA.names)
-                buffers.setdefault(key, []).append(part)
-                sizes[key] = sizes.get(key, 0) + part.num_rows
-                counts[key] = counts.get(key, 0) + part.num_rows
-                if sizes[key] >= _ROW_GROUP_ROWS:
-                    flush(key)
-            if sum(sizes.values()) >= _BUFFERED_ROWS:  # bound memory when months interleave
-                for k in list(buffers):
-                    flush(k)
-        for key in list(buffers):
-            flush(key)
+            writer.write(batch)
+    return writer.counts
+
+
+def rewrite_file(
+    src: Path,
+    dst: Path,
+    *,
+    drop_positions: np.ndarray | None = None,
+    drop_sids: pa.Array | None = None,
+) -> int:
+    """Copy the Parquet file `src` to `dst` without some of its rows, a row group at a time.
+
+    Parameters
+    ----------
+    src, dst : Path
+        A dataset file and where its filtered copy goes (may be `src` itself: the copy is
+        written beside it and renamed over it).
+    drop_positions : numpy.ndarray, optional
+        Row positions (0-based, in file order) to leave out.
+    drop_sids : pyarrow.Array, optional
+        ``sid`` values whose rows to leave out.
+
+    Returns
+    -------
+    int
+        Rows kept. When none are, `dst` is not created (and `src` is removed if it is `dst`).
+    """
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    drop = np.sort(drop_positions) if drop_positions is not None else None
+    kept = 0
+    source = pq.ParquetFile(src)
+    try:
+        with pq.ParquetWriter(tmp, MESSAGE_SCHEMA, compression="zstd") as writer:
+            offset = 0
+            for batch in source.iter_batches(batch_size=_ROW_GROUP_ROWS):
+                mask = np.ones(batch.num_rows, dtype=bool)
+                if drop is not None:
+                    lo, hi = np.searchsorted(drop, [offset, offset + batch.num_rows])
+                    mask[drop[lo:hi] - offset] = False
+                offset += batch.num_rows
+                if drop_sids is not None:
+                    mask &= ~pc.is_in(batch.column("sid"), value_set=drop_sids).to_numpy(
+                        zero_copy_only=False
+                    )
+                if mask.any():
+                    part = pa.Table.from_batches([batch.filter(pa.array(mask))])
+                    writer.write_table(part.cast(MESSAGE_SCHEMA), row_group_size=_ROW_GROUP_ROWS)
+                    kept += int(mask.sum())
+        source.close()
+        if kept:
+            os.replace(tmp, dst)
+        elif dst == src:
+            src.unlink()
     finally:
-        for w in writers.values():
-            w.close()
-    return counts
+        tmp.unlink(missing_ok=True)
+    return kept

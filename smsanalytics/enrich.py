@@ -13,116 +13,124 @@ and location. Before new rows are written, this module fills, for every row:
 * ``keyword``: the opt-out/opt-in keyword the body is, normalised with
   :func:`smsanalytics.keywords.normalise_keyword`, from :data:`DEFAULT_KEYWORDS`.
 
-Each distinct number, network code and short body is looked up once, in Python; the join and
-everything per row happens in DuckDB or in vectorised Arrow code.
+An :class:`Enricher` works batch by batch and remembers what it has looked up: each
+distinct number and network code is described once per conversion, in Python; joining the
+answers to the rows is done with Arrow's hash kernels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .keywords import DEFAULT_KEYWORDS, normalise_keyword
-from .networks import lookup_networks
-from .numbers import describe_numbers
+from .networks import NETWORK_SCHEMA, lookup_networks
+from .numbers import NUMBER_SCHEMA, describe_numbers
 from .segments import analyze_array
 
-__all__ = ["register_lookups", "enrich_sql", "add_computed", "COMPUTED_COLUMNS"]
+__all__ = ["Enricher", "COMPUTED_COLUMNS"]
 
-#: Columns :func:`add_computed` fills from the body text.
+#: Columns filled from the body text.
 COMPUTED_COLUMNS = ("computed_encoding", "computed_parts", "unicode_chars")
-_NUMBERS = "_enrich_numbers"
-_NETWORKS = "_enrich_networks"
-_KEYWORDS = "_enrich_keywords"
 _KEYWORD_MAX_LENGTH = 40
+# (message column, lookup column) filled from the sender's and the recipient's number
+_FROM_NUMBER = {
+    "from_country": "country",
+    "from_type": "type",
+    "from_location": "location",
+    "from_carrier": "carrier",
+}
+_TO_NUMBER = {"to_country": "country", "to_type": "type", "to_location": "location"}
+_NETWORK = {"network_country": "network_country", "network_operator": "network_operator"}
 
 
-def register_lookups(con: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
-    """Describe the distinct numbers and network codes of `rows_sql` into lookup tables.
+class Enricher:
+    """Fill the enrichment columns of message batches, remembering earlier lookups.
 
-    Parameters
-    ----------
-    con : duckdb.DuckDBPyConnection
-        Connection where `rows_sql` runs; two tables are created on it.
-    rows_sql : str
-        A query whose rows have ``from_number``, ``to_number`` and ``network``.
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from smsanalytics.schema import MESSAGE_SCHEMA
+    >>> rows = MESSAGE_SCHEMA.empty_table().to_pylist() + [
+    ...     {"sid": "a", "from_number": "+33612345678", "to_number": "+33639980044",
+    ...      "network": "20801", "body_text": "STOP"}]
+    >>> batch = pa.Table.from_pylist(rows, schema=MESSAGE_SCHEMA)
+    >>> row = Enricher()(batch).to_pylist()[0]
+    >>> row["from_country"], row["from_carrier"], row["network_operator"], row["keyword"]
+    ('FR', 'SFR', 'Orange', 'STOP')
     """
-    numbers = con.execute(
-        f"""SELECT DISTINCT n FROM (
-                SELECT from_number AS n FROM ({rows_sql})
-                UNION SELECT to_number FROM ({rows_sql})) WHERE n IS NOT NULL"""
-    ).fetchall()
-    codes = con.execute(
-        f"SELECT DISTINCT network FROM ({rows_sql}) WHERE network IS NOT NULL"
-    ).fetchall()
-    # A keyword message is a word or two: only short bodies can be one, and each distinct
-    # short body is normalised once.
-    short = con.execute(
-        f"""SELECT DISTINCT body_text FROM ({rows_sql})
-            WHERE length(body_text) <= {_KEYWORD_MAX_LENGTH}"""
-    ).fetchall()
-    words = {normalise_keyword(k) for k in DEFAULT_KEYWORDS}
-    found = [(b, k) for (b,) in short if (k := normalise_keyword(b)) in words]
-    keyword_table = pa.table(
-        {"body_text": [b for b, _ in found], "keyword": [k for _, k in found]},
-        schema=pa.schema([("body_text", pa.string()), ("keyword", pa.string())]),
-    )
-    number_table = describe_numbers(r[0] for r in numbers)
-    network_table = lookup_networks(r[0] for r in codes)
-    for name, table in (
-        (_NUMBERS, number_table),
-        (_NETWORKS, network_table),
-        (_KEYWORDS, keyword_table),
-    ):
-        con.register("_lookup", table)
-        try:
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _lookup")
-        finally:
-            con.unregister("_lookup")
 
+    def __init__(self) -> None:
+        self._numbers = NUMBER_SCHEMA.empty_table()
+        self._networks = NETWORK_SCHEMA.empty_table()
+        self._keywords = {normalise_keyword(k) for k in DEFAULT_KEYWORDS}
 
-def enrich_sql(rows_sql: str) -> str:
-    """SQL selecting the rows of `rows_sql` with number, network and keyword columns filled.
+    def __call__(self, table: pa.Table) -> pa.Table:
+        """Return `table` with its enrichment columns filled where they are null.
 
-    Call :func:`register_lookups` with the same `rows_sql` first. A value the record
-    supplied (an Actions ``fromCountry``) is kept; only nulls are filled.
-    """
-    return f"""
-SELECT r.* REPLACE (
-    coalesce(r.from_country, nf.country) AS from_country,
-    coalesce(r.from_type, nf.type) AS from_type,
-    coalesce(r.from_location, nf.location) AS from_location,
-    coalesce(r.from_carrier, nf.carrier) AS from_carrier,
-    coalesce(r.to_country, nt.country) AS to_country,
-    coalesce(r.to_type, nt.type) AS to_type,
-    coalesce(r.to_location, nt.location) AS to_location,
-    coalesce(r.network_country, nw.network_country) AS network_country,
-    coalesce(r.network_operator, nw.network_operator) AS network_operator,
-    coalesce(r.keyword, kw.keyword) AS keyword
-)
-FROM ({rows_sql}) r
-LEFT JOIN {_NUMBERS} nf ON nf.number = r.from_number
-LEFT JOIN {_NUMBERS} nt ON nt.number = r.to_number
-LEFT JOIN {_NETWORKS} nw ON nw.network = r.network
-LEFT JOIN {_KEYWORDS} kw ON kw.body_text = r.body_text
-"""
-
-
-def add_computed(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Fill the computed encoding columns of each batch from its ``body_text``.
-
-    Rows whose computed columns are already set (rewritten old rows) keep them.
-    """
-    for batch in batches:
-        computed = analyze_array(batch.column("body_text"))
-        arrays = list(batch.columns)
-        names = batch.schema.names
+        Parameters
+        ----------
+        table : pyarrow.Table
+            Message columns (``from_number``, ``to_number``, ``network``, ``body_text`` and
+            the columns filled); other columns are kept.
+        """
+        numbers = self._learn_numbers(table)
+        networks = self._learn_networks(table)
+        for key, lookup, fields in (
+            ("from_number", numbers, _FROM_NUMBER),
+            ("to_number", numbers, _TO_NUMBER),
+            ("network", networks, _NETWORK),
+        ):
+            at = pc.index_in(table.column(key), value_set=lookup.column(0))
+            for name, source in fields.items():
+                table = _fill(table, name, lookup.column(source).take(at))
+        table = _fill(table, "keyword", self._keywords_of(table.column("body_text")))
+        computed = analyze_array(table.column("body_text"))
         for name in COMPUTED_COLUMNS:
-            i = names.index(name)
-            old = batch.column(i)
-            new = computed.column(name).combine_chunks().cast(old.type)
-            arrays[i] = pc.coalesce(old, new) if old.null_count < len(old) else new
-        yield pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+            table = _fill(table, name, computed.column(name))
+        return table
+
+    def _learn_numbers(self, table: pa.Table) -> pa.Table:
+        seen = pa.chunked_array(
+            table.column("from_number").chunks + table.column("to_number").chunks,
+            type=pa.string(),
+        )
+        new = _unknown(seen, self._numbers.column("number"))
+        if len(new):
+            found = describe_numbers(new.to_pylist())
+            self._numbers = pa.concat_tables([self._numbers, found]).combine_chunks()
+        return self._numbers
+
+    def _learn_networks(self, table: pa.Table) -> pa.Table:
+        new = _unknown(table.column("network"), self._networks.column("network"))
+        if len(new):
+            found = lookup_networks(new.to_pylist())
+            self._networks = pa.concat_tables([self._networks, found]).combine_chunks()
+        return self._networks
+
+    def _keywords_of(self, bodies: pa.ChunkedArray) -> pa.Array:
+        """The keyword each body is (a word or two: only short bodies are normalised)."""
+        short = pc.if_else(
+            pc.less_equal(pc.utf8_length(bodies), _KEYWORD_MAX_LENGTH), bodies, None
+        )
+        distinct = pc.unique(short).drop_null()
+        words = [normalise_keyword(b) for b in distinct.to_pylist()]
+        hits = pa.array([w if w in self._keywords else None for w in words], pa.string())
+        return hits.take(pc.index_in(short, value_set=distinct))
+
+
+def _unknown(values: pa.ChunkedArray, known: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Distinct non-null `values` not in `known`."""
+    distinct = pc.unique(values).drop_null()
+    if len(known):
+        distinct = distinct.filter(pc.invert(pc.is_in(distinct, value_set=known)))
+    return distinct
+
+
+def _fill(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """Set column `name` to `values` where it is null (a value the record gave is kept)."""
+    i = table.schema.get_field_index(name)
+    old = table.column(i)
+    values = values.cast(old.type)
+    new = values if old.null_count == len(old) else pc.coalesce(old, values)
+    return table.set_column(i, table.schema.field(i), new)

@@ -1,10 +1,11 @@
-"""Load archives into messages: staging, de-duplication, rejects, and writing datasets.
+"""Load archives into messages: one pass of parsing, rejects, de-duplication and writing.
 
-This module joins the pure layers (:mod:`~smsanalytics.sources` parses records) to the
-files (:mod:`~smsanalytics.readers` cuts inputs into records, :mod:`~smsanalytics.dataset`
-owns the layout on disk). The work is done by an embedded DuckDB with a memory limit and
-an on-disk staging database, so memory stays flat however large the input; Python only
-moves Arrow batches.
+This module joins the pure layers (:mod:`~smsanalytics.sources` parses records,
+:mod:`~smsanalytics.enrich` fills columns) to the files (:mod:`~smsanalytics.readers` cuts
+inputs into records, :mod:`~smsanalytics.dataset` owns the layout on disk). The inputs are
+read once, in batches: a thread cuts records, an embedded DuckDB parses each batch, a
+thread writes it, so memory stays flat however large the input; de-duplication is decided
+at the end on the rows' keys, in DuckDB with a memory limit, spilling to disk.
 
 Accounting, kept for every run: ``records == written + duplicates + rejected``.
 
@@ -13,7 +14,8 @@ Accounting, kept for every run: ``records == written + duplicates + rejected``.
 * *rejected* records go to the rejects file with file, line, reason and raw text;
 * *duplicates* are records of an sid that lost to another record of the same sid, in this
   run or already in the dataset: the record with the latest ``updated_at`` wins, then the
-  latest ``event_at``, then the highest ``event_try``, then the later file and line;
+  latest ``event_at``, then the highest ``event_try``, then the record read last (files in the
+  order given, a directory's files in name order);
 * *written* rows are new sids plus newer versions of sids already in the dataset
   (``replaced`` counts the latter).
 """
@@ -30,11 +32,13 @@ import threading
 import time
 import uuid
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -46,7 +50,7 @@ from . import dataset as ds
 from . import enrich, privacy
 from .errors import DatasetError, StrictModeError
 from .readers import InputFile, find_inputs, iter_raw_batches
-from .schema import COLUMNS, MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
+from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
 from .sources import parse_sql
 
 __all__ = [
@@ -61,22 +65,30 @@ __all__ = [
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 100_000
-_STREAM_ROWS = 65_536  # rows per Arrow batch when writing the dataset
-_IS_NEW = "_is_new"  # marks this run's rows in the write stream (old rows are not re-hashed)
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _LATER_MEMORY_LIMIT = "300MB"
-_NAMES = ", ".join(f'"{c.name}"' for c in COLUMNS)
 # A message's month: created_at, else the first instant the record has. Hive partitions
 # need a value; records with no time at all go to month=unknown.
 _MONTH = (
     "coalesce(strftime(coalesce(created_at, updated_at, delivered_at, sent_at, event_at), "
     "'%Y-%m'), 'unknown')"
 )
-# Order in which a record beats another of the same sid (the winner is the maximum).
-_RANK = (
-    "(coalesce(updated_at, '-infinity'::TIMESTAMPTZ), "
-    "coalesce(event_at, '-infinity'::TIMESTAMPTZ), coalesce(event_try, -1))"
+# What de-duplication needs of each row written.
+_KEY_COLUMNS = ["sid", "updated_at", "event_at", "event_try", "record_no"]
+# Records of one sid, best first: the winner is row 1.
+_WINNER_FIRST = (
+    "(PARTITION BY sid ORDER BY updated_at DESC NULLS LAST, event_at DESC NULLS LAST, "
+    "event_try DESC NULLS LAST, record_no DESC)"
 )
+
+
+def _rank(alias: str) -> str:
+    """SQL for the order in which a record beats another of the same sid (greater wins)."""
+    return (
+        f"({{'u': coalesce({alias}.updated_at, '-infinity'::TIMESTAMPTZ), "
+        f"'e': coalesce({alias}.event_at, '-infinity'::TIMESTAMPTZ), "
+        f"'t': coalesce({alias}.event_try, -1)}})"
+    )
 
 
 @dataclass
@@ -208,17 +220,50 @@ class LoadResult:
 Progress = Callable[[int], None]
 
 
-class _Stage:
-    """The parsed records of one run, as Parquet files in a scratch directory.
+class _Sink(Protocol):
+    """Where a run's rows go: a dataset's new files, or memory."""
 
-    Each batch of record candidates is parsed by DuckDB and written straight to a file,
-    so memory stays flat whatever the size of the input; the later steps read only the
-    columns they need.
+    def write(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class _InMemory:
+    """Rows kept in memory (for :func:`load_messages`); one "file", numbered 0."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        n = table.num_rows
+        self.tables.append(table)
+        self.rows += n
+        return np.zeros(n, dtype=np.int32), np.arange(self.rows - n, self.rows)
+
+    def close(self) -> None:
+        pass
+
+
+class _Run:
+    """One pass over the inputs: parse, reject, enrich and write each batch as it comes.
+
+    Each batch of record candidates is parsed by DuckDB into Arrow; its rejects go to a
+    DuckDB table (spilled to disk when large), its good rows are de-duplicated within the
+    batch, enriched, optionally pseudonymised and handed to the sink, which a second
+    thread writes while the next batch is parsed. The key of every row written (sid, its
+    rank, where it was written) goes to a table, so that de-duplication across batches and
+    against the dataset is decided at the end, on keys only (:meth:`decide`).
     """
 
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir / "parsed"
-        self.dir.mkdir()
+    def __init__(
+        self,
+        workdir: Path,
+        sink: _Sink,
+        *,
+        enricher: enrich.Enricher | None = None,
+        protect: Callable[[pa.Table], pa.Table] | None = None,
+    ) -> None:
         self.con = duckdb.connect(":memory:")
         for setting in (
             "SET TimeZone='UTC'",
@@ -227,77 +272,179 @@ class _Stage:
             "SET preserve_insertion_order=false",
         ):
             self.con.execute(setting)
-        self.batches = 0
+        self.con.execute(
+            "CREATE TABLE rejects (source_file VARCHAR, source_line BIGINT, reason VARCHAR, "
+            "text VARCHAR)"
+        )
+        self.con.execute(
+            "CREATE TABLE keys (sid VARCHAR, updated_at TIMESTAMPTZ, event_at TIMESTAMPTZ, "
+            "event_try INTEGER, record_no BIGINT, file INTEGER, pos BIGINT)"
+        )
+        self.sink = sink
+        self.enricher = enricher
+        self.protect = protect
         self.records = 0
         self.files = 0
         self.bytes = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsanalytics-write")
+        self._pending: deque[tuple[pa.Table, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
 
     def add(self, raw: pa.Table) -> None:
-        """Parse a table of record candidates into the next staged file."""
+        """Parse a table of record candidates and send its good rows to the sink."""
         numbered = raw.append_column(
             "record_no", pa.array(np.arange(self.records, self.records + len(raw)))
         )
         self.records += len(raw)
-        target = self.dir / f"b{self.batches:06d}"  # a folder: one file per thread
-        self.batches += 1
-        # Threads writing their own files are faster, but each needs its own buffers: a
-        # batch of a few huge records (a 50 MB line) is parsed by one thread.
-        per_thread = len(raw) >= 10_000
-        if not per_thread:
-            target.mkdir()
-            target = target / "data_0.parquet"
-        threads = "true" if per_thread else "false"
-        self.con.register("_raw", numbered)
+        parsed = self._query(
+            f"""SELECT *, {_MONTH} AS {PARTITION_COLUMN}
+                FROM ({parse_sql("_batch", keep=("record_no",))})""",
+            numbered,
+        )
+        good = self._drop_duplicates(self._file_rejects(parsed))
+        if not good.num_rows:
+            return
+        if self.enricher is not None:
+            good = self.enricher(good)
+        if self.protect is not None:
+            good = self.protect(good)
+        keys = good.select(_KEY_COLUMNS)
+        self._pending.append((keys, self._writer.submit(self.sink.write, good)))
+        while len(self._pending) > 1:  # one batch being written while the next is parsed
+            self._settle()
+
+    def _query(self, sql: str, table: pa.Table) -> pa.Table:
+        self.con.register("_batch", table)
         try:
-            self.con.execute(
-                f"""COPY (SELECT *, {_MONTH} AS {PARTITION_COLUMN}
-                          FROM ({parse_sql("_raw", keep=("record_no",))}))
-                    TO '{_sql_path(target)}'
-                    (FORMAT parquet, COMPRESSION uncompressed, PER_THREAD_OUTPUT {threads})"""
-            )
+            return self.con.sql(sql).to_arrow_table()
         finally:
-            self.con.unregister("_raw")
+            self.con.unregister("_batch")
+
+    def _file_rejects(self, parsed: pa.Table) -> pa.Table:
+        reason = parsed.column("reject_reason")
+        if reason.null_count < len(reason):
+            bad = pc.is_valid(reason)
+            self.con.register("_bad", parsed.filter(bad))
+            try:
+                self.con.execute(
+                    "INSERT INTO rejects SELECT source_file, source_line, reject_reason, text "
+                    "FROM _bad"
+                )
+            finally:
+                self.con.unregister("_bad")
+            parsed = parsed.filter(pc.invert(bad))
+        return parsed.drop_columns(["reject_reason", "text"])
+
+    def _drop_duplicates(self, good: pa.Table) -> pa.Table:
+        """Keep the winner of each sid within the batch (most duplicates are near)."""
+        if pc.count_distinct(good.column("sid")).as_py() == good.num_rows:
+            return good
+        losers = self._query(
+            f"SELECT record_no FROM _batch QUALIFY row_number() OVER {_WINNER_FIRST} > 1",
+            good.select(_KEY_COLUMNS),
+        ).column(0)
+        return good.filter(pc.invert(pc.is_in(good.column("record_no"), value_set=losers)))
+
+    def _settle(self) -> None:
+        keys, written = self._pending.popleft()
+        file_no, position = written.result()
+        keys = keys.append_column("file", pa.array(file_no)).append_column(
+            "pos", pa.array(position)
+        )
+        self.con.register("_keys", keys)
+        try:
+            self.con.execute("INSERT INTO keys SELECT * FROM _keys")
+        finally:
+            self.con.unregister("_keys")
 
     def finish(self) -> None:
-        """Expose the staged files as ``parsed``; pick the winner of each sid."""
-        # Parsing needed room for huge records; what follows works on columns and
-        # streams, and shares the process with the Arrow batches being written.
+        """Wait for the writes, close the sink; what follows works on keys and rejects."""
+        try:
+            while self._pending:
+                self._settle()
+        finally:
+            for _, written in self._pending:
+                written.cancel()
+            self._writer.shutdown(wait=True)
+            self.sink.close()
         self.con.execute(f"SET memory_limit='{_LATER_MEMORY_LIMIT}'")
-        if self.batches == 0:
-            self.add(RAW_SCHEMA.empty_table())
-        self.con.execute(
-            f"""CREATE VIEW parsed AS
-                SELECT * FROM read_parquet('{_sql_path(self.dir)}/*/*.parquet')"""
-        )
-        self.con.execute(
-            f"""CREATE TABLE winners AS
-            SELECT sid, record_no, {_RANK} AS rank
-            FROM parsed WHERE reject_reason IS NULL
-            QUALIFY row_number() OVER (
-                PARTITION BY sid
-                ORDER BY updated_at DESC NULLS LAST, event_at DESC NULLS LAST,
-                         event_try DESC NULLS LAST, source_file DESC, source_line DESC) = 1"""
+
+    def decide(self, existing: Sequence[Path]) -> _Outcome:
+        """Pick the winner of each sid among this run's rows and the dataset's.
+
+        The winner has the latest ``updated_at``, then ``event_at``, then ``event_try``,
+        then is the record read last; a dataset row is replaced only by a strictly newer
+        record.
+        """
+        con = self.con
+        n_keys, n_sids = _row(con, "SELECT count(*), count(DISTINCT sid) FROM keys")
+        if n_keys > n_sids:  # a sid in two batches
+            con.execute(
+                f"""CREATE TABLE ranked AS SELECT *, row_number() OVER {_WINNER_FIRST} AS rn
+                    FROM keys"""
+            )
+            con.execute("CREATE VIEW best AS SELECT * FROM ranked WHERE rn = 1")
+            con.execute("CREATE TABLE losers AS SELECT file, pos FROM ranked WHERE rn > 1")
+        else:
+            con.execute("CREATE VIEW best AS SELECT * FROM keys")
+            con.execute("CREATE TABLE losers AS SELECT file, pos FROM keys WHERE false")
+        old_rows, replaced = 0, []
+        if existing:
+            listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in existing) + "]"
+            con.execute(
+                f"""CREATE TABLE old AS
+                    SELECT sid, updated_at, event_at, event_try, filename AS file
+                    FROM read_parquet({listing}, filename=true, hive_partitioning=false)"""
+            )
+            con.execute(
+                f"""CREATE TABLE clash AS
+                    SELECT b.file AS new_file, b.pos, o.file AS old_file, sid,
+                           {_rank("b")} > {_rank("o")} AS newer
+                    FROM best b JOIN old o USING (sid)"""
+            )
+            con.execute(
+                "INSERT INTO losers SELECT new_file, pos FROM clash WHERE NOT newer"
+            )
+            (old_rows,) = _row(con, "SELECT count(*) FROM old")
+            replaced = con.execute(
+                "SELECT old_file, list(sid) FROM clash WHERE newer GROUP BY old_file"
+            ).fetchall()
+        (n_losers,) = _row(con, "SELECT count(*) FROM losers")
+        drop = {
+            int(f): np.asarray(p, dtype=np.int64)
+            for f, p in con.execute(
+                "SELECT file, list(pos) FROM losers GROUP BY file"
+            ).fetchall()
+        }
+        return _Outcome(
+            written=int(n_keys) - int(n_losers),
+            old_rows=int(old_rows),
+            drop_positions=drop,
+            replace={Path(f): pa.array(sids, pa.string()) for f, sids in replaced},
         )
 
     def counts(self) -> tuple[int, int]:
-        n, bad = _row(self.con, "SELECT count(*), count(reject_reason) FROM parsed")
-        return int(n), int(bad)
+        (bad,) = _row(self.con, "SELECT count(*) FROM rejects")
+        return self.records, int(bad)
 
     def damaged_files(self) -> dict[str, str]:
         rows = self.con.execute(
-            """SELECT source_file, min(reject_reason) FROM parsed
-               WHERE starts_with(reject_reason, 'compressed data is truncated or corrupt')
+            """SELECT source_file, min(reason) FROM rejects
+               WHERE starts_with(reason, 'compressed data is truncated or corrupt')
                GROUP BY source_file ORDER BY source_file"""
         ).fetchall()
         return {str(f): str(r) for f, r in rows}
 
     def reject_reasons(self) -> dict[str, int]:
         rows = self.con.execute(
-            r"""SELECT regexp_replace(split_part(reject_reason, ':', 1), ' \(.*', '') AS r,
-                      count(*) FROM parsed
-               WHERE reject_reason IS NOT NULL GROUP BY r ORDER BY count(*) DESC, r"""
+            r"""SELECT regexp_replace(split_part(reason, ':', 1), ' \(.*', '') AS r,
+                      count(*) FROM rejects GROUP BY r ORDER BY count(*) DESC, r"""
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
+
+    def _rejects_sql(self, keep_raw: bool) -> str:
+        raw = "left(rtrim(text, E'\\r\\n'), 10000)" if keep_raw else "NULL::VARCHAR"
+        return f"""SELECT source_file, source_line, reason, {raw} AS raw FROM rejects
+                   ORDER BY source_file, source_line"""
 
     def write_rejects(self, path: Path, *, keep_raw: bool = True) -> None:
         """Write the rejects file atomically (an empty file when nothing was rejected).
@@ -307,28 +454,36 @@ class _Stage:
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        raw = "left(rtrim(text, E'\\r\\n'), 10000)" if keep_raw else "NULL::VARCHAR"
         try:
             self.con.execute(
-                f"""COPY (SELECT source_file, source_line, reject_reason AS reason,
-                          {raw} AS raw
-                   FROM parsed WHERE reject_reason IS NOT NULL
-                   ORDER BY source_file, source_line)
-                   TO '{_sql_path(tmp)}' (FORMAT json)"""
+                f"COPY ({self._rejects_sql(keep_raw)}) TO '{_sql_path(tmp)}' (FORMAT json)"
             )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
     def rejects_table(self) -> pa.Table:
-        return self.con.sql(
-            """SELECT source_file, source_line, reject_reason AS reason,
-                      left(rtrim(text, E'\\r\\n'), 10000) AS raw
-               FROM parsed WHERE reject_reason IS NOT NULL ORDER BY source_file, source_line"""
-        ).to_arrow_table()
+        return self.con.sql(self._rejects_sql(True)).to_arrow_table()
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True, cancel_futures=True)
         self.con.close()
+
+
+@dataclass
+class _Outcome:
+    """What :meth:`_Run.decide` found."""
+
+    written: int
+    old_rows: int
+    #: file number of this run's sink -> row positions that lost to another record
+    drop_positions: dict[int, np.ndarray]
+    #: dataset file -> sids whose row there is replaced by a newer record
+    replace: dict[Path, pa.Array]
+
+    @property
+    def replaced(self) -> int:
+        return sum(len(s) for s in self.replace.values())
 
 
 def _row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
@@ -405,7 +560,7 @@ def _produce(
         out.put(exc)
 
 
-def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> None:
+def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     progress, bar = _progress_bar(inputs, quiet)
     batches: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -421,12 +576,12 @@ def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> No
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, InputFile):
-                stage.files += 1
-                stage.bytes += item.size
+                run.files += 1
+                run.bytes += item.size
                 if bar is not None:
-                    bar.set_description(f"{stage.files}/{len(inputs)} files", refresh=False)
+                    bar.set_description(f"{run.files}/{len(inputs)} files", refresh=False)
                 continue
-            stage.add(item)
+            run.add(item)
     finally:
         stop.set()
         while reader.is_alive():  # unblock a reader waiting on a full queue
@@ -436,7 +591,7 @@ def _stage_inputs(stage: _Stage, inputs: Sequence[InputFile], quiet: bool) -> No
                 pass
         if bar is not None:
             bar.close()
-    stage.finish()
+    run.finish()
 
 
 def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadResult:
@@ -452,34 +607,39 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
     Returns
     -------
     LoadResult
+        Messages sorted by ``created_at`` then ``sid``, enriched as :func:`convert` does.
     """
     started = time.perf_counter()
     inputs = find_inputs(paths)
+    memory = _InMemory()
     with _workdir(None) as work:
-        stage = _Stage(work)
+        run = _Run(work, memory, enricher=enrich.Enricher())
         try:
-            _stage_inputs(stage, inputs, quiet)
-            rows = f"""SELECT {_NAMES} FROM parsed
-                       WHERE record_no IN (SELECT record_no FROM winners)"""
-            enrich.register_lookups(stage.con, rows)
-            reader = stage.con.sql(
-                f"SELECT * FROM ({enrich.enrich_sql(rows)}) ORDER BY created_at, sid"
-            ).to_arrow_reader(_STREAM_ROWS)
-            table = pa.Table.from_batches(list(enrich.add_computed(reader)), reader.schema)
-            rejects = stage.rejects_table()
-            records, rejected = stage.counts()
+            _read_inputs(run, inputs, quiet)
+            outcome = run.decide([])
+            rejects = run.rejects_table()
+            records, rejected = run.counts()
             summary = ConversionSummary(
                 records=records,
-                written=len(table),
+                written=outcome.written,
                 rejected=rejected,
-                duplicates=records - rejected - len(table),
-                files=stage.files,
-                bytes=stage.bytes,
-                reject_reasons=stage.reject_reasons(),
-                damaged_files=stage.damaged_files(),
+                duplicates=records - rejected - outcome.written,
+                files=run.files,
+                bytes=run.bytes,
+                reject_reasons=run.reject_reasons(),
+                damaged_files=run.damaged_files(),
             )
         finally:
-            stage.close()
+            run.close()
+    if memory.tables:
+        table = pa.concat_tables(memory.tables)
+        if 0 in outcome.drop_positions:
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[outcome.drop_positions[0]] = False
+            table = table.filter(pa.array(keep))
+        table = table.sort_by([("created_at", "ascending"), ("sid", "ascending")])
+    else:
+        table = MESSAGE_SCHEMA.empty_table()
     messages = ds.to_pandas(_conform(table))
     summary.elapsed = time.perf_counter() - started
     summary.rows_total = len(messages)
@@ -565,7 +725,7 @@ def convert(
         Rejects file (JSON Lines); default ``<out>.rejects.jsonl`` beside the dataset.
         Rewritten by every run, empty when nothing was rejected.
     partition_by : {'month', 'none'}
-        Hive partitions by UTC month of ``created_at`` (``month=2025-03``), or one file.
+        Hive partitions by UTC month of ``created_at`` (``month=2025-03``), or no folders.
     overwrite : bool
         Replace the dataset instead of adding to it.
     strict : bool
@@ -594,9 +754,14 @@ def convert(
 
     Notes
     -----
-    The new version of the dataset is built beside it (unchanged partitions hard-linked,
-    touched ones rewritten) and swapped in with one atomic rename, so a crash or Ctrl-C
-    leaves the previous version whole, and readers never see a half-written dataset.
+    The inputs are read once. Each run adds one file per partition it has rows for
+    (``part-<id>.parquet``); the dataset's other files are hard-linked into the new
+    version unchanged, except a file holding a row that a newer record replaces, which
+    is copied without that row. A record that loses to another record of the same run
+    read in a later batch (about 100,000 records apart) is taken out of the new file
+    the same way. The new version is built beside the dataset and swapped in with one
+    atomic rename, so a crash or Ctrl-C leaves the previous version whole, and readers
+    never see a half-written dataset.
 
     Examples
     --------
@@ -612,6 +777,9 @@ def convert(
     rejects_path = Path(rejects).absolute() if rejects else default_rejects_path(out)
     inputs = find_inputs(paths)
     out.parent.mkdir(parents=True, exist_ok=True)
+    options = _WriteOptions(
+        partition_by, overwrite, pseudonymize_key, redact_bodies, pseudonymize_recipients
+    )
     with _write_errors(out), ds.locked(out, timeout=lock_timeout):
         ds.clean_leftovers(out)
         manifest = ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
@@ -623,41 +791,48 @@ def convert(
                 redact_bodies=redact_bodies,
                 pseudonymize_recipients=pseudonymize_recipients,
             )
+        existing = [] if overwrite else ds.dataset_files(out) if manifest else []
         with _workdir(out) as work:
-            stage = _Stage(work)
+            version = ds.new_version_dir(out)
             try:
-                _stage_inputs(stage, inputs, quiet)
-                # Rejected records' raw text holds numbers and bodies: not kept when private.
-                private = pseudonymize_key is not None or redact_bodies
-                stage.write_rejects(rejects_path, keep_raw=not private)
-                records, rejected = stage.counts()
-                summary = ConversionSummary(
-                    records=records,
-                    rejected=rejected,
-                    files=stage.files,
-                    bytes=stage.bytes,
-                    out=str(out),
-                    rejects_path=str(rejects_path),
-                    reject_reasons=stage.reject_reasons(),
-                    damaged_files=stage.damaged_files(),
+                writer = ds.PartitionWriter(version, partition_by=partition_by)
+                run = _Run(
+                    work,
+                    writer,
+                    enricher=enrich.Enricher() if enrich_rows else None,
+                    protect=options.protect if options.private else None,
                 )
-                if strict and rejected:
-                    raise StrictModeError(
-                        f"{rejected:,} of {records:,} records rejected (strict mode); "
-                        f"see {rejects_path}; the dataset was not changed"
+                try:
+                    _read_inputs(run, inputs, quiet)
+                    # Rejected records' raw text holds numbers and bodies: not kept if private.
+                    run.write_rejects(rejects_path, keep_raw=not options.private)
+                    records, rejected = run.counts()
+                    summary = ConversionSummary(
+                        records=records,
+                        rejected=rejected,
+                        files=run.files,
+                        bytes=run.bytes,
+                        out=str(out),
+                        rejects_path=str(rejects_path),
+                        reject_reasons=run.reject_reasons(),
+                        damaged_files=run.damaged_files(),
                     )
-                existing = [] if overwrite else ds.dataset_files(out) if manifest else []
-                options = _WriteOptions(
-                    partition_by,
-                    overwrite,
-                    enrich_rows,
-                    pseudonymize_key,
-                    redact_bodies,
-                    pseudonymize_recipients,
-                )
-                _merge(stage, out, existing, options, summary)
+                    if strict and rejected:
+                        raise StrictModeError(
+                            f"{rejected:,} of {records:,} records rejected (strict mode); "
+                            f"see {rejects_path}; the dataset was not changed"
+                        )
+                    outcome = run.decide(existing)
+                finally:
+                    run.close()
+                summary.written, summary.replaced = outcome.written, outcome.replaced
+                summary.duplicates = records - rejected - outcome.written
+                summary.rows_total = outcome.old_rows + outcome.written - outcome.replaced
+                if summary.written or overwrite or not existing:
+                    _commit(version, out, writer, existing, outcome, options, summary)
+                # else nothing new: the dataset is left as it is, byte for byte
             finally:
-                stage.close()
+                shutil.rmtree(version, ignore_errors=True)
     summary.elapsed = time.perf_counter() - started
     return summary
 
@@ -666,7 +841,6 @@ def convert(
 class _WriteOptions:
     partition_by: str
     overwrite: bool
-    enrich: bool
     key: bytes | None = None
     redact_bodies: bool = False
     pseudonymize_recipients: bool = False
@@ -675,152 +849,73 @@ class _WriteOptions:
     def private(self) -> bool:
         return self.key is not None or self.redact_bodies
 
-    def protect(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """Pseudonymise the new rows of each batch; rows already in the dataset were."""
-        for batch in batches:
-            is_new = batch.column(_IS_NEW)
-            new = batch.filter(is_new)
-            if len(new):
-                yield privacy.transform_batch(
-                    new,
-                    key=self.key,
-                    redact_bodies=self.redact_bodies,
-                    pseudonymize_recipients=self.pseudonymize_recipients,
-                )
-            if len(new) < len(batch):
-                yield batch.filter(pc.invert(is_new))
+    def protect(self, table: pa.Table) -> pa.Table:
+        """Pseudonymise new rows (rows already in the dataset were, when written)."""
+        return privacy.transform_table(
+            table,
+            key=self.key,
+            redact_bodies=self.redact_bodies,
+            pseudonymize_recipients=self.pseudonymize_recipients,
+        )
+
+    def manifest_record(self) -> dict[str, Any]:
+        record = privacy.manifest_record(
+            self.key,
+            redact_bodies=self.redact_bodies,
+            pseudonymize_recipients=self.pseudonymize_recipients,
+        )
+        return {privacy.MANIFEST_KEY: record} if record else {}
 
 
-def _merge(
-    stage: _Stage,
+def _commit(
+    version: Path,
     out: Path,
-    existing: list[Path],
+    writer: ds.PartitionWriter,
+    existing: Sequence[Path],
+    outcome: _Outcome,
     options: _WriteOptions,
     summary: ConversionSummary,
 ) -> None:
-    """Decide which winners are new or newer than the dataset's rows, and write them."""
-    con = stage.con
-    if existing:
-        listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in existing) + "]"
-        con.execute(
-            f"""CREATE TABLE old AS
-                SELECT sid, {_RANK} AS rank, filename AS file
-                FROM read_parquet({listing}, filename=true, hive_partitioning=false)"""
-        )
-    else:
-        con.execute(
-            "CREATE TABLE old AS SELECT NULL::VARCHAR AS sid, NULL AS rank, "
-            "NULL::VARCHAR AS file WHERE false"
-        )
-    con.execute(
-        """CREATE TABLE chosen AS
-           SELECT w.record_no, w.sid, o.file AS replaces_file
-           FROM winners w LEFT JOIN old o USING (sid)
-           WHERE o.sid IS NULL OR w.rank > o.rank"""
-    )
-    written, replaced = _row(con, "SELECT count(*), count(replaces_file) FROM chosen")
-    summary.written, summary.replaced = int(written), int(replaced)
-    (old_rows,) = _row(con, "SELECT count(*) FROM old")
-    summary.rows_total = int(old_rows) + summary.written - summary.replaced
-    summary.duplicates = summary.records - summary.rejected - summary.written
-    if summary.written == 0 and not options.overwrite and existing:
-        return  # nothing new: the dataset is left as it is, byte for byte
-    _write_version(con, out, existing, options, summary)
-
-
-def _privacy_record(options: _WriteOptions) -> dict[str, Any]:
-    record = privacy.manifest_record(
-        options.key,
-        redact_bodies=options.redact_bodies,
-        pseudonymize_recipients=options.pseudonymize_recipients,
-    )
-    return {privacy.MANIFEST_KEY: record} if record else {}
-
-
-def _write_version(
-    con: duckdb.DuckDBPyConnection,
-    out: Path,
-    existing: list[Path],
-    options: _WriteOptions,
-    summary: ConversionSummary,
-) -> None:
-    """Build the dataset's next version beside it and swap it in."""
-    partition_by = options.partition_by
-    (good,) = _row(con, "SELECT count(*) FROM parsed WHERE reject_reason IS NULL")
-    if good == summary.written:
-        chosen_rows = "reject_reason IS NULL"  # no duplicates: no join needed
-    else:
-        chosen_rows = "record_no IN (SELECT record_no FROM chosen)"
-    new_rows = (
-        f"SELECT {_NAMES}, {PARTITION_COLUMN}, true AS {_IS_NEW} FROM parsed WHERE {chosen_rows}"
-    )
-    if options.enrich:
-        enrich.register_lookups(con, new_rows)
-        new_rows = enrich.enrich_sql(new_rows)
-    if partition_by == "month":
-        touched = {
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT {PARTITION_COLUMN} FROM parsed WHERE {chosen_rows}"
-            ).fetchall()
-        }
-        touched |= {
-            Path(r[0]).parent.name.removeprefix(ds.PARTITION_DIR_PREFIX)
-            for r in con.execute(
-                "SELECT DISTINCT replaces_file FROM chosen WHERE replaces_file IS NOT NULL"
-            ).fetchall()
-        }
-    else:
-        touched = {""}
-
-    def partition_of(f: Path) -> str:
-        if partition_by == "none":
-            return ""
-        return f.parent.name.removeprefix(ds.PARTITION_DIR_PREFIX)
-
-    keep = [f for f in existing if partition_of(f) not in touched]
-    rewrite = [f for f in existing if partition_of(f) in touched]
-    staging = ds.new_version_dir(out)
-    try:
-        for f in keep:
-            target = staging / f.relative_to(out)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(f, target)
-            except OSError:
-                shutil.copy2(f, target)
-        sources = [new_rows]
-        if rewrite:
-            listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in rewrite) + "]"
-            sources.append(
-                f"""SELECT {_NAMES}, {_MONTH} AS {PARTITION_COLUMN}, false AS {_IS_NEW}
-                    FROM read_parquet({listing}, hive_partitioning=false)
-                    WHERE sid NOT IN (SELECT sid FROM chosen)"""
-            )
-        reader = con.sql(" UNION ALL ".join(sources)).to_arrow_reader(_STREAM_ROWS)
-        batches = enrich.add_computed(reader) if options.enrich else reader
-        if options.private:
-            batches = options.protect(batches)
-        ds.write_partitioned(batches, staging, partition_by=partition_by)
-        summary.partitions_written = sorted(t for t in touched if t)
-        ds.write_manifest(
-            staging,
-            {
-                "version": 1,
-                "partition_by": partition_by,
-                "rows": summary.rows_total,
-                **_privacy_record(options),
-                "last_conversion": {
-                    k: v
-                    for k, v in summary.to_dict().items()
-                    if k not in ("out", "elapsed", "partitions_written")
-                },
+    """Complete the new version (losers out, old files linked or filtered) and swap it in."""
+    touched = set()
+    partitions = writer.keys()
+    for number, path in enumerate(writer.paths):
+        drop = outcome.drop_positions.get(number)
+        if drop is not None:
+            ds.rewrite_file(path, path, drop_positions=drop)
+        if path.exists():
+            touched.add(partitions[number])
+    for f in existing:
+        target = version / f.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sids = outcome.replace.get(f)
+        if sids is not None:
+            ds.rewrite_file(f, target, drop_sids=sids)
+            touched.add(ds.partition_of(f, out))
+            continue
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
+    for folder in version.iterdir():  # partitions all of whose rows were replaced
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    summary.partitions_written = sorted(t for t in touched if t)
+    ds.write_manifest(
+        version,
+        {
+            "version": 1,
+            "partition_by": options.partition_by,
+            "rows": summary.rows_total,
+            **options.manifest_record(),
+            "last_conversion": {
+                k: v
+                for k, v in summary.to_dict().items()
+                if k not in ("out", "elapsed", "partitions_written")
             },
-        )
-        ds.commit_version(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        },
+    )
+    ds.commit_version(version, out)
 
 
 # Disk problems, however the writer (Python, Arrow or DuckDB) words them.

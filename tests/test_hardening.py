@@ -555,7 +555,7 @@ def big_input(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("size", ["1m", "3m"], ids=["full while staging", "full while writing"])
+@pytest.mark.parametrize("size", ["256k", "1m"], ids=["full early", "full while writing"])
 def test_disk_full_is_a_clear_error_and_leaves_nothing_behind(tmp_path, big_input, size):
     with tmpfs(tmp_path / "disk", f"size={size}") as disk:
         out = disk / "ds"
