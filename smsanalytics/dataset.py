@@ -538,10 +538,11 @@ class PartitionWriter:
             table = pa.concat_tables(tables).cast(MESSAGE_SCHEMA)
             self._writers[key].write_table(table, row_group_size=_ROW_GROUP_ROWS)
 
-    def close(self) -> None:
-        """Flush the buffers and close every file."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush the buffers (unless told not to: the files are being abandoned) and close
+        every file."""
         try:
-            for key in list(self._buffers):
+            for key in list(self._buffers) if flush else []:
                 self._flush(key)
         finally:
             for w in self._writers.values():

@@ -50,7 +50,7 @@ from . import dataset as ds
 from . import enrich, privacy
 from .errors import DatasetError, StrictModeError
 from .readers import InputFile, find_inputs, iter_raw_batches
-from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
+from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
 from .sources import parse_sql
 
 __all__ = [
@@ -73,6 +73,7 @@ _MONTH = (
     "coalesce(strftime(coalesce(created_at, updated_at, delivered_at, sent_at, event_at), "
     "'%Y-%m'), 'unknown')"
 )
+_CANDIDATES = RAW_SCHEMA.append(pa.field("record_no", pa.int64()))
 # What de-duplication needs of each row written.
 _KEY_COLUMNS = ["sid", "updated_at", "event_at", "event_try", "record_no"]
 # Records of one sid, best first: the winner is row 1.
@@ -225,7 +226,7 @@ class _Sink(Protocol):
 
     def write(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def close(self) -> None: ...
+    def close(self, *, flush: bool = True) -> None: ...
 
 
 class _InMemory:
@@ -241,19 +242,20 @@ class _InMemory:
         self.rows += n
         return np.zeros(n, dtype=np.int32), np.arange(self.rows - n, self.rows)
 
-    def close(self) -> None:
+    def close(self, *, flush: bool = True) -> None:
         pass
 
 
 class _Run:
     """One pass over the inputs: parse, reject, enrich and write each batch as it comes.
 
-    Each batch of record candidates is parsed by DuckDB into Arrow; its rejects go to a
-    DuckDB table (spilled to disk when large), its good rows are de-duplicated within the
-    batch, enriched, optionally pseudonymised and handed to the sink, which a second
-    thread writes while the next batch is parsed. The key of every row written (sid, its
-    rank, where it was written) goes to a table, so that de-duplication across batches and
-    against the dataset is decided at the end, on keys only (:meth:`decide`).
+    One streaming DuckDB query parses all record candidates into Arrow batches; of each,
+    the rejects go to a DuckDB table (spilled to disk when large), and the good rows are
+    de-duplicated within the batch, enriched, optionally pseudonymised and handed to the
+    sink, which a second thread writes while DuckDB parses on. The key of every row
+    written (sid, its rank, where it was written) goes to a table, so that
+    de-duplication across batches and against the dataset is decided at the end, on keys
+    only (:meth:`decide`).
     """
 
     def __init__(
@@ -280,26 +282,48 @@ class _Run:
             "CREATE TABLE keys (sid VARCHAR, updated_at TIMESTAMPTZ, event_at TIMESTAMPTZ, "
             "event_try INTEGER, record_no BIGINT, file INTEGER, pos BIGINT)"
         )
+        self.aux = self.con.cursor()  # for the batches' small queries while the parse streams
         self.sink = sink
         self.enricher = enricher
         self.protect = protect
         self.records = 0
         self.files = 0
         self.bytes = 0
+        self._finished = False
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsanalytics-write")
         self._pending: deque[tuple[pa.Table, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
 
-    def add(self, raw: pa.Table) -> None:
-        """Parse a table of record candidates and send its good rows to the sink."""
-        numbered = raw.append_column(
-            "record_no", pa.array(np.arange(self.records, self.records + len(raw)))
-        )
-        self.records += len(raw)
-        parsed = self._query(
-            f"""SELECT *, {_MONTH} AS {PARTITION_COLUMN}
-                FROM ({parse_sql("_batch", keep=("record_no",))})""",
-            numbered,
-        )
+    def parse(self, candidates: Iterator[pa.Table]) -> None:
+        """Parse the record candidates with one streaming query; take each batch it yields.
+
+        DuckDB pulls the candidates (numbered here) from the iterator, parses them on all
+        cores and hands back Arrow batches, which are filed while it parses ahead.
+        """
+
+        def numbered() -> Iterator[pa.RecordBatch]:
+            for raw in candidates:
+                first = self.records
+                self.records += raw.num_rows
+                table = raw.append_column(
+                    "record_no", pa.array(np.arange(first, self.records))
+                ).cast(_CANDIDATES)
+                yield from table.to_batches()
+
+        stream = pa.RecordBatchReader.from_batches(_CANDIDATES, numbered())
+        self.con.register("_candidates", stream)
+        try:
+            parsed = self.con.sql(
+                f"""SELECT *, {_MONTH} AS {PARTITION_COLUMN}
+                    FROM ({parse_sql("_candidates", keep=("record_no",))})"""
+            ).to_arrow_reader(_FLUSH_ROWS)
+            for batch in parsed:
+                self._take(pa.Table.from_batches([batch]))
+        finally:
+            self.con.unregister("_candidates")
+        self._finish()
+
+    def _take(self, parsed: pa.Table) -> None:
+        """File the rejects of a parsed batch and send its good rows to the sink."""
         good = self._drop_duplicates(self._file_rejects(parsed))
         if not good.num_rows:
             return
@@ -309,28 +333,28 @@ class _Run:
             good = self.protect(good)
         keys = good.select(_KEY_COLUMNS)
         self._pending.append((keys, self._writer.submit(self.sink.write, good)))
-        while len(self._pending) > 1:  # one batch being written while the next is parsed
+        while len(self._pending) > 1:  # one batch being written while the next is taken
             self._settle()
 
     def _query(self, sql: str, table: pa.Table) -> pa.Table:
-        self.con.register("_batch", table)
+        self.aux.register("_batch", table)
         try:
-            return self.con.sql(sql).to_arrow_table()
+            return self.aux.sql(sql).to_arrow_table()
         finally:
-            self.con.unregister("_batch")
+            self.aux.unregister("_batch")
 
     def _file_rejects(self, parsed: pa.Table) -> pa.Table:
         reason = parsed.column("reject_reason")
         if reason.null_count < len(reason):
             bad = pc.is_valid(reason)
-            self.con.register("_bad", parsed.filter(bad))
+            self.aux.register("_bad", parsed.filter(bad))
             try:
-                self.con.execute(
+                self.aux.execute(
                     "INSERT INTO rejects SELECT source_file, source_line, reject_reason, text "
                     "FROM _bad"
                 )
             finally:
-                self.con.unregister("_bad")
+                self.aux.unregister("_bad")
             parsed = parsed.filter(pc.invert(bad))
         return parsed.drop_columns(["reject_reason", "text"])
 
@@ -350,22 +374,19 @@ class _Run:
         keys = keys.append_column("file", pa.array(file_no)).append_column(
             "pos", pa.array(position)
         )
-        self.con.register("_keys", keys)
+        self.aux.register("_keys", keys)
         try:
-            self.con.execute("INSERT INTO keys SELECT * FROM _keys")
+            self.aux.execute("INSERT INTO keys SELECT * FROM _keys")
         finally:
-            self.con.unregister("_keys")
+            self.aux.unregister("_keys")
 
-    def finish(self) -> None:
+    def _finish(self) -> None:
         """Wait for the writes, close the sink; what follows works on keys and rejects."""
-        try:
-            while self._pending:
-                self._settle()
-        finally:
-            for _, written in self._pending:
-                written.cancel()
-            self._writer.shutdown(wait=True)
-            self.sink.close()
+        while self._pending:
+            self._settle()
+        self._writer.shutdown(wait=True)
+        self.sink.close()
+        self._finished = True
         self.con.execute(f"SET memory_limit='{_LATER_MEMORY_LIMIT}'")
 
     def decide(self, existing: Sequence[Path]) -> _Outcome:
@@ -466,7 +487,14 @@ class _Run:
         return self.con.sql(self._rejects_sql(True)).to_arrow_table()
 
     def close(self) -> None:
+        """Release everything; after a failure, the sink is closed without writing more."""
         self._writer.shutdown(wait=True, cancel_futures=True)
+        if not self._finished:
+            try:
+                self.sink.close(flush=False)
+            except Exception:  # noqa: BLE001 - the error that stopped the run matters
+                pass
+        self.aux.close()
         self.con.close()
 
 
@@ -561,19 +589,22 @@ def _produce(
 
 
 def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
+    """Run `run` over the inputs, read and cut into records by a thread of their own."""
     progress, bar = _progress_bar(inputs, quiet)
     batches: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
     reader = threading.Thread(
         target=_produce, args=(inputs, batches, stop, progress), daemon=True
     )
-    reader.start()
-    try:
+    failure: list[BaseException] = []
+
+    def candidates() -> Iterator[pa.Table]:
         while True:
             item = batches.get()
             if item is None:
-                break
+                return
             if isinstance(item, BaseException):
+                failure.append(item)  # DuckDB, which pulls this, would only see its text
                 raise item
             if isinstance(item, InputFile):
                 run.files += 1
@@ -581,7 +612,15 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
                 if bar is not None:
                     bar.set_description(f"{run.files}/{len(inputs)} files", refresh=False)
                 continue
-            run.add(item)
+            yield item
+
+    reader.start()
+    try:
+        run.parse(candidates())
+    except Exception:
+        if failure:
+            raise failure[0] from None
+        raise
     finally:
         stop.set()
         while reader.is_alive():  # unblock a reader waiting on a full queue
@@ -591,7 +630,6 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
                 pass
         if bar is not None:
             bar.close()
-    run.finish()
 
 
 def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadResult:
