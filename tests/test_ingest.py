@@ -245,3 +245,63 @@ def test_manifest_records_the_last_conversion(sample, tmp_path):
         manifest.records, manifest.messages, manifest.duplicates, manifest.rejects,
     )
     assert last["duplicates"] == s.duplicates
+
+
+def test_duplicates_across_batches_are_taken_out_of_the_files(write, tmp_path, monkeypatch):
+    from smsanalytics import ingest
+
+    monkeypatch.setattr(ingest, "_FLUSH_ROWS", 2)  # every two records a batch
+    rewritten = []
+    rewrite = ds.rewrite_file
+    monkeypatch.setattr(
+        ds, "rewrite_file", lambda src, dst, **kw: rewritten.append(kw) or rewrite(src, dst, **kw)
+    )
+    p = write(
+        "spread.jsonl",
+        jsonl(
+            payload("a", status="first"),
+            payload("b"),
+            payload("c"),
+            payload("a", updated="2025-01-11T00:00:00Z", status="newer"),  # beats line 1
+            payload("b"),  # a tie: the record read last wins
+            payload("a", updated="2025-01-09T00:00:00Z", status="older"),  # loses
+            payload("d"),
+        ),
+    )
+    out = tmp_path / "ds"
+    s = smsanalytics.convert([p], out, quiet=True)
+    assert (s.records, s.written, s.duplicates) == (7, 4, 3)
+    df = smsanalytics.read_dataset(out).set_index("sid")
+    assert sorted(df.index) == ["a", "b", "c", "d"]  # each sid once, in the files themselves
+    assert df.loc["a", "status"] == "newer"
+    assert df.loc["b", "source_line"] == 5
+    assert s.rows_total == 4 == ds.describe(out).rows
+    assert rewritten and all(len(kw["drop_positions"]) for kw in rewritten)  # losers taken out
+    loaded = smsanalytics.load_messages([p])
+    assert (loaded.summary.written, loaded.summary.duplicates) == (4, 3)
+    assert sorted(loaded.messages["sid"]) == ["a", "b", "c", "d"]
+
+
+def test_a_run_adds_files_and_filters_only_those_it_must(write, tmp_path):
+    out = tmp_path / "ds"
+    jan = dict(created="2025-01-10T09:00:00Z")
+    feb = dict(created="2025-02-10T09:00:00Z")
+    smsanalytics.convert(
+        [write("d1.jsonl", jsonl(payload("a", **jan), payload("b", **jan), payload("f", **feb)))],
+        out,
+        quiet=True,
+    )
+    before = {p.name: p.stat().st_ino for p in ds.dataset_files(out)}
+    newer = payload("a", updated="2025-01-11T00:00:00Z", status="delivered", **jan)
+    s = smsanalytics.convert(
+        [write("d2.jsonl", jsonl(newer, payload("g", **feb)))], out, quiet=True
+    )
+    assert (s.written, s.replaced, s.rows_total) == (2, 1, 4)
+    assert s.partitions_written == ["2025-01", "2025-02"]
+    files = ds.dataset_files(out)
+    assert len(files) == 4  # one new file per month with new rows
+    untouched = [p for p in files if before.get(p.name) == p.stat().st_ino]
+    assert [ds.partition_of(p, out) for p in untouched] == ["2025-02"]  # linked, not copied
+    df = smsanalytics.read_dataset(out).set_index("sid")
+    assert sorted(df.index) == ["a", "b", "f", "g"]
+    assert df.loc["a", "status"] == "delivered"

@@ -1,0 +1,80 @@
+"""Writing dataset files: positions of rows, filtering files, schema on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from smsanalytics import dataset as ds
+from smsanalytics.schema import MESSAGE_SCHEMA, PARTITION_COLUMN
+
+
+def messages(sids: list[str], months: list[str]) -> pa.Table:
+    rows = [{"sid": s} for s in sids]
+    table = pa.Table.from_pylist(rows, schema=MESSAGE_SCHEMA)
+    return table.append_column(PARTITION_COLUMN, pa.array(months))
+
+
+def assert_full_schema(path) -> None:
+    """Types (dictionaries too) and each field's description and unit, from the file."""
+    got = pq.read_schema(path)
+    assert got.names == MESSAGE_SCHEMA.names
+    for field in MESSAGE_SCHEMA:
+        assert got.field(field.name).metadata == field.metadata
+        if field.name != "status_history":  # Parquet names a list's items "element"
+            assert got.field(field.name).type == field.type, field.name
+
+
+def test_positions_point_at_each_row_in_its_file(tmp_path):
+    with ds.PartitionWriter(tmp_path, partition_by="month") as w:
+        first = w.write(messages(["a", "b", "c"], ["2025-01", "2025-02", "2025-01"]))
+        second = w.write(messages(["d", "e"], ["2025-02", "2025-01"]))
+    assert w.counts == {"2025-01": 3, "2025-02": 2}
+    contents = {n: pq.read_table(p).column("sid").to_pylist() for n, p in enumerate(w.paths)}
+    for sids, (file_no, pos) in ((["a", "b", "c"], first), (["d", "e"], second)):
+        for sid, f, p in zip(sids, file_no, pos, strict=True):
+            assert contents[f][p] == sid
+    assert {ds.partition_of(p, tmp_path) for p in w.paths} == {"2025-01", "2025-02"}
+
+
+def test_files_carry_the_full_schema(tmp_path):
+    with ds.PartitionWriter(tmp_path, partition_by="none") as w:
+        w.write(messages(["a"], ["2025-01"]))
+    (path,) = w.paths
+    assert path.parent == tmp_path
+    assert_full_schema(path)
+
+
+def test_many_interleaved_months_keep_memory_bounded_and_rows_whole(tmp_path):
+    n = 200_000
+    months = [f"2025-{m:02d}" for m in range(1, 13)]
+    sids = [f"s{i}" for i in range(n)]
+    with ds.PartitionWriter(tmp_path, partition_by="month") as w:
+        for start in range(0, n, 50_000):
+            w.write(messages(sids[start : start + 50_000], [months[i % 12] for i in
+                                                            range(start, start + 50_000)]))
+    assert sum(w.counts.values()) == n
+    assert sum(pq.read_metadata(p).num_rows for p in w.paths) == n
+
+
+def test_rewrite_drops_positions_and_sids(tmp_path):
+    with ds.PartitionWriter(tmp_path, partition_by="none") as w:
+        w.write(messages([f"s{i}" for i in range(100_000)], ["x"] * 100_000))
+    (path,) = w.paths
+    target = tmp_path / "copy.parquet"
+    kept = ds.rewrite_file(
+        path, target, drop_positions=np.array([99_999, 0, 70_000]), drop_sids=pa.array(["s5"])
+    )
+    got = pq.read_table(target).column("sid").to_pylist()
+    assert kept == len(got) == 99_996
+    assert {"s0", "s5", "s70000", "s99999"}.isdisjoint(got) and got[0] == "s1"
+    assert_full_schema(target)
+
+
+def test_rewrite_in_place_removes_a_file_left_empty(tmp_path):
+    with ds.PartitionWriter(tmp_path, partition_by="none") as w:
+        w.write(messages(["a", "b"], ["x", "x"]))
+    (path,) = w.paths
+    assert ds.rewrite_file(path, path, drop_sids=pa.array(["a", "b"])) == 0
+    assert not path.exists() and not list(tmp_path.glob(".*.tmp"))
