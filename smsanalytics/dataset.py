@@ -410,6 +410,20 @@ def describe(path: str | Path) -> DatasetInfo:
 
 _ROW_GROUP_ROWS = 65_536
 _BUFFERED_ROWS = 65_536
+# Parquet dictionary pages pay off for repeated values (enums, numbers, countries, costs);
+# for the nearly unique columns they are built and then abandoned: wasted time and space.
+_NEARLY_UNIQUE = ("sid", "event_id", "body_text", "source_line", "status_history")
+_DICTIONARY_COLUMNS = [
+    f.name
+    for f in MESSAGE_SCHEMA
+    if f.name not in _NEARLY_UNIQUE and not pa.types.is_timestamp(f.type)
+]
+
+
+def _parquet_writer(path: Path) -> pq.ParquetWriter:
+    return pq.ParquetWriter(
+        path, MESSAGE_SCHEMA, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS
+    )
 
 
 def partition_of(path: Path, root: Path) -> str:
@@ -425,7 +439,7 @@ def _partition_dir(root: Path, key: str) -> Path:
 def _new_file_writer(folder: Path) -> tuple[Path, pq.ParquetWriter]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"part-{uuid.uuid4().hex}.parquet"
-    return path, pq.ParquetWriter(path, MESSAGE_SCHEMA, compression="zstd")
+    return path, _parquet_writer(path)
 
 
 class PartitionWriter:
@@ -605,7 +619,7 @@ def rewrite_file(
     kept = 0
     source = pq.ParquetFile(src)
     try:
-        with pq.ParquetWriter(tmp, MESSAGE_SCHEMA, compression="zstd") as writer:
+        with _parquet_writer(tmp) as writer:
             offset = 0
             for batch in source.iter_batches(batch_size=_ROW_GROUP_ROWS):
                 mask = np.ones(batch.num_rows, dtype=bool)

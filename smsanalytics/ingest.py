@@ -64,7 +64,7 @@ __all__ = [
 
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
-_FLUSH_ROWS = 100_000
+_FLUSH_ROWS = 50_000  # records per batch: memory in flight is a few batches
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _LATER_MEMORY_LIMIT = "300MB"
 # A message's month: created_at, else the first instant the record has. Hive partitions
@@ -796,7 +796,7 @@ def convert(
     (``part-<id>.parquet``); the dataset's other files are hard-linked into the new
     version unchanged, except a file holding a row that a newer record replaces, which
     is copied without that row. A record that loses to another record of the same run
-    read in a later batch (about 100,000 records apart) is taken out of the new file
+    read in a later batch (batches are about 50,000 records) is taken out of the new file
     the same way. The new version is built beside the dataset and swapped in with one
     atomic rename, so a crash or Ctrl-C leaves the previous version whole, and readers
     never see a half-written dataset.
