@@ -45,3 +45,22 @@ def test_each_number_is_described_once_per_run(monkeypatch):
                 {"sid": "3", "from_number": "+33612345678"}))
     assert [sorted(s) for s in seen] == [["+33612345678", "+33639980044"], ["+33700000000"]]
     assert t.column("from_carrier").to_pylist() == ["SFR", "SFR"]
+
+
+def test_keywords_agree_with_normalising_every_body():
+    from smsanalytics.keywords import DEFAULT_KEYWORDS, normalise_keyword
+
+    words = {normalise_keyword(k) for k in DEFAULT_KEYWORDS}
+    bodies = [
+        "Arrêt !", "STOP", " stop   all ", "De\u0301sinscription", "Désinscription!!", "S.T.O.P",
+        "Desinscriptions", "ＳＴＯＰ", "stop sms please", "o p t - o u t", "opt-out", "BAJA.",
+        "unsubscribe", "ｕｎｓｕｂｓｃｒｉｂｅ", "ǅ", "\u1100\u1161", "STOP\u0000", "", None,
+        "x" * 41, "stop " + "!" * 35,
+    ]
+    got = enrich.Enricher()._keywords_of(pa.chunked_array([bodies], pa.string())).to_pylist()
+    want = [
+        w if b is not None and len(b) <= 40 and (w := normalise_keyword(b)) in words else None
+        for b in bodies
+    ]
+    assert got == want
+    assert got[:4] == ["ARRET", "STOP", "STOP ALL", "DESINSCRIPTION"]
