@@ -510,26 +510,33 @@ class PartitionWriter:
         n = batch.num_rows
         file_no = np.zeros(n, dtype=np.int32)
         position = np.zeros(n, dtype=np.int64)
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         if self.partition_by == "month" and n:
-            keys = batch.column(PARTITION_COLUMN)
-            groups = pc.unique(keys).to_pylist()
+            codes = pc.dictionary_encode(table.column(PARTITION_COLUMN)).combine_chunks()
+            groups = codes.dictionary.to_pylist()
+            indices = codes.indices.to_numpy(zero_copy_only=False)
         else:
-            keys, groups = None, [""] if n else []
-        for key in groups:
-            if keys is None or len(groups) == 1:
-                rows, part = None, batch
-            else:
-                rows = pc.indices_nonzero(pc.equal(keys, key)).to_numpy()
-                part = batch.take(rows)
-            number = self._number(key)
+            groups, indices = [""] if n else [], None
+        if len(groups) > 1:  # one reordering, then each month is a slice
+            order = np.argsort(indices, kind="stable")
+            table = table.take(order)
+            sizes = np.bincount(indices, minlength=len(groups))
+        else:
+            order, sizes = None, np.array([n])
+        table = table.select(MESSAGE_SCHEMA.names)
+        start_row = 0
+        for key, size in zip(groups, sizes.tolist(), strict=True):
+            rows = slice(start_row, start_row + size) if order is None else order[
+                start_row : start_row + size
+            ]
+            part = table.slice(start_row, size)
+            start_row += size
             start = self.counts.get(key, 0)
-            where = slice(None) if rows is None else rows
-            file_no[where] = number
-            position[where] = np.arange(start, start + part.num_rows)
-            self.counts[key] = start + part.num_rows
-            table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
-            self._buffers.setdefault(key, []).append(table.select(MESSAGE_SCHEMA.names))
-            self._buffered[key] = self._buffered.get(key, 0) + part.num_rows
+            file_no[rows] = self._number(key)
+            position[rows] = np.arange(start, start + size)
+            self.counts[key] = start + size
+            self._buffers.setdefault(key, []).append(part)
+            self._buffered[key] = self._buffered.get(key, 0) + size
             if self._buffered[key] >= _ROW_GROUP_ROWS:
                 self._flush(key)
         if sum(self._buffered.values()) >= _BUFFERED_ROWS:  # months interleave: bound memory
