@@ -64,9 +64,6 @@ class Enricher:
         self._numbers = NUMBER_SCHEMA.empty_table()
         self._networks = NETWORK_SCHEMA.empty_table()
         self._keywords = {normalise_keyword(k) for k in DEFAULT_KEYWORDS}
-        # Normalising never adds letters or digits (accents and punctuation go, a letter
-        # stays a letter), so a body with more of them than every keyword is none.
-        self._max_alnum = max(sum(c.isalnum() for c in k) for k in self._keywords)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         """Return `table` with its enrichment columns filled where they are null.
@@ -116,8 +113,6 @@ class Enricher:
         short = pc.if_else(
             pc.less_equal(pc.utf8_length(bodies), _KEYWORD_MAX_LENGTH), bodies, None
         )
-        alnum = pc.count_substring_regex(short, r"[\p{L}\p{N}]")
-        short = pc.if_else(pc.less_equal(alnum, self._max_alnum), short, None)
         distinct = pc.unique(short).drop_null()
         words = [normalise_keyword(b) for b in distinct.to_pylist()]
         hits = pa.array([w if w in self._keywords else None for w in words], pa.string())
