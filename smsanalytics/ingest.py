@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import dataset as ds
 from . import enrich, privacy
@@ -74,8 +75,19 @@ _MONTH = (
     "'%Y-%m'), 'unknown')"
 )
 _CANDIDATES = RAW_SCHEMA.append(pa.field("record_no", pa.int64()))
-# What de-duplication needs of each row written.
-_KEY_COLUMNS = ["sid", "updated_at", "event_at", "event_try", "record_no"]
+# What de-duplication needs of each row written, and where the row was written.
+_KEYS = pa.schema(
+    [
+        ("sid", pa.string()),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+        ("event_at", pa.timestamp("us", tz="UTC")),
+        ("event_try", pa.int32()),
+        ("record_no", pa.int64()),
+        ("file", pa.int32()),
+        ("pos", pa.int64()),
+    ]
+)
+_KEY_COLUMNS = _KEYS.names[:5]
 # Records of one sid, best first: the winner is row 1.
 _WINNER_FIRST = (
     "(PARTITION BY sid ORDER BY updated_at DESC NULLS LAST, event_at DESC NULLS LAST, "
@@ -278,10 +290,10 @@ class _Run:
             "CREATE TABLE rejects (source_file VARCHAR, source_line BIGINT, reason VARCHAR, "
             "text VARCHAR)"
         )
-        self.con.execute(
-            "CREATE TABLE keys (sid VARCHAR, updated_at TIMESTAMPTZ, event_at TIMESTAMPTZ, "
-            "event_try INTEGER, record_no BIGINT, file INTEGER, pos BIGINT)"
-        )
+        # The keys go to a file, not to DuckDB's memory: millions of sids would crowd out
+        # the parsing, which needs the room for huge records.
+        self._keys_path = workdir / "keys.parquet"
+        self._keys = pq.ParquetWriter(self._keys_path, _KEYS, compression="lz4")
         self.aux = self.con.cursor()  # for the batches' small queries while the parse streams
         self.sink = sink
         self.enricher = enricher
@@ -316,8 +328,11 @@ class _Run:
                 f"""SELECT *, {_MONTH} AS {PARTITION_COLUMN}
                     FROM ({parse_sql("_candidates", keep=("record_no",))})"""
             ).to_arrow_reader(_FLUSH_ROWS)
-            for batch in parsed:
-                self._take(pa.Table.from_batches([batch]))
+            try:
+                for batch in parsed:
+                    self._take(pa.Table.from_batches([batch]))
+            finally:
+                parsed.close()  # the connection takes no other query while a result is open
         finally:
             self.con.unregister("_candidates")
         self._finish()
@@ -374,11 +389,7 @@ class _Run:
         keys = keys.append_column("file", pa.array(file_no)).append_column(
             "pos", pa.array(position)
         )
-        self.aux.register("_keys", keys)
-        try:
-            self.aux.execute("INSERT INTO keys SELECT * FROM _keys")
-        finally:
-            self.aux.unregister("_keys")
+        self._keys.write_table(keys.cast(_KEYS))
 
     def _finish(self) -> None:
         """Wait for the writes, close the sink; what follows works on keys and rejects."""
@@ -386,7 +397,9 @@ class _Run:
             self._settle()
         self._writer.shutdown(wait=True)
         self.sink.close()
+        self._keys.close()
         self._finished = True
+        self.con.execute(f"CREATE VIEW keys AS SELECT * FROM '{_sql_path(self._keys_path)}'")
         self.con.execute(f"SET memory_limit='{_LATER_MEMORY_LIMIT}'")
 
     def decide(self, existing: Sequence[Path]) -> _Outcome:
@@ -492,6 +505,7 @@ class _Run:
         if not self._finished:
             try:
                 self.sink.close(flush=False)
+                self._keys.close()
             except Exception:  # noqa: BLE001 - the error that stopped the run matters
                 pass
         self.aux.close()
