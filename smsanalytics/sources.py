@@ -93,6 +93,7 @@ ENVELOPE_FIELDS: dict[str, str] = {"id": "event_id", "at": "event_at", "try": "e
 # Every scalar is extracted as text and cast in SQL, so that "2" and 2 read alike and a
 # bad value can be reported rather than turned into null by the JSON reader.
 _HISTORY = '[{"before": "VARCHAR", "after": "VARCHAR", "at": "VARCHAR"}]'
+_HISTORY_TYPE = duckdb_type(MESSAGE_SCHEMA.field("status_history").type)
 
 
 def _struct(fields: dict[str, str]) -> str:
@@ -134,7 +135,12 @@ _INT = "INTEGER"
 
 
 def _raw_value(column: str) -> str:
-    """SQL for the text value of canonical `column`, whichever shape the record has."""
+    """SQL for the text value of canonical `column`, whichever shape the record has.
+
+    A record has at most one of the structs ``w`` (webhook payload) and ``a`` (Actions
+    object), and ``a`` only when ``is_actions``: the value is taken from that one (a
+    ``CASE`` rather than a ``coalesce``, which would copy every value).
+    """
     webhook = [k for k, v in WEBHOOK_FIELDS.items() if v == column]
     actions = [k for k, v in ACTIONS_FIELDS.items() if v == column]
     options = []
@@ -145,7 +151,10 @@ def _raw_value(column: str) -> str:
         options.append(f'a."{name}"')
     if not options:
         return "NULL"
-    return options[0] if len(options) == 1 else f"coalesce({', '.join(options)})"
+    if len(options) == 1:
+        return options[0]
+    webhook_value, actions_value = options
+    return f"CASE WHEN is_actions THEN {actions_value} ELSE {webhook_value} END"
 
 
 def _out_of_range(ts: str) -> str:
@@ -153,8 +162,38 @@ def _out_of_range(ts: str) -> str:
     return f"NOT ({ts} BETWEEN TIMESTAMPTZ '{_TS_MIN}' AND TIMESTAMPTZ '{_TS_MAX}')"
 
 
+def _no_blank_ends(expr: str) -> str:
+    """SQL: text `expr` is not empty and neither starts nor ends with a blank.
+
+    A cheap, conservative test, true only for ASCII text that neither starts with a
+    control character or a space nor ends with a space. ``trim`` removes the Unicode space
+    separators (``Zs``: U+0020, U+00A0, U+1680, U+2000..U+200A, U+202F, U+205F, U+3000),
+    and the only ASCII one is the space. False or null (null `expr`) otherwise, including
+    for some values without blank ends. ``expr >= '!'`` tests the first character only
+    (strings compare byte by byte); ``length`` counts characters, ``strlen`` bytes.
+    """
+    return f"({expr} >= '!' AND NOT suffix({expr}, ' ') AND length({expr}) = strlen({expr}))"
+
+
 def _blank_null(expr: str) -> str:
-    return f"nullif(trim({expr}), '')"
+    """SQL: text `expr` without blanks at either end, null if nothing is left.
+
+    Same as ``nullif(trim(expr), '')``, but ``trim`` reads every character of the value
+    (to find its last non-blank one), so values :func:`_no_blank_ends` clears are taken
+    as they are; `expr` should be a column, as it is read several times.
+    """
+    return (
+        f"CASE WHEN {expr} IS NULL OR {_no_blank_ends(expr)} THEN {expr} "
+        f"ELSE nullif(trim({expr}), '') END"
+    )
+
+
+def _starts_with(expr: str, char: str) -> str:
+    """SQL: text `expr` starts with ASCII character `char` (null if `expr` is null).
+
+    Two comparisons of the whole value: cheaper than ``left(expr, 1) = char``.
+    """
+    return f"({expr} >= '{char}' AND {expr} < '{chr(ord(char) + 1)}')"
 
 
 def _quoted(expr: str) -> str:
@@ -180,25 +219,16 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         text, kept only on rejected rows). The connection must use ``TimeZone='UTC'`` so
         that timestamps without an offset are read as UTC.
     """
-    text_cols = {
-        "sid": _blank_null(_raw_value("sid")),
-        "direction": _raw_value("direction"),
-        "from_number": _blank_null(_raw_value("from_number")),
-        "to_number": _blank_null(_raw_value("to_number")),
-        "body_text": _raw_value("body_text"),
-        "traffic_type": _raw_value("traffic_type"),
-        "status": _raw_value("status"),
-        "error": _raw_value("error"),
-        "encoding": _raw_value("encoding"),
-        "network": _blank_null(_raw_value("network")),
-        "payment_type": _raw_value("payment_type"),
-        "from_type": _blank_null(_raw_value("from_type")),
-        "from_country": _blank_null(_raw_value("from_country")),
-        "from_location": _blank_null(_raw_value("from_location")),
-        "to_type": _blank_null(_raw_value("to_type")),
-        "to_country": _blank_null(_raw_value("to_country")),
-        "to_location": _blank_null(_raw_value("to_location")),
-    }
+    # The raw text of every value, whichever shape: picked first, so that the blank
+    # trimming below reads a column rather than re-evaluating a coalesce.
+    plain = ("direction", "body_text", "traffic_type", "status", "error", "encoding")
+    plain += ("payment_type",)
+    trimmed = ("sid", "from_number", "to_number", "network", "from_type", "from_country")
+    trimmed += ("from_location", "to_type", "to_country", "to_location")
+    picked = {name: _raw_value(name) for name in plain}
+    picked |= {f"r_{name}": _raw_value(name) for name in trimmed}
+    picked["r_event_id"] = "e.id_"
+    text_cols = {name: _blank_null(f'"r_{name}"') for name in (*trimmed, "event_id")}
     # (column, raw text, SQL cast, SQL validity test on the raw text)
     casts = [
         ("parts", _raw_value("parts"), _INT, r"regexp_full_match({v}, '\+?\d{{1,9}}(\.0*)?')"),
@@ -217,7 +247,8 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         ("event_at", "e.at_", _TS, None),
         ("event_try", "e.try_", _INT, r"regexp_full_match({v}, '\d{{1,9}}(\.0*)?')"),
     ]
-    raw_values = {name: f"nullif(trim({expr}), '')" for name, expr, _, _ in casts}
+    picked |= {f"r_{name}": expr for name, expr, _, _ in casts}
+    raw_values = {name: _blank_null(f'"r_{name}"') for name, _, _, _ in casts}
     cast_exprs = {}
     checks = []  # (condition on the `valued` columns, reason)
     for name, _, sqltype, test in casts:
@@ -236,43 +267,49 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
             # Rejected rows are never written, so checking here (not in the cast) is
             # enough, and cheaper. DuckDB also reads the word 'epoch': not from Callr.
             quoted = f'"{name}"'
-            bad += f" OR {_out_of_range(quoted)} OR left({v}, 1) NOT BETWEEN '0' AND '9'"
+            bad += f" OR {_out_of_range(quoted)} OR NOT ({v} >= '0' AND {v} < ':')"
         checks.append(
             (
                 f"({v} IS NOT NULL AND ({bad}))",
                 f"'{name}: ' || {_quoted(v)} || ' is not {kind}'",
             )
         )
+    # status_history: each entry's `at` read like the other timestamps (blank is null).
+    # Most histories are non-null entries whose `at` has no blank ends (`plain_history`):
+    # for those one cast of the whole list reads every `at` (a failed one becomes null),
+    # and an entry is bad when its `at` is null or out of range.
+    plain_history = (
+        "list_bool_and(list_transform(w.statusHistory, lambda h: "
+        f"h.at IS NOT NULL AND {_no_blank_ends('h.at')})) IS NOT FALSE"
+    )
+    picked["plain_history"] = plain_history
+    picked["v_history"] = "w.statusHistory"
     history = (
-        "list_transform(w.statusHistory, lambda h: {'before': h.before, 'after': h.after, "
-        f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}})"
+        f"CASE WHEN plain_history THEN TRY_CAST(v_history AS {_HISTORY_TYPE}) "
+        "ELSE list_transform(v_history, lambda h: {'before': h.before, 'after': h.after, "
+        f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}}) END"
     )
     checks.append(
         (
-            "coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
+            "CASE WHEN plain_history THEN coalesce(list_bool_or(list_transform("
+            f"status_history, lambda h: h.at IS NULL OR {_out_of_range('h.at')})), false)"
+            " ELSE coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
             " AND list_bool_or(list_transform(v_history, lambda h: nullif(trim(h.at), '')"
             " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)"
             " OR coalesce(list_bool_or(list_transform(status_history, lambda h: "
-            f"{_out_of_range('h.at')})), false)",
+            f"{_out_of_range('h.at')})), false) END",
             f"'status_history: an entry''s at is not {_TS_KIND}'",
         )
     )
-    source = "CASE WHEN a IS NOT NULL THEN 'actions' ELSE 'webhook' END"
-    values = {
-        **text_cols,
-        "status_history": history,
-        "source": source,
-        "event_id": "nullif(trim(e.id_), '')",
-        "source_file": "source_file",
-        "source_line": "source_line",
-    }
+    picked["source"] = "CASE WHEN a IS NOT NULL THEN 'actions' ELSE 'webhook' END"
+    values = {**text_cols, "status_history": history}
     valued = [f'{expr} AS "v_{name}"' for name, expr in raw_values.items()]
     valued += [f'{expr} AS "{name}"' for name, expr in values.items()]
-    valued.append("w.statusHistory AS v_history")
     typed = [f'{expr} AS "{name}"' for name, expr in cast_exprs.items()]
+    produced = {*picked, *values, *cast_exprs, "source_file", "source_line"}
     select = []
     for col in COLUMNS:
-        expr = f'"{col.name}"' if col.name in values or col.name in cast_exprs else "NULL"
+        expr = f'"{col.name}"' if col.name in produced else "NULL"
         select.append(f'CAST({expr} AS {duckdb_type(col.type)}) AS "{col.name}"')
     early = [
         ("pre_error IS NOT NULL", "pre_error"),
@@ -295,13 +332,14 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     for name in ("sid", "from_number", "to_number"):
         early.append(
             (
-                f"left({name}, 1) IN ('{{', '[')",
+                f"({_starts_with(name, '{')} OR {_starts_with(name, '[')})",
                 f"'{name}: ' || {_quoted(name)} || ' is an object or a list, not text'",
             )
         )
     rules = early + checks
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
-    any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in rules)
+    # (A null flag counts as false, in this OR as in the reason's CASE.)
+    any_bad = " OR ".join(cond for cond, _ in rules)
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {why}" for cond, why in rules) + " END"
     carry = "".join(f'"{k}", ' for k in keep)
     return f"""
@@ -323,7 +361,8 @@ WITH located AS (
                AS is_actions
     FROM probed
 ), shaped AS (
-    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, {carry}
+    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, is_actions,
+           {carry}
            CASE WHEN is_envelope THEN TRY(from_json(p.payload, '{_WEBHOOK_STRUCT}'))
                 WHEN NOT is_actions THEN {_pick("p", _webhook_keys())}
            END AS w,
@@ -336,10 +375,12 @@ WITH located AS (
                 THEN {{'id_': p.id, 'at_': p.at, 'type_': p.type, 'try_': p.try}}
            END AS e
     FROM detected
-), valued AS (
-    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, w, a, e, {carry}
-           {", ".join(valued)}
+), picked AS (
+    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, e, {carry}
+           {", ".join(f'{expr} AS "{name}"' for name, expr in picked.items())}
     FROM shaped
+), valued AS (
+    SELECT *, {", ".join(valued)} FROM picked
 ), typed AS (
     SELECT *, {", ".join(typed)} FROM valued
 ), judged AS (
