@@ -466,10 +466,12 @@ class PartitionWriter:
     >>> import tempfile
     >>> from smsanalytics.schema import MESSAGE_SCHEMA
     >>> root = Path(tempfile.mkdtemp())
+    >>> rows = pa.Table.from_pylist([{"sid": "a"}, {"sid": "b"}], schema=MESSAGE_SCHEMA)
     >>> with PartitionWriter(root, partition_by="none") as w:
-    ...     file_no, pos = w.write(MESSAGE_SCHEMA.empty_table())
-    >>> w.counts
-    {}
+    ...     file_no, pos = w.write(rows)
+    ...     _ = w.write(MESSAGE_SCHEMA.empty_table())
+    >>> w.counts, pos.tolist()
+    ({'': 2}, [0, 1])
     """
 
     def __init__(self, root: Path, *, partition_by: str) -> None:
@@ -522,7 +524,7 @@ class PartitionWriter:
             table = table.take(order)
             sizes = np.bincount(indices, minlength=len(groups))
         else:
-            order, sizes = None, np.array([n])
+            order, sizes = None, np.array([n] if groups else [], dtype=np.int64)
         table = table.select(MESSAGE_SCHEMA.names)
         start_row = 0
         for key, size in zip(groups, sizes.tolist(), strict=True):
