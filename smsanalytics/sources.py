@@ -196,6 +196,11 @@ def _starts_with(expr: str, char: str) -> str:
     return f"({expr} >= '{char}' AND {expr} < '{chr(ord(char) + 1)}')"
 
 
+def _starts_with_digit(expr: str) -> str:
+    """SQL: text `expr` starts with an ASCII digit (null if `expr` is null)."""
+    return f"({expr} >= '0' AND {expr} < ':')"
+
+
 def _quoted(expr: str) -> str:
     """SQL text quoting a raw value for a reject reason, cut to 60 characters."""
     return f"'''' || left({expr}, 60) || ''''"
@@ -219,16 +224,16 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         text, kept only on rejected rows). The connection must use ``TimeZone='UTC'`` so
         that timestamps without an offset are read as UTC.
     """
-    # The raw text of every value, whichever shape: picked first, so that the blank
-    # trimming below reads a column rather than re-evaluating a coalesce.
+    # One raw text per canonical column, whichever shape: the structs of the shapes are
+    # taken apart in `picked` and go no further (DuckDB may copy a struct column that a
+    # projection passes on, with all its strings).
     plain = ("direction", "body_text", "traffic_type", "status", "error", "encoding")
     plain += ("payment_type",)
     trimmed = ("sid", "from_number", "to_number", "network", "from_type", "from_country")
-    trimmed += ("from_location", "to_type", "to_country", "to_location")
+    trimmed += ("from_location", "to_type", "to_country", "to_location", "event_id")
     picked = {name: _raw_value(name) for name in plain}
-    picked |= {f"r_{name}": _raw_value(name) for name in trimmed}
-    picked["r_event_id"] = "e.id_"
-    text_cols = {name: _blank_null(f'"r_{name}"') for name in (*trimmed, "event_id")}
+    picked |= {f"r_{name}": _raw_value(name) for name in trimmed if name != "event_id"}
+    text_cols = {name: _blank_null(f'"r_{name}"') for name in trimmed}
     # (column, raw text, SQL cast, SQL validity test on the raw text)
     casts = [
         ("parts", _raw_value("parts"), _INT, r"regexp_full_match({v}, '\+?\d{{1,9}}(\.0*)?')"),
@@ -244,13 +249,15 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         ("sent_at", _raw_value("sent_at"), _TS, None),
         ("delivered_at", _raw_value("delivered_at"), _TS, None),
         ("updated_at", _raw_value("updated_at"), _TS, None),
-        ("event_at", "e.at_", _TS, None),
-        ("event_try", "e.try_", _INT, r"regexp_full_match({v}, '\d{{1,9}}(\.0*)?')"),
+        ("event_at", None, _TS, None),  # r_event_at comes from the envelope
+        ("event_try", None, _INT, r"regexp_full_match({v}, '\d{{1,9}}(\.0*)?')"),
     ]
-    picked |= {f"r_{name}": expr for name, expr, _, _ in casts}
-    raw_values = {name: _blank_null(f'"r_{name}"') for name, _, _, _ in casts}
-    cast_exprs = {}
-    checks = []  # (condition on the `valued` columns, reason)
+    picked |= {f"r_{name}": expr for name, expr, _, _ in casts if expr is not None}
+    # Blank ends trimmed, blank is null: the text every check and cast reads.
+    valued = {f"v_{name}": _blank_null(f'"r_{name}"') for name, _, _, _ in casts}
+    valued |= text_cols
+    typed = {}
+    checks = []  # (condition on the `typed` columns, reason)
     for name, _, sqltype, test in casts:
         v = f'"v_{name}"'
         cast = f"TRY_CAST({v} AS {sqltype})"
@@ -258,7 +265,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
             cast = f"TRY_CAST(TRY_CAST({v} AS DECIMAL(18,6)) AS {sqltype})"
         if test is not None:
             cast = f"CASE WHEN {test.format(v=v)} THEN {cast} END"
-        cast_exprs[name] = cast
+        typed[name] = cast
         kind = {_TS: _TS_KIND, _INT: "a whole number"}.get(
             sqltype, f"an amount with at most {_COST_SCALE} decimals"
         )
@@ -267,24 +274,23 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
             # Rejected rows are never written, so checking here (not in the cast) is
             # enough, and cheaper. DuckDB also reads the word 'epoch': not from Callr.
             quoted = f'"{name}"'
-            bad += f" OR {_out_of_range(quoted)} OR NOT ({v} >= '0' AND {v} < ':')"
+            bad += f" OR {_out_of_range(quoted)} OR NOT {_starts_with_digit(v)}"
         checks.append(
             (
                 f"({v} IS NOT NULL AND ({bad}))",
                 f"'{name}: ' || {_quoted(v)} || ' is not {kind}'",
             )
         )
-    # status_history: each entry's `at` read like the other timestamps (blank is null).
-    # Most histories are non-null entries whose `at` has no blank ends (`plain_history`):
-    # for those one cast of the whole list reads every `at` (a failed one becomes null),
-    # and an entry is bad when its `at` is null or out of range.
-    plain_history = (
-        "list_bool_and(list_transform(w.statusHistory, lambda h: "
+    # status_history: each entry's `at` is read like the other timestamps (blank ends
+    # trimmed, blank is null). Most histories are non-null entries whose `at` has no
+    # blank ends (`plain_history`): one cast of the whole list then reads every `at` (one
+    # that fails becomes null), and an entry is bad when its `at` is null or out of range.
+    picked["v_history"] = "w.statusHistory"
+    valued["plain_history"] = (
+        "list_bool_and(list_transform(v_history, lambda h: "
         f"h.at IS NOT NULL AND {_no_blank_ends('h.at')})) IS NOT FALSE"
     )
-    picked["plain_history"] = plain_history
-    picked["v_history"] = "w.statusHistory"
-    history = (
+    typed["status_history"] = (
         f"CASE WHEN plain_history THEN TRY_CAST(v_history AS {_HISTORY_TYPE}) "
         "ELSE list_transform(v_history, lambda h: {'before': h.before, 'after': h.after, "
         f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}}) END"
@@ -302,11 +308,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         )
     )
     picked["source"] = "CASE WHEN a IS NOT NULL THEN 'actions' ELSE 'webhook' END"
-    values = {**text_cols, "status_history": history}
-    valued = [f'{expr} AS "v_{name}"' for name, expr in raw_values.items()]
-    valued += [f'{expr} AS "{name}"' for name, expr in values.items()]
-    typed = [f'{expr} AS "{name}"' for name, expr in cast_exprs.items()]
-    produced = {*picked, *values, *cast_exprs, "source_file", "source_line"}
+    produced = {*picked, *valued, *typed, "source_file", "source_line"}
     select = []
     for col in COLUMNS:
         expr = f'"{col.name}"' if col.name in produced else "NULL"
@@ -314,10 +316,10 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     early = [
         ("pre_error IS NOT NULL", "pre_error"),
         ("brace = 0", "'no JSON object on the line'"),
-        ("p IS NULL", "'invalid JSON'"),
+        ("unparsed", "'invalid JSON'"),
         (
-            f"is_envelope AND coalesce(e.type_, '') <> '{INBOUND_SMS_EVENT}'",
-            "'not an inbound SMS: event type ' || " + _quoted("coalesce(e.type_, 'missing')"),
+            f"is_envelope AND coalesce(e_type, '') <> '{INBOUND_SMS_EVENT}'",
+            "'not an inbound SMS: event type ' || " + _quoted("coalesce(e_type, 'missing')"),
         ),
         (
             "sid IS NULL AND from_number IS NULL AND to_number IS NULL",
@@ -342,6 +344,14 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     any_bad = " OR ".join(cond for cond, _ in rules)
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {why}" for cond, why in rules) + " END"
     carry = "".join(f'"{k}", ' for k in keep)
+
+    def columns(exprs: dict[str, str]) -> str:
+        return ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
+
+    envelope = {
+        f"r_event_{key}" if key != "type" else "e_type": f"CASE WHEN is_envelope THEN p.{key} END"
+        for key in ("id", "at", "type", "try")
+    }
     return f"""
 WITH located AS (
     SELECT source_file, source_line, text, pre_error, {carry}
@@ -361,8 +371,8 @@ WITH located AS (
                AS is_actions
     FROM probed
 ), shaped AS (
-    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, is_actions,
-           {carry}
+    SELECT source_file, source_line, text, pre_error, brace, is_envelope, is_actions, {carry}
+           p IS NULL AS unparsed,
            CASE WHEN is_envelope THEN TRY(from_json(p.payload, '{_WEBHOOK_STRUCT}'))
                 WHEN NOT is_actions THEN {_pick("p", _webhook_keys())}
            END AS w,
@@ -371,18 +381,14 @@ WITH located AS (
                 WHEN is_actions
                     THEN TRY(from_json(substr(text, brace), '{_ACTIONS_STRUCT}'))
            END AS a,
-           CASE WHEN is_envelope
-                THEN {{'id_': p.id, 'at_': p.at, 'type_': p.type, 'try_': p.try}}
-           END AS e
+           {columns(envelope)}
     FROM detected
 ), picked AS (
-    SELECT source_file, source_line, text, pre_error, brace, p, is_envelope, e, {carry}
-           {", ".join(f'{expr} AS "{name}"' for name, expr in picked.items())}
-    FROM shaped
+    SELECT * EXCLUDE (w, a), {columns(picked)} FROM shaped
 ), valued AS (
-    SELECT *, {", ".join(valued)} FROM picked
+    SELECT *, {columns(valued)} FROM picked
 ), typed AS (
-    SELECT *, {", ".join(typed)} FROM valued
+    SELECT *, {columns(typed)} FROM valued
 ), judged AS (
     SELECT *, CASE WHEN {any_bad} THEN {reason} END AS reject_reason FROM typed
 )
