@@ -132,6 +132,10 @@ _TS_KIND = "a timestamp between 1678 and 2261"
 _COST = duckdb_type(MESSAGE_SCHEMA.field("cost_cents").type)
 _COST_SCALE = MESSAGE_SCHEMA.field("cost_cents").type.scale
 _INT = "INTEGER"
+# Timestamp column -> an earlier one whose text it often repeats (Callr's `updated` is the
+# time of the last status change, most often `delivered`): the same text is not parsed
+# twice. Parsing timestamps is a large part of the work.
+_SAME_TEXT_AS = {"updated_at": "delivered_at"}
 
 
 def _raw_value(column: str) -> str:
@@ -224,9 +228,13 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         text, kept only on rejected rows). The connection must use ``TimeZone='UTC'`` so
         that timestamps without an offset are read as UTC.
     """
-    # One raw text per canonical column, whichever shape: the structs of the shapes are
-    # taken apart in `picked` and go no further (DuckDB may copy a struct column that a
-    # projection passes on, with all its strings).
+    # One CTE per step: find the JSON (`located`), parse it (`probed`), tell the shape
+    # (`detected`), parse an envelope's payload or an Actions object (`shaped`), take one
+    # raw text per column from the shape's struct (`picked`), trim blank ends (`valued`),
+    # cast (`typed`, `retyped`), give each bad record its reason (`judged`). Parsing the
+    # JSON is most of the work; the other steps take shortcuts in the common case (values
+    # without blank ends, plain status histories, a repeated timestamp, a one-digit parts)
+    # that give exactly what the general reading gives.
     plain = ("direction", "body_text", "traffic_type", "status", "error", "encoding")
     plain += ("payment_type",)
     trimmed = ("sid", "from_number", "to_number", "network", "from_type", "from_country")
@@ -257,15 +265,25 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     valued = {f"v_{name}": _blank_null(f'"r_{name}"') for name, _, _, _ in casts}
     valued |= text_cols
     typed = {}
+    retyped = {}  # casts that may reuse one in `typed`
     checks = []  # (condition on the `typed` columns, reason)
     for name, _, sqltype, test in casts:
         v = f'"v_{name}"'
         cast = f"TRY_CAST({v} AS {sqltype})"
         if sqltype == _INT:
-            cast = f"TRY_CAST(TRY_CAST({v} AS DECIMAL(18,6)) AS {sqltype})"
-        if test is not None:
+            # A single digit (the usual parts count) needs neither pattern nor decimal.
+            cast = (
+                f"CASE WHEN strlen({v}) = 1 AND {v} BETWEEN '0' AND '9' THEN {cast} "
+                f"WHEN {test.format(v=v)} "
+                f"THEN TRY_CAST(TRY_CAST({v} AS DECIMAL(18,6)) AS {sqltype}) END"
+            )
+        elif test is not None:
             cast = f"CASE WHEN {test.format(v=v)} THEN {cast} END"
-        typed[name] = cast
+        if name in _SAME_TEXT_AS:
+            earlier = _SAME_TEXT_AS[name]
+            retyped[name] = f'CASE WHEN {v} = "v_{earlier}" THEN "{earlier}" ELSE {cast} END'
+        else:
+            typed[name] = cast
         kind = {_TS: _TS_KIND, _INT: "a whole number"}.get(
             sqltype, f"an amount with at most {_COST_SCALE} decimals"
         )
@@ -290,6 +308,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         "list_bool_and(list_transform(v_history, lambda h: "
         f"h.at IS NOT NULL AND {_no_blank_ends('h.at')})) IS NOT FALSE"
     )
+    # Otherwise each entry is read on its own, as the general reading.
     typed["status_history"] = (
         f"CASE WHEN plain_history THEN TRY_CAST(v_history AS {_HISTORY_TYPE}) "
         "ELSE list_transform(v_history, lambda h: {'before': h.before, 'after': h.after, "
@@ -308,7 +327,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         )
     )
     picked["source"] = "CASE WHEN a IS NOT NULL THEN 'actions' ELSE 'webhook' END"
-    produced = {*picked, *valued, *typed, "source_file", "source_line"}
+    produced = {*picked, *valued, *typed, *retyped, "source_file", "source_line"}
     select = []
     for col in COLUMNS:
         expr = f'"{col.name}"' if col.name in produced else "NULL"
@@ -348,10 +367,9 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     def columns(exprs: dict[str, str]) -> str:
         return ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
 
-    envelope = {
-        f"r_event_{key}" if key != "type" else "e_type": f"CASE WHEN is_envelope THEN p.{key} END"
-        for key in ("id", "at", "type", "try")
-    }
+    # The envelope's own fields, null unless the record is an envelope.
+    envelope = {"r_event_id": "id", "r_event_at": "at", "e_type": "type", "r_event_try": "try"}
+    envelope = {name: f"CASE WHEN is_envelope THEN p.{key} END" for name, key in envelope.items()}
     return f"""
 WITH located AS (
     SELECT source_file, source_line, text, pre_error, {carry}
@@ -364,11 +382,10 @@ WITH located AS (
     FROM located
 ), detected AS (
     SELECT *,
-           coalesce(p.type IS NOT NULL OR p.payload IS NOT NULL, false) AS is_envelope,
-           coalesce(p.type IS NULL AND p.payload IS NULL
-                    AND (p.sms IS NOT NULL OR p.fromNumber IS NOT NULL
-                         OR p.toNumber IS NOT NULL OR p.bodyText IS NOT NULL), false)
-               AS is_actions
+           p.type IS NOT NULL OR p.payload IS NOT NULL AS is_envelope,
+           p.type IS NULL AND p.payload IS NULL
+               AND (p.sms IS NOT NULL OR p.fromNumber IS NOT NULL
+                    OR p.toNumber IS NOT NULL OR p.bodyText IS NOT NULL) AS is_actions
     FROM probed
 ), shaped AS (
     SELECT source_file, source_line, text, pre_error, brace, is_envelope, is_actions, {carry}
@@ -389,8 +406,10 @@ WITH located AS (
     SELECT *, {columns(valued)} FROM picked
 ), typed AS (
     SELECT *, {columns(typed)} FROM valued
+), retyped AS (
+    SELECT *, {columns(retyped)} FROM typed
 ), judged AS (
-    SELECT *, CASE WHEN {any_bad} THEN {reason} END AS reject_reason FROM typed
+    SELECT *, CASE WHEN {any_bad} THEN {reason} END AS reject_reason FROM retyped
 )
 SELECT {", ".join(select)}, {carry}
        reject_reason,

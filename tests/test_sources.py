@@ -6,11 +6,12 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from smsanalytics.schema import MESSAGE_SCHEMA, RAW_SCHEMA
-from smsanalytics.sources import parse_records
+from smsanalytics.sources import _blank_null, parse_records
 
 WEBHOOK = {
     "direction": "inbound",
@@ -171,3 +172,112 @@ def test_unknown_enum_values_are_kept():
     row = parse(json.dumps(dict(WEBHOOK, status="teleported", encoding="ucs2")))[0]
     assert row["reject_reason"] is None
     assert (row["status"], row["encoding"]) == ("teleported", "ucs2")
+
+
+
+# The parser takes shortcuts for the common case: values without blank ends are not
+# trimmed, a status history whose entries all have such an `at` is cast whole, `updated`
+# with the same text as `delivered` is not parsed again, a one-digit parts is cast
+# directly. The tests below compare them with the general reading, written out in SQL.
+
+BLANKS = [" ", "  ", "\t", "\n", "\u00a0", "\u1680", "\u2000", "\u200a", "\u202f", "\u205f",
+          "\u3000", "\u200b", "\ufeff", "\x85"]
+CORES = ["x", "+33612345678", "20801", "Île", "Привет", "é", "ab\u00e9", "!", "~", "\x7f",
+         "\u0080x", "x\u0080", "\u009f", "\u00a1", "a b",
+         '{"a": 1}', "2024-04-24T17:42:28Z"]
+TRICKY = ["", *BLANKS] + [b + c + a for c in CORES for b in ("", *BLANKS) for a in ("", *BLANKS)]
+TRIM = "nullif(trim(x), '')"
+READ_TS = f"TRY_CAST({TRIM} AS TIMESTAMPTZ)"
+
+
+def general(expr: str, values: list) -> list:
+    """Evaluate SQL `expr` of `x` for each value: the reading without shortcuts."""
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone='UTC'")
+        sql = f"SELECT {expr} FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS t(x, i) ORDER BY i"
+        return [r[0] for r in con.execute(sql, [values]).fetchall()]
+
+
+def test_blank_ends_shortcut_is_trim():
+    values = [*TRICKY, None]
+    assert general(_blank_null("x"), values) == general(TRIM, values)
+
+
+def test_text_values_are_trimmed_as_by_trim():
+    recs = [dict(ACTIONS, sid=f"s{v}", fromNumber=v, fromCountry=v, network=v) for v in TRICKY]
+    rows = parse(*(json.dumps(r, ensure_ascii=i % 2 == 0) for i, r in enumerate(recs)))
+    expected = general(TRIM, TRICKY)
+    assert [r["from_number"] for r in rows] == expected
+    assert [r["from_country"] for r in rows] == expected
+    assert [r["network"] for r in rows] == expected
+    assert [r["sid"] for r in rows] == general(TRIM, [f"s{v}" for v in TRICKY])
+    missing = [(r["reject_reason"] or "").startswith("missing sender") for r in rows]
+    assert missing == [v is None for v in expected]
+
+
+def test_timestamps_with_blank_ends():
+    texts = ["2024-04-24T17:42:28Z", "2024-04-24 17:42:28", "2024-04-24T19:42:28+02:00", "soon",
+             "3000-01-01T00:00:00Z", "1600-01-01", "epoch", "", *BLANKS]
+    ends = ("", " ", "\t", "\u00a0", "\u3000")
+    texts = [b + t + a for t in texts for b in ends for a in ends]
+    rows = parse(*(json.dumps(dict(WEBHOOK, created=t, delivered=t, updated=t)) for t in texts))
+    expected = general(READ_TS, texts)
+    for column in ("created_at", "delivered_at", "updated_at"):
+        assert [r[column] for r in rows] == expected
+
+
+def test_updated_read_alike_whether_or_not_it_repeats_delivered():
+    delivered = ["2024-04-24T17:42:29Z", " 2024-04-24T17:42:29Z", None]
+    updated = ["2024-04-24T17:42:29Z", "2024-04-24T17:42:29Z\u00a0", "2024-04-24T17:42:30Z",
+               "soon", "3000-01-01T00:00:00Z", None]
+    pairs = [(d, u) for d in delivered for u in updated]
+    rows = parse(*(json.dumps(dict(WEBHOOK, delivered=d, updated=u)) for d, u in pairs))
+    assert [r["delivered_at"] for r in rows] == general(READ_TS, [d for d, _ in pairs])
+    assert [r["updated_at"] for r in rows] == general(READ_TS, [u for _, u in pairs])
+    for (_, u), row in zip(pairs, rows, strict=True):
+        bad = u in ("soon", "3000-01-01T00:00:00Z")
+        assert (row["reject_reason"] or "").startswith("updated_at") is bad
+
+
+HISTORY_ATS = [None, "", " ", "2024-04-24T17:42:28Z", " 2024-04-24T17:42:28Z",
+               "2024-04-24T17:42:28Z\u00a0", "\u30002024-04-24T17:42:28Z",
+               "\t2024-04-24T17:42:28Z", "2024-04-24T17:42:28Z ", "soon", "3000-01-01T00:00:00Z",
+               "1600-01-01", "epoch"]
+HISTORIES = [None, [], [None], "x", [{"at": 1714000000}], [{"at": {"x": 1}}]]
+HISTORIES += [[{"before": "sent", "after": "delivered", "at": at}] for at in HISTORY_ATS]
+HISTORIES += [
+    [{"before": "created", "after": "sent", "at": a}, {"before": "sent", "at": b}, {"after": "x"}]
+    for a in HISTORY_ATS[2:6]
+    for b in HISTORY_ATS
+]
+HISTORIES += [[{"at": HISTORY_ATS[3]}, None], [None, {"at": HISTORY_ATS[9]}]]
+
+
+def test_status_history_read_alike_plain_or_not():
+    rows = parse(*(json.dumps(dict(WEBHOOK, statusHistory=h)) for h in HISTORIES))
+    # The general reading: every entry's `at` trimmed and cast; a bad one rejects the record.
+    at = "TRY_CAST(nullif(trim(e.at), '') AS TIMESTAMPTZ)"
+    in_range = f"{at} BETWEEN TIMESTAMPTZ '1678-01-01 00:00:00+00' AND '2262-01-01 00:00:00+00'"
+    spec = '[{"before": "VARCHAR", "after": "VARCHAR", "at": "VARCHAR"}]'
+    history = f"TRY(from_json(x, '{spec}'))"
+    texts = [json.dumps(h) for h in HISTORIES]
+    entry = f"{{'before': e.before, 'after': e.after, 'at': {at}}}"
+    expected = general(f"list_transform({history}, lambda e: {entry})", texts)
+    bad = general(
+        f"coalesce(list_bool_or(list_transform({history}, lambda e: "
+        f"nullif(trim(e.at), '') IS NOT NULL AND ({at} IS NULL OR NOT ({in_range})))), false)",
+        texts,
+    )
+    assert [r["status_history"] for r in rows] == expected
+    assert [(r["reject_reason"] or "").startswith("status_history") for r in rows] == bad
+    assert any(bad) and not all(bad)
+
+
+def test_parts_one_digit_or_more():
+    cases = [("7", 7), (7, 7), ("0", 0), ("07", 7), ("7.0", 7), ("+7", 7), (" 7 ", 7),
+             ("\u00a07", 7), ("١", None), ("７", None), ("7.5", None), ("-1", None), ("", None),
+             (None, None)]
+    rows = parse(*(json.dumps(dict(WEBHOOK, parts=p), ensure_ascii=False) for p, _ in cases))
+    assert [r["parts"] for r in rows] == [expected for _, expected in cases]
+    rejected = [(r["reject_reason"] or "").startswith("parts") for r in rows]
+    assert rejected == [e is None and p not in ("", None) for p, e in cases]
