@@ -235,10 +235,10 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     # JSON is most of the work; the other steps take shortcuts in the common case (values
     # without blank ends, plain status histories, a repeated timestamp, a one-digit parts)
     # that give exactly what the general reading gives.
-    plain = ("direction", "body_text", "traffic_type", "status", "error", "encoding")
-    plain += ("payment_type",)
-    trimmed = ("sid", "from_number", "to_number", "network", "from_type", "from_country")
-    trimmed += ("from_location", "to_type", "to_country", "to_location", "event_id")
+    plain = ("direction", "body_text", "traffic_type", "status", "error", "encoding",
+             "payment_type")  # fmt: skip
+    trimmed = ("sid", "from_number", "to_number", "network", "from_type", "from_country",
+               "from_location", "to_type", "to_country", "to_location", "event_id")  # fmt: skip
     picked = {name: _raw_value(name) for name in plain}
     picked |= {f"r_{name}": _raw_value(name) for name in trimmed if name != "event_id"}
     text_cols = {name: _blank_null(f'"r_{name}"') for name in trimmed}
