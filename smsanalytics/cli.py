@@ -13,15 +13,17 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import duckdb
-import pandas as pd
 
 from . import dataset as ds
 from .errors import SmsAnalyticsError, StrictModeError
 from .escape import for_terminal
+
+if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
+    import pandas as pd
 
 __all__ = ["main"]
 
@@ -58,6 +60,8 @@ def _handle_errors(func: F) -> F:
 
 def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> None:
     """Print `df` as an aligned text table, cells escaped and cut to `max_width`."""
+    import pandas as pd
+
     shown = df.head(max_rows)
 
     def cell(v: Any) -> str:

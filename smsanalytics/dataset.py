@@ -23,17 +23,18 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .errors import DatasetError, DatasetLockedError
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "MANIFEST_NAME",
@@ -111,6 +112,8 @@ def read_dataset_table(path: str | Path, columns: list[str] | None = None) -> pa
         schema = pa.schema([schema.field(c) for c in columns])
     if not files:
         return schema.empty_table()
+    import pyarrow.dataset as pads  # imports pandas: only when reading
+
     try:
         ds = pads.dataset([str(f) for f in files], format="parquet")
         table = ds.to_table(columns=[c for c in schema.names if c in ds.schema.names])
@@ -128,6 +131,8 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     Decimal costs stay exact (``decimal128(18, 6)[pyarrow]``), timestamps stay tz-aware
     UTC, enumerated columns stay dictionary-encoded.
     """
+    import pandas as pd  # imported when first needed: it takes a third of a second
+
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
@@ -380,6 +385,8 @@ def describe(path: str | Path) -> DatasetInfo:
     files = dataset_files(path)
     if not files and not (Path(path) / MANIFEST_NAME).exists():
         raise DatasetError(str(path), "no dataset here (no Parquet files, no manifest)")
+    import pyarrow.dataset as pads  # imports pandas: only when reading
+
     root = Path(path)
     partitions: dict[str, int] = {}
     first = last = None

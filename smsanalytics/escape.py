@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # the terminal and HTML escapes are used where pandas is not needed
+    import pandas as pd
 
 __all__ = ["for_terminal", "for_csv_cell", "for_html", "write_csv_tables", "FORMULA_PREFIXES"]
 
@@ -82,12 +83,14 @@ def for_html(text: object) -> str:
 
 
 def _csv_value(value: Any) -> Any:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
         return None
     if isinstance(value, Decimal):
         # Exact and unrounded, without exponent or padding zeros.
         return f"{value.normalize():f}" if value != 0 else "0"
-    if isinstance(value, pd.Timestamp | datetime):
+    if isinstance(value, datetime):  # pandas' Timestamp too
         return value.isoformat()
     return for_csv_cell(value)
 
@@ -104,6 +107,8 @@ def write_csv_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path) 
     list of Path
         The files written.
     """
+    import pandas as pd
+
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -38,21 +38,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import dataset as ds
-from . import enrich, privacy
+from . import privacy
 from .errors import DatasetError, StrictModeError
 from .readers import InputFile, find_inputs, iter_raw_batches
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
 from .sources import parse_sql
+
+if TYPE_CHECKING:  # pandas and the enrichment (phonenumbers' data) take a second to import
+    import pandas as pd
+
+    from . import enrich
 
 __all__ = [
     "ConversionSummary",
@@ -646,6 +650,13 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
             bar.close()
 
 
+def _new_enricher() -> enrich.Enricher:
+    """The enrichment step, imported when first needed (phonenumbers' data is large)."""
+    from . import enrich
+
+    return enrich.Enricher()
+
+
 def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadResult:
     """Read archives into memory: de-duplicated messages, rejects and counts.
 
@@ -665,7 +676,7 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
     inputs = find_inputs(paths)
     memory = _InMemory()
     with _workdir(None) as work:
-        run = _Run(work, memory, enricher=enrich.Enricher())
+        run = _Run(work, memory, enricher=_new_enricher())
         try:
             _read_inputs(run, inputs, quiet)
             outcome = run.decide([])
@@ -851,7 +862,7 @@ def convert(
                 run = _Run(
                     work,
                     writer,
-                    enricher=enrich.Enricher() if enrich_rows else None,
+                    enricher=_new_enricher() if enrich_rows else None,
                     protect=options.protect if options.private else None,
                 )
                 try:
