@@ -14,8 +14,10 @@ and location. Before new rows are written, this module fills, for every row:
   :func:`smsanalytics.keywords.normalise_keyword`, from :data:`DEFAULT_KEYWORDS`.
 
 An :class:`Enricher` works batch by batch and remembers what it has looked up: each
-distinct number and network code is described once per conversion, in Python; joining the
-answers to the rows is done with Arrow's hash kernels.
+distinct number and network code is described once per conversion, in Python, and each
+distinct body is measured and matched against the keywords once (up to
+``_BODY_MEMORY`` bodies remembered, so memory stays bounded on archives where every body
+is different); joining the answers to the rows is done with Arrow's hash kernels.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ __all__ = ["Enricher", "COMPUTED_COLUMNS"]
 #: Columns filled from the body text.
 COMPUTED_COLUMNS = ("computed_encoding", "computed_parts", "unicode_chars")
 _KEYWORD_MAX_LENGTH = 40
+# Distinct bodies remembered, with what they were found to be; beyond this the memory
+# starts over from the current batch (replies such as "OUI" or "STOP" recur constantly,
+# so the bodies that matter come back at once).
+_BODY_MEMORY = 200_000
 # (message column, lookup column) filled from the sender's and the recipient's number
 _FROM_NUMBER = {
     "from_country": "country",
@@ -64,6 +70,7 @@ class Enricher:
         self._numbers = NUMBER_SCHEMA.empty_table()
         self._networks = NETWORK_SCHEMA.empty_table()
         self._keywords = {normalise_keyword(k) for k in DEFAULT_KEYWORDS}
+        self._bodies = self._describe_bodies(pa.array([], pa.string()))
 
     def __call__(self, table: pa.Table) -> pa.Table:
         """Return `table` with its enrichment columns filled where they are null.
@@ -84,10 +91,13 @@ class Enricher:
             at = pc.index_in(table.column(key), value_set=lookup.column(0))
             for name, source in fields.items():
                 table = _fill(table, name, lookup.column(source).take(at))
-        table = _fill(table, "keyword", self._keywords_of(table.column("body_text")))
-        computed = analyze_array(table.column("body_text"))
-        for name in COMPUTED_COLUMNS:
-            table = _fill(table, name, computed.column(name))
+        bodies = table.column("body_text")
+        if pa.types.is_dictionary(bodies.type):
+            bodies = bodies.cast(pa.string())
+        known = self._learn_bodies(bodies)
+        at = pc.index_in(bodies, value_set=known.column("body"))
+        for name in ("keyword", *COMPUTED_COLUMNS):
+            table = _fill(table, name, known.column(name).take(at))
         return table
 
     def _learn_numbers(self, table: pa.Table) -> pa.Table:
@@ -108,7 +118,25 @@ class Enricher:
             self._networks = pa.concat_tables([self._networks, found]).combine_chunks()
         return self._networks
 
-    def _keywords_of(self, bodies: pa.ChunkedArray) -> pa.Array:
+    def _learn_bodies(self, bodies: pa.ChunkedArray) -> pa.Table:
+        """What each distinct body of `bodies` is, with those seen in earlier batches."""
+        new = _unknown(bodies, self._bodies.column("body"))
+        if len(new):
+            found = self._describe_bodies(new)
+            if len(self._bodies) + len(new) > _BODY_MEMORY:  # start over: bounded memory
+                self._bodies = self._describe_bodies(pc.unique(bodies).drop_null())
+            else:
+                self._bodies = pa.concat_tables([self._bodies, found]).combine_chunks()
+        return self._bodies
+
+    def _describe_bodies(self, bodies: pa.Array) -> pa.Table:
+        """Keyword, encoding, parts and unicode characters of distinct non-null `bodies`."""
+        computed = analyze_array(bodies)
+        columns = {"body": bodies, "keyword": self._keywords_of(bodies)}
+        columns |= {name: computed.column(name) for name in COMPUTED_COLUMNS}
+        return pa.table(columns)
+
+    def _keywords_of(self, bodies: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The keyword each body is (a word or two: only short bodies are normalised)."""
         short = pc.if_else(
             pc.less_equal(pc.utf8_length(bodies), _KEYWORD_MAX_LENGTH), bodies, None

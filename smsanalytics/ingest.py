@@ -279,7 +279,7 @@ class _Run:
         workdir: Path,
         sink: _Sink,
         *,
-        enricher: enrich.Enricher | None = None,
+        enricher: Future[enrich.Enricher] | None = None,
         protect: Callable[[pa.Table], pa.Table] | None = None,
     ) -> None:
         self.con = duckdb.connect(":memory:")
@@ -347,7 +347,7 @@ class _Run:
         if not good.num_rows:
             return
         if self.enricher is not None:
-            good = self.enricher(good)
+            good = self.enricher.result()(good)
         if self.protect is not None:
             good = self.protect(good)
         keys = good.select(_KEY_COLUMNS)
@@ -650,11 +650,24 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
             bar.close()
 
 
-def _new_enricher() -> enrich.Enricher:
-    """The enrichment step, imported when first needed (phonenumbers' data is large)."""
-    from . import enrich
+def _new_enricher() -> Future[enrich.Enricher]:
+    """The enrichment step, set up in a thread of its own.
 
-    return enrich.Enricher()
+    Importing phonenumbers' data takes about half a second; done in the background, it
+    overlaps with reading and parsing the first batch, which is when it is first needed.
+    """
+    future: Future[enrich.Enricher] = Future()
+
+    def set_up() -> None:
+        try:
+            from . import enrich
+
+            future.set_result(enrich.Enricher())
+        except BaseException as exc:  # raised where the enricher is used
+            future.set_exception(exc)
+
+    threading.Thread(target=set_up, name="smsanalytics-enrich-setup", daemon=True).start()
+    return future
 
 
 def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadResult:
@@ -839,6 +852,7 @@ def convert(
     out = Path(out).absolute()
     rejects_path = Path(rejects).absolute() if rejects else default_rejects_path(out)
     inputs = find_inputs(paths)
+    enricher = _new_enricher() if enrich_rows else None
     out.parent.mkdir(parents=True, exist_ok=True)
     options = _WriteOptions(
         partition_by, overwrite, pseudonymize_key, redact_bodies, pseudonymize_recipients
@@ -862,7 +876,7 @@ def convert(
                 run = _Run(
                     work,
                     writer,
-                    enricher=_new_enricher() if enrich_rows else None,
+                    enricher=enricher,
                     protect=options.protect if options.private else None,
                 )
                 try:

@@ -64,3 +64,24 @@ def test_keywords_agree_with_normalising_every_body():
     ]
     assert got == want
     assert got[:4] == ["ARRET", "STOP", "STOP ALL", "DESINSCRIPTION"]
+
+
+def test_each_body_is_measured_once_and_the_memory_is_bounded(monkeypatch):
+    measured: list[list[str]] = []
+    analyze = enrich.analyze_array
+    monkeypatch.setattr(
+        enrich, "analyze_array", lambda b: measured.append(b.to_pylist()) or analyze(b)
+    )
+    e = enrich.Enricher()
+    first = e(batch({"sid": "1", "body_text": "STOP"}, {"sid": "2", "body_text": "Café ☕"},
+                    {"sid": "3", "body_text": "STOP"}, {"sid": "4", "body_text": None}))
+    second = e(batch({"sid": "5", "body_text": "Café ☕"}, {"sid": "6", "body_text": "oui"}))
+    assert [sorted(m) for m in measured[1:]] == [["Café ☕", "STOP"], ["oui"]]
+    assert first.column("keyword").to_pylist() == ["STOP", None, "STOP", None]
+    assert first.column("computed_encoding").to_pylist() == ["gsm", "unicode", "gsm", None]
+    assert second.column("unicode_chars").to_pylist()[0] == first.column(
+        "unicode_chars").to_pylist()[1]
+    monkeypatch.setattr(enrich, "_BODY_MEMORY", 2)
+    third = e(batch({"sid": "7", "body_text": "START"}, {"sid": "8", "body_text": "STOP"}))
+    assert len(e._bodies) <= 2  # started over from this batch's bodies
+    assert third.column("keyword").to_pylist() == ["START", "STOP"]
