@@ -23,6 +23,7 @@ Accounting, kept for every run: ``records == written + duplicates + rejected``.
 from __future__ import annotations
 
 import errno
+import gc
 import html
 import os
 import queue
@@ -614,8 +615,30 @@ def _produce(
         out.put(exc)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (its state is restored).
+
+    A conversion creates many objects but hardly any reference cycles; collections
+    triggered by the allocation count cost 0.1-0.2 s per million records, holding the
+    GIL that the reader and writer threads need.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     """Run `run` over the inputs, read and cut into records by a thread of their own."""
+    with _gc_paused():
+        _read_all(run, inputs, quiet)
+
+
+def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     progress, bar = _progress_bar(inputs, quiet)
     batches: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()

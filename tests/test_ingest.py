@@ -305,3 +305,30 @@ def test_a_run_adds_files_and_filters_only_those_it_must(write, tmp_path):
     df = smsanalytics.read_dataset(out).set_index("sid")
     assert sorted(df.index) == ["a", "b", "f", "g"]
     assert df.loc["a", "status"] == "delivered"
+
+
+def test_garbage_collector_paused_during_the_parse_and_restored(tmp_path, monkeypatch):
+    import gc
+
+    from smsanalytics import ingest
+
+    seen: list[bool] = []
+    take = ingest._Run._take
+    monkeypatch.setattr(
+        ingest._Run, "_take", lambda self, t: seen.append(gc.isenabled()) or take(self, t)
+    )
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"sid": "a", "from": "+33612345678", "to": "+33798765432"}\nnot json\n')
+    smsanalytics.convert([src], tmp_path / "out", quiet=True, enrich_rows=False)
+    assert seen == [False] and gc.isenabled()
+    monkeypatch.setattr(ingest._Run, "_take", lambda self, t: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        smsanalytics.convert([src], tmp_path / "out3", quiet=True, enrich_rows=False)
+    assert gc.isenabled()
+    monkeypatch.setattr(ingest._Run, "_take", take)
+    gc.disable()
+    try:
+        smsanalytics.convert([src], tmp_path / "out2", quiet=True, enrich_rows=False)
+        assert not gc.isenabled()  # the caller's choice is kept
+    finally:
+        gc.enable()
