@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from . import dataset as ds
 from . import privacy
 from .errors import DatasetError, StrictModeError
-from .readers import InputFile, find_inputs, iter_raw_batches
+from .readers import InputFile, arrow_ints, find_inputs, iter_raw_batches
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
 from .sources import parse_sql
 
@@ -330,7 +330,7 @@ class _Run:
                 first = self.records
                 self.records += raw.num_rows
                 table = raw.append_column(
-                    "record_no", pa.array(np.arange(first, self.records))
+                    "record_no", arrow_ints(np.arange(first, self.records, dtype=np.int64))
                 ).cast(_CANDIDATES)
                 yield from table.to_batches()
 
@@ -634,8 +634,23 @@ def _gc_paused() -> Iterator[None]:
 
 def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     """Run `run` over the inputs, read and cut into records by a thread of their own."""
-    with _gc_paused():
-        _read_all(run, inputs, quiet)
+    # pyarrow imports pandas the first time it converts NumPy or Python values, which the
+    # steps after the parse do; a thread imports it while the first batch is read and
+    # parsed (the reader and the parse avoid those conversions).
+    warm_up = threading.Thread(target=_import_pandas, name="smsanalytics-import")
+    warm_up.start()
+    try:
+        with _gc_paused():
+            _read_all(run, inputs, quiet)
+    finally:
+        warm_up.join()
+
+
+def _import_pandas() -> None:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:  # pragma: no cover - a dependency; pyarrow works without it
+        pass
 
 
 def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:

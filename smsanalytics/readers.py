@@ -44,6 +44,7 @@ __all__ = [
     "COMPRESSION_SUFFIXES",
     "find_inputs",
     "iter_raw_batches",
+    "arrow_ints",
     "BATCH_ROWS",
 ]
 
@@ -308,6 +309,26 @@ def _decompress_errors() -> tuple[type[BaseException], ...]:
         return _DECOMPRESS_ERRORS
 
 
+def arrow_ints(values: np.ndarray) -> pa.Array:
+    """A zero-copy Arrow array over a NumPy array of integers (no nulls).
+
+    The same as ``pa.array(values)``, whose first call imports pandas (pyarrow checks
+    whether it was given a pandas object): a quarter of a second that would hold up the
+    first batch. Conversions import pandas in the background instead.
+    """
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
+    )
+
+
+def _one_string(text: str) -> pa.Array:
+    """``pa.array([text], pa.string())``, without importing pandas (see :func:`arrow_ints`)."""
+    data = text.encode("utf-8")
+    offsets = np.array([0, len(data)], dtype=np.int32)
+    return pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
 def _batch(
     name: str, lines: np.ndarray, texts: pa.Array, errors: pa.Array | None = None
 ) -> pa.Table:
@@ -315,9 +336,9 @@ def _batch(
     table = pa.Table.from_arrays(
         [
             pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(n, dtype=np.int32)), pa.array([name], pa.string())
+                arrow_ints(np.zeros(n, dtype=np.int32)), _one_string(name)
             ),
-            pa.array(lines, pa.int64()),
+            arrow_ints(np.asarray(lines, dtype=np.int64)),
             texts,
             errors if errors is not None else pa.nulls(n, pa.string()),
         ],
@@ -352,7 +373,7 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     if valid:
         idx = np.flatnonzero(keep)
         if len(idx) != len(ends):
-            texts = texts.take(pa.array(idx))
+            texts = texts.take(arrow_ints(idx))
             line_no = line_no[idx]
         return _batch(name, line_no, texts), len(ends)
     out_text: list[str] = []
@@ -681,7 +702,7 @@ def iter_raw_batches(
             # Smaller reads from a compressed stream keep the lines before any damage.
             chunk = _COMPRESSED_CHUNK_BYTES if inp.compression else None
             for table in _rebatch(_iter_lines(stream, inp.name, head, chunk)):
-                last_line = int(table.column("source_line")[-1].as_py())
+                last_line = table.column("source_line")[-1].as_py()
                 yield table
             return
         data = head + stream.read()
