@@ -427,9 +427,20 @@ _DICTIONARY_COLUMNS = [
 ]
 
 
+# Min/max statistics let readers skip row groups on a range filter (times, costs, codes,
+# countries); for free text and random ids they skip nothing and cost 5% of the write.
+_NO_STATISTICS = ("sid", "event_id", "from_number", "to_number", "body_text", "error",
+                  "unicode_chars", "from_location", "to_location", "status_history")  # fmt: skip
+_STATISTICS_COLUMNS = [name for name in MESSAGE_SCHEMA.names if name not in _NO_STATISTICS]
+
+
 def _parquet_writer(path: Path) -> pq.ParquetWriter:
     return pq.ParquetWriter(
-        path, MESSAGE_SCHEMA, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS
+        path,
+        MESSAGE_SCHEMA,
+        compression="zstd",
+        use_dictionary=_DICTIONARY_COLUMNS,
+        write_statistics=_STATISTICS_COLUMNS,
     )
 
 

@@ -78,3 +78,24 @@ def test_rewrite_in_place_removes_a_file_left_empty(tmp_path):
     (path,) = w.paths
     assert ds.rewrite_file(path, path, drop_sids=pa.array(["a", "b"])) == 0
     assert not path.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_statistics_kept_where_a_range_filter_can_use_them(tmp_path):
+    import datetime as dt
+
+    t = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    rows = pa.Table.from_pylist(
+        [{"sid": "b", "created_at": t, "body_text": "hi", "status": "delivered"},
+         {"sid": "a", "created_at": t + dt.timedelta(days=2), "body_text": "yo"}],
+        schema=MESSAGE_SCHEMA,
+    )
+    with ds.PartitionWriter(tmp_path, partition_by="none") as w:
+        w.write(rows)
+    group = pq.read_metadata(w.paths[0]).row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics
+             for i in range(group.num_columns)}
+    created = stats["created_at"]
+    assert created.has_min_max and created.min == t and created.max == t + dt.timedelta(days=2)
+    assert stats["status"].has_min_max
+    assert stats["body_text"] is None or not stats["body_text"].has_min_max
+    assert stats["sid"] is None or not stats["sid"].has_min_max
