@@ -405,32 +405,41 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
 def _iter_lines(
     stream: IO[bytes], name: str, head: bytes = b"", chunk_bytes: int | None = None
 ) -> Iterator[pa.Table]:
+    """Cut a stream into record candidates, one per line, a chunk at a time.
+
+    The lines of a chunk are cut out of it without copying; only the line a chunk
+    boundary splits is pieced together from its two parts.
+    """
     chunk_bytes = chunk_bytes or _CHUNK_BYTES
-    carry = head
+    chunk = head + stream.read(chunk_bytes)
+    while len(chunk) < len(_BOM) and (more := stream.read(chunk_bytes)):
+        chunk += more
+    if chunk.startswith(_BOM):
+        chunk = chunk[len(_BOM) :] or stream.read(chunk_bytes)
+    carry = b""  # the start of a line that the previous chunk cut
     line = 1
-    first = True
-    while True:
+    while chunk:
+        first_end = chunk.find(b"\n") + 1
+        if first_end == 0:  # no line ends in this chunk: a long line goes on
+            carry += chunk
+        else:
+            start = 0
+            if carry:
+                table, lines = _split_lines(carry + chunk[:first_end], line, name)
+                line += lines
+                start = first_end
+                if len(table):
+                    yield table
+            cut = chunk.rfind(b"\n") + 1
+            if cut > start:
+                table, lines = _split_lines(memoryview(chunk)[start:cut], line, name)
+                line += lines
+                if len(table):
+                    yield table
+            carry = chunk[cut:]
         chunk = stream.read(chunk_bytes)
-        buf = carry + chunk if carry else chunk
-        if first:
-            first = False
-            if buf.startswith(_BOM):
-                buf = buf[len(_BOM) :]
-        if not chunk:
-            if buf:
-                if not buf.endswith(b"\n"):
-                    buf += b"\n"
-                yield _split_lines(buf, line, name)[0]
-            return
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            carry = buf
-            continue
-        whole, carry = memoryview(buf)[:cut], buf[cut:]  # no copy of the chunk
-        table, lines = _split_lines(whole, line, name)
-        line += lines
-        if len(table):
-            yield table
+    if carry:
+        yield _split_lines(carry + b"\n", line, name)[0]
 
 
 def _line_of(text: str, pos: int) -> int:

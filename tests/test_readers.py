@@ -137,3 +137,43 @@ def test_stdin(monkeypatch):
     [inp] = find_inputs(["-"])
     got = pa.concat_tables(list(iter_raw_batches(inp))).to_pylist()
     assert [(r["source_file"], r["source_line"]) for r in got] == [("-", 1), ("-", 3)]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from([b"{}", b'{"a":1}', b"x", b"\xc3\xa9", b" ", b"\r", b"\n", b"\r\n",
+                         b"\t", b"\n\n", b"\xff"]),
+        max_size=40,
+    ),
+    bom=st.booleans(),
+    chunk=st.integers(min_value=1, max_value=17),
+    head=st.integers(min_value=0, max_value=5),
+)
+def test_lines_are_the_same_whatever_the_chunk_boundaries(pieces, bom, chunk, head):
+    from smsanalytics.readers import _iter_lines
+
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"".join(pieces)
+    stream = io.BytesIO(data)
+    first = stream.read(head)
+    tables = list(_iter_lines(stream, "f", first, chunk_bytes=chunk))
+    got = pa.concat_tables(tables) if tables else None
+    body = data[3:] if bom else data
+    want = [
+        (n, line) for n, line in enumerate(body.split(b"\n"), start=1) if line.strip()
+    ]
+    if got is None or not len(got):
+        assert want == []
+        return
+    assert got.column("source_line").to_pylist() == [n for n, _ in want]
+    texts = got.column("text").to_pylist()
+    errors = got.column("pre_error").to_pylist()
+    for (_, raw), text, error in zip(want, texts, errors, strict=True):
+        if error is None:
+            assert text.rstrip("\n").encode() == raw
+        else:
+            assert "not valid UTF-8" in error
