@@ -51,7 +51,7 @@ from . import dataset as ds
 from . import privacy
 from .errors import DatasetError, StrictModeError
 from .readers import InputFile, arrow_ints, find_inputs, iter_raw_batches
-from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN, RAW_SCHEMA
+from .schema import MESSAGE_SCHEMA, RAW_SCHEMA
 from .sources import parse_sql
 
 if TYPE_CHECKING:  # pandas and the enrichment (phonenumbers' data) take a second to import
@@ -73,12 +73,6 @@ PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 50_000  # records per batch: memory in flight is a few batches
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _LATER_MEMORY_LIMIT = "300MB"
-# A message's month: created_at, else the first instant the record has. Hive partitions
-# need a value; records with no time at all go to month=unknown.
-_MONTH = (
-    "coalesce(strftime(coalesce(created_at, updated_at, delivered_at, sent_at, event_at), "
-    "'%Y-%m'), 'unknown')"
-)
 _CANDIDATES = RAW_SCHEMA.append(pa.field("record_no", pa.int64()))
 # What de-duplication needs of each row written, and where the row was written.
 _KEYS = pa.schema(
@@ -337,10 +331,10 @@ class _Run:
         stream = pa.RecordBatchReader.from_batches(_CANDIDATES, numbered())
         self.con.register("_candidates", stream)
         try:
-            parsed = self.con.sql(
-                f"""SELECT *, {_MONTH} AS {PARTITION_COLUMN}
-                    FROM ({parse_sql("_candidates", keep=("record_no",))})"""
-            ).to_arrow_reader(_FLUSH_ROWS)
+            # (the sink works out each row's month partition, see dataset.month_groups)
+            parsed = self.con.sql(parse_sql("_candidates", keep=("record_no",))).to_arrow_reader(
+                _FLUSH_ROWS
+            )
             try:
                 for batch in parsed:
                     self._take(pa.Table.from_batches([batch]))

@@ -429,17 +429,14 @@ def _iter_source(src: Path, files: list[Path]) -> Iterator[tuple[str | None, pa.
 
 
 def _with_month(batch: pa.RecordBatch, month: str | None) -> pa.RecordBatch:
-    """`batch` plus the ``month`` partition column: the file's, else from its times."""
-    if month is not None:
-        col = pa.array([month] * batch.num_rows, pa.string())
-    else:  # as conversion does: created_at, else the first instant the record has
-        when = pc.coalesce(
-            *(
-                batch.column(c)
-                for c in ("created_at", "updated_at", "delivered_at", "sent_at", "event_at")
-            )
-        )
-        col = pc.fill_null(pc.strftime(when, format="%Y-%m"), "unknown")
+    """`batch` plus the ``month`` partition column of the file it comes from, if known.
+
+    Without one, the writer works the month out from the times, as conversion does
+    (:func:`smsanalytics.dataset.month_groups`).
+    """
+    if month is None:
+        return batch
+    col = pa.array([month] * batch.num_rows, pa.string())
     return pa.RecordBatch.from_arrays(
         [*batch.columns, col], names=[*batch.schema.names, PARTITION_COLUMN]
     )

@@ -99,3 +99,26 @@ def test_statistics_kept_where_a_range_filter_can_use_them(tmp_path):
     assert stats["status"].has_min_max
     assert stats["body_text"] is None or not stats["body_text"].has_min_max
     assert stats["sid"] is None or not stats["sid"].has_min_max
+
+
+def test_month_groups_follow_the_calendar_in_utc():
+    import datetime as dt
+
+    utc = dt.UTC
+    instants = [
+        dt.datetime(2025, 3, 31, 23, 59, 59, 999999, tzinfo=utc),
+        dt.datetime(2025, 4, 1, tzinfo=utc),
+        dt.datetime(1970, 1, 1, tzinfo=utc) - dt.timedelta(microseconds=1),
+        dt.datetime(1678, 1, 1, tzinfo=utc),
+        dt.datetime(2261, 12, 31, 23, 59, tzinfo=utc),
+        dt.datetime(2024, 2, 29, 12, tzinfo=utc),
+    ]
+    rows = [{"sid": str(i), "created_at": t} for i, t in enumerate(instants)]
+    rows.append({"sid": "u", "updated_at": instants[0]})  # no creation time: the next one
+    rows.append({"sid": "e", "event_at": instants[1]})
+    rows.append({"sid": "n"})  # no time at all
+    keys, indices = ds.month_groups(pa.Table.from_pylist(rows, schema=MESSAGE_SCHEMA))
+    got = [keys[i] for i in indices]
+    want = [f"{t.year:04d}-{t.month:02d}" for t in instants]
+    assert got == [*want, "2025-03", "2025-04", "unknown"]
+    assert keys[-1] == "unknown" and len(set(keys)) == len(keys)
