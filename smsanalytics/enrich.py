@@ -22,6 +22,9 @@ is different); joining the answers to the rows is done with Arrow's hash kernels
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,6 +42,8 @@ _KEYWORD_MAX_LENGTH = 40
 # starts over from the current batch (replies such as "OUI" or "STOP" recur constantly,
 # so the bodies that matter come back at once).
 _BODY_MEMORY = 200_000
+# Distinct numbers (and network codes) remembered: the senders of a large archive.
+_NUMBER_MEMORY = 1_000_000
 # (message column, lookup column) filled from the sender's and the recipient's number
 _FROM_NUMBER = {
     "from_country": "country",
@@ -48,6 +53,54 @@ _FROM_NUMBER = {
 }
 _TO_NUMBER = {"to_country": "country", "to_type": "type", "to_location": "location"}
 _NETWORK = {"network_country": "network_country", "network_operator": "network_operator"}
+
+
+class _Memo:
+    """What was found for each distinct key, remembered from batch to batch.
+
+    Parameters
+    ----------
+    describe : callable
+        Distinct non-null keys (a string array) -> a table with one row per key, in the
+        same order, whose first column is the key.
+    empty : pyarrow.Table
+        The table `describe` makes of no keys.
+    limit : int
+        Keys remembered at most; beyond, the memory starts over from the current batch.
+    """
+
+    def __init__(
+        self, describe: Callable[[pa.Array], pa.Table], empty: pa.Table, limit: int
+    ) -> None:
+        self._describe = describe
+        self.table = empty
+        self._limit = limit
+
+    def rows_for(self, keys: pa.Array | pa.ChunkedArray, columns: list[str]) -> pa.Table:
+        """`columns` of the description of each of `keys`, row by row (null for null).
+
+        Each distinct key of the batch is looked up once among those known (one hash
+        table), and only the new ones are described.
+        """
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        if pa.types.is_dictionary(keys.type):
+            keys = keys.cast(pa.string())
+        encoded = pc.dictionary_encode(keys)
+        distinct = encoded.dictionary
+        found = pc.index_in(distinct, value_set=self.table.column(0))
+        at = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        new = at < 0
+        if new.any():
+            if len(self.table) + int(new.sum()) > self._limit:  # start over: bounded memory
+                self.table = self._describe(distinct)
+                at = np.arange(len(distinct))
+            else:
+                added = self._describe(distinct.filter(pa.array(new)))
+                at[new] = len(self.table) + np.arange(len(added))
+                self.table = pa.concat_tables([self.table, added]).combine_chunks()
+        rows = pa.array(at).take(encoded.indices)  # a null key has a null index
+        return self.table.select(columns).take(rows)
 
 
 class Enricher:
@@ -67,10 +120,20 @@ class Enricher:
     """
 
     def __init__(self) -> None:
-        self._numbers = NUMBER_SCHEMA.empty_table()
-        self._networks = NETWORK_SCHEMA.empty_table()
         self._keywords = {normalise_keyword(k) for k in DEFAULT_KEYWORDS}
-        self._bodies = self._describe_bodies(pa.array([], pa.string()))
+        # (the lambdas look the module's functions up when called: tests replace them)
+        self._numbers = _Memo(
+            lambda ns: describe_numbers(ns.to_pylist()), NUMBER_SCHEMA.empty_table(),
+            _NUMBER_MEMORY,
+        )
+        self._networks = _Memo(
+            lambda cs: lookup_networks(cs.to_pylist()), NETWORK_SCHEMA.empty_table(),
+            _NUMBER_MEMORY,
+        )
+        self._bodies = _Memo(
+            self._describe_bodies, self._describe_bodies(pa.array([], pa.string())),
+            _BODY_MEMORY,
+        )
 
     def __call__(self, table: pa.Table) -> pa.Table:
         """Return `table` with its enrichment columns filled where they are null.
@@ -81,53 +144,26 @@ class Enricher:
             Message columns (``from_number``, ``to_number``, ``network``, ``body_text`` and
             the columns filled); other columns are kept.
         """
-        numbers = self._learn_numbers(table)
-        networks = self._learn_networks(table)
-        for key, lookup, fields in (
-            ("from_number", numbers, _FROM_NUMBER),
-            ("to_number", numbers, _TO_NUMBER),
-            ("network", networks, _NETWORK),
-        ):
-            at = pc.index_in(table.column(key), value_set=lookup.column(0))
-            for name, source in fields.items():
-                table = _fill(table, name, lookup.column(source).take(at))
-        bodies = table.column("body_text")
-        if pa.types.is_dictionary(bodies.type):
-            bodies = bodies.cast(pa.string())
-        known = self._learn_bodies(bodies)
-        at = pc.index_in(bodies, value_set=known.column("body"))
-        for name in ("keyword", *COMPUTED_COLUMNS):
-            table = _fill(table, name, known.column(name).take(at))
-        return table
-
-    def _learn_numbers(self, table: pa.Table) -> pa.Table:
-        seen = pa.chunked_array(
+        n = table.num_rows
+        numbers = pa.chunked_array(
             table.column("from_number").chunks + table.column("to_number").chunks,
             type=pa.string(),
         )
-        new = _unknown(seen, self._numbers.column("number"))
-        if len(new):
-            found = describe_numbers(new.to_pylist())
-            self._numbers = pa.concat_tables([self._numbers, found]).combine_chunks()
-        return self._numbers
-
-    def _learn_networks(self, table: pa.Table) -> pa.Table:
-        new = _unknown(table.column("network"), self._networks.column("network"))
-        if len(new):
-            found = lookup_networks(new.to_pylist())
-            self._networks = pa.concat_tables([self._networks, found]).combine_chunks()
-        return self._networks
-
-    def _learn_bodies(self, bodies: pa.ChunkedArray) -> pa.Table:
-        """What each distinct body of `bodies` is, with those seen in earlier batches."""
-        new = _unknown(bodies, self._bodies.column("body"))
-        if len(new):
-            found = self._describe_bodies(new)
-            if len(self._bodies) + len(new) > _BODY_MEMORY:  # start over: bounded memory
-                self._bodies = self._describe_bodies(pc.unique(bodies).drop_null())
-            else:
-                self._bodies = pa.concat_tables([self._bodies, found]).combine_chunks()
-        return self._bodies
+        wanted = list(dict.fromkeys([*_FROM_NUMBER.values(), *_TO_NUMBER.values()]))
+        described = self._numbers.rows_for(numbers, wanted)
+        for fields, rows in ((_FROM_NUMBER, described.slice(0, n)),
+                             (_TO_NUMBER, described.slice(n))):  # fmt: skip
+            for name, source in fields.items():
+                table = _fill(table, name, rows.column(source))
+        lookups = (
+            (self._networks, "network", _NETWORK),
+            (self._bodies, "body_text", {c: c for c in ("keyword", *COMPUTED_COLUMNS)}),
+        )
+        for memo, key, fields in lookups:
+            rows = memo.rows_for(table.column(key), list(fields.values()))
+            for name, source in fields.items():
+                table = _fill(table, name, rows.column(source))
+        return table
 
     def _describe_bodies(self, bodies: pa.Array) -> pa.Table:
         """Keyword, encoding, parts and unicode characters of distinct non-null `bodies`."""
@@ -145,14 +181,6 @@ class Enricher:
         words = [normalise_keyword(b) for b in distinct.to_pylist()]
         hits = pa.array([w if w in self._keywords else None for w in words], pa.string())
         return hits.take(pc.index_in(short, value_set=distinct))
-
-
-def _unknown(values: pa.ChunkedArray, known: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """Distinct non-null `values` not in `known`."""
-    distinct = pc.unique(values).drop_null()
-    if len(known):
-        distinct = distinct.filter(pc.invert(pc.is_in(distinct, value_set=known)))
-    return distinct
 
 
 def _fill(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:

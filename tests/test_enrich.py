@@ -82,6 +82,11 @@ def test_each_body_is_measured_once_and_the_memory_is_bounded(monkeypatch):
     assert second.column("unicode_chars").to_pylist()[0] == first.column(
         "unicode_chars").to_pylist()[1]
     monkeypatch.setattr(enrich, "_BODY_MEMORY", 2)
-    third = e(batch({"sid": "7", "body_text": "START"}, {"sid": "8", "body_text": "STOP"}))
-    assert len(e._bodies) <= 2  # started over from this batch's bodies
-    assert third.column("keyword").to_pylist() == ["START", "STOP"]
+    small = enrich.Enricher()
+    small(batch({"sid": "1", "body_text": "oui"}, {"sid": "2", "body_text": "non"}))
+    third = small(batch({"sid": "7", "body_text": "START"}, {"sid": "8", "body_text": "STOP"},
+                        {"sid": "9", "body_text": None}))
+    # started over from this batch's bodies
+    assert small._bodies.table.column("body").to_pylist() == ["START", "STOP"]
+    assert third.column("keyword").to_pylist() == ["START", "STOP", None]
+    assert third.column("computed_parts").to_pylist() == [1, 1, None]
