@@ -73,7 +73,11 @@ PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 50_000  # records per batch: memory in flight is a few batches
 _MEMORY_LIMIT = os.environ.get("SMSANALYTICS_MEMORY_LIMIT", "500MB")
 _LATER_MEMORY_LIMIT = "300MB"
-_CANDIDATES = RAW_SCHEMA.append(pa.field("record_no", pa.int64()))
+# Record candidates as the parse reads them: numbered, and their file as a number (the
+# file names are kept aside, see _Run._file_of).
+_CANDIDATES = RAW_SCHEMA.append(pa.field("record_no", pa.int64())).append(
+    pa.field("file_no", pa.int32())
+)
 # What de-duplication needs of each row written, and where the row was written.
 _KEYS = pa.schema(
     [
@@ -283,6 +287,7 @@ class _Run:
             f"SET memory_limit='{_MEMORY_LIMIT}'",
             f"SET temp_directory='{_sql_path(workdir / 'spill')}'",
             "SET preserve_insertion_order=false",
+            "SET enable_progress_bar=false",  # ours, on stderr, unless quiet
         ):
             self.con.execute(setting)
         self.con.execute(
@@ -308,6 +313,8 @@ class _Run:
         self.records = 0
         self.files = 0
         self.bytes = 0
+        self._file_names: list[str] = []  # a record's source_file, by file_no
+        self._file_nos: dict[str, int] = {}
         self._finished = False
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsanalytics-write")
         self._pending: deque[tuple[pa.Table, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
@@ -325,16 +332,19 @@ class _Run:
                 self.records += raw.num_rows
                 table = raw.append_column(
                     "record_no", arrow_ints(np.arange(first, self.records, dtype=np.int64))
-                ).cast(_CANDIDATES)
-                yield from table.to_batches()
+                ).append_column("file_no", self._file_numbers(raw.column("source_file")))
+                yield from table.cast(_CANDIDATES).to_batches()
 
         stream = pa.RecordBatchReader.from_batches(_CANDIDATES, numbered())
         self.con.register("_candidates", stream)
+        # The parse hands back each record's file as its number, not its name: a million
+        # copies of a path cost DuckDB and the writer a tenth of the conversion. (The sink
+        # works out each row's month partition, see dataset.month_groups.)
+        query = parse_sql("_candidates", keep=("record_no", "file_no"))
         try:
-            # (the sink works out each row's month partition, see dataset.month_groups)
-            parsed = self.con.sql(parse_sql("_candidates", keep=("record_no",))).to_arrow_reader(
-                _FLUSH_ROWS
-            )
+            parsed = self.con.sql(
+                f"SELECT * EXCLUDE (source_file) FROM ({query})"
+            ).to_arrow_reader(_FLUSH_ROWS)
             try:
                 for batch in parsed:
                     self._take(pa.Table.from_batches([batch]))
@@ -344,8 +354,33 @@ class _Run:
             self.con.unregister("_candidates")
         self._finish()
 
+    def _file_numbers(self, files: pa.ChunkedArray) -> pa.ChunkedArray:
+        """The number of each record's file (dictionary-encoded names) in this run."""
+        chunks = []
+        for chunk in files.chunks:
+            for name in chunk.dictionary.to_pylist():
+                if name not in self._file_nos:
+                    self._file_nos[name] = len(self._file_names)
+                    self._file_names.append(name)
+            numbers = np.array(
+                [self._file_nos[name] for name in chunk.dictionary.to_pylist()], dtype=np.int32
+            )
+            chunks.append(arrow_ints(numbers[chunk.indices.to_numpy(zero_copy_only=False)]))
+        return pa.chunked_array(chunks, pa.int32())
+
+    def _file_of(self, file_no: pa.ChunkedArray) -> pa.ChunkedArray:
+        """``source_file`` from the files' numbers: dictionary-encoded, no copies."""
+        names = pa.array(self._file_names, pa.string())
+        return pa.chunked_array(
+            [pa.DictionaryArray.from_arrays(c, names) for c in file_no.chunks],
+            pa.dictionary(pa.int32(), pa.string()),
+        )
+
     def _take(self, parsed: pa.Table) -> None:
         """File the rejects of a parsed batch and send its good rows to the sink."""
+        parsed = parsed.append_column(
+            "source_file", self._file_of(parsed.column("file_no"))
+        ).drop_columns(["file_no"])
         good = self._drop_duplicates(self._file_rejects(parsed))
         if not good.num_rows:
             return
