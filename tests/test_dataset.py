@@ -122,3 +122,12 @@ def test_month_groups_follow_the_calendar_in_utc():
     want = [f"{t.year:04d}-{t.month:02d}" for t in instants]
     assert got == [*want, "2025-03", "2025-04", "unknown"]
     assert keys[-1] == "unknown" and len(set(keys)) == len(keys)
+
+
+def test_rows_already_in_month_order_land_in_their_files(tmp_path):
+    with ds.PartitionWriter(tmp_path, partition_by="month") as w:
+        file_no, pos = w.write(messages(["a", "b", "c", "d"],
+                                        ["2025-01", "2025-01", "2025-02", "2025-02"]))
+    contents = {n: pq.read_table(p).column("sid").to_pylist() for n, p in enumerate(w.paths)}
+    assert [contents[f][p] for f, p in zip(file_no, pos, strict=True)] == ["a", "b", "c", "d"]
+    assert sorted(contents.values()) == [["a", "b"], ["c", "d"]]
