@@ -300,24 +300,25 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
             )
         )
     # status_history: each entry's `at` is read like the other timestamps (blank ends
-    # trimmed, blank is null). Most histories are non-null entries whose `at` has no
-    # blank ends (`plain_history`): one cast of the whole list then reads every `at` (one
-    # that fails becomes null), and an entry is bad when its `at` is null or out of range.
+    # trimmed, blank is null). One cast reads the whole list (an `at` that fails becomes
+    # null; the cast itself skips ASCII white space, and gives what trimming first gives
+    # whenever it succeeds). Most histories come out whole (`plain_history`: every entry
+    # has an `at` in range) and are kept as cast; the others are read entry by entry, as
+    # the general reading.
     picked["v_history"] = "w.statusHistory"
-    valued["plain_history"] = (
-        "list_bool_and(list_transform(v_history, lambda h: "
-        f"h.at IS NOT NULL AND {_no_blank_ends('h.at')})) IS NOT FALSE"
+    valued["h_cast"] = f"TRY_CAST(v_history AS {_HISTORY_TYPE})"
+    typed["plain_history"] = (
+        "list_bool_and(list_transform(h_cast, lambda h: coalesce(h.at BETWEEN "
+        f"TIMESTAMPTZ '{_TS_MIN}' AND TIMESTAMPTZ '{_TS_MAX}', false))) IS NOT FALSE"
     )
-    # Otherwise each entry is read on its own, as the general reading.
-    typed["status_history"] = (
-        f"CASE WHEN plain_history THEN TRY_CAST(v_history AS {_HISTORY_TYPE}) "
+    retyped["status_history"] = (
+        "CASE WHEN plain_history THEN h_cast "
         "ELSE list_transform(v_history, lambda h: {'before': h.before, 'after': h.after, "
         f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}}) END"
     )
     checks.append(
         (
-            "CASE WHEN plain_history THEN coalesce(list_bool_or(list_transform("
-            f"status_history, lambda h: h.at IS NULL OR {_out_of_range('h.at')})), false)"
+            "CASE WHEN plain_history THEN false"
             " ELSE coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
             " AND list_bool_or(list_transform(v_history, lambda h: nullif(trim(h.at), '')"
             " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)"
