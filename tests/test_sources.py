@@ -176,7 +176,7 @@ def test_unknown_enum_values_are_kept():
 
 
 # The parser takes shortcuts for the common case: values without blank ends are not
-# trimmed, a status history whose entries all have such an `at` is cast whole, `updated`
+# trimmed, a status history cast whole is kept when every `at` comes out in range, `updated`
 # with the same text as `delivered` is not parsed again, a one-digit parts is cast
 # directly. The tests below compare them with the general reading, written out in SQL.
 
