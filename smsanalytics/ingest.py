@@ -288,9 +288,12 @@ class _Run:
             f"SET memory_limit='{_MEMORY_LIMIT}'",
             f"SET temp_directory='{_sql_path(workdir / 'spill')}'",
             "SET preserve_insertion_order=false",
-            "SET enable_progress_bar=false",  # ours, on stderr, unless quiet
         ):
             self.con.execute(setting)
+        try:  # the progress bar is ours (stderr, unless quiet), not DuckDB's (stdout)
+            self.con.execute("SET enable_progress_bar=false")
+        except duckdb.Error:  # in Jupyter, DuckDB wants ipywidgets to change it
+            pass
         self.con.execute(
             "CREATE TABLE rejects (source_file VARCHAR, source_line BIGINT, reason VARCHAR, "
             "text VARCHAR)"
