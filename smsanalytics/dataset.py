@@ -588,6 +588,8 @@ class PartitionWriter:
             groups, indices = month_groups(table)
         else:
             groups, indices = [""] if n else [], None
+        # Enumerated columns become dictionaries before the reordering: cheaper to move.
+        table = table.select(MESSAGE_SCHEMA.names).cast(MESSAGE_SCHEMA)
         if len(groups) > 1:  # one reordering, then each month is a slice
             order = None
             if np.any(indices[1:] < indices[:-1]):  # not already in month order
@@ -596,7 +598,6 @@ class PartitionWriter:
             sizes = np.bincount(indices, minlength=len(groups))
         else:
             order, sizes = None, np.array([n] if groups else [], dtype=np.int64)
-        table = table.select(MESSAGE_SCHEMA.names)
         start_row = 0
         for key, size in zip(groups, sizes.tolist(), strict=True):
             rows = slice(start_row, start_row + size) if order is None else order[
@@ -629,7 +630,7 @@ class PartitionWriter:
         tables = self._buffers.pop(key, [])
         self._buffered[key] = 0
         if tables:
-            table = pa.concat_tables(tables).cast(MESSAGE_SCHEMA)
+            table = pa.concat_tables(tables)
             self._writers[key].write_table(table, row_group_size=_ROW_GROUP_ROWS)
 
     def close(self, *, flush: bool = True) -> None:
