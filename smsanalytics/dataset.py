@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -637,8 +638,9 @@ class PartitionWriter:
         """Flush the buffers (unless told not to: the files are being abandoned) and close
         every file."""
         try:
-            for key in list(self._buffers) if flush else []:
-                self._flush(key)
+            if flush and self._buffers:  # the months' last rows, written side by side
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    list(pool.map(self._flush, list(self._buffers)))
         finally:
             for w in self._writers.values():
                 w.close()

@@ -635,6 +635,7 @@ def _produce(
     """
     pending: list[pa.Table] = []
     rows = 0
+    first = True  # the first batch goes at once: the parse starts sooner
     try:
         for inp in inputs:
             for raw in iter_raw_batches(inp, progress):
@@ -642,9 +643,9 @@ def _produce(
                     return
                 pending.append(raw)
                 rows += len(raw)
-                if rows >= _FLUSH_ROWS:
+                if rows >= _FLUSH_ROWS or first:
                     out.put(pa.concat_tables(pending))
-                    pending, rows = [], 0
+                    pending, rows, first = [], 0, False
             out.put(inp)
         if pending:
             out.put(pa.concat_tables(pending))
