@@ -52,7 +52,7 @@ from . import privacy
 from .errors import DatasetError, StrictModeError
 from .readers import InputFile, arrow_ints, find_inputs, iter_raw_batches
 from .schema import MESSAGE_SCHEMA, RAW_SCHEMA
-from .sources import parse_sql
+from .sources import UNPARSED_COLUMNS, parse_sql
 
 if TYPE_CHECKING:  # pandas and the enrichment (phonenumbers' data) take a second to import
     import pandas as pd
@@ -349,8 +349,10 @@ class _Run:
         # works out each row's month partition, see dataset.month_groups.)
         query = parse_sql("_candidates", keep=("record_no", "file_no"))
         try:
+            # (nor the columns no record supplies: they are added as nulls, see _take)
+            left_out = ", ".join(("source_file", *UNPARSED_COLUMNS))
             parsed = self.con.sql(
-                f"SELECT * EXCLUDE (source_file), hash(sid) AS sid_hash FROM ({query})"
+                f"SELECT * EXCLUDE ({left_out}), hash(sid) AS sid_hash FROM ({query})"
             ).to_arrow_reader(_FLUSH_ROWS)
             try:
                 for batch in parsed:
@@ -388,6 +390,9 @@ class _Run:
         parsed = parsed.append_column(
             "source_file", self._file_of(parsed.column("file_no"))
         ).drop_columns(["file_no"])
+        for name in UNPARSED_COLUMNS:
+            field = MESSAGE_SCHEMA.field(name)
+            parsed = parsed.append_column(field, pa.nulls(parsed.num_rows, field.type))
         good = self._drop_duplicates(self._file_rejects(parsed))
         if not good.num_rows:
             return

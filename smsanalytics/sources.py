@@ -29,6 +29,7 @@ import pyarrow as pa
 from .schema import COLUMNS, MESSAGE_SCHEMA, duckdb_type
 
 __all__ = [
+    "UNPARSED_COLUMNS",
     "INBOUND_SMS_EVENT",
     "WEBHOOK_FIELDS",
     "ACTIONS_FIELDS",
@@ -89,6 +90,15 @@ ACTIONS_FIELDS: dict[str, str] = {
 
 #: Webhook envelope field -> canonical column.
 ENVELOPE_FIELDS: dict[str, str] = {"id": "event_id", "at": "event_at", "try": "event_try"}
+
+#: Columns no record shape supplies (filled by the enrichment): :func:`parse_sql` gives
+#: them as nulls.
+UNPARSED_COLUMNS: tuple[str, ...] = tuple(
+    name
+    for name in MESSAGE_SCHEMA.names
+    if name not in {*WEBHOOK_FIELDS.values(), *ACTIONS_FIELDS.values(),
+                    *ENVELOPE_FIELDS.values(), "source", "source_file", "source_line"}
+)  # fmt: skip
 
 # Every scalar is extracted as text and cast in SQL, so that "2" and 2 read alike and a
 # bad value can be reported rather than turned into null by the JSON reader.

@@ -281,3 +281,19 @@ def test_parts_one_digit_or_more():
     assert [r["parts"] for r in rows] == [expected for _, expected in cases]
     rejected = [(r["reject_reason"] or "").startswith("parts") for r in rows]
     assert rejected == [e is None and p not in ("", None) for p, e in cases]
+
+
+def test_unparsed_columns_are_exactly_those_the_parse_leaves_null():
+    from smsanalytics.sources import UNPARSED_COLUMNS
+
+    recs = [json.dumps(WEBHOOK), json.dumps(ACTIONS), json.dumps({"sms": ACTIONS})]
+    rows = parse(*recs)
+    always_null = {
+        name for name in MESSAGE_SCHEMA.names if all(r[name] is None for r in rows)
+    }
+    # Columns some shape supplies but these records leave empty are not "unparsed".
+    assert set(UNPARSED_COLUMNS) <= always_null
+    assert "from_country" not in UNPARSED_COLUMNS and "status_history" not in UNPARSED_COLUMNS
+    assert set(UNPARSED_COLUMNS) == {
+        "from_carrier", "network_country", "network_operator", "computed_encoding",
+        "computed_parts", "unicode_chars", "keyword"}  # fmt: skip
