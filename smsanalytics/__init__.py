@@ -2,7 +2,8 @@
 
 The public names below are imported on first use (PEP 562), so that ``import
 smsanalytics`` and the command line start quickly: pandas, matplotlib and phonenumbers'
-data together take more than a second to import, and a conversion needs none of them.
+data together take more than a second to import, and a conversion needs none of them
+before its first batch is parsed.
 """
 
 from __future__ import annotations

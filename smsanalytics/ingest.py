@@ -320,8 +320,7 @@ class _Run:
         self.records = 0
         self.files = 0
         self.bytes = 0
-        self._file_names: list[str] = []  # a record's source_file, by file_no
-        self._file_nos: dict[str, int] = {}
+        self._file_nos: dict[str, int] = {}  # source_file -> its number (in order)
         self._finished = False
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsanalytics-write")
         self._pending: deque[tuple[pa.Table, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
@@ -367,19 +366,16 @@ class _Run:
         """The number of each record's file (dictionary-encoded names) in this run."""
         chunks = []
         for chunk in files.chunks:
-            for name in chunk.dictionary.to_pylist():
-                if name not in self._file_nos:
-                    self._file_nos[name] = len(self._file_names)
-                    self._file_names.append(name)
-            numbers = np.array(
-                [self._file_nos[name] for name in chunk.dictionary.to_pylist()], dtype=np.int32
-            )
+            names = chunk.dictionary.to_pylist()
+            for name in names:
+                self._file_nos.setdefault(name, len(self._file_nos))
+            numbers = np.array([self._file_nos[name] for name in names], dtype=np.int32)
             chunks.append(arrow_ints(numbers[chunk.indices.to_numpy(zero_copy_only=False)]))
         return pa.chunked_array(chunks, pa.int32())
 
     def _file_of(self, file_no: pa.ChunkedArray) -> pa.ChunkedArray:
         """``source_file`` from the files' numbers: dictionary-encoded, no copies."""
-        names = pa.array(self._file_names, pa.string())
+        names = pa.array(list(self._file_nos), pa.string())
         return pa.chunked_array(
             [pa.DictionaryArray.from_arrays(c, names) for c in file_no.chunks],
             pa.dictionary(pa.int32(), pa.string()),
@@ -464,8 +460,9 @@ class _Run:
         record.
         """
         con = self.con
-        # As many distinct hashes as keys proves every sid distinct; fewer means a sid in
-        # two batches (or, once in billions of runs, two sids with one hash: ranked alike).
+        # As many distinct hashes as keys proves every sid distinct. Fewer means a sid in
+        # two batches, or (once in billions of runs) two sids with one hash: either way
+        # the exact ranking below, by sid, decides.
         n_keys, n_hashes = _row(con, "SELECT count(*), count(DISTINCT sid_hash) FROM keys")
         if n_keys > n_hashes:
             con.execute(

@@ -332,3 +332,22 @@ def test_garbage_collector_paused_during_the_parse_and_restored(tmp_path, monkey
         assert not gc.isenabled()  # the caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_each_row_keeps_the_file_it_came_from(tmp_path, monkeypatch):
+    from smsanalytics import ingest
+
+    monkeypatch.setattr(ingest, "_FLUSH_ROWS", 2)  # files spread over several batches
+    files = []
+    for f in range(3):
+        path = tmp_path / f"day{f}.jsonl"
+        path.write_text("".join(
+            json.dumps({"sid": f"f{f}-{i}", "from": "+33612345678", "to": "+33798765432",
+                        "created": f"2025-0{f + 1}-01T00:00:00Z"}) + "\n" for i in range(3)))
+        files.append(path)
+    smsanalytics.convert(files, tmp_path / "out", quiet=True, enrich_rows=False)
+    df = smsanalytics.read_dataset(tmp_path / "out")
+    got = dict(zip(df["sid"], df["source_file"], strict=True))
+    assert len(got) == 9
+    for sid, source in got.items():
+        assert source == str(files[int(sid[1])]), (sid, source)

@@ -18,6 +18,11 @@ def test_every_public_name_resolves(name: str) -> None:
     assert name in dir(smsanalytics)
 
 
+def test_the_lazy_names_are_the_public_ones() -> None:
+    errors = {n for n in smsanalytics.__all__ if n.endswith("Error")}
+    assert set(smsanalytics._LAZY) | {"queries"} | errors == set(smsanalytics.__all__)
+
+
 def test_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_thing"):
         smsanalytics.no_such_thing  # noqa: B018
