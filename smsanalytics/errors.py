@@ -15,11 +15,34 @@ __all__ = [
     "StrictModeError",
     "KeyFileError",
     "PrivacyOptionsError",
+    "ArgumentError",
+    "OutputPathError",
 ]
 
 
 class SmsAnalyticsError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    Subclasses keep their context as attributes and pickle with it (``__reduce__`` rebuilds
+    them from their constructor arguments), so they survive Spark and multiprocessing workers.
+    """
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), tuple(getattr(self, "_init_args", self.args)))
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Remember each instance's constructor arguments for __reduce__, whatever its signature.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        def __init__(self, *args: object, _init=init, **kw: object) -> None:  # noqa: N807
+            self._init_args = args + tuple(kw.values())
+            _init(self, *args, **kw)
+
+        __init__.__doc__ = init.__doc__
+        cls.__init__ = __init__  # type: ignore[method-assign]
 
 
 class InputError(SmsAnalyticsError, ValueError):
@@ -73,6 +96,46 @@ class KeyFileError(SmsAnalyticsError, ValueError):
         The key file.
     reason : str
         What is wrong, in words a user can act on.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class ArgumentError(SmsAnalyticsError, ValueError):
+    """A value a user gave (an option, a parameter) is not valid: checked at the door.
+
+    Parameters
+    ----------
+    name : str
+        The option or parameter, as the user wrote it (``"--tz"``, ``"start"``).
+    value : object
+        What was given.
+    reason : str
+        What is wrong and what would be right, in words a user can act on.
+    """
+
+    def __init__(self, name: str, value: object, reason: str) -> None:
+        self.name = name
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{name} {value!r}: {reason}")
+
+
+class OutputPathError(SmsAnalyticsError, ValueError):
+    """An output path we were asked to write is not safe to write.
+
+    It is one of the inputs, a device, a FIFO, a symlink to elsewhere, or something that is
+    not ours. Raised before anything is read or written.
+
+    Parameters
+    ----------
+    path : str
+        The output path.
+    reason : str
+        Why it is refused.
     """
 
     def __init__(self, path: str, reason: str) -> None:
