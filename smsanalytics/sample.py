@@ -1327,7 +1327,10 @@ def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) ->
 
     # Envelopes of another event type, in line files and as an event file.
     for month in (1, 4):
-        at = datetime(2025, month, 9 + r, 14, 3, 7, 250000, tzinfo=_UTC)
+        # A day per round for 20 rounds, then minutes: any number of rounds stays in its month.
+        at = datetime(2025, month, 9, 14, 3, 7, 250000, tzinfo=_UTC) + timedelta(
+            days=r % 20, minutes=r // 20
+        )
         call = {
             "callid": "".join(rng.choice(_SID_CHARS) for _ in range(8)),
             "from": "+33612345678",
@@ -1338,7 +1341,7 @@ def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) ->
             at, _compact(_envelope(_event_id(rng, at), at, "pdszbxss", 0, call, "v2.call.ended"))
         )
         arc.count("other_event_type")
-    at = datetime(2025, 3, 2 + r, 11, 0, 0, tzinfo=_UTC)
+    at = datetime(2025, 3, 2, 11, 0, 0, tzinfo=_UTC) + timedelta(days=r % 20, minutes=r // 20)
     eid = _event_id(rng, at)
     arc.events[f"events/evt_{eid}.json"] = _envelope(
         eid, at, "pdszbxss", 0, {"callid": "w2k9xq1z", "duration": 12}, "v2.call.ended"

@@ -42,3 +42,24 @@ def test_public_names_have_docstrings(name):
 def test_package_exports_exist():
     for public in smsanalytics.__all__:
         assert hasattr(smsanalytics, public)
+
+
+def test_make_demo_writes_the_paths_the_readme_names(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None or not (ROOT / ".venv" / "bin" / "smsanalytics").exists():
+        pytest.skip("needs make and the project's .venv")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sentence = re.search(r"`make demo` writes (.*?)\.\s", readme, re.S)
+    assert sentence, "the README no longer says what `make demo` writes"
+    named = re.findall(r"`out/([^`]+)`", sentence.group(1))
+    assert len(named) >= 3, named
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["make", "-s", "demo", f"OUT={out}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    for rel in named:
+        assert (out / rel).exists(), f"README names out/{rel}, which make demo did not write"

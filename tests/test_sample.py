@@ -465,3 +465,13 @@ def test_webhook_jsonl_million_rows_under_a_minute(tmp_path: Path) -> None:
     path.unlink()  # 450 MB: do not leave it in pytest's kept temporary folders
     assert elapsed < 60
     assert 350e6 < size < 550e6
+
+
+@pytest.mark.slow
+def test_large_n_keeps_every_date_valid(tmp_path: Path) -> None:
+    # n >= 23,000 used to fail with "day is out of range for month": a round of broken
+    # records put its day of month at 9 + round.
+    m = write_sample(tmp_path / "big", n=25_000, seed=5)
+    read = Read(m.root)
+    assert m.records == m.messages + m.duplicates + m.rejects == read.records
+    assert m.messages == len(read.final) == 25_000
