@@ -43,6 +43,7 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "foreign_files",
     "PartitionWriter",
     "write_partitioned",
     "rewrite_file",
@@ -263,15 +264,59 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
+def foreign_files(path: Path) -> list[Path]:
+    """What the dataset directory `path` holds that the dataset did not write.
+
+    The dataset writes its manifest, its Parquet files (:func:`dataset_files`: every
+    reader takes any such file for data) and the ``month=`` folders holding them.
+    Anything else (notes, a copied archive, a rejects file, a folder, a link) is the
+    user's. Returned relative to `path`, folders before what they hold; links are not
+    followed.
+    """
+    ours = {path / MANIFEST_NAME, *dataset_files(path)}
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(path):
+        here = Path(folder)
+        for name in sorted(dirs):
+            entry = here / name
+            if entry.is_symlink() or not name.startswith(PARTITION_DIR_PREFIX) or here != path:
+                found.append(entry.relative_to(path))
+        found.extend((here / f).relative_to(path) for f in sorted(files) if here / f not in ours)
+    return found
+
+
+def _carry_foreign(src: Path, dst: Path, *, move: bool) -> None:
+    """Give the new version `dst` the user's files of `src`: hard links (or copies), or
+    moved when `src` is about to be removed. What `dst` has already is left."""
+    for rel in foreign_files(src):
+        a, b = src / rel, dst / rel
+        if os.path.lexists(b):
+            continue
+        b.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.rename(a, b)
+        elif a.is_dir() and not a.is_symlink():
+            b.mkdir()
+        else:
+            try:
+                os.link(a, b, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(a, b, follow_symlinks=False)
+
+
 def commit_version(staging: Path, out: Path) -> None:
     """Make the directory `staging` the dataset `out`, in one atomic step where possible.
 
     On Linux the two directories are exchanged atomically, so a reader or a crash sees
     either the old version or the new one, whole. Elsewhere there is a short moment
-    between two renames when `out` does not exist.
+    between two renames when `out` does not exist. What the user keeps in `out` that the
+    dataset did not write (:func:`foreign_files`) goes into the new version: linked
+    before the swap, and anything that appeared since moved after it.
     """
+    if out.is_dir():
+        _carry_foreign(out, staging, move=False)
     for f in staging.rglob("*"):
-        if f.is_file():
+        if f.is_file() and not f.is_symlink():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     if not out.exists():
@@ -283,7 +328,8 @@ def commit_version(staging: Path, out: Path) -> None:
         os.rename(out, old)
         os.rename(staging, out)
         staging = old
-    if staging.exists():
+    if staging.exists():  # the previous version
+        _carry_foreign(staging, out, move=True)
         shutil.rmtree(staging, ignore_errors=True)
     _fsync_dir(out.parent)
 

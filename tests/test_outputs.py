@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import smsanalytics
+from smsanalytics import dataset as ds
 from smsanalytics.cli import main
 from smsanalytics.errors import OutputPathError
 from smsanalytics.paths import check_output_path
@@ -184,3 +185,56 @@ def test_pseudonymize_into_a_symlink_is_refused(archive, tmp_path):
     r = _cli("pseudonymize", tmp_path / "ds", "--out", tmp_path / "anon", "--key-file", key)
     _one_line_error(r, "symbolic link")
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# -- files the dataset did not write ------------------------------------------------------
+
+
+def _plant(out: Path) -> dict[str, bytes]:
+    """Put the user's things into a dataset folder; return what each file holds."""
+    month = next(p for p in out.iterdir() if p.is_dir())
+    things = {
+        "NOTES.txt": b"my notes\n",
+        "more.jsonl": (_record("copied") + "\n").encode(),
+        "ds.rejects.jsonl": b"",
+        "docs/readme.md": b"# about this data\n",
+        f"{month.name}/checked.txt": b"checked by Ann\n",
+        ".hidden": b"dot file\n",
+    }
+    for rel, data in things.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    (out / "link-to-notes").symlink_to("NOTES.txt")
+    (out / "empty-folder").mkdir()
+    return things
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["add", "overwrite"])
+def test_files_the_dataset_did_not_write_survive_a_conversion(tmp_path, write, overwrite):
+    out = tmp_path / "ds"
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    things = _plant(out)
+    s = smsanalytics.convert(
+        [write("b.jsonl", _record("b") + "\n")], out, quiet=True, overwrite=overwrite
+    )
+    assert s.written == 1
+    for rel, data in things.items():
+        assert (out / rel).read_bytes() == data, rel
+    assert os.readlink(out / "link-to-notes") == "NOTES.txt"
+    assert (out / "empty-folder").is_dir()
+    sids = set(smsanalytics.read_dataset(out)["sid"])
+    assert sids == ({"b"} if overwrite else {"a", "b"})
+
+
+def test_a_file_added_during_the_conversion_survives_the_swap(tmp_path, write, monkeypatch):
+    out = tmp_path / "ds"
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    real_exchange = ds._exchange
+
+    def exchange_after_a_late_file(a: Path, b: Path) -> bool:
+        (out / "late.txt").write_text("written while converting")
+        return real_exchange(a, b)
+
+    monkeypatch.setattr(ds, "_exchange", exchange_after_a_late_file)
+    smsanalytics.convert([write("b.jsonl", _record("b") + "\n")], out, quiet=True)
+    assert (out / "late.txt").read_text() == "written while converting"
