@@ -11,10 +11,13 @@ counts; it is not part of the data.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 import time
 import uuid
@@ -189,23 +192,46 @@ def stage_prefix(out: Path) -> str:
     return _sibling(out, "stage")
 
 
+def _new_sibling_dir(out: Path, kind: str) -> Path:
+    # mkdir is exclusive and never follows a link someone put in the way.
+    path = out.parent / f"{_sibling(out, kind)}{uuid.uuid4().hex}"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def new_stage_dir(out: Path) -> Path:
+    """Create and return an empty scratch directory beside `out` for one conversion."""
+    return _new_sibling_dir(out, "stage")
+
+
 def new_version_dir(out: Path) -> Path:
     """Create and return an empty directory beside `out` to build its next version in."""
-    path = out.parent / f"{_sibling(out, 'version')}{uuid.uuid4().hex}"
-    path.mkdir()
-    return path
+    return _new_sibling_dir(out, "version")
+
+
+def _leftover_names(out: Path) -> re.Pattern[str]:
+    """The exact names of `out`'s scratch and version directories (names are matched
+    literally: a dataset called ``*`` or ``ds[1]`` means no other dataset's)."""
+    kinds = "|".join(re.escape(_sibling(out, k)) for k in ("stage", "version"))
+    return re.compile(f"(?:{kinds})(?:old-)?[0-9a-f]{{32}}")
 
 
 def clean_leftovers(out: Path) -> list[Path]:
     """Remove what an interrupted conversion into `out` left beside it; return it.
 
     Call with the dataset's lock held: then no other run is using these directories.
+    Only real directories with exactly these names are removed, never a link.
     """
+    names = _leftover_names(out)
     removed = []
-    for prefix in (stage_prefix(out), _sibling(out, "version")):
-        for p in out.parent.glob(prefix + "*"):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+    try:
+        entries = list(os.scandir(out.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if names.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
     return removed
 
 
@@ -347,6 +373,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _open_lock(out: Path) -> Any:
+    """Open (or create) the lock file of `out`, never through a link to another file.
+
+    A symbolic link there, or a file with other names (a hard link), could make the
+    lock's ``pid`` line overwrite someone else's file: refused.
+    """
+    path = out.parent / f".{out.name}.lock"
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o644)  # O_NONBLOCK: a FIFO cannot hang us
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DatasetError(
+                str(out), f"its lock file {path} is a symbolic link; remove the link"
+            ) from None
+        raise
+    st = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "is not a regular file"
+    elif st.st_nlink != 1:
+        problem = "has other names (hard links)"
+    if problem:
+        os.close(fd)
+        raise DatasetError(str(out), f"its lock file {path} {problem}; remove it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "r+")
+
+
 @contextmanager
 def locked(out: Path, *, timeout: float = 60.0) -> Iterator[None]:
     """Hold the exclusive write lock of dataset `out` (a file beside it).
@@ -356,8 +411,7 @@ def locked(out: Path, *, timeout: float = 60.0) -> Iterator[None]:
     DatasetLockedError
         If another process still holds it after `timeout` seconds.
     """
-    path = out.parent / f".{out.name}.lock"
-    fh = open(path, "a+")  # noqa: SIM115
+    fh = _open_lock(out)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -599,7 +599,7 @@ def _workdir(out: Path | None) -> Iterator[Path]:
     if out is None:
         path = Path(tempfile.mkdtemp(prefix="smsanalytics-stage-"))
     else:
-        path = Path(tempfile.mkdtemp(prefix=ds.stage_prefix(out), dir=out.parent))
+        path = ds.new_stage_dir(out)
     try:
         yield path
     finally:

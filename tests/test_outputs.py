@@ -238,3 +238,46 @@ def test_a_file_added_during_the_conversion_survives_the_swap(tmp_path, write, m
     monkeypatch.setattr(ds, "_exchange", exchange_after_a_late_file)
     smsanalytics.convert([write("b.jsonl", _record("b") + "\n")], out, quiet=True)
     assert (out / "late.txt").read_text() == "written while converting"
+
+
+# -- the lock and the scratch folders ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["symlink", "hard link"])
+def test_the_lock_never_writes_through_a_link(archive, tmp_path, how):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    lock = tmp_path / ".ds.lock"
+    if how == "symlink":
+        lock.symlink_to(victim)
+    else:
+        os.link(victim, lock)
+    r = _cli("convert", archive, "--out", tmp_path / "ds")
+    _one_line_error(r, "lock file", "remove")
+    assert victim.read_text() == "precious"
+
+
+def _scratch(parent: Path, name: str, kind: str = "stage") -> Path:
+    path = parent / f".{name}.{kind}-{'0' * 32}"
+    path.mkdir()
+    (path / "keys.parquet").write_bytes(b"in use")
+    return path
+
+
+@pytest.mark.parametrize("name", ["*", "ds[1]", "?s", "d", "ds.stage-x"])
+def test_cleanup_matches_its_own_names_literally(archive, tmp_path, name):
+    others = [_scratch(tmp_path, n) for n in ("ds", "ds1", "other", "ds.stage-x.x")]
+    others = [o for o in others if not o.name.startswith(f".{name}.stage-")]
+    own = [_scratch(tmp_path, name), _scratch(tmp_path, name, "version")]
+    smsanalytics.convert([archive], tmp_path / name, quiet=True)
+    assert all(o.is_dir() for o in others), name
+    assert not any(o.exists() for o in own), name
+
+
+def test_cleanup_never_follows_a_link_named_like_a_leftover(archive, tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "data.txt").write_text("mine")
+    (tmp_path / f".ds.stage-{'0' * 32}").symlink_to(keep)
+    smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
+    assert (keep / "data.txt").read_text() == "mine"
