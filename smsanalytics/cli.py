@@ -187,8 +187,10 @@ def pseudonymize(
     dataset: str, out: str, key_file: str | None, redact_bodies: bool, recipients: bool
 ) -> None:
     """Write a pseudonymised copy of DATASET: sender numbers as keyed tokens."""
+    from .paths import check_output_path
     from .privacy import pseudonymize_dataset
 
+    check_output_path(out, inputs=[dataset], kind="dataset")
     key = _key(key_file is not None or not redact_bodies, key_file)
     rows = pseudonymize_dataset(
         dataset, out, key=key, redact_bodies=redact_bodies, pseudonymize_recipients=recipients

@@ -11,10 +11,13 @@ counts; it is not part of the data.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 import time
 import uuid
@@ -43,6 +46,7 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "foreign_files",
     "PartitionWriter",
     "write_partitioned",
     "rewrite_file",
@@ -188,23 +192,46 @@ def stage_prefix(out: Path) -> str:
     return _sibling(out, "stage")
 
 
+def _new_sibling_dir(out: Path, kind: str) -> Path:
+    # mkdir is exclusive and never follows a link someone put in the way.
+    path = out.parent / f"{_sibling(out, kind)}{uuid.uuid4().hex}"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def new_stage_dir(out: Path) -> Path:
+    """Create and return an empty scratch directory beside `out` for one conversion."""
+    return _new_sibling_dir(out, "stage")
+
+
 def new_version_dir(out: Path) -> Path:
     """Create and return an empty directory beside `out` to build its next version in."""
-    path = out.parent / f"{_sibling(out, 'version')}{uuid.uuid4().hex}"
-    path.mkdir()
-    return path
+    return _new_sibling_dir(out, "version")
+
+
+def _leftover_names(out: Path) -> re.Pattern[str]:
+    """The exact names of `out`'s scratch and version directories (names are matched
+    literally: a dataset called ``*`` or ``ds[1]`` means no other dataset's)."""
+    kinds = "|".join(re.escape(_sibling(out, k)) for k in ("stage", "version"))
+    return re.compile(f"(?:{kinds})(?:old-)?[0-9a-f]{{32}}")
 
 
 def clean_leftovers(out: Path) -> list[Path]:
     """Remove what an interrupted conversion into `out` left beside it; return it.
 
     Call with the dataset's lock held: then no other run is using these directories.
+    Only real directories with exactly these names are removed, never a link.
     """
+    names = _leftover_names(out)
     removed = []
-    for prefix in (stage_prefix(out), _sibling(out, "version")):
-        for p in out.parent.glob(prefix + "*"):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+    try:
+        entries = list(os.scandir(out.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if names.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
     return removed
 
 
@@ -263,15 +290,59 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
+def foreign_files(path: Path) -> list[Path]:
+    """What the dataset directory `path` holds that the dataset did not write.
+
+    The dataset writes its manifest, its Parquet files (:func:`dataset_files`: every
+    reader takes any such file for data) and the ``month=`` folders holding them.
+    Anything else (notes, a copied archive, a rejects file, a folder, a link) is the
+    user's. Returned relative to `path`, folders before what they hold; links are not
+    followed.
+    """
+    ours = {path / MANIFEST_NAME, *dataset_files(path)}
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(path):
+        here = Path(folder)
+        for name in sorted(dirs):
+            entry = here / name
+            if entry.is_symlink() or not name.startswith(PARTITION_DIR_PREFIX) or here != path:
+                found.append(entry.relative_to(path))
+        found.extend((here / f).relative_to(path) for f in sorted(files) if here / f not in ours)
+    return found
+
+
+def _carry_foreign(src: Path, dst: Path, *, move: bool) -> None:
+    """Give the new version `dst` the user's files of `src`: hard links (or copies), or
+    moved when `src` is about to be removed. What `dst` has already is left."""
+    for rel in foreign_files(src):
+        a, b = src / rel, dst / rel
+        if os.path.lexists(b):
+            continue
+        b.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.rename(a, b)
+        elif a.is_dir() and not a.is_symlink():
+            b.mkdir()
+        else:
+            try:
+                os.link(a, b, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(a, b, follow_symlinks=False)
+
+
 def commit_version(staging: Path, out: Path) -> None:
     """Make the directory `staging` the dataset `out`, in one atomic step where possible.
 
     On Linux the two directories are exchanged atomically, so a reader or a crash sees
     either the old version or the new one, whole. Elsewhere there is a short moment
-    between two renames when `out` does not exist.
+    between two renames when `out` does not exist. What the user keeps in `out` that the
+    dataset did not write (:func:`foreign_files`) goes into the new version: linked
+    before the swap, and anything that appeared since moved after it.
     """
+    if out.is_dir():
+        _carry_foreign(out, staging, move=False)
     for f in staging.rglob("*"):
-        if f.is_file():
+        if f.is_file() and not f.is_symlink():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     if not out.exists():
@@ -283,7 +354,8 @@ def commit_version(staging: Path, out: Path) -> None:
         os.rename(out, old)
         os.rename(staging, out)
         staging = old
-    if staging.exists():
+    if staging.exists():  # the previous version
+        _carry_foreign(staging, out, move=True)
         shutil.rmtree(staging, ignore_errors=True)
     _fsync_dir(out.parent)
 
@@ -301,6 +373,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _open_lock(out: Path) -> Any:
+    """Open (or create) the lock file of `out`, never through a link to another file.
+
+    A symbolic link there, or a file with other names (a hard link), could make the
+    lock's ``pid`` line overwrite someone else's file: refused.
+    """
+    path = out.parent / f".{out.name}.lock"
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o644)  # O_NONBLOCK: a FIFO cannot hang us
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DatasetError(
+                str(out), f"its lock file {path} is a symbolic link; remove the link"
+            ) from None
+        raise
+    st = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "is not a regular file"
+    elif st.st_nlink != 1:
+        problem = "has other names (hard links)"
+    if problem:
+        os.close(fd)
+        raise DatasetError(str(out), f"its lock file {path} {problem}; remove it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "r+")
+
+
 @contextmanager
 def locked(out: Path, *, timeout: float = 60.0) -> Iterator[None]:
     """Hold the exclusive write lock of dataset `out` (a file beside it).
@@ -310,8 +411,7 @@ def locked(out: Path, *, timeout: float = 60.0) -> Iterator[None]:
     DatasetLockedError
         If another process still holds it after `timeout` seconds.
     """
-    path = out.parent / f".{out.name}.lock"
-    fh = open(path, "a+")  # noqa: SIM115
+    fh = _open_lock(out)
     try:
         deadline = time.monotonic() + timeout
         while True:

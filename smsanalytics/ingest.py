@@ -49,7 +49,8 @@ import pyarrow.parquet as pq
 
 from . import dataset as ds
 from . import privacy
-from .errors import DatasetError, StrictModeError
+from .errors import DatasetError, OutputPathError, StrictModeError
+from .paths import check_output_path, same_file
 from .readers import InputFile, arrow_ints, find_inputs, iter_raw_batches
 from .schema import MESSAGE_SCHEMA, RAW_SCHEMA
 from .sources import UNPARSED_COLUMNS, parse_sql
@@ -598,7 +599,7 @@ def _workdir(out: Path | None) -> Iterator[Path]:
     if out is None:
         path = Path(tempfile.mkdtemp(prefix="smsanalytics-stage-"))
     else:
-        path = Path(tempfile.mkdtemp(prefix=ds.stage_prefix(out), dir=out.parent))
+        path = ds.new_stage_dir(out)
     try:
         yield path
     finally:
@@ -936,9 +937,9 @@ def convert(
     if partition_by not in PARTITIONINGS:
         raise ValueError(f"partition_by must be one of {PARTITIONINGS}")
     started = time.perf_counter()
-    out = Path(out).absolute()
-    rejects_path = Path(rejects).absolute() if rejects else default_rejects_path(out)
-    inputs = find_inputs(paths)
+    given = list(paths)
+    out, rejects_path = _check_outputs(given, out, rejects)
+    inputs = _find_inputs(given, out, rejects_path)
     enricher = _new_enricher() if enrich_rows else None
     out.parent.mkdir(parents=True, exist_ok=True)
     options = _WriteOptions(
@@ -999,6 +1000,55 @@ def convert(
                 shutil.rmtree(version, ignore_errors=True)
     summary.elapsed = time.perf_counter() - started
     return summary
+
+
+def _check_outputs(
+    given: Sequence[str | Path], out: str | Path, rejects: str | Path | None
+) -> tuple[Path, Path]:
+    """The dataset and rejects paths, absolute, once they are known safe to write.
+
+    Checked before anything is read: neither may be an input, a link, a device or
+    something we did not write (:func:`smsanalytics.paths.check_output_path`); the
+    rejects file may not be inside the dataset, whose directory is replaced by each run.
+    """
+    out = check_output_path(out, inputs=given, kind="dataset")
+    rejects_path = check_output_path(
+        rejects if rejects else default_rejects_path(out), inputs=given, kind="rejects"
+    )
+    if out.resolve() in rejects_path.resolve().parents:
+        raise OutputPathError(
+            str(rejects_path),
+            "is inside the dataset directory; put the rejects file beside it",
+        )
+    return out, rejects_path
+
+
+def _find_inputs(given: Sequence[str | Path], out: Path, rejects: Path) -> list[InputFile]:
+    """The input files of `given`, without what this conversion writes.
+
+    A folder of archives may hold the dataset and its rejects file (``convert arch --out
+    arch/ds``): what its walk finds inside the dataset, in the scratch folders beside it,
+    or as the rejects file is output, not input. (A file named explicitly is read.)
+    """
+    real_out = out.resolve()
+    scratch = f".{out.name}."  # the lock, stage and version folders beside the dataset
+
+    def is_output(name: str) -> bool:
+        path = Path(name).resolve()
+        if out in path.parents or real_out in path.parents:
+            return True
+        if real_out.parent in path.parents:
+            if path.relative_to(real_out.parent).parts[0].startswith(scratch):
+                return True
+        return same_file(path, rejects)
+
+    found = []
+    for path in given:
+        files = find_inputs([path])
+        if str(path) != "-" and Path(path).is_dir():
+            files = [f for f in files if not is_output(f.name)]
+        found.extend(files)
+    return found
 
 
 @dataclass(frozen=True)

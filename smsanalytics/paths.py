@@ -1,0 +1,165 @@
+"""Output paths: whether a path the user named may be written, decided before any reading.
+
+A conversion, a report or a CSV export writes where the user says. A mistyped or hostile
+name must not destroy what is there (``--rejects in.jsonl`` once truncated the archive it
+was converting; ``--rejects /dev/null`` replaced the device with a regular file). An
+output path is refused, with :class:`~smsanalytics.errors.OutputPathError`, when it is:
+
+* one of the inputs: the same path once resolved, or the same file under another name
+  (a hard link);
+* a symbolic link: writing would replace the link or follow it to somewhere else; the
+  user is asked for the path it points to, so that what is written is what was meant;
+* a device, a named pipe (FIFO) or a socket;
+* a directory where a file goes, or anything else where a directory goes;
+* an existing file that is not ours (for a rejects file: one whose first line is not a
+  rejects record); a directory that is not ours is refused by its owner
+  (:func:`smsanalytics.dataset.check_writable` for a dataset).
+
+The checks look at the path as it is now; writers still replace files atomically, so a
+path swapped for a link in between is replaced, not followed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .errors import OutputPathError
+
+__all__ = ["KINDS", "REJECTS_FIELDS", "check_output_path", "same_file", "is_rejects_file"]
+
+#: What an output path is for: a file we replace, a rejects file, a folder we write files
+#: into, a dataset directory.
+KINDS = ("file", "rejects", "directory", "dataset")
+#: The fields of every line of a rejects file, in order.
+REJECTS_FIELDS = ("source_file", "source_line", "reason", "raw")
+_FIRST_LINE_LIMIT = 1 << 20  # a rejects line holds at most 10,000 characters of raw text
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether `a` and `b` name the same file: one path once resolved, or one inode."""
+    pa_, pb = Path(a), Path(b)
+    if pa_.resolve() == pb.resolve():
+        return True
+    try:
+        sa, sb = pa_.stat(), pb.stat()
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def is_rejects_file(path: str | Path) -> bool:
+    """Whether the regular file `path` is empty or starts with a rejects record."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(_FIRST_LINE_LIMIT)
+    except OSError:
+        return False
+    if not first:
+        return True
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and tuple(record) == REJECTS_FIELDS
+
+
+def _kind_of(mode: int) -> str | None:
+    """What a file of `mode` is, when it is something no output may replace."""
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
+def check_output_path(
+    path: str | Path,
+    *,
+    inputs: Iterable[str | Path] = (),
+    kind: str = "file",
+    ours: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Refuse an output path that is an input, a link, a device or not ours; return it.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the output would go.
+    inputs : iterable of str or Path
+        What the same command reads (files or folders; ``-`` is ignored). The output may
+        be none of them; a folder output may not be one of the folders either.
+    kind : {'file', 'rejects', 'directory', 'dataset'}
+        A file that is replaced whole (a report), a rejects file (an existing one must be
+        a rejects file), a folder files are written into (CSV tables), a dataset
+        directory (what is in an existing one is checked by its writer).
+    ours : callable, optional
+        For an existing regular file: whether we wrote it (a report recognising its own
+        page). Refused when it says no. Rejects files are recognised without it.
+
+    Returns
+    -------
+    Path
+        `path`, absolute (links not resolved).
+
+    Raises
+    ------
+    OutputPathError
+        If writing `path` could destroy something that is not an earlier output.
+
+    Examples
+    --------
+    >>> check_output_path("/dev/null", kind="rejects")
+    Traceback (most recent call last):
+    ...
+    smsanalytics.errors.OutputPathError: /dev/null: is a device; choose a regular file
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    wants_dir = kind in ("directory", "dataset")
+    target = Path(path).absolute()
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputPathError(str(path), f"cannot be checked: {exc.strerror or exc}") from exc
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise OutputPathError(
+                str(path),
+                f"is a symbolic link (to {os.readlink(target)}); give the path it points to, "
+                "or another one",
+            )
+        special = _kind_of(st.st_mode)
+        if special:
+            place = "a directory" if wants_dir else "a regular file"
+            raise OutputPathError(str(path), f"is {special}; choose {place}")
+        if wants_dir and not stat.S_ISDIR(st.st_mode):
+            raise OutputPathError(str(path), "exists and is not a directory")
+        if not wants_dir and stat.S_ISDIR(st.st_mode):
+            raise OutputPathError(str(path), "is a directory; give a file name")
+    for given in inputs:
+        if str(given) == "-":
+            continue
+        if same_file(target, given):
+            raise OutputPathError(
+                str(path), f"is one of the inputs ({given}); choose another output"
+            )
+    if st is not None and stat.S_ISREG(st.st_mode):
+        if kind == "rejects" and not is_rejects_file(target):
+            raise OutputPathError(
+                str(path),
+                "exists and is not a rejects file (its first line is not a rejects record); "
+                "choose another name",
+            )
+        if ours is not None and not ours(target):
+            raise OutputPathError(
+                str(path), "exists and was not written by smsanalytics; choose another name"
+            )
+    return target

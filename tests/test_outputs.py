@@ -1,0 +1,283 @@
+"""What a conversion may write, and what it must leave alone (issue 11).
+
+Output paths are checked before anything is read; files in a dataset folder that the
+dataset did not write survive every conversion; the lock and the scratch folders are
+opened without following links and matched by their literal names; a private
+conversion's rejects file holds no number or body; a connection sees the current version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import smsanalytics
+from smsanalytics import dataset as ds
+from smsanalytics.cli import main
+from smsanalytics.errors import OutputPathError
+from smsanalytics.paths import check_output_path
+
+from .conftest import DATA
+
+PAYLOAD = DATA / "webhook-payload.json"
+
+
+def _record(sid: str, sender: str = "+33639980042", body: str = "Hello") -> str:
+    return json.dumps(
+        {
+            "sid": sid,
+            "from": sender,
+            "to": "+33639980044",
+            "body": {"text": body},
+            "created": "2025-03-01T10:00:00Z",
+            "updated": "2025-03-01T10:00:00Z",
+        }
+    )
+
+
+@pytest.fixture
+def archive(write) -> Path:
+    """A JSON Lines archive: two messages and one broken line."""
+    return write("in.jsonl", f"{_record('a')}\n{_record('b')}\nnot json\n")
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _one_line_error(result, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for w in words:
+        assert w in result.stderr, result.stderr
+
+
+# -- output paths ------------------------------------------------------------------------
+
+
+def test_rejects_file_that_is_the_input_is_refused_and_the_input_kept(archive, tmp_path):
+    before = archive.read_bytes()
+    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", archive)
+    _one_line_error(r, "is one of the inputs")
+    assert archive.read_bytes() == before
+    assert not (tmp_path / "ds").exists()
+
+
+def test_rejects_file_that_is_a_hard_link_of_the_input_is_refused(archive, tmp_path):
+    os.link(archive, tmp_path / "other-name.jsonl")
+    with pytest.raises(OutputPathError, match="one of the inputs"):
+        smsanalytics.convert([archive], tmp_path / "ds", rejects=tmp_path / "other-name.jsonl")
+    assert b"not json" in archive.read_bytes()
+
+
+@pytest.fixture
+def device(tmp_path) -> Path:
+    """A null device of our own: a test of code that replaces devices never meets the
+    system's /dev/null."""
+    path = tmp_path / "null"
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("cannot create a device here (not root)")
+    return path
+
+
+def test_rejects_to_a_device_is_refused_and_the_device_left(archive, tmp_path, device):
+    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", device)
+    _one_line_error(r, "is a device")
+    assert device.is_char_device()
+
+
+def test_rejects_to_a_fifo_is_refused(archive, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", fifo)
+    _one_line_error(r, "named pipe")
+
+
+def test_rejects_through_a_symlink_is_refused_and_its_target_untouched(archive, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "link.jsonl").symlink_to(victim)
+    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", tmp_path / "link.jsonl")
+    _one_line_error(r, "symbolic link")
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "link.jsonl").is_symlink()
+
+
+def test_an_existing_file_that_is_not_a_rejects_file_is_refused(archive, write, tmp_path):
+    notes = write("notes.txt", "my notes\n")
+    with pytest.raises(OutputPathError, match="not a rejects file"):
+        smsanalytics.convert([archive], tmp_path / "ds", rejects=notes, quiet=True)
+    assert notes.read_text() == "my notes\n"
+
+
+def test_an_earlier_rejects_file_is_replaced(archive, tmp_path):
+    rejects = tmp_path / "r.jsonl"
+    smsanalytics.convert([archive], tmp_path / "ds", rejects=rejects, quiet=True)
+    smsanalytics.convert([archive], tmp_path / "ds", rejects=rejects, quiet=True)
+    (line,) = rejects.read_text().splitlines()
+    assert json.loads(line)["source_line"] == 3
+
+
+def test_rejects_inside_the_dataset_directory_is_refused(archive, tmp_path):
+    with pytest.raises(OutputPathError, match="inside the dataset"):
+        smsanalytics.convert([archive], tmp_path / "ds", rejects=tmp_path / "ds" / "r.jsonl")
+
+
+def test_a_dataset_that_is_a_symlink_is_refused(archive, tmp_path):
+    real = tmp_path / "real"
+    smsanalytics.convert([archive], real, quiet=True)
+    (tmp_path / "ds").symlink_to(real)
+    r = _cli("convert", archive, "--out", tmp_path / "ds")
+    _one_line_error(r, "symbolic link", str(real))
+    assert (tmp_path / "ds").is_symlink()
+
+
+def test_a_dataset_that_is_an_input_folder_is_refused(tmp_path, write):
+    write("arch/in.jsonl", _record("a") + "\n")
+    with pytest.raises(OutputPathError, match="one of the inputs"):
+        smsanalytics.convert([tmp_path / "arch"], tmp_path / "arch")
+
+
+@pytest.mark.parametrize("kind", ["file", "rejects", "directory", "dataset"])
+def test_check_output_path_refuses_devices_and_links_of_every_kind(tmp_path, kind, device):
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    for bad in (device, tmp_path / "link"):
+        with pytest.raises(OutputPathError):
+            check_output_path(bad, kind=kind)
+    assert check_output_path(tmp_path / "new", kind=kind) == tmp_path / "new"
+
+
+def test_check_output_path_lets_the_caller_say_what_is_ours(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text("<p>someone else's page</p>")
+    with pytest.raises(OutputPathError, match="not written by smsanalytics"):
+        check_output_path(page, ours=lambda p: "smsanalytics" in p.read_text())
+    assert check_output_path(page) == page
+
+
+# -- the dataset inside the folder of archives --------------------------------------------
+
+
+def test_a_folder_holding_the_output_does_not_read_it_back(tmp_path, write):
+    arch = tmp_path / "arch"
+    write("arch/in.jsonl", f"{_record('a')}\nbroken\n")
+    first = smsanalytics.convert([arch], arch / "ds", quiet=True)
+    (arch / "ds" / "NOTES.txt").write_text(_record("notes") + "\n")
+    again = smsanalytics.convert([arch], arch / "ds", quiet=True)
+    assert (first.files, first.records, first.rejected) == (1, 2, 1)
+    assert (again.files, again.records, again.rejected, again.written) == (1, 2, 1, 0)
+
+
+def test_pseudonymize_into_a_symlink_is_refused(archive, tmp_path):
+    smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
+    key = tmp_path / "k.key"
+    smsanalytics.privacy.generate_key(key)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "anon").symlink_to(tmp_path / "elsewhere")
+    r = _cli("pseudonymize", tmp_path / "ds", "--out", tmp_path / "anon", "--key-file", key)
+    _one_line_error(r, "symbolic link")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# -- files the dataset did not write ------------------------------------------------------
+
+
+def _plant(out: Path) -> dict[str, bytes]:
+    """Put the user's things into a dataset folder; return what each file holds."""
+    month = next(p for p in out.iterdir() if p.is_dir())
+    things = {
+        "NOTES.txt": b"my notes\n",
+        "more.jsonl": (_record("copied") + "\n").encode(),
+        "ds.rejects.jsonl": b"",
+        "docs/readme.md": b"# about this data\n",
+        f"{month.name}/checked.txt": b"checked by Ann\n",
+        ".hidden": b"dot file\n",
+    }
+    for rel, data in things.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    (out / "link-to-notes").symlink_to("NOTES.txt")
+    (out / "empty-folder").mkdir()
+    return things
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["add", "overwrite"])
+def test_files_the_dataset_did_not_write_survive_a_conversion(tmp_path, write, overwrite):
+    out = tmp_path / "ds"
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    things = _plant(out)
+    s = smsanalytics.convert(
+        [write("b.jsonl", _record("b") + "\n")], out, quiet=True, overwrite=overwrite
+    )
+    assert s.written == 1
+    for rel, data in things.items():
+        assert (out / rel).read_bytes() == data, rel
+    assert os.readlink(out / "link-to-notes") == "NOTES.txt"
+    assert (out / "empty-folder").is_dir()
+    sids = set(smsanalytics.read_dataset(out)["sid"])
+    assert sids == ({"b"} if overwrite else {"a", "b"})
+
+
+def test_a_file_added_during_the_conversion_survives_the_swap(tmp_path, write, monkeypatch):
+    out = tmp_path / "ds"
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    real_exchange = ds._exchange
+
+    def exchange_after_a_late_file(a: Path, b: Path) -> bool:
+        (out / "late.txt").write_text("written while converting")
+        return real_exchange(a, b)
+
+    monkeypatch.setattr(ds, "_exchange", exchange_after_a_late_file)
+    smsanalytics.convert([write("b.jsonl", _record("b") + "\n")], out, quiet=True)
+    assert (out / "late.txt").read_text() == "written while converting"
+
+
+# -- the lock and the scratch folders ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["symlink", "hard link"])
+def test_the_lock_never_writes_through_a_link(archive, tmp_path, how):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    lock = tmp_path / ".ds.lock"
+    if how == "symlink":
+        lock.symlink_to(victim)
+    else:
+        os.link(victim, lock)
+    r = _cli("convert", archive, "--out", tmp_path / "ds")
+    _one_line_error(r, "lock file", "remove")
+    assert victim.read_text() == "precious"
+
+
+def _scratch(parent: Path, name: str, kind: str = "stage") -> Path:
+    path = parent / f".{name}.{kind}-{'0' * 32}"
+    path.mkdir()
+    (path / "keys.parquet").write_bytes(b"in use")
+    return path
+
+
+@pytest.mark.parametrize("name", ["*", "ds[1]", "?s", "d", "ds.stage-x"])
+def test_cleanup_matches_its_own_names_literally(archive, tmp_path, name):
+    others = [_scratch(tmp_path, n) for n in ("ds", "ds1", "other", "ds.stage-x.x")]
+    others = [o for o in others if not o.name.startswith(f".{name}.stage-")]
+    own = [_scratch(tmp_path, name), _scratch(tmp_path, name, "version")]
+    smsanalytics.convert([archive], tmp_path / name, quiet=True)
+    assert all(o.is_dir() for o in others), name
+    assert not any(o.exists() for o in own), name
+
+
+def test_cleanup_never_follows_a_link_named_like_a_leftover(archive, tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "data.txt").write_text("mine")
+    (tmp_path / f".ds.stage-{'0' * 32}").symlink_to(keep)
+    smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
+    assert (keep / "data.txt").read_text() == "mine"
