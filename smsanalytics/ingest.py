@@ -72,6 +72,7 @@ __all__ = [
 #: Ways a dataset can be laid out.
 PARTITIONINGS = ("month", "none")
 _FLUSH_ROWS = 50_000  # records per batch: memory in flight is a few batches
+_ALONE_BYTES = 8 << 20  # a table of candidates this large is parsed on its own
 # DuckDB's cap while parsing. Ordinary records need little; a record of tens of MB is
 # held several times over (its text, its parsed fields, results not yet taken) by each
 # of the two threads: 500MB let a 50 MB line fail about one run in eight.
@@ -644,6 +645,14 @@ def _produce(
             for raw in iter_raw_batches(inp, progress):
                 if stop.is_set():
                     return
+                if raw.nbytes > _ALONE_BYTES:
+                    # A huge record (a long line is a table of its own) is parsed alone:
+                    # with 50,000 others around it, it could take DuckDB past its memory.
+                    if pending:
+                        out.put(pa.concat_tables(pending))
+                    out.put(raw)
+                    pending, rows, first = [], 0, False
+                    continue
                 pending.append(raw)
                 rows += len(raw)
                 if rows >= _FLUSH_ROWS or first:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +48,7 @@ __all__ = [
     "iter_raw_batches",
     "arrow_ints",
     "BATCH_ROWS",
+    "RECORD_LIMIT",
 ]
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
@@ -58,6 +61,9 @@ _CHUNK_BYTES = 16 << 20
 _COMPRESSED_CHUNK_BYTES = 256 << 10
 _BOM = b"\xef\xbb\xbf"
 _RAW_TEXT_LIMIT = 10_000
+#: Largest record read [bytes]; a larger one is rejected, with its size as the reason.
+#: Callr's records are a few kilobytes; a record of this size still parses alone.
+RECORD_LIMIT = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -347,6 +353,11 @@ def _batch(
     return table
 
 
+def _too_large(size: int) -> str:
+    """The reject reason for a record of `size` bytes above :data:`RECORD_LIMIT`."""
+    return f"record too large: {size:,} bytes (a record may have at most {RECORD_LIMIT:,})"
+
+
 def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[pa.Table, int]:
     """Cut a buffer of whole lines (ending with ``\\n``) into record candidates.
 
@@ -367,7 +378,8 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
     try:
         texts.validate(full=True)  # Arrow's UTF-8 check: much faster than bytes.decode
-        valid = True
+        # (a line above the size limit takes the slow path below, which rejects it)
+        valid = not len(ends) or int((ends - starts).max()) <= RECORD_LIMIT
     except pa.ArrowInvalid:
         valid = False
     if valid:
@@ -382,6 +394,12 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     rows = zip(starts.tolist(), ends.tolist(), line_no.tolist(), keep.tolist(), strict=True)
     for s, e, ln, k in rows:
         if not k:
+            continue
+        if e - s > RECORD_LIMIT:
+            raw = bytes(buf[s : s + _RAW_TEXT_LIMIT])
+            out_text.append(raw.decode("utf-8", errors="backslashreplace")[:_RAW_TEXT_LIMIT])
+            out_err.append(_too_large(e - s - 1))
+            out_line.append(ln)
             continue
         raw = bytes(buf[s:e])
         try:
@@ -402,13 +420,54 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     return table, len(ends)
 
 
+def _unix_newlines(chunk: bytes) -> bytes:
+    """`chunk` with every CRLF and lone CR made a LF (a CR at its very end is kept)."""
+    if b"\r" not in chunk:
+        return chunk
+    tail = b"\r" if chunk.endswith(b"\r") else b""
+    body = chunk[: len(chunk) - len(tail)]
+    return body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+
+
+class _LongLine:
+    """The start of a line that chunk boundaries cut, gathered until its end.
+
+    The pieces are joined once, when the line ends (joining as they come took time
+    quadratic in the line's length). Beyond :data:`RECORD_LIMIT` only the line's first
+    bytes are kept, for the reject, and its length is counted.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, piece: bytes) -> None:
+        if self.size <= RECORD_LIMIT:
+            self.parts.append(piece)
+        self.size += len(piece)
+
+    def end(self, piece: bytes, line: int, name: str) -> tuple[pa.Table, int]:
+        """The candidate for the line ending with `piece` (which ends with a newline)."""
+        size, parts = self.size + len(piece), self.parts
+        self.parts, self.size = [], 0
+        if size - 1 > RECORD_LIMIT:
+            head = b"".join(parts)[:_RAW_TEXT_LIMIT]
+            raw = head.decode("utf-8", errors="backslashreplace")
+            return _reject(name, line, _too_large(size - 1), raw), 1
+        return _split_lines(b"".join([*parts, piece]), line, name)
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+
 def _iter_lines(
     stream: IO[bytes], name: str, head: bytes = b"", chunk_bytes: int | None = None
 ) -> Iterator[pa.Table]:
     """Cut a stream into record candidates, one per line, a chunk at a time.
 
-    The lines of a chunk are cut out of it without copying; only the line a chunk
-    boundary splits is pieced together from its two parts.
+    A line ends with LF, CRLF or a lone CR (as in Python's universal newlines: files
+    saved by old Mac software use CR alone). The lines of a chunk are cut out of it
+    without copying; only a line that chunk boundaries split is pieced together.
     """
     chunk_bytes = chunk_bytes or _CHUNK_BYTES
     chunk = head + stream.read(chunk_bytes)
@@ -416,16 +475,20 @@ def _iter_lines(
         chunk += more
     if chunk.startswith(_BOM):
         chunk = chunk[len(_BOM) :] or stream.read(chunk_bytes)
-    carry = b""  # the start of a line that the previous chunk cut
+    carry = _LongLine()  # the start of a line that the previous chunks cut
     line = 1
     while chunk:
+        chunk = _unix_newlines(chunk)
+        while chunk.endswith(b"\r"):  # a CRLF may be cut between two chunks
+            more = stream.read(chunk_bytes)
+            chunk = _unix_newlines(chunk + more) if more else chunk[:-1] + b"\n"
         first_end = chunk.find(b"\n") + 1
         if first_end == 0:  # no line ends in this chunk: a long line goes on
-            carry += chunk
+            carry.add(chunk)
         else:
             start = 0
             if carry:
-                table, lines = _split_lines(carry + chunk[:first_end], line, name)
+                table, lines = carry.end(chunk[:first_end], line, name)
                 line += lines
                 start = first_end
                 if len(table):
@@ -436,33 +499,48 @@ def _iter_lines(
                 line += lines
                 if len(table):
                     yield table
-            carry = chunk[cut:]
+            if cut < len(chunk):
+                carry.add(chunk[cut:])
         chunk = stream.read(chunk_bytes)
     if carry:
-        yield _split_lines(carry + b"\n", line, name)[0]
+        table, _ = carry.end(b"\n", line, name)
+        if len(table):
+            yield table
 
 
 def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def _records_from_objects(name: str, items: list[tuple[int, object]]) -> pa.Table:
-    texts: list[str] = []
-    errors: list[str | None] = []
-    for _, obj in items:
-        if isinstance(obj, dict):
-            try:
-                texts.append(json.dumps(obj, ensure_ascii=False, default=str))
-                errors.append(None)
-            except (ValueError, RecursionError) as exc:
-                texts.append(repr(obj)[:_RAW_TEXT_LIMIT])
-                errors.append(f"cannot be represented as JSON: {exc}")
-        else:
-            texts.append(json.dumps(obj, ensure_ascii=False, default=str)[:_RAW_TEXT_LIMIT])
-            errors.append(f"not an object (a {type(obj).__name__})")
+def _to_text(obj: dict[Any, Any]) -> tuple[str, str | None]:
+    """A YAML document's mapping as JSON text, and a reason if it cannot be one."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError) as exc:
+        return repr(obj)[:_RAW_TEXT_LIMIT], f"cannot be represented as JSON: {exc}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud83d": half of an emoji), which only an escape can write:
+        # handed over escaped, as a JSON file writes it, so that the parse judges it alike.
+        text = json.dumps(obj, default=str)
+    return text, None
+
+
+def _records(name: str, items: list[tuple[int, str, str | None]]) -> pa.Table:
+    """Candidates from (line, text, reason or None); texts above the size limit rejected."""
+    lines, texts, errors = [], [], []
+    for line, text, error in items:
+        if error is None and len(text) * 4 > RECORD_LIMIT:
+            size = len(text.encode("utf-8", errors="surrogatepass"))
+            if size > RECORD_LIMIT:
+                text, error = text[:_RAW_TEXT_LIMIT], _too_large(size)
+        lines.append(line)
+        texts.append(text if error is None else text[:_RAW_TEXT_LIMIT])
+        errors.append(error)
     return _batch(
         name,
-        np.array([ln for ln, _ in items], dtype=np.int64),
+        np.array(lines, dtype=np.int64),
         pa.array(texts, pa.string()),
         pa.array(errors, pa.string()),
     )
@@ -478,17 +556,71 @@ def _reject(name: str, line: int, reason: str, raw: str) -> pa.Table:
 
 
 def _decode_document(name: str, data: bytes) -> str | pa.Table:
+    """`data` as text with LF line ends (CRLF and lone CR made LF), or its reject."""
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raw = data.decode("utf-8", errors="backslashreplace")
         return _reject(name, line, "not valid UTF-8", raw)
+    if "\r" in text:
+        # Outside strings a line end is white space to JSON and a line break to YAML;
+        # inside a JSON string a raw CR is invalid either way.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _kind_of(value: object) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _value_end(text: str, pos: int) -> int:
+    """Where the array element starting at `pos`, which does not parse, ends.
+
+    Skips to the comma or bracket that closes the element, counting brackets outside
+    strings. A JSON string cannot hold a line break, so an unclosed string ends at the
+    line's end. Should the brackets never balance (an element cut short), the element
+    ends before the next line that starts an object no further right than it did.
+    """
+    depth = 0
+    in_string = False
+    i, n = pos, len(text)
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 1
+            elif c == '"' or c == "\n":
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth < 0:
+                return i
+        elif c == "," and depth == 0:
+            return i
+        i += 1
+    column = pos - text.rfind("\n", 0, pos) - 1
+    for m in re.finditer(r"\n([ \t]*),?[ \t]*\{", text[pos:]):
+        if len(m.group(1)) <= column:
+            return pos + m.start() + 1
+    return n
 
 
 def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:
+    """Candidates of a JSON document: its object, or each element of its array.
+
+    Each object's candidate is its own text from the file, as a JSON Lines file would
+    give it, so that the parse judges it alike (duplicate keys, numbers, escapes). An
+    element that does not parse is rejected and reading goes on at the next one.
+    """
     text = _decode_document(name, data)
     if isinstance(text, pa.Table):
         yield text
@@ -497,23 +629,23 @@ def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:
     if not stripped:
         return
     start = len(text) - len(stripped)
-    decoder = json.JSONDecoder()
+    # The decoder only finds where each value ends (the parse judges it): lenient.
+    decoder = json.JSONDecoder(strict=False)
     if stripped[0] != "[":
         try:
             obj, end = decoder.raw_decode(text, start)
         except (ValueError, RecursionError) as exc:
             yield _reject(name, _line_of(text, start), f"invalid JSON: {_json_msg(exc)}", text)
             return
-        items = [(_line_of(text, start), obj)]
+        line = _line_of(text, start)
+        reason = None if isinstance(obj, dict) else f"not an object ({_kind_of(obj)})"
+        yield _records(name, [(line, text[start:end], reason)])
         rest = text[end:].strip()
         if rest:
-            yield _records_from_objects(name, items)
             yield _reject(name, _line_of(text, end), "extra data after the JSON value", rest)
-            return
-        yield _records_from_objects(name, items)
         return
     # A top-level array: decode element by element to know each one's line.
-    items: list[tuple[int, object]] = []
+    items: list[tuple[int, str, str | None]] = []
     pos = start + 1
     line = _line_of(text, start)
     counted = start
@@ -521,26 +653,31 @@ def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:
     while True:
         while pos < n and text[pos] in " \t\r\n,":
             pos += 1
-        if pos >= n:
-            yield _records_from_objects(name, items)
-            yield _reject(name, line, "invalid JSON: the array is not closed", text[-200:])
-            return
-        if text[pos] == "]":
-            break
         line += text.count("\n", counted, pos)
         counted = pos
+        if pos >= n:
+            if not items or items[-1][2] is None or "invalid JSON" not in items[-1][2]:
+                items.append((line, text[-200:], "invalid JSON: the array is not closed"))
+            break
+        if text[pos] == "]":
+            if text[pos + 1 :].strip():
+                items.append(
+                    (line, text[pos + 1 :].strip(), "extra data after the JSON value")
+                )
+            break
         try:
             obj, end = decoder.raw_decode(text, pos)
         except (ValueError, RecursionError) as exc:
-            yield _records_from_objects(name, items)
-            yield _reject(name, line, f"invalid JSON: {_json_msg(exc)}", text[pos : pos + 2000])
-            return
-        items.append((line, obj))
-        pos = end
+            end = _value_end(text, pos)
+            items.append((line, text[pos:end], f"invalid JSON: {_json_msg(exc)}"))
+        else:
+            reason = None if isinstance(obj, dict) else f"not an object ({_kind_of(obj)})"
+            items.append((line, text[pos:end], reason))
+        pos = max(end, pos + 1)
         if len(items) >= BATCH_ROWS:  # a long array: hold one batch of objects, not all
-            yield _records_from_objects(name, items)
+            yield _records(name, items)
             items = []
-    yield _records_from_objects(name, items)
+    yield _records(name, items)
 
 
 def _json_msg(exc: BaseException) -> str:
@@ -551,18 +688,65 @@ def _json_msg(exc: BaseException) -> str:
     return str(exc)
 
 
+_YAML_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_YAML_MERGE = re.compile(r"^<<$")
+
+
 class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML that keeps timestamps as text (the parser reads them, not YAML)."""
+    """Safe YAML whose scalars are the text that was written (YAML 1.2 core for nulls).
+
+    Callr's fields are text or decimal strings, and the parse reads every value from
+    its text: so a plain scalar is never turned into a boolean, a number or a date
+    (YAML 1.1 made Norway's ``NO`` false, ``10:30`` the number 630 and a sid
+    ``01234567`` an octal number). Only the YAML 1.2 core nulls (``~``, ``null``, an
+    empty value) are null, and ``<<`` merges. Explicit standard tags (``!!int 010``)
+    keep their text too. Within one mapping the first of duplicate keys wins, as in a
+    JSON record (see :mod:`smsanalytics.sources`).
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
+        own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        self.flatten_mapping(node)
+        merged = node.value[: len(node.value) - len(own)]
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in merged:
+            mapping[self._key(key_node, deep)] = self.construct_object(value_node, deep=deep)
+        seen: set[Any] = set()
+        for key_node, value_node in own:
+            key = self._key(key_node, deep)
+            if key not in seen:
+                seen.add(key)
+                mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def _key(self, node: yaml.Node, deep: bool) -> Any:
+        key = self.construct_object(node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key", node.start_mark,
+            ) from None  # fmt: skip
+        return key
 
 
-_YamlLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
-}
+_YamlLoader.yaml_implicit_resolvers = {}
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:null", _YAML_NULL, ["~", "n", "N", ""])
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:merge", _YAML_MERGE, ["<"])
+for _tag in ("bool", "int", "float", "timestamp"):
+    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_scalar)
 
 
 #: Most values one YAML document may construct, aliases expanded.
 _YAML_EXPANDED_LIMIT = 1_000_000
+# A document starts at a line "---" (alone or followed by a blank); no content line
+# can start so (YAML 1.2, "c-forbidden"). Directives ("%YAML") go with the next one.
+_YAML_DOCUMENT_START = re.compile(r"^(?:%[^\n]*\n)*---(?=[ \t\n]|$)", re.MULTILINE)
 
 
 def _expanded_size(root: yaml.Node) -> int:
@@ -599,52 +783,94 @@ def _expanded_size(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
+def _yaml_documents(text: str) -> Iterator[tuple[int, str]]:
+    """Cut a YAML stream into its documents: (line of the first, text)."""
+    cuts = [m.start() for m in _YAML_DOCUMENT_START.finditer(text)]
+    if not cuts or cuts[0] != 0:
+        cuts.insert(0, 0)
+    cuts.append(len(text))
+    line = 1
+    for start, end in itertools.pairwise(cuts):
+        yield line, text[start:end]
+        line += text.count("\n", start, end)
+
+
+def _yaml_problem(exc: BaseException) -> tuple[int, str]:
+    """(0-based line in the document, reason) for a YAML error."""
+    if isinstance(exc, RecursionError):
+        return 0, "invalid YAML: nested too deeply"
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (mark.line if mark is not None else 0), f"invalid YAML: {problem}"
+
+
+def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
+    """The candidates of one YAML document that starts at line `first`.
+
+    A document that does not parse is one reject; in a document that is a list, an item
+    that cannot be built (an unknown tag) is one reject and the others are read.
+    """
+    loader = _YamlLoader(doc)
+    excerpt = doc.splitlines()
+    items: list[tuple[int, str, str | None]] = []
+
+    def reject(exc: BaseException, at: int, record: bool) -> None:
+        # A value that cannot be built is the record's (its line); a document that does
+        # not parse has no record to speak of: the line of the problem.
+        line, reason = _yaml_problem(exc)
+        line = at if record else max(line, at)
+        items.append((first + line, "\n".join(excerpt[line : line + 5]), reason))
+
+    at = 0
+    try:
+        # (after a "..." line, more than one document: read them all)
+        while loader.check_node():
+            node = loader.get_node()
+            at = node.start_mark.line
+            if _expanded_size(node) > _YAML_EXPANDED_LIMIT:
+                # An alias "bomb": a few lines that construct millions of values.
+                reason = (
+                    f"invalid YAML: aliases expand to more than {_YAML_EXPANDED_LIMIT:,} values"
+                )
+                items.append((first + at, "\n".join(excerpt[at : at + 5]), reason))
+                continue
+            children = node.value if isinstance(node, yaml.SequenceNode) else [node]
+            for child in children:
+                at = child.start_mark.line
+                try:
+                    obj = loader.construct_document(child)
+                except (yaml.YAMLError, RecursionError) as exc:
+                    reject(exc, at, record=True)
+                    continue
+                if isinstance(obj, dict):
+                    items.append((first + at, *_to_text(obj)))
+                elif obj is not None or child is not node:
+                    text = json.dumps(obj, default=str)[:_RAW_TEXT_LIMIT]
+                    items.append((first + at, text, f"not an object ({_kind_of(obj)})"))
+    except (yaml.YAMLError, RecursionError) as exc:
+        reject(exc, at, record=False)
+    finally:
+        loader.dispose()
+    return items
+
+
 def _iter_yaml(name: str, data: bytes) -> Iterator[pa.Table]:
+    """Candidates of a YAML stream: each document, or each item of a list document.
+
+    A document that does not parse is rejected and reading goes on at the next one.
+    """
     text = _decode_document(name, data)
     if isinstance(text, pa.Table):
         yield text
         return
-    items: list[tuple[int, object]] = []
-    loader: _YamlLoader | None = None
-    try:
-        # The loader reads the first characters at once: a NUL there raises already.
-        loader = _YamlLoader(io.StringIO(text))
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            if _expanded_size(node) > _YAML_EXPANDED_LIMIT:
-                # An alias "bomb": a few lines that construct millions of values.
-                yield _records_from_objects(name, items)
-                items = []
-                line = node.start_mark.line + 1
-                yield _reject(
-                    name,
-                    line,
-                    f"invalid YAML: aliases expand to more than {_YAML_EXPANDED_LIMIT:,} values",
-                    "\n".join(text.splitlines()[line - 1 : line + 4]),
-                )
-                continue
-            obj = loader.construct_document(node)
-            if obj is None:
-                continue
-            if isinstance(obj, list) and isinstance(node, yaml.SequenceNode):
-                for child, value in zip(node.value, obj, strict=True):
-                    items.append((child.start_mark.line + 1, value))
-            else:
-                items.append((node.start_mark.line + 1, obj))
-    except (yaml.YAMLError, RecursionError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        yield _records_from_objects(name, items)
-        lines = text.splitlines()
-        yield _reject(name, line, f"invalid YAML: {problem}", "\n".join(lines[line - 1 : line + 4]))
-        return
-    finally:
-        if loader is not None:
-            loader.dispose()
-    yield _records_from_objects(name, items)
+    items: list[tuple[int, str, str | None]] = []
+    for first, doc in _yaml_documents(text):
+        items.extend(_yaml_items(doc, first))
+        if len(items) >= BATCH_ROWS:
+            yield _records(name, items)
+            items = []
+    if items:
+        yield _records(name, items)
 
 
 def _sniff(head: bytes) -> str:
@@ -714,11 +940,15 @@ def iter_raw_batches(
                 last_line = table.column("source_line")[-1].as_py()
                 yield table
             return
-        data = head + stream.read()
+        data, damage = _read_whole(stream, head)
         docs = _iter_json_document if kind == "json" else _iter_yaml
         if kind == "json" and _looks_like_json_lines(data):
             docs = _as_lines
-        yield from _rebatch(docs(inp.name, data))
+        for table in _rebatch(docs(inp.name, data)):
+            last_line = table.column("source_line")[-1].as_py()
+            yield table
+        if damage is not None:
+            raise damage
     except _decompress_errors() as exc:
         yield _reject(
             inp.name,
@@ -731,12 +961,27 @@ def iter_raw_batches(
             stream.close()
 
 
+def _read_whole(stream: IO[bytes], head: bytes) -> tuple[bytes, BaseException | None]:
+    """All of `stream` after `head`, and the damage that ended it early, if any.
+
+    A damaged compressed stream keeps what was decompressed before the damage (a
+    single ``read()`` would drop it with the error).
+    """
+    parts = [head]
+    try:
+        while piece := stream.read(_CHUNK_BYTES):
+            parts.append(piece)
+    except _decompress_errors() as exc:
+        return b"".join(parts), exc
+    return b"".join(parts), None
+
+
 def _looks_like_json_lines(data: bytes) -> bool:
     body = data[len(_BOM) :] if data.startswith(_BOM) else data
     body = body.lstrip()
     if not body.startswith(b"{"):
         return False
-    first, sep, rest = body.partition(b"\n")
+    first, sep, rest = _unix_newlines(body[:65536]).partition(b"\n")
     if not sep or not rest.strip():
         return False
     try:

@@ -215,6 +215,71 @@ def _starts_with_digit(expr: str) -> str:
     return f"({expr} >= '0' AND {expr} < ':')"
 
 
+_PLAIN_AMOUNT = r"regexp_full_match({v}, '[+-]?\d{{1,12}}(\.\d{{0," + str(_COST_SCALE) + r"}})?')"
+
+
+def _exact_amount(v: str) -> str:
+    """SQL: text `v` is a number (any JSON notation, or ``.5``, ``5.``, a ``+``) whose
+    value has at most the cost's decimals, so that the cast to it is exact.
+
+    The digits D (integer and fraction parts) with the point moved by the exponent stand
+    at position P = len(integer part) + exponent; the value needs
+    len(D without trailing zeros) - P decimals (none when every digit is zero).
+    """
+    number = r"'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?'"
+    digits = rf"regexp_extract({v}, '^[+-]?(\d*)', 1) || regexp_extract({v}, '\.(\d*)', 1)"
+    point = (
+        rf"strlen(regexp_extract({v}, '^[+-]?(\d*)', 1)) + "
+        rf"coalesce(TRY_CAST(regexp_extract({v}, '[eE]([+-]?\d+)$', 1) AS INTEGER), 0)"
+    )
+    return (
+        f"(regexp_full_match({v}, {number}) AND (ltrim({digits}, '0') = '' "
+        f"OR strlen(rtrim({digits}, '0')) - ({point}) <= {_COST_SCALE}))"
+    )
+
+
+def _number_text(expr: str) -> str:
+    """SQL: the text of a cost, `expr`, as the record wrote it.
+
+    DuckDB's JSON reader hands a JSON *number* over through a double: past 15
+    significant digits it is not what was written (``123456789012.123456`` came back as
+    ``123456789012.12346``). Such values are long, and rare: their text is taken from the
+    record instead, where it is the number written after the cost's key whose double is
+    the same.
+    """
+    written = r"""regexp_extract(text, '"(cost|billingDebit)"\s*:\s*(-?\d[0-9.eE+-]*)', 2)"""
+    return (
+        f"CASE WHEN strlen({expr}) > 15 AND TRY_CAST({written} AS DOUBLE) = "
+        f"TRY_CAST({expr} AS DOUBLE) THEN {written} ELSE {expr} END"
+    )
+
+
+def _rfc3339_fixed(v: str) -> str:
+    """SQL: timestamp text `v` in the form DuckDB reads: upper case, and a leap second
+    (``23:59:60``) read as the last microsecond of its minute (storage has no leap
+    seconds; the minute, day and order are kept)."""
+    return rf"regexp_replace(upper({v}), '([T ]\d\d:\d\d):60(\.\d*)?', '\1:59.999999')"
+
+
+def _bad_offset(v: str) -> str:
+    """SQL: timestamp text `v` ends with a UTC offset no place has (hours above 23 or
+    minutes above 59), which DuckDB would read as given."""
+    return (
+        rf"regexp_matches({v}, '[T ]\d\d:\d\d(:\d\d(\.\d*)?)? ?[+-]"
+        rf"(2[4-9]|[3-9]\d|\d\d:?[6-9]\d)(:?\d\d)?$', 'i')"
+    )
+
+
+def _lone_surrogate(text: str) -> str:
+    """SQL: the first ``\\uD800``-``\\uDFFF`` escape in `text` that is not half of a
+    pair (an emoji cut in two), or ``''``."""
+    pair = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    return (
+        rf"regexp_extract(regexp_replace({text}, '{pair}', '', 'g'), "
+        r"'\\u[dD][89a-fA-F][0-9a-fA-F]{2}')"
+    )
+
+
 def _quoted(expr: str) -> str:
     """SQL text quoting a raw value for a reject reason, cut to 60 characters."""
     return f"'''' || left({expr}, 60) || ''''"
@@ -255,14 +320,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     # (column, raw text, SQL cast, SQL validity test on the raw text)
     casts = [
         ("parts", _raw_value("parts"), _INT, r"regexp_full_match({v}, '\+?\d{{1,9}}(\.0*)?')"),
-        (
-            "cost_cents",
-            _raw_value("cost_cents"),
-            _COST,
-            r"regexp_full_match({v}, '[+-]?\d{{1,12}}(\.\d{{0,"
-            + str(_COST_SCALE)
-            + r"}})?')",
-        ),
+        ("cost_cents", _raw_value("cost_cents"), _COST, _PLAIN_AMOUNT),
         ("created_at", _raw_value("created_at"), _TS, None),
         ("sent_at", _raw_value("sent_at"), _TS, None),
         ("delivered_at", _raw_value("delivered_at"), _TS, None),
@@ -271,6 +329,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         ("event_try", None, _INT, r"regexp_full_match({v}, '\d{{1,9}}(\.0*)?')"),
     ]
     picked |= {f"r_{name}": expr for name, expr, _, _ in casts if expr is not None}
+    picked["r_cost_cents"] = _number_text(picked["r_cost_cents"])
     # Blank ends trimmed, blank is null: the text every check and cast reads.
     valued = {f"v_{name}": _blank_null(f'"r_{name}"') for name, _, _, _ in casts}
     valued |= text_cols
@@ -287,6 +346,15 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
                 f"WHEN {test.format(v=v)} "
                 f"THEN TRY_CAST(TRY_CAST({v} AS DECIMAL(18,6)) AS {sqltype}) END"
             )
+        elif sqltype == _COST:
+            # The usual plain amount at once; other notations (1e-2, .5) when exact.
+            cast = (
+                f"CASE WHEN {test.format(v=v)} THEN {cast} "
+                f"WHEN {_exact_amount(v)} THEN {cast} END"
+            )
+        elif sqltype == _TS:
+            # Lowercase t and z, and a leap second, are RFC 3339 too (rare: read second).
+            cast = f"coalesce({cast}, TRY_CAST({_rfc3339_fixed(v)} AS {_TS}))"
         elif test is not None:
             cast = f"CASE WHEN {test.format(v=v)} THEN {cast} END"
         if name in _SAME_TEXT_AS:
@@ -301,8 +369,19 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         if sqltype == _TS:
             # Rejected rows are never written, so checking here (not in the cast) is
             # enough, and cheaper. DuckDB also reads the word 'epoch': not from Callr.
-            quoted = f'"{name}"'
-            bad += f" OR {_out_of_range(quoted)} OR NOT {_starts_with_digit(v)}"
+            checks.append(
+                (
+                    f"({v} IS NOT NULL AND ({bad} OR NOT {_starts_with_digit(v)}))",
+                    f"'{name}: ' || {_quoted(v)} || ' is not an RFC 3339 timestamp'",
+                )
+            )
+            checks.append(
+                (
+                    f"({v} IS NOT NULL AND NOT suffix({v}, 'Z') AND {_bad_offset(v)})",
+                    f"'{name}: ' || {_quoted(v)} || ' has an impossible UTC offset'",
+                )
+            )
+            bad = _out_of_range(f'"{name}"')
         checks.append(
             (
                 f"({v} IS NOT NULL AND ({bad}))",
@@ -346,7 +425,10 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     early = [
         ("pre_error IS NOT NULL", "pre_error"),
         ("brace = 0", "'no JSON object on the line'"),
-        ("unparsed", "'invalid JSON'"),
+        ("unparsed", f"CASE WHEN {_lone_surrogate('text')} <> '' THEN "
+                     "'invalid JSON: a lone UTF-16 surrogate escape (' || "
+                     f"{_lone_surrogate('text')} || '), half of a character' "
+                     "ELSE 'invalid JSON' END"),
         (
             f"is_envelope AND coalesce(e_type, '') <> '{INBOUND_SMS_EVENT}'",
             "'not an inbound SMS: event type ' || " + _quoted("coalesce(e_type, 'missing')"),

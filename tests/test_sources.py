@@ -123,7 +123,18 @@ def test_lenient_values():
 @pytest.mark.parametrize(
     ("change", "reason_start"),
     [
-        ({"created": "yesterday"}, "created_at: 'yesterday' is not a timestamp"),
+        ({"created": "yesterday"}, "created_at: 'yesterday' is not an RFC 3339 timestamp"),
+        ({"created": "2025-03-31T15:42:00+25:00"},
+         "created_at: '2025-03-31T15:42:00+25:00' has an impossible UTC offset"),
+        ({"created": "2025-03-31T15:42:00-03:60"}, "created_at: '2025-03-31T15:42:00-03:60' has"),
+        ({"created": "2025-03-31T15:42:00+2400"}, "created_at: '2025-03-31T15:42:00+2400' has"),
+        ({"created": "3000-01-01T00:00:00Z"}, "created_at: '3000-01-01T00:00:00Z' is not a "
+         "timestamp between 1678 and 2261"),
+        ({"cost": "1e-7"}, "cost_cents: '1e-7' is not an amount"),
+        ({"cost": "1.0000000000000000001"}, "cost_cents: '1.0000000000000000001' is not"),
+        ({"cost": "1e13"}, "cost_cents: '1e13' is not an amount"),
+        ({"cost": "1e99999"}, "cost_cents: '1e99999' is not an amount"),
+        ({"cost": "0x10"}, "cost_cents: '0x10' is not an amount"),
         ({"parts": "two"}, "parts: 'two' is not a whole number"),
         ({"parts": 2.5}, "parts: '2.5' is not a whole number"),
         ({"cost": "1.1234567"}, "cost_cents: '1.1234567' is not an amount"),
@@ -297,3 +308,52 @@ def test_unparsed_columns_are_exactly_those_the_parse_leaves_null():
     assert set(UNPARSED_COLUMNS) == {
         "from_carrier", "network_country", "network_operator", "computed_encoding",
         "computed_parts", "unicode_chars", "keyword"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("2025-03-31t15:42:00z", datetime(2025, 3, 31, 15, 42, tzinfo=UTC)),
+        ("2025-03-31T15:42:00Z", datetime(2025, 3, 31, 15, 42, tzinfo=UTC)),
+        ("2025-03-31 15:42:00Z", datetime(2025, 3, 31, 15, 42, tzinfo=UTC)),
+        ("2025-03-31T15:42:00+00:00", datetime(2025, 3, 31, 15, 42, tzinfo=UTC)),
+        ("2025-03-31T15:42:00-00:00", datetime(2025, 3, 31, 15, 42, tzinfo=UTC)),
+        ("2025-03-31T17:42:00+02:00", datetime(2025, 3, 31, 15, 42, tzinfo=UTC)),
+        ("2025-03-31T15:42:00.5Z", datetime(2025, 3, 31, 15, 42, 0, 500000, tzinfo=UTC)),
+        ("2025-03-31T15:42:00.123456789Z", datetime(2025, 3, 31, 15, 42, 0, 123456, tzinfo=UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2016-12-31t23:59:60.5z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2025-03-31T23:59:00+23:59", datetime(2025, 3, 31, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_rfc3339_forms(text, want):
+    row = parse(json.dumps(dict(WEBHOOK, created=text)))[0]
+    assert row["reject_reason"] is None
+    assert row["created_at"] == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("123456789012.123456", "123456789012.123456"),
+        ("1e-2", "0.01"),
+        ("1E+1", "10"),
+        ("-0", "0"),
+        ("0.10", "0.1"),
+        ("0.1000000", "0.1"),
+        ("100e-8", "0.000001"),
+        ("0e99", "0"),
+        ("0.000012345e5", "1.2345"),
+        (".5", "0.5"),
+        ("+2", "2"),
+    ],
+)
+@pytest.mark.parametrize("as_number", [False, True])
+def test_amounts_are_read_exactly_from_their_text(text, want, as_number):
+    if as_number and (text.startswith((".", "+")) or text.endswith(".")):
+        return  # not JSON numbers
+    record = json.dumps(dict(WEBHOOK, cost="COST")).replace('"COST"', text if as_number
+                                                         else json.dumps(text))  # fmt: skip
+    row = parse(record)[0]
+    assert row["reject_reason"] is None
+    assert row["cost_cents"] == Decimal(want)

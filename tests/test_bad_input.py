@@ -1,0 +1,281 @@
+"""Bad and odd input, case by case: nothing lost, nothing wrong (issue 11, the readers).
+
+Each case went wrong once: records vanished uncounted, one record aborted the run, or a
+value was read as something the record did not say. The property-based tests in
+``test_containers.py`` generate the classes these cases belong to.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import zstandard
+
+import smsanalytics
+import smsanalytics.readers as readers
+
+
+def payload(sid: str, **extra: object) -> dict:
+    return {"sid": sid, "from": "+33612345678", "to": "+33639980044",
+            "body": {"text": "hi"}, **extra}  # fmt: skip
+
+
+def load(*paths: Path) -> smsanalytics.LoadResult:
+    r = smsanalytics.load_messages(paths)
+    s = r.summary
+    assert s.records == s.written + s.duplicates + s.rejected, s
+    assert len(r.rejects) == s.rejected
+    return r
+
+
+def reasons(r: smsanalytics.LoadResult) -> list[tuple[int, str]]:
+    return sorted(zip(r.rejects["source_line"], r.rejects["reason"], strict=True))
+
+
+def sids(r: smsanalytics.LoadResult) -> list[str]:
+    return sorted(r.messages["sid"])
+
+
+# -- records that vanished uncounted -----------------------------------------------------
+
+
+def test_json_array_goes_on_after_a_broken_element(write):
+    good = [json.dumps(payload(f"s{i}")) for i in range(4)]
+    text = "[\n" + ",\n".join([good[0], '{"sid": "bad", "from": }', *good[1:]]) + "\n]\n"
+    r = load(write("a.json", text))
+    assert sids(r) == ["s0", "s1", "s2", "s3"]
+    [(line, reason)] = reasons(r)
+    assert line == 3 and reason.startswith("invalid JSON")
+
+
+def test_json_array_goes_on_after_an_unclosed_string(write):
+    pretty = ",\n".join(json.dumps(payload(f"s{i}"), indent=2) for i in range(3))
+    broken = pretty.replace('"s1"', '"s1', 1)  # the string never closes on its line
+    r = load(write("a.json", "[\n" + broken + "\n]\n"))
+    assert sids(r) == ["s0", "s2"]
+    assert len(r.rejects) == 1 and r.rejects["reason"][0].startswith("invalid JSON")
+
+
+def test_json_array_goes_on_after_an_element_cut_short(write):
+    cut = json.dumps(payload("s1"), indent=2)[:40]  # its brackets never balance
+    parts = [json.dumps(payload("s0"), indent=2), cut, json.dumps(payload("s2"), indent=2)]
+    r = load(write("a.json", "[\n" + ",\n".join(parts) + "\n]\n"))
+    assert sids(r) == ["s0", "s2"]
+    assert len(r.rejects) == 1
+
+
+def test_json_array_not_closed_keeps_its_elements(write):
+    text = "[\n" + ",\n".join(json.dumps(payload(f"s{i}")) for i in range(2)) + ",\n"
+    r = load(write("a.json", text))
+    assert sids(r) == ["s0", "s1"]
+    assert list(r.rejects["reason"]) == ["invalid JSON: the array is not closed"]
+
+
+def test_yaml_goes_on_after_a_document_with_an_unknown_tag(write):
+    doc = "sms:\n  sid: {sid}\n  fromNumber: '+33612345678'\n  toNumber: '+33639980044'\n"
+    text = "---\n".join([doc.format(sid="y0"),
+                         doc.format(sid="y1") + "  x: !!python/name:os.system\n",
+                         doc.format(sid="y2")])  # fmt: skip
+    r = load(write("a.yaml", text))
+    assert sids(r) == ["y0", "y2"]
+    [(line, reason)] = reasons(r)
+    assert line == 6 and "constructor" in reason and reason.startswith("invalid YAML")
+
+
+def test_yaml_goes_on_after_a_document_that_does_not_parse(write):
+    doc = "sms:\n  sid: {sid}\n  fromNumber: '+33612345678'\n  toNumber: '+33639980044'\n"
+    text = "---\n".join([doc.format(sid="y0"), "sms: [unclosed\n  sid: y1\n",
+                         doc.format(sid="y2")])  # fmt: skip
+    r = load(write("a.yaml", text))
+    assert sids(r) == ["y0", "y2"]
+    assert len(r.rejects) == 1 and r.rejects["reason"][0].startswith("invalid YAML")
+
+
+def test_yaml_list_item_with_an_unknown_tag_is_one_reject(write):
+    text = ("- sms: {sid: a, fromNumber: '+33612345678', toNumber: '+1'}\n"
+            "- sms: !custom {sid: b}\n"
+            "- sms: {sid: c, fromNumber: '+33612345678', toNumber: '+1'}\n")  # fmt: skip
+    r = load(write("a.yaml", text))
+    assert sids(r) == ["a", "c"]
+    assert reasons(r)[0][0] == 2
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".log", ".json"])
+def test_cr_only_line_ends(write, suffix):
+    text = "\r".join(json.dumps(payload(f"s{i}")) for i in range(3)) + "\r"
+    r = load(write("a" + suffix, text))
+    assert sids(r) == ["s0", "s1", "s2"]
+
+
+def test_cr_only_line_numbers(write):
+    text = json.dumps(payload("s0")) + "\r\rnot json\r" + json.dumps(payload("s1")) + "\r"
+    r = load(write("a.jsonl", text))
+    assert sids(r) == ["s0", "s1"]
+    assert reasons(r) == [(3, "no JSON object on the line")]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_junk_after_a_compressed_document_is_counted(write, suffix):
+    if suffix == ".json":
+        text = json.dumps([payload("s0"), payload("s1")], indent=1)
+    else:
+        text = "".join(f"- {json.dumps(payload(f's{i}'))}\n" for i in range(2))
+    r = load(write("a" + suffix + ".gz", gzip.compress(text.encode()) + b"junk"))
+    assert sids(r) == ["s0", "s1"]
+    [reason] = r.rejects["reason"]
+    assert reason.startswith("compressed data is truncated or corrupt")
+    assert r.summary.damaged_files
+
+
+# -- one record, one outcome, in every container -----------------------------------------
+
+
+CUT_EMOJI = '{"sid": "s1", "from": "+33612345678", "to": "+1", "body": {"text": "x\\ud83d"}}'
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("a.jsonl", CUT_EMOJI + "\n"),
+        ("a.json", "[" + CUT_EMOJI + "]"),
+        ("a.json", CUT_EMOJI),
+        ("a.yaml", "- " + CUT_EMOJI + "\n"),
+        ("a.yaml", CUT_EMOJI.replace('"body": {', "body: {") + "\n"),
+    ],
+)
+def test_lone_surrogate_is_one_reject_in_every_container(write, name, text):
+    good = json.dumps(payload("s0"))
+    r = load(write(name, text), write("b.jsonl", good + "\n"))
+    assert sids(r) == ["s0"]
+    assert list(r.rejects["reason"]) == [
+        "invalid JSON: a lone UTF-16 surrogate escape (\\ud83d), half of a character"
+    ]
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.json", "a.yaml"])
+def test_duplicate_keys_first_wins_in_every_container(write, name):
+    text = ('{"sid": "s1", "from": "+33612345678", "from": "+33699999999", "to": "+1",'
+            ' "body": {"text": "a", "text": "b"}}')  # fmt: skip
+    if name == "a.json":
+        text = f"[{text}]"
+    r = load(write(name, text + "\n"))
+    [row] = r.messages.to_dict("records")
+    assert (row["from_number"], row["body_text"]) == ("+33612345678", "a")
+
+
+# -- YAML scalars are the text that was written ------------------------------------------
+
+
+YAML_SCALARS = (
+    "sms:\n  sid: 01234567\n  fromNumber: '+4791234567'\n  fromCountry: NO\n"
+    "  toNumber: '+4791234568'\n  bodyText: Yes\n  fromLocation: 10:30\n"
+    "  billingDebit: 0.10\n  toCountry: ~\n  status: 1_000\n  toLocation: 0x1F\n"
+    "  createdAt: 2025-03-31 15:42:00\n  encoding: !!int 010\n  toType: null\n"
+    "  direction: on\n  network: 1e3\n  parts: .inf\n  fromType: 0o17\n  sentAt:\n"
+)
+
+
+def test_yaml_scalars_are_read_as_written():
+    [table] = readers._iter_yaml("a.yaml", YAML_SCALARS.encode())
+    sms = json.loads(table.column("text")[0].as_py())["sms"]
+    assert sms == {
+        "sid": "01234567", "fromNumber": "+4791234567", "fromCountry": "NO",
+        "toNumber": "+4791234568", "bodyText": "Yes", "fromLocation": "10:30",
+        "billingDebit": "0.10", "toCountry": None, "status": "1_000", "toLocation": "0x1F",
+        "createdAt": "2025-03-31 15:42:00", "encoding": "010", "toType": None,
+        "direction": "on", "network": "1e3", "parts": ".inf", "fromType": "0o17",
+        "sentAt": None,
+    }  # fmt: skip
+
+
+def test_yaml_scalars_keep_their_text(write):
+    text = (
+        "sms:\n  sid: 01234567\n  fromNumber: '+4791234567'\n  fromCountry: NO\n"
+        "  toNumber: '+4791234568'\n  bodyText: Yes\n  fromLocation: 10:30\n"
+        "  billingDebit: 0.10\n  toCountry: ~\n  status: 1_000\n  toLocation: 0x1F\n"
+        "  createdAt: 2025-03-31 15:42:00\n  encoding: !!int 010\n  toType: null\n"
+    )
+    r = load(write("a.yaml", text))
+    [row] = r.messages.to_dict("records")
+    assert row["sid"] == "01234567"
+    assert row["from_country"] == "NO" and row["body_text"] == "Yes"
+    assert row["from_location"] == "10:30" and row["status"] == "1_000"
+    assert row["to_location"] == "0x1F" and row["encoding"] == "010"
+    assert row["cost_cents"] == Decimal("0.10")
+    assert str(row["created_at"]) == "2025-03-31 15:42:00+00:00"
+
+
+def test_yaml_merge_keys_and_duplicates(write):
+    text = ("- &b {fromNumber: '+33612345678', toNumber: '+1', sid: x}\n"
+            "- sms:\n    <<: *b\n    sid: y\n    sid: z\n")  # fmt: skip
+    r = load(write("a.yaml", text))
+    assert sids(r) == ["x", "y"]  # own keys override merged ones; the first duplicate wins
+
+
+# -- huge records ------------------------------------------------------------------------
+
+
+def test_record_above_the_limit_is_rejected_alone(write, monkeypatch):
+    monkeypatch.setattr(readers, "RECORD_LIMIT", 1000)
+    for name in ("a.jsonl", "b.json", "c.yaml"):
+        lines = [json.dumps(payload(name + "0")), json.dumps(payload("big", pad="x" * 5000)),
+                 json.dumps(payload(name + "1"))]  # fmt: skip
+        text = {"a.jsonl": "\n".join(lines) + "\n", "b.json": "[" + ",\n".join(lines) + "]",
+                "c.yaml": "".join(f"- {x}\n" for x in lines)}[name]  # fmt: skip
+        r = load(write(name, text))
+        assert len(r.messages) == 2 and len(r.rejects) == 1, name
+        assert r.rejects["source_line"][0] == 2
+        assert r.rejects["reason"][0].startswith("record too large: 5,")
+        assert "(a record may have at most 1,000)" in r.rejects["reason"][0]
+
+
+@pytest.mark.parametrize("compress", [None, "gz", "zst"])
+def test_long_line_across_many_chunks(write, monkeypatch, compress):
+    monkeypatch.setattr(readers, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(readers, "_COMPRESSED_CHUNK_BYTES", 64)
+    monkeypatch.setattr(readers, "RECORD_LIMIT", 3000)
+    lines = [json.dumps(payload("s0", pad="y" * 2000)), json.dumps(payload("big", pad="x" * 4000)),
+             json.dumps(payload("s1"))]  # fmt: skip
+    data = ("\n".join(lines) + "\n").encode()
+    name = "a.jsonl"
+    if compress == "gz":
+        data, name = gzip.compress(data), name + ".gz"
+    elif compress == "zst":
+        data, name = zstandard.ZstdCompressor().compress(data), name + ".zst"
+    r = load(write(name, data))
+    assert sids(r) == ["s0", "s1"]
+    assert reasons(r)[0][0] == 2 and reasons(r)[0][1].startswith("record too large: 4,")
+
+
+def test_long_line_pieces_are_joined_once(monkeypatch):
+    """A line spread over N chunks is joined once (it was joined N times: quadratic)."""
+    joins: list[int] = []
+    real = readers._split_lines
+
+    def spy(buf, first_line, name):
+        joins.append(len(buf))
+        return real(buf, first_line, name)
+
+    monkeypatch.setattr(readers, "_split_lines", spy)
+    import io
+
+    line = b'{"sid": "' + b"x" * 100_000 + b'"}\n'
+    tables = list(readers._iter_lines(io.BytesIO(line), "f", chunk_bytes=100))
+    assert sum(len(t) for t in tables) == 1
+    assert joins == [len(line)]
+
+
+@pytest.mark.slow
+def test_a_100_mb_record_does_not_stop_the_run(tmp_path):
+    path = tmp_path / "a.jsonl.zst"
+    big = json.dumps(payload("big", pad="x" * (100 << 20)))
+    data = "\n".join([json.dumps(payload("s0")), big, json.dumps(payload("s1"))]) + "\n"
+    path.write_bytes(zstandard.ZstdCompressor().compress(data.encode()))
+    del big, data
+    r = load(path)
+    assert sids(r) == ["s0", "s1"]
+    assert r.rejects["reason"][0].startswith("record too large: 104,")
