@@ -51,10 +51,11 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import queries
+from . import arguments, queries
 from .escape import for_html, write_csv_tables
 from .networks import lookup_networks
 from .numbers import describe_numbers
+from .privacy import TOKEN_PREFIX
 from .schema import COST_TYPE
 from .segments import analyze_array, gsm_lookalike
 
@@ -97,6 +98,9 @@ _Q = Decimal("1e-10")  # precision of ratios [cents]
 _RATIO = pa.decimal128(38, 10)
 _MONEY = pa.decimal128(38, 6)
 _MONTH = "strftime(timezone($tz, created_at), '%Y-%m')"
+# The checks that read a sender number, and the rows where it is a token instead.
+_NUMBER_CHECKS = ("invalid_number", "country_mismatch")
+_TOKEN_CONDITION = f"starts_with(r.from_number, '{TOKEN_PREFIX}')"
 
 # ---------------------------------------------------------------------------------------
 # SQL. {rows} is the audit view (the messages with enrichment filled in, see _prepared);
@@ -222,6 +226,11 @@ GROUP BY ALL
 ORDER BY messages DESC, r.from_number
 """
 
+TOKENS_SQL = """
+SELECT count(*) FROM messages AS r
+{where}
+"""
+
 SMART_PUNCTUATION_SQL = """
 SELECT r.sid, r.created_at, r.from_number, r.from_country, r.body_text, r.unicode_chars,
        r.encoding, r.parts, r.computed_parts, l.lookalike_parts, r.cost_cents
@@ -298,6 +307,9 @@ class AuditResult:
         Label of the account currency.
     rate_margin : Decimal
         Margin of the above-rate check.
+    pseudonymised_senders : int
+        Messages whose sender is a pseudonymised token (``anon:...``): the number checks
+        (``invalid_number``, ``country_mismatch``) skip them, and the summary says so.
     """
 
     summary: pd.DataFrame
@@ -313,6 +325,7 @@ class AuditResult:
     tz: str = "UTC"
     currency: str | None = None
     rate_margin: Decimal = RATE_MARGIN
+    pseudonymised_senders: int = 0
 
     _TABLES: ClassVar[tuple[str, ...]] = (
         "summary", "mismatches", "rates", "above_rate", "unknown_networks", "invalid_numbers",
@@ -342,6 +355,7 @@ class AuditResult:
                        "tz": self.tz},
             "currency": self.currency,
             "rate_margin": str(self.rate_margin),
+            "pseudonymised_senders": self.pseudonymised_senders,
             "tables": {name: [{str(k): _json_value(v) for k, v in row.items()}
                               for row in df.astype(object).to_dict(orient="records")]
                        for name, df in self.tables().items()},
@@ -451,6 +465,12 @@ def audit(
     AuditResult
         The summary and one table per check.
 
+    Raises
+    ------
+    ArgumentError
+        Before any data is read, for a bad time zone, bound (or `end` not after `start`),
+        currency or margin (see :mod:`smsanalytics.arguments`).
+
     Examples
     --------
     >>> import smsanalytics
@@ -460,13 +480,18 @@ def audit(
     >>> int(over["messages"]), str(over["at_stake_cents"])
     (10, '16.3175000000')
     """
-    margin = _margin(rate_margin)
-    queries._zone(tz)
+    margin = arguments.margin(rate_margin)
+    tz = arguments.time_zone_name(tz)
+    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
+    currency = arguments.currency_label(currency)
     owned = not isinstance(source, duckdb.DuckDBPyConnection)
     con = queries.connect(source, currency=currency)
     try:
         label = queries._currency(con, currency)
-        where, params = queries._where(tz=tz, start=start, end=end)
+        where, params = queries._where(tz=tz, start=lo, end=hi)
+        # A pseudonymised sender is a token, not a number: the number checks skip it.
+        sql = TOKENS_SQL.format(where=_and(where, _TOKEN_CONDITION))
+        tokens = int(_arrow(con, sql, params).column(0)[0].as_py())
         with _prepared(con, where, params, numbers=True) as names:
             mismatches, over_billed = _mismatches(con, names, where, params, tz)
             points = _points(con, names, where, params, tz, by_month=True)
@@ -477,23 +502,23 @@ def audit(
                 where, "network IS NOT NULL AND (network_country IS NULL "
                 "OR network_operator IS NULL)"), params, tz)
             invalid = _run(con, INVALID_NUMBERS_SQL, names, _and(
-                where, "r.from_number IS NOT NULL AND (r.from_type = 'UNKNOWN' "
-                "OR n.valid IS NOT TRUE)"), params, tz)
+                where, f"r.from_number IS NOT NULL AND NOT {_TOKEN_CONDITION} "
+                "AND (r.from_type = 'UNKNOWN' OR n.valid IS NOT TRUE)"), params, tz)
             country = _run(con, COUNTRY_MISMATCH_SQL, names, _and(
-                where, "r.source = 'actions' AND r.from_country IS NOT NULL "
+                where, f"r.source = 'actions' AND r.from_country IS NOT NULL "
+                f"AND NOT {_TOKEN_CONDITION} "
                 "AND n.country IS NOT NULL AND r.from_country <> n.country"), params, tz)
             smart, saving = _smart_punctuation(con, names, where, params, tz)
     finally:
         if owned:
             con.close()
     summary = _summary(mismatches, over_billed, above, excess, networks, invalid, country,
-                       smart, saving)
-    bounds = [queries._instant(b, tz) for b in (start, end)]
+                       smart, saving, tokens)
     result = AuditResult(
         summary=summary, mismatches=mismatches, rates=rates, above_rate=above,
         unknown_networks=networks, invalid_numbers=invalid, country_mismatch=country,
-        smart_punctuation=smart, start=bounds[0], end=bounds[1], tz=tz, currency=label,
-        rate_margin=margin,
+        smart_punctuation=smart, start=lo, end=hi, tz=tz, currency=label,
+        rate_margin=margin, pseudonymised_senders=tokens,
     )
     for df in result.tables().values():
         df.attrs.update({"question": "audit", "tz": tz, "currency": label})
@@ -524,11 +549,12 @@ def billing_mismatches(
     pandas.DataFrame
         :attr:`AuditResult.mismatches`.
     """
-    queries._zone(tz)
+    tz = arguments.time_zone_name(tz)
+    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
     owned = not isinstance(source, duckdb.DuckDBPyConnection)
     con = queries.connect(source)
     try:
-        where, params = queries._where(tz=tz, start=start, end=end)
+        where, params = queries._where(tz=tz, start=lo, end=hi)
         with _prepared(con, where, params, numbers=False) as names:
             return _mismatches(con, names, where, params, tz)[0]
     finally:
@@ -566,12 +592,13 @@ def above_rate(
         :attr:`AuditResult.above_rate`. Messages without a country, parts or cost have no
         usual rate to compare with and are never flagged.
     """
-    margin = _margin(rate_margin)
-    queries._zone(tz)
+    margin = arguments.margin(rate_margin)
+    tz = arguments.time_zone_name(tz)
+    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
     owned = not isinstance(source, duckdb.DuckDBPyConnection)
     con = queries.connect(source)
     try:
-        where, params = queries._where(tz=tz, start=start, end=end)
+        where, params = queries._where(tz=tz, start=lo, end=hi)
         with _prepared(con, where, params, numbers=False) as names:
             return _above_rate(con, names, where, params, tz, margin, by_month=by_month)[0]
     finally:
@@ -646,7 +673,8 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
         register("networks", lookup_networks(distinct("network", "network IS NOT NULL")))
         # Every sender is described when the number checks run; otherwise only those whose
         # country the rates need.
-        needed = "from_number IS NOT NULL" + ("" if numbers else " AND from_country IS NULL")
+        needed = (f"from_number IS NOT NULL AND NOT {_TOKEN_CONDITION.replace('r.', '')}"
+                  + ("" if numbers else " AND from_country IS NULL"))
         register("numbers", describe_numbers(distinct("from_number", needed)))
         con.execute(ROWS_VIEW_SQL.format(**names))
         # Look-alikes only for the bodies that can change: unicode ones (the substituted
@@ -812,7 +840,8 @@ def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], wh
 
 def _summary(mismatches: pd.DataFrame, over_billed: Fraction, above: pd.DataFrame,
              excess: Fraction, networks: pd.DataFrame, invalid: pd.DataFrame,
-             country: pd.DataFrame, smart: pd.DataFrame, saving: Fraction) -> pd.DataFrame:
+             country: pd.DataFrame, smart: pd.DataFrame, saving: Fraction,
+             tokens: int = 0) -> pd.DataFrame:
     """One row per check: messages, parts and cost found, and the amount at stake."""
     finding = mismatches["finding"].astype(str)
     difference = mismatches["parts_difference"]
@@ -830,10 +859,12 @@ def _summary(mismatches: pd.DataFrame, over_billed: Fraction, above: pd.DataFram
         ("country_mismatch", _isum(country["messages"]), None, country, None),
         ("smart_punctuation", len(smart), _isum(smart["parts_saved"]), smart, saving),
     ]
+    skipped = (f" (not checked for the {tokens:,} messages whose sender is a pseudonymised "
+               "token, not a number)") if tokens else ""
     records = [{"check": check, "messages": messages, "parts": parts,
                 "cost_cents": _dsum(df["cost_cents"]),
                 "at_stake_cents": None if stake is None else _ratio(stake),
-                "meaning": CHECKS[check]}
+                "meaning": CHECKS[check] + (skipped if check in _NUMBER_CHECKS else "")}
                for check, messages, parts, df, stake in rows]
     schema = pa.schema([("check", pa.string()), ("messages", pa.int64()),
                         ("parts", pa.int64()), ("cost_cents", _MONEY),
@@ -885,13 +916,6 @@ def _dtype(t: pa.DataType) -> Any:
     if pa.types.is_integer(t):
         return pd.Int64Dtype()
     return None
-
-
-def _margin(value: Decimal | str | float) -> Decimal:
-    margin = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    if not margin.is_finite() or margin < 0:
-        raise ValueError(f"rate_margin must be a non-negative number, not {value!r}")
-    return margin
 
 
 def _ratio(value: Fraction) -> Decimal:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import duckdb
 
+from . import arguments
 from . import dataset as ds
 from .errors import SmsAnalyticsError, StrictModeError
 from .escape import for_terminal
@@ -65,7 +66,8 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> N
     shown = df.head(max_rows)
 
     def cell(v: Any) -> str:
-        if v is None or (not isinstance(v, list | dict) and pd.isna(v)):
+        # A list or struct cell (status_history) arrives as an array: not a missing scalar.
+        if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
             return ""
         text = for_terminal(v)
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
@@ -246,18 +248,33 @@ def info(dataset: str, as_json: bool) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (formula cells neutralised).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout.")
 @click.option("--max-rows", default=50, show_default=True, help="Rows shown in the table view.")
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Read the dataset and nothing else: no file access, no writes, no extensions "
+    "(for SQL from others, behind a service).",
+)
 @_handle_errors
-def sql(dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: int) -> None:
-    """Run DuckDB SQL over a view named `messages` of DATASET."""
+def sql(
+    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: int, read_only: bool
+) -> None:
+    """Run DuckDB SQL over a view named `messages` of DATASET.
+
+    Without --read-only the SQL runs with your rights: it can read and write any file you
+    can (COPY ... TO, ATTACH, read_text).
+    """
     from .queries import run_sql
 
+    max_rows = arguments.positive_int(max_rows, "--max-rows")
+    if not query.strip():
+        raise arguments.ArgumentError("QUERY", query, "empty: give one SQL statement")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    df = run_sql(dataset, query)
+    df = run_sql(dataset, query, read_only=read_only)
     if as_csv:
-        from .escape import for_csv_cell
+        from .escape import write_csv
 
-        df.map(for_csv_cell).to_csv(sys.stdout, index=False)
+        write_csv(df, sys.stdout)
     elif as_json:
         click.echo(df.to_json(orient="records", lines=True, date_format="iso", default_handler=str))
     else:
@@ -287,9 +304,13 @@ def report(
     """Write the cost report of DATASET as one self-contained HTML page."""
     from .report import cost_report
 
+    zone = arguments.time_zone(tz, "--tz")
+    lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
+    top = arguments.positive_int(top, "--top")
+    label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    r = cost_report(dataset, start=start, end=end, tz=tz, currency=currency, top=top)
+    r = cost_report(dataset, start=lo, end=hi, tz=zone, currency=label, top=top)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
@@ -325,20 +346,18 @@ def audit(
     max_rows: int,
 ) -> None:
     """Audit the billing of DATASET: parts, encodings, rates, networks, numbers."""
-    from decimal import Decimal, InvalidOperation
+    from decimal import Decimal
 
     from .audit import audit as run
 
+    zone = arguments.time_zone(tz, "--tz")
+    lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
+    label = arguments.currency_label(currency, "--currency")
+    rate_margin = arguments.margin(margin, "--margin")
+    max_rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    try:
-        rate_margin = Decimal(margin)
-    except InvalidOperation as exc:
-        raise click.BadParameter(f"not a number: {margin!r}", param_hint="--margin") from exc
-    try:
-        a = run(dataset, start=start, end=end, tz=tz, currency=currency, rate_margin=rate_margin)
-    except ValueError as exc:
-        raise SmsAnalyticsError(str(exc)) from exc
+    a = run(dataset, start=lo, end=hi, tz=zone, currency=label, rate_margin=rate_margin)
     if as_json:
         click.echo(a.to_json())
     else:
@@ -350,6 +369,9 @@ def audit(
             # Exact decimals without exponent (0E-10 reads as 0.0000000000).
             shown = df.astype(object).map(lambda v: f"{v:f}" if isinstance(v, Decimal) else v)
             _print_table(shown, max_rows=len(df) if name == "summary" else max_rows)
+        if a.pseudonymised_senders:
+            click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
+                       "their senders are pseudonymised tokens, not numbers")
     if csv_dir:
         files = a.to_csv(csv_dir)
         click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}", err=as_json)

@@ -1,37 +1,68 @@
-"""Make untrusted text safe where it is shown: terminal, CSV for spreadsheets, HTML.
+"""Make untrusted text safe where it is shown: terminal, CSV, HTML, Markdown, plots.
 
 Message bodies and numbers come from strangers. Everything that renders them goes through
 one of these functions; none of them changes the stored data.
+
+Decisions:
+
+* Control characters (C0 but tab, DEL, C1) and the invisible characters that change how
+  text reads (bidirectional overrides, isolates and marks: Trojan Source) are shown as
+  escapes (``\\x1b``, ``\\u202e``) in every output, never passed through. Line breaks are
+  shown as ``\\n`` on the terminal and in Markdown (one row per line); HTML and CSV keep
+  them, as whitespace inside an element and inside a quoted cell.
+* A CSV cell is quoted whenever it holds a delimiter, a quote, a line break or any other
+  control character, so a spreadsheet reads exactly one row per record (a bare carriage
+  return left unquoted starts a new row in Excel and LibreOffice). Text a spreadsheet would
+  run as a formula gets a leading apostrophe.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the terminal and HTML escapes are used where pandas is not needed
     import pandas as pd
 
-__all__ = ["for_terminal", "for_csv_cell", "for_html", "write_csv_tables", "FORMULA_PREFIXES"]
+__all__ = [
+    "for_terminal",
+    "for_csv_cell",
+    "for_html",
+    "for_markdown",
+    "for_plot",
+    "write_csv",
+    "write_csv_tables",
+    "FORMULA_PREFIXES",
+]
 
-# C0 and C1 control characters, DEL, and the bidirectional overrides that can make text
-# read differently from what it is (Trojan Source). Tab is kept.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 control characters, DEL, and the bidirectional controls that can make text
+# read differently from what it is (Trojan Source): embeddings and overrides, isolates,
+# the left-to-right, right-to-left and Arabic letter marks. Tab is kept.
+_INVISIBLE = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{_INVISIBLE}]")
+# The same, but line breaks kept (HTML and CSV show them as what they are).
+_CONTROL_NOT_BREAKS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]")
 
 #: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_AFTER_SPACE = re.compile(r"[\s\x00-\x1f]*[=+\-@]")
+
+# Characters that start inline Markdown (emphasis, code, links, images, raw HTML, entities,
+# tables, strikethrough); a backslash makes each literal (CommonMark, GFM).
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>&!|~#$])")
 
 
 def for_terminal(text: object) -> str:
     """Return `text` with control characters shown as escapes (``\\x1b``, ``\\n``).
 
     An ANSI escape sequence in a message body is printed as text, not obeyed by the
-    terminal.
+    terminal; a right-to-left override is shown as ``\\u202e``, not obeyed.
 
     Examples
     --------
@@ -52,12 +83,18 @@ def _escape_char(m: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def _visible(text: str) -> str:
+    """Control and bidirectional characters as escapes; tabs and line breaks kept."""
+    return _CONTROL_NOT_BREAKS.sub(_escape_char, text)
+
+
 def for_csv_cell(value: object) -> object:
     """Neutralise a CSV cell a spreadsheet would run as a formula.
 
-    Text starting with ``=``, ``+``, ``-``, ``@``, tab or a line break gets a leading
-    apostrophe, which spreadsheets show as text. Numbers and other types pass unchanged,
-    so negative amounts stay numbers.
+    Text starting with ``=``, ``+``, ``-``, ``@``, tab or a line break (or with one of them
+    after leading blanks and control characters) gets a leading apostrophe, which
+    spreadsheets show as text; control characters other than tab and line breaks are shown
+    as escapes. Numbers and other types pass unchanged, so negative amounts stay numbers.
 
     Examples
     --------
@@ -66,61 +103,129 @@ def for_csv_cell(value: object) -> object:
     >>> for_csv_cell(-3)
     -3
     """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    text = _visible(value)
+    if text.startswith(FORMULA_PREFIXES) or _FORMULA_AFTER_SPACE.match(text):
+        return "'" + text
+    return text
 
 
 def for_html(text: object) -> str:
     """Escape `text` for HTML element content and quoted attributes.
 
+    Control and bidirectional characters are shown as escapes (``\\u202e``), as on the
+    terminal; tabs and line breaks are kept.
+
     Examples
     --------
     >>> for_html("<script>alert(1)</script>")
     '&lt;script&gt;alert(1)&lt;/script&gt;'
+    >>> for_html("abc\\u202edef")
+    'abc\\\\u202edef'
     """
-    return html.escape("" if text is None else str(text), quote=True)
+    return html.escape(_visible("" if text is None else str(text)), quote=True)
 
 
-def _csv_value(value: Any) -> Any:
+def for_markdown(text: object) -> str:
+    """Escape `text` for a Markdown table cell or paragraph: it renders as the text itself.
+
+    Inline metacharacters (links ``[a](...)``, images ``![x](...)``, emphasis, code, raw
+    HTML ``<b>``, entities ``&amp;``, table pipes) are backslash-escaped; control characters
+    and line breaks are shown as escapes, so a cell stays on its row.
+
+    Examples
+    --------
+    >>> print(for_markdown("![x](http://evil/p.png) <b>"))
+    \\!\\[x\\](http://evil/p.png) \\<b\\>
+    """
+    return _MARKDOWN.sub(r"\\\1", for_terminal(text))
+
+
+def for_plot(text: object) -> str:
+    """Return `text` for a matplotlib label: drawn as written, never parsed as mathtext.
+
+    A dollar sign is escaped (``\\$``: matplotlib draws it as ``$``) and control characters
+    are shown as escapes.
+
+    Examples
+    --------
+    >>> for_plot("US$ 5 and $x$")
+    'US\\\\$ 5 and \\\\$x\\\\$'
+    """
+    return for_terminal(text).replace("$", "\\$")
+
+
+def _csv_text(value: Any) -> str | None:
+    """One CSV cell as text (None: empty): exact decimals, ISO times, JSON for nested data."""
     import pandas as pd
 
-    if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str(for_csv_cell(value))
+    if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):  # an Arrow list cell
+        value = value.tolist()
+    if isinstance(value, list | tuple | dict):
+        return str(for_csv_cell(json.dumps(value, ensure_ascii=False, default=str)))
+    if pd.isna(value):
         return None
     if isinstance(value, Decimal):
         # Exact and unrounded, without exponent or padding zeros.
         return f"{value.normalize():f}" if value != 0 else "0"
-    if isinstance(value, datetime):  # pandas' Timestamp too
+    if isinstance(value, datetime | date):  # pandas' Timestamp too
         return value.isoformat()
-    return for_csv_cell(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "item"):  # NumPy scalars
+        value = value.item()
+    return str(value)
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\x00-\x1f\x7f-\x9f\u2028\u2029]|^\s|\s$')
+
+
+def _quoted(cell: str | None) -> str:
+    if cell is None:
+        return ""
+    if cell == "" or _NEEDS_QUOTES.search(cell):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
+    """Write `df` as CSV to the text stream `out`, safe to open in a spreadsheet.
+
+    Each cell is made safe on its own: text is neutralised with :func:`for_csv_cell` and
+    quoted when it holds a delimiter, a quote, a line break or any control character (so
+    a bare carriage return cannot start a row); decimals are exact, times ISO 8601, lists
+    and structs JSON. Lines end with ``\\n``; an empty cell is a missing value.
+    """
+    header = [_quoted(_csv_text(str(c))) for c in df.columns]
+    out.write(",".join(header) + "\n")
+    for row in _rows(df):
+        out.write(",".join(_quoted(_csv_text(v)) for v in row) + "\n")
+
+
+def _rows(df: pd.DataFrame) -> Iterable[Sequence[Any]]:
+    columns = [df[c].astype(object).tolist() for c in df.columns]
+    return zip(*columns, strict=True) if columns else ([] for _ in range(len(df)))
 
 
 def write_csv_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
-    """Write each table to ``<directory>/<name>.csv``, safe to open in a spreadsheet.
-
-    Decimals are written exact and unrounded, times in ISO 8601, and text cells (and
-    headers) a spreadsheet would run as a formula are neutralised with
-    :func:`for_csv_cell`.
+    """Write each table to ``<directory>/<name>.csv`` with :func:`write_csv`.
 
     Returns
     -------
     list of Path
         The files written.
     """
-    import pandas as pd
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, df in tables.items():
-        cells = pd.DataFrame(
-            {
-                str(for_csv_cell(str(c))): [_csv_value(v) for v in df[c].astype(object)]
-                for c in df.columns
-            },
-            index=range(len(df)),
-        )
         path = out / f"{name}.csv"
-        cells.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            write_csv(df, fh)
         written.append(path)
     return written

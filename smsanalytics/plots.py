@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
 from . import queries
+from .escape import for_plot
 
 __all__ = [
     "ENCODING_COLORS",
@@ -142,7 +143,8 @@ def _axes(ax: Axes | None) -> Axes:
 def _label(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return _UNKNOWN
-    return str(value)
+    # Labels come from the data: text, never mathtext (a "$" would be parsed, and fail).
+    return for_plot(value)
 
 
 def _floats(series: pd.Series) -> np.ndarray:
@@ -152,7 +154,7 @@ def _floats(series: pd.Series) -> np.ndarray:
 
 def _money_label(df: pd.DataFrame) -> str:
     currency = df.attrs.get("currency")
-    return f"cost [{currency}]" if currency else "cost [account currency]"
+    return f"cost [{for_plot(currency)}]" if currency else "cost [account currency]"
 
 
 def _value_label(df: pd.DataFrame, y: str) -> str:
@@ -160,7 +162,7 @@ def _value_label(df: pd.DataFrame, y: str) -> str:
         return _money_label(df)
     if y == "cost_cents":
         currency = df.attrs.get("currency")
-        return f"cost [cents of {currency}]" if currency else "cost [cents]"
+        return f"cost [cents of {for_plot(currency)}]" if currency else "cost [cents]"
     if y == "parts":
         return "parts [segments]"
     return f"{y.replace('_', ' ')} [count]"
@@ -200,7 +202,7 @@ def _period_words(df: pd.DataFrame) -> tuple[str, str]:
     freq = df.attrs.get("freq")
     tz = df.attrs.get("tz")
     per = f" per {freq}" if freq else ""
-    zone = f" ({tz})" if tz else ""
+    zone = f" ({for_plot(tz)})" if tz else ""
     return per, zone
 
 
@@ -584,7 +586,7 @@ def plot_costs(
         _date_axis(ax)
         _thousands(ax.yaxis, money=True)
         ax.set_ylabel(label)
-        ax.set_xlabel(f"{first} ({tz})" if tz else first)
+        ax.set_xlabel(f"{first} ({for_plot(tz)})" if tz else first)
     else:
         keep = _top_n(table.sum(axis=1), n)
         if OTHER in keep.index:
@@ -608,7 +610,7 @@ def plot_costs(
     if second is not None:
         title += f" and {second.replace('_', ' ')}"
         ax.legend(title=second.replace("_", " "), loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title(title + (f" ({tz})" if is_time and tz else ""))
+    ax.set_title(title + (f" ({for_plot(tz)})" if is_time and tz else ""))
     return ax
 
 
@@ -775,7 +777,7 @@ def plot_keywords(
         pos = np.arange(len(totals))
         colors = [color_for(by, k) for k in totals.index]
         ax.barh(pos, totals.to_numpy(), **{"color": colors, **kwargs})
-        ax.set_yticks(pos, [str(k) for k in totals.index])
+        ax.set_yticks(pos, [_label(k) for k in totals.index])
         ax.invert_yaxis()
         _thousands(ax.xaxis)
         ax.set_xlabel("messages [count]")

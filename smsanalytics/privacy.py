@@ -28,6 +28,13 @@ cut to 64 bits, is recorded in the manifest so that a later conversion with anot
 Key files hold the key as text, 64 hex digits (what :func:`generate_key` writes), or as
 base64 text, or as raw random bytes; at least 16 bytes of key material are required.
 Other text (a passphrase) is refused: it could be guessed, and then every token reversed.
+So is key material that is not plausibly random, whatever its encoding (a word typed as
+base64, ``00...00`` as hex): bytes that repeat a shorter pattern, count up or down by a
+fixed step, use few distinct values (fewer than half of what random bytes of that length
+almost surely show) or are all printable text, and key text of a single kind of
+character (only lower-case letters, only digits). Random keys fail these checks with a
+probability below one in a million (16 bytes) and one in 10^12 (32 bytes, as
+:func:`generate_key` writes).
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ __all__ = [
     "load_key",
     "generate_key",
     "key_check",
+    "weak_key_reason",
     "normalise_number",
     "pseudonymize_number",
     "pseudonymize_numbers",
@@ -84,6 +92,34 @@ _CHECK_CONTEXT = b"smsanalytics/key-check/v1"
 _SEPARATORS = re.compile(r"[\s\-.()]")
 _HEX = re.compile(rb"[0-9a-fA-F]+")
 _BATCH_ROWS = 65_536
+
+
+_ONE_KIND = (re.compile(rb"[a-z]+=*"), re.compile(rb"[A-Z]+=*"), re.compile(rb"[0-9]+=*"))
+
+
+def weak_key_reason(key: bytes) -> str | None:
+    """Say why `key` is not plausibly random key material, or return None.
+
+    Examples
+    --------
+    >>> weak_key_reason(bytes(16))
+    'its bytes repeat a pattern of 1 byte'
+    >>> weak_key_reason(bytes.fromhex("8c1f03a2e7b45d96f0c27a4b1e93d568")) is None
+    True
+    """
+    n = len(key)
+    for period in range(1, n // 2 + 1):
+        if key[period:] == key[:-period]:
+            return f"its bytes repeat a pattern of {period} byte{'s' if period > 1 else ''}"
+    steps = {(key[i + 1] - key[i]) % 256 for i in range(n - 1)}
+    if len(steps) == 1:
+        return "its bytes count up or down by a fixed step"
+    distinct = len(set(key))
+    if distinct < min(n, 256) // 2:
+        return f"it uses only {distinct} distinct byte values in {n} bytes"
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in key):
+        return "its bytes are all printable text"
+    return None
 
 
 def _decode_key(data: bytes) -> bytes | None:
@@ -148,6 +184,16 @@ def load_key(path: str | Path) -> bytes:
             f"holds {len(key)} bytes of key; at least {MIN_KEY_BYTES} are needed "
             "(make one with `smsanalytics keygen FILE`)",
         )
+    text = data.strip()
+    weak = weak_key_reason(key)
+    if weak is None and key != data and any(k.fullmatch(text) for k in _ONE_KIND):
+        weak = "its text uses a single kind of character (a word, not random base64)"
+    if weak is not None:
+        raise KeyFileError(
+            str(path),
+            f"does not hold a random key: {weak}; a guessable key lets anyone reverse the "
+            "tokens (make one with `smsanalytics keygen FILE`)",
+        )
     return key
 
 
@@ -198,7 +244,7 @@ def pseudonymize_number(number: str, key: bytes) -> str:
 
     Examples
     --------
-    >>> key = bytes(range(32))
+    >>> key = bytes.fromhex("5f0e9b27c4d1a86e3b72f90d4ac6158e27d3b0694fa8e1c5329d7b06e84af13c")
     >>> pseudonymize_number("+33639980042", key) == pseudonymize_number("+33 6 39 98 00 42", key)
     True
     >>> pseudonymize_number("+33639980042", key).startswith("anon:")
@@ -211,6 +257,9 @@ def pseudonymize_number(number: str, key: bytes) -> str:
 def _check_key(key: bytes) -> None:
     if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
         raise PrivacyOptionsError(f"a pseudonymisation key is at least {MIN_KEY_BYTES} bytes")
+    weak = weak_key_reason(bytes(key))
+    if weak is not None:
+        raise PrivacyOptionsError(f"the pseudonymisation key is not random: {weak}")
 
 
 def pseudonymize_numbers(numbers: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:

@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import dataset
+from . import arguments, dataset
+from .errors import ArgumentError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .schema import COLUMNS, duckdb_type
 
@@ -381,7 +381,11 @@ def connect(source: Source, *, currency: str | None = None) -> duckdb.DuckDBPyCo
 
 
 def run_sql(
-    source: Source, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    source: Source,
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    read_only: bool = False,
 ) -> pd.DataFrame:
     """Run `sql` (which may read the ``messages`` view) and return the result.
 
@@ -393,19 +397,54 @@ def run_sql(
         One SQL statement; use ``?`` or ``$name`` placeholders for values.
     params : sequence or mapping, optional
         Values of the placeholders.
+    read_only : bool, default False
+        Lock the connection down first (see :func:`_lock_down`): the SQL can read the
+        ``messages`` view and nothing else on disk, write no file, load no extension and
+        change no setting. For SQL from someone other than the user running it. A
+        connection passed as `source` stays locked.
 
     Returns
     -------
     pandas.DataFrame
-        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware UTC.
+        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware UTC. A statement
+        that returns nothing (``SET``, ``CREATE``) gives an empty DataFrame.
+
+    Raises
+    ------
+    ArgumentError
+        If `sql` holds no statement.
     """
+    if not isinstance(sql, str) or not sql.strip():
+        raise ArgumentError("query", sql, "empty: give one SQL statement")
     con, owned = _open(source)
     try:
-        table = con.sql(sql, params=params).to_arrow_table()
+        if read_only:
+            _lock_down(con, dataset.dataset_files(source) if _is_source_dataset(source) else [])
+        result = con.sql(sql, params=params)
+        table = result.to_arrow_table() if result is not None else pa.table({})
     finally:
         if owned:
             con.close()
     return _frame(table, "UTC", question="sql", currency=None)
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = ()) -> None:
+    """Forbid `con` every file access but reading `allowed`, and every setting change.
+
+    Disables DuckDB's external access (files, ``COPY ... TO``, ``ATTACH``, ``read_*`` of
+    other files, extension ``INSTALL``/``LOAD``, Python replacement scans) except reading
+    the files in `allowed`; no spill files are written (``temp_directory`` unset), and the
+    configuration is locked so the SQL cannot undo any of it. Views created before still
+    read their files, if those are in `allowed`.
+    """
+    con.execute("SET allowed_paths = ?", [[str(p) for p in allowed]])
+    con.execute("SET temp_directory = ''")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _is_source_dataset(source: Source) -> bool:
+    return isinstance(source, str | Path) and _is_dataset(Path(source))
 
 
 def _is_dataset(path: Path) -> bool:
@@ -466,30 +505,6 @@ def _open(source: Source) -> tuple[duckdb.DuckDBPyConnection, bool]:
 # ---------------------------------------------------------------------------------------
 
 
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r}") from exc
-
-
-def _instant(value: TimeBound, tz: str) -> datetime | None:
-    """Return `value` as a UTC instant; naive values are wall-clock times in `tz`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = pd.Timestamp(value)
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_zone(tz))
-        return value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time(), tzinfo=_zone(tz)).astimezone(UTC)
-    raise TypeError(f"start/end must be a date, datetime or string, not {type(value).__name__}")
-
-
 def _where(
     *,
     tz: str = "UTC",
@@ -504,7 +519,7 @@ def _where(
     """Build the WHERE clause of the filters, with every value a named parameter."""
     conditions: list[str] = list(extra)
     params: dict[str, Any] = {}
-    lo, hi = _instant(start, tz), _instant(end, tz)
+    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
     if lo is not None:
         conditions.append("created_at >= $start")
         params["start"] = lo

@@ -41,9 +41,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from . import arguments, dataset, queries
 from . import audit as billing_audit
-from . import dataset, queries
-from .escape import for_html, write_csv_tables
+from .errors import ArgumentError
+from .escape import for_html, for_markdown, write_csv_tables
 
 __all__ = [
     "ABOVE_RATE_MARGIN",
@@ -95,13 +96,7 @@ class Period:
     partial: bool = False
 
 
-_zone = queries._zone
-
-
-def _local(value: TimeBound, tz: str) -> datetime | None:
-    """Return `value` as an aware datetime in `tz`; naive values are wall-clock in `tz`."""
-    instant = queries._instant(value, tz)  # the same reading of start/end as every question
-    return None if instant is None else instant.astimezone(_zone(tz))
+_zone = arguments.time_zone
 
 
 def _month_start(year: int, month: int, tz: str) -> datetime:
@@ -180,26 +175,34 @@ def _previous(period: Period, tz: str) -> Period:
     return Period(prev_start, start, _label(prev_start, start))
 
 
-def _choose_period(start: TimeBound, end: TimeBound, tz: str,
+def _choose_period(start: datetime | None, end: datetime | None, tz: str,
                    bounds: tuple[datetime | None, datetime | None]) -> Period:
-    lo, hi = _local(start, tz), _local(end, tz)
+    """The period of `start` and `end` (checked instants, or None: taken from the data)."""
+    zone = _zone(tz)
+    lo = None if start is None else start.astimezone(zone)
+    hi = None if end is None else end.astimezone(zone)
     first, last = bounds
+    undated = "no dated messages in the data: give start and end to report on a period"
     if lo is None and hi is None:
         if first is None or last is None:
-            raise ValueError("no dated messages: give start and end to report on a period")
+            raise ArgumentError("start", None, undated)
         return default_period(first, last, tz)
     if lo is None:
         if first is None:
-            raise ValueError("no dated messages: give start too")
-        f = first.astimezone(_zone(tz))
-        lo = datetime(f.year, f.month, f.day, tzinfo=_zone(tz))
+            raise ArgumentError("start", None, undated)
+        f = first.astimezone(zone)
+        lo = datetime(f.year, f.month, f.day, tzinfo=zone)
     if hi is None:
         if last is None:
-            raise ValueError("no dated messages: give end too")
-        day = last.astimezone(_zone(tz)).date() + timedelta(days=1)
-        hi = datetime(day.year, day.month, day.day, tzinfo=_zone(tz))
+            raise ArgumentError("end", None, undated)
+        day = last.astimezone(zone).date() + timedelta(days=1)
+        hi = datetime(day.year, day.month, day.day, tzinfo=zone)
     if hi <= lo:
-        raise ValueError(f"end ({hi.isoformat()}) must be after start ({lo.isoformat()})")
+        # Only one bound was given, and the data lies entirely on the wrong side of it.
+        name = "start" if start is not None else "end"
+        raise ArgumentError(name, (start or end).astimezone(zone).isoformat(),
+                            f"no message lies {'after' if name == 'start' else 'before'} it "
+                            "(give both start and end to report on an empty period)")
     return Period(lo, hi, _label(lo, hi))
 
 
@@ -497,20 +500,28 @@ def cost_report(
         duplicates and rejects of its last conversion.
     start, end : date, datetime or str, optional
         The period, `start` inclusive and `end` exclusive; naive values are wall-clock
-        times in `tz`. Default: the last full calendar month of the data (see
-        :func:`default_period`). With only `start`, the period runs to the end of the
-        latest message's day; with only `end`, from the first message's day.
-    tz : str
+        times in `tz`, strings are ISO 8601. Default: the last full calendar month of the
+        data (see :func:`default_period`). With only `start`, the period runs to the end of
+        the latest message's day; with only `end`, from the first message's day.
+    tz : str or ZoneInfo
         IANA time zone that decides which day and month a message belongs to.
     currency : str, optional
         Label of the account currency (``"EUR"``). Never guessed: without it amounts are
         labelled "currency not set" (unless the connection has a label).
     top : int
-        Senders (and rows of the long tables in the page) to show.
+        Senders (and rows of the long tables in the page) to show, 1 to
+        :data:`~smsanalytics.arguments.MAX_COUNT`.
 
     Returns
     -------
     CostReport
+
+    Raises
+    ------
+    ArgumentError
+        Before any data is read, for an argument that cannot be used (see
+        :mod:`smsanalytics.arguments`); and when no period is given and the data holds no
+        dated message.
 
     Examples
     --------
@@ -520,13 +531,14 @@ def cost_report(
     >>> r.period.label, r.reconciled
     ('May 2025', True)
     """
-    _zone(tz)
-    if not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be a positive integer, not {top!r}")
+    tz = arguments.time_zone_name(tz)
+    lo, hi = arguments.period_bounds(start, end, _zone(tz))
+    top = arguments.positive_int(top, "top")
+    currency = arguments.currency_label(currency)
     owned = not isinstance(source, duckdb.DuckDBPyConnection)
     con = queries.connect(source, currency=currency)
     try:
-        return _build(con, source, start=start, end=end, tz=tz, currency=currency, top=top)
+        return _build(con, source, start=lo, end=hi, tz=tz, currency=currency, top=top)
     finally:
         if owned:
             con.close()
@@ -547,7 +559,8 @@ def _manifest(source: Any) -> dict[str, Any] | None:
     return dict(info) if isinstance(info, dict) else None
 
 
-def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: TimeBound, end: TimeBound,
+def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | None,
+           end: datetime | None,
            tz: str, currency: str | None, top: int) -> CostReport:
     # fetchall: DuckDB 2 keeps a connection busy until its result is read to the end.
     first, last = con.execute(BOUNDS_SQL).fetchall()[0]
@@ -1402,21 +1415,19 @@ def _audit_html(report: CostReport) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
 def _md_table(t: _Table) -> str:
     if not t.rows:
         return "Nothing in this period.\n"
-    lines = ["| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
+    lines = ["| " + " | ".join(for_markdown(h) for h in t.headers) + " |",
              "| " + " | ".join("---:" if i in t.numeric else "---"
                                for i in range(len(t.headers))) + " |"]
-    rows = [*t.rows, *([[f"**{c}**" if c else "" for c in t.footer]] if t.footer else [])]
-    for row in rows:
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    for row in t.rows:
+        lines.append("| " + " | ".join(for_markdown(c) for c in row) + " |")
+    if t.footer:
+        lines.append("| " + " | ".join(f"**{for_markdown(c)}**" if c else "" for c in t.footer)
+                     + " |")
     if t.note:
-        lines += ["", _md_cell(t.note)]
+        lines += ["", for_markdown(t.note)]
     return "\n".join(lines) + "\n"
 
 
@@ -1432,10 +1443,10 @@ def _render_markdown(report: CostReport) -> str:
          fmt[m](h.loc[m, "previous"]) if not _is_na(h.loc[m, "previous"]) else "–",
          _pct(h.loc[m, "change_pct"], signed=True)] for m in fmt], {1, 2, 3})
     sections = [
-        f"# Inbound SMS cost report: {_md_cell(report.period.label)}\n",
-        f"Period {_span(report.period)} ({_md_cell(report.tz)}), compared with "
-        f"{_md_cell(report.previous.label)}; amounts in {_md_cell(cur)}.\n",
-        _md_cell(_summary_sentence(report)) + "\n",
+        f"# Inbound SMS cost report: {for_markdown(report.period.label)}\n",
+        f"Period {_span(report.period)} ({for_markdown(report.tz)}), compared with "
+        f"{for_markdown(report.previous.label)}; amounts in {for_markdown(cur)}.\n",
+        for_markdown(_summary_sentence(report)) + "\n",
         _md_table(headline),
         "## Cost by month\n", _md_table(_month_table(report)),
         "## By sender country\n",

@@ -19,8 +19,8 @@ from smsanalytics.schema import MESSAGE_SCHEMA
 
 from .conftest import DATA, SAMPLE
 
-KEY = bytes(range(32))
-OTHER_KEY = bytes(range(1, 33))
+KEY = bytes.fromhex("9e41c7d02b8f5a63e1d04c97b2a8f3150c6de27a94b1f85d3e6a0c29b7f41d88")
+OTHER_KEY = bytes.fromhex("27b9e04d6a13fc85d2470e9bc31a5f6e84d0b72c19ea6f35087c4be2d9a1360f")
 NUMBER = "+33639980042"
 
 
