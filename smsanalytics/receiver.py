@@ -577,11 +577,13 @@ def serve(
     keyfile: str | Path | None = None,
     graceful_timeout: float = 30.0,
     max_connections: int = 2048,
+    writer: ArchiveWriter | None = None,
 ) -> None:
     """Run the receiver under uvicorn until SIGINT or SIGTERM.
 
     On SIGTERM the server stops accepting connections, lets in-flight requests finish
     (up to `graceful_timeout` seconds), writes what is pending and closes the archive.
+    `writer` replaces the archive writer (for tests and benchmarks).
 
     Raises
     ------
@@ -605,7 +607,7 @@ def serve(
         access_log.setLevel(logging.INFO)
         access_log.propagate = False
     uv = uvicorn.Config(
-        create_app(config),
+        create_app(config, writer=writer),
         host=host,
         port=port,
         ssl_certfile=str(certfile) if certfile else None,
