@@ -150,6 +150,31 @@ def test_convert_reads_archive_lines_with_no_option(tmp_path):
     assert s.written == len({b"callrsid"})  # every good record here is the sid callrsid
 
 
+
+def test_convert_takes_the_time_of_receipt_when_a_record_has_no_time_of_its_own(tmp_path):
+    sms = json.loads(ACTIONS_LINE[ACTIONS_LINE.index(b"{") :])
+    for key in ("deliveredAt", "createdAt", "updatedAt", "sentAt"):
+        sms[key] = None
+    timeless = json.dumps(sms).encode()
+    envelope = json.loads(ENVELOPE)
+    envelope["payload"]["sid"] = "other"
+    lines = [
+        format_line(T0, None, timeless),  # no time at all: the receipt's
+        format_line(T0, "e", json.dumps(envelope).encode()),  # keeps its own `at`
+    ]
+    plain_log = b"2026-12-02T06:11:56.123456Z SMS received " + timeless.replace(
+        b"callrsid", b"fromlog"
+    )  # not a receiver line: no time taken from the text
+    (tmp_path / "a.log").write_bytes(b"".join(lines) + plain_log + b"\n")
+    s = smsanalytics.convert([tmp_path / "a.log"], tmp_path / "ds", quiet=True)
+    assert (s.written, s.rejected) == (3, 0)
+    df = smsanalytics.read_dataset(tmp_path / "ds").set_index("sid")
+    assert str(df.loc["callrsid", "event_at"]) == "2026-12-02 06:11:56.123456+00:00"
+    assert str(df.loc["other", "event_at"]) == "2025-04-07 13:29:30.765000+00:00"
+    assert str(df.loc["fromlog", "event_at"]) in ("NaT", "None", "<NA>")
+    months = sorted(p.name for p in (tmp_path / "ds").glob("**/month=*"))
+    assert "month=2026-12" in months and "month=unknown" in months
+
 # -- the archive writer ---------------------------------------------------------------------
 
 
