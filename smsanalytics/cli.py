@@ -398,5 +398,91 @@ def sample(out: str, n: int, seed: int) -> None:
     )
 
 
+
+@main.command()
+@click.option(
+    "--archive", required=True, type=click.Path(file_okay=False), help="Archive directory."
+)
+@click.option("--dataset", type=click.Path(file_okay=False), help="Dataset kept current.")
+@click.option(
+    "--convert-every", default="5m", show_default=True, help="Conversion period (90s, 5m, 1h)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--secret-file",
+    "secret_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="HMAC secret of the webhook; give two during a rotation.",
+)
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False), help="Secret path token: POST /<token>."
+)
+@click.option("--insecure-no-auth", is_flag=True, help="Accept events from anyone.")
+@click.option(
+    "--hmac-hash",
+    default="sha256",
+    show_default=True,
+    type=click.Choice(["sha256", "sha512", "sha1"]),
+    help="Hash of the webhook's HMAC.",
+)
+@click.option("--prefix", default="", help="Path prefix of the routes, e.g. /callr.")
+@click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
+@click.option(
+    "--max-body", default=1 << 20, show_default=True, type=click.IntRange(1), help="[bytes]"
+)
+@click.option(
+    "--max-file-mb", default=64, show_default=True, type=click.IntRange(1), help="Rotation size."
+)
+@click.option(
+    "--min-free-mb", default=100, show_default=True, type=click.IntRange(0), help="For /readyz."
+)
+@click.option("--no-access-log", is_flag=True, help="No line per request.")
+@_handle_errors
+def serve(
+    archive: str,
+    dataset: str | None,
+    convert_every: str,
+    host: str,
+    port: int,
+    secret_files: tuple[str, ...],
+    token_file: str | None,
+    insecure_no_auth: bool,
+    hmac_hash: str,
+    prefix: str,
+    certfile: str | None,
+    keyfile: str | None,
+    max_body: int,
+    max_file_mb: int,
+    min_free_mb: int,
+    no_access_log: bool,
+) -> None:
+    """Receive Callr's webhooks into an archive (and a dataset), durably.
+
+    Needs the serve extra: pip install 'smsanalytics[serve]'.
+    """
+    from .receiver import ReceiverConfig, parse_duration, read_secret_file
+    from .receiver import serve as run
+
+    config = ReceiverConfig(
+        Path(archive),
+        secrets=tuple(read_secret_file(f) for f in secret_files),
+        token=read_secret_file(token_file, "token").decode("utf-8", "replace")
+        if token_file
+        else None,
+        insecure_no_auth=insecure_no_auth,
+        hash_name=hmac_hash,
+        prefix=prefix,
+        max_body=max_body,
+        min_free_bytes=min_free_mb << 20,
+        max_file_bytes=max_file_mb << 20,
+        dataset=Path(dataset) if dataset else None,
+        convert_every=parse_duration(convert_every, "--convert-every"),
+        access_log=not no_access_log,
+    )
+    run(config, host=host, port=port, certfile=certfile, keyfile=keyfile)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -132,6 +132,9 @@ _PROBE_STRUCT = (
     + ', "bodyText": "VARCHAR"}'
 )
 
+#: What follows the time of receipt (27 characters, ``2026-12-02T06:11:56.123456Z``) on a
+#: line written by the webhook receiver.
+_RECEIVED_MARK = " callr-webhook "
 _TS = "TIMESTAMPTZ"
 # Instants outside what every consumer can hold (pandas' datetime64[ns]: 1677-09-21 ..
 # 2262-04-11) are rejected, not stored: a year-99999 or 'infinity' value would break
@@ -463,6 +466,13 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     # The envelope's own fields, null unless the record is an envelope.
     envelope = {"r_event_id": "id", "r_event_at": "at", "e_type": "type", "r_event_try": "try"}
     envelope = {name: f"CASE WHEN is_envelope THEN p.{key} END" for name, key in envelope.items()}
+    # A line written by the webhook receiver (smsanalytics.receiver_archive) starts with
+    # the time of receipt: a record without an event time of its own takes that one.
+    envelope["r_event_at"] = (
+        "CASE WHEN is_envelope AND p.at IS NOT NULL THEN p.at "
+        f"WHEN brace > {len(_RECEIVED_MARK) + 27} "
+        f"AND substr(text, 28, {len(_RECEIVED_MARK)}) = '{_RECEIVED_MARK}' THEN left(text, 27) END"
+    )
     return f"""
 WITH located AS (
     SELECT source_file, source_line, text, pre_error, {carry}
