@@ -34,6 +34,7 @@ UTC offsets are whole quarter hours).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -193,7 +194,7 @@ ORDER BY period
 LOCATIONS_SQL = """
 SELECT {keys},
        count(*) AS messages,
-       count(*) / sum(count(*)) OVER () AS share,
+       CAST(count(*) AS DOUBLE) / sum(count(*)) OVER () AS share,
        count(DISTINCT from_number) AS senders,
        CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
        sum(cost_cents) AS cost_cents,
@@ -208,10 +209,10 @@ ENCODINGS_SQL = """
 SELECT {keys}
        encoding,
        count(*) AS messages,
-       count(*) / sum(count(*)) OVER ({partition}) AS share,
+       CAST(count(*) AS DOUBLE) / sum(count(*)) OVER ({partition}) AS share,
        CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
        count(*) FILTER (WHERE parts > 1) AS multipart_messages,
-       count(*) FILTER (WHERE parts > 1) / count(*) AS multipart_share
+       CAST(count(*) FILTER (WHERE parts > 1) AS DOUBLE) / count(*) AS multipart_share
 FROM messages
 {where}
 GROUP BY {group}encoding
@@ -222,7 +223,7 @@ PARTS_DISTRIBUTION_SQL = """
 SELECT parts,
        encoding,
        count(*) AS messages,
-       count(*) / sum(count(*)) OVER () AS share
+       CAST(count(*) AS DOUBLE) / sum(count(*)) OVER () AS share
 FROM messages
 {where}
 GROUP BY parts, encoding
@@ -253,7 +254,7 @@ SELECT {outer_keys}
        parts,
        cost_cents,
        cost_cents * 0.01 AS cost,
-       cost_cents / sum(cost_cents) OVER () AS share
+       CAST(cost_cents AS DOUBLE) / sum(cost_cents) OVER () AS share
 FROM groups
 ORDER BY {order}
 """
@@ -271,7 +272,7 @@ groups AS (
     GROUP BY ALL
 )
 SELECT {period} AS period, {name}, messages,
-       messages / sum(messages) OVER (PARTITION BY k) AS share
+       CAST(messages AS DOUBLE) / sum(messages) OVER (PARTITION BY k) AS share
 FROM groups
 ORDER BY period, messages DESC, {name}
 """
@@ -286,16 +287,20 @@ WITH slots AS (
 counts AS (
     SELECT isodow(local) - 1 AS weekday, hour(local) AS hour,
            CAST(sum(messages) AS BIGINT) AS messages
-    FROM (SELECT timezone($tz, {slot_start}) AS local, messages FROM slots)
+    FROM (SELECT timezone($tz, CAST({slot_start} AS TIMESTAMPTZ)) AS local, messages FROM slots)
     GROUP BY ALL
+),
+days AS (
+    SELECT CAST(weekday AS BIGINT) AS weekday, day
+    FROM (VALUES (0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'),
+                 (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')) AS d(weekday, day)
+),
+hours AS (
+    SELECT unnest(generate_series(0, 23)) AS hour
 )
-SELECT d.weekday,
-       ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday']
-           [d.weekday + 1] AS day,
-       h.hour,
-       coalesce(c.messages, 0) AS messages
-FROM range(7) AS d(weekday)
-CROSS JOIN range(24) AS h(hour)
+SELECT d.weekday, d.day, h.hour, coalesce(c.messages, 0) AS messages
+FROM days AS d
+CROSS JOIN hours AS h
 LEFT JOIN counts AS c ON c.weekday = d.weekday AND c.hour = h.hour
 ORDER BY d.weekday, h.hour
 """
@@ -332,8 +337,14 @@ ORDER BY period, messages DESC, keyword
 # ---------------------------------------------------------------------------------------
 
 
-def connect(source: Source, *, currency: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open an in-memory DuckDB connection with a ``messages`` view over `source`.
+def connect(
+    source: Source,
+    *,
+    currency: str | None = None,
+    engine: Literal["duckdb", "spark"] = "duckdb",
+    spark: Any = None,
+) -> Any:
+    """Open a connection with a ``messages`` view over `source`: DuckDB, or Spark.
 
     Parameters
     ----------
@@ -347,10 +358,17 @@ def connect(source: Source, *, currency: str | None = None) -> duckdb.DuckDBPyCo
         * a connection: returned as it is (its currency label is only set if given).
     currency : str, optional
         Label of the account currency (e.g. ``"EUR"``); costs are reported with it.
+    engine : {'duckdb', 'spark'}
+        ``duckdb`` (embedded, the default) or ``spark``: a
+        :class:`~smsanalytics.spark.SparkConnection` that every question and the cost
+        report accept, with the same answers (see :func:`smsanalytics.spark.connect`; the
+        source may then also be a URI or a Spark DataFrame).
+    spark : pyspark.sql.SparkSession, optional
+        With ``engine="spark"``: the session (default: the active one, or a new local one).
 
     Returns
     -------
-    duckdb.DuckDBPyConnection
+    duckdb.DuckDBPyConnection or smsanalytics.spark.SparkConnection
         Session time zone UTC; the ``messages`` view has exactly the schema's columns.
 
     Examples
@@ -360,7 +378,13 @@ def connect(source: Source, *, currency: str | None = None) -> duckdb.DuckDBPyCo
     >>> con.execute("SELECT sid, from_country, cost_cents FROM messages").fetchall()
     [('a', 'FR', None)]
     """
-    if isinstance(source, duckdb.DuckDBPyConnection):
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"engine must be 'duckdb' or 'spark', not {engine!r}")
+    if engine == "spark":
+        from . import spark as spark_engine
+
+        return spark_engine.connect(source, spark=spark, currency=currency)
+    if _is_connection(source):
         if currency is not None:
             _set_currency(source, currency)
         return source
@@ -482,20 +506,33 @@ def _register_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     con.execute(f"CREATE VIEW {_VIEW} AS SELECT {', '.join(cols)} FROM {_SOURCE_TABLE}")
 
 
-def _set_currency(con: duckdb.DuckDBPyConnection, currency: str) -> None:
+def _is_connection(source: Any) -> bool:
+    """A DuckDB connection, or a Spark one (whose module is loaded if one exists)."""
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        return True
+    spark_engine = sys.modules.get("smsanalytics.spark")
+    return spark_engine is not None and isinstance(source, spark_engine.SparkConnection)
+
+
+def _set_currency(con: Any, currency: str) -> None:
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        con.currency = currency
+        return
     con.execute(f"SET VARIABLE {_CURRENCY_VARIABLE} = ?", [currency])
 
 
-def _currency(con: duckdb.DuckDBPyConnection, currency: str | None) -> str | None:
+def _currency(con: Any, currency: str | None) -> str | None:
     if currency is not None:
         return currency
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.currency
     rows = con.execute(f"SELECT getvariable('{_CURRENCY_VARIABLE}')").fetchall()
     return rows[0][0]
 
 
 def _open(source: Source) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """Return a connection for `source` and whether this call opened it (and must close it)."""
-    if isinstance(source, duckdb.DuckDBPyConnection):
+    if _is_connection(source):
         return source, False
     return connect(source), True
 
@@ -577,15 +614,17 @@ def bucket_sql(freq: str, column: str = "created_at") -> tuple[str, str]:
     --------
     >>> key, period = bucket_sql("day")
     >>> key
-    "date_trunc('day', timezone($tz, created_at))"
+    "date_trunc('day', timezone($tz, CAST(created_at AS TIMESTAMPTZ)))"
     >>> period.format(k="k")
-    'timezone($tz, k)'
+    'timezone($tz, CAST(k AS TIMESTAMP))'
     """
     _check_freq(freq)
-    local = f"timezone($tz, {column})"
+    # The casts are no-ops for DuckDB; they say which way timezone() converts, which the
+    # Spark translation needs (see smsanalytics.spark_sql).
+    local = f"timezone($tz, CAST({column} AS TIMESTAMPTZ))"
     if freq == "hour":
         return f"{column} - ({local} - date_trunc('hour', {local}))", "{k}"
-    return f"date_trunc('{freq}', {local})", "timezone($tz, {k})"
+    return f"date_trunc('{freq}', {local})", "timezone($tz, CAST({k} AS TIMESTAMP))"
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,312 @@
+"""Spark as the scale-out engine: the questions of :mod:`smsanalytics.queries` on a SparkSession.
+
+This module owns what runs on Spark. :func:`connect` (also ``queries.connect(...,
+engine="spark")``) returns a :class:`SparkConnection`: a ``messages`` view on a
+SparkSession that every named question, ``run_sql`` and ``cost_report`` accept in place of
+a DuckDB connection, and that answers with the same DataFrames.
+
+How the answers stay the same:
+
+* The SQL is the DuckDB SQL of :mod:`smsanalytics.queries`, translated by
+  :mod:`smsanalytics.spark_sql`; parameters stay bound (``spark.sql(sql, args=...)``).
+* DuckDB decides the result's types: the same statement is planned by DuckDB over an
+  empty ``messages`` table of the schema's types (a few milliseconds), and Spark's result
+  is cast to that Arrow schema, which only widens (decimal precision, int32 to int64), so
+  values are unchanged and dtypes are DuckDB's.
+* Each query runs with the session time zone UTC (set for the query, then restored), as
+  the DuckDB connection does; a SparkConnection is therefore not for use from several
+  threads at once.
+
+PySpark (4.x) and sqlglot are imported only when a Spark connection is made
+(``pip install smsanalytics[spark]``; Spark needs Java 17+).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import unicodedata
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from . import dataset
+from .schema import MESSAGE_SCHEMA
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["SparkConnection", "connect", "local_session", "strip_accents"]
+
+_TZ_KEY = "spark.sql.session.timeZone"
+
+
+def strip_accents(text: str | None) -> str | None:
+    """Remove accents as DuckDB's ``strip_accents`` does: decompose, drop combining marks.
+
+    Examples
+    --------
+    >>> strip_accents("Arrêt")
+    'Arret'
+    """
+    if text is None:
+        return None
+    return "".join(ch for ch in unicodedata.normalize("NFD", text)
+                   if not unicodedata.combining(ch))
+
+
+def local_session(master: str = "local[2]", *, app_name: str = "smsanalytics") -> SparkSession:
+    """Return the active SparkSession, or start one on `master` set up for smsanalytics.
+
+    A new session runs its Python workers with this interpreter (``PYSPARK_PYTHON``; a
+    worker on another Python fails on import), has no UI, few shuffle partitions (the
+    questions' results are small) and writes Parquet timestamps as ``TIMESTAMP_MICROS``
+    (Spark's default, INT96, would change answers).
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .getOrCreate()
+    )
+
+
+class _Result:
+    """What ``SparkConnection.sql``/``execute`` return: read it as Arrow, rows or pandas."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def to_arrow_table(self) -> pa.Table:
+        return self._table
+
+    arrow = to_arrow_table
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        columns = [c.to_pylist() for c in self._table.columns]
+        return list(zip(*columns, strict=True))
+
+    def df(self) -> pd.DataFrame:
+        return self._table.to_pandas()
+
+
+class SparkConnection:
+    """A ``messages`` view on a SparkSession, used like the DuckDB connection of the questions.
+
+    Made by :func:`connect`. It offers the part of DuckDB's connection the questions, the
+    report and the audit use: ``sql``/``execute`` (DuckDB SQL, translated), ``register`` /
+    ``unregister`` (Arrow tables as temporary views) and ``close``.
+
+    Attributes
+    ----------
+    spark : pyspark.sql.SparkSession
+        The session.
+    view : str
+        Name of the ``messages`` temporary view in the session (unique per connection).
+    currency : str or None
+        Currency label reported with costs.
+    """
+
+    def __init__(self, spark: SparkSession, frame: DataFrame, *,
+                 currency: str | None = None) -> None:
+        from . import queries
+
+        self.spark = spark
+        self.currency = currency
+        self.view = f"_smsanalytics_messages_{uuid.uuid4().hex[:12]}"
+        frame.createOrReplaceTempView(self.view)
+        self._tables: dict[str, str] = {"messages": self.view}
+        self._columns: dict[str, list[str]] = {}
+        # DuckDB over an empty table of the same schema: it types every result.
+        self._shadow: duckdb.DuckDBPyConnection = queries.connect(MESSAGE_SCHEMA.empty_table())
+        _register_strip_accents(spark)
+
+    def __repr__(self) -> str:
+        return f"<SparkConnection view={self.view} currency={self.currency!r}>"
+
+    def translate(self, sql: str) -> str:
+        """Return the Spark SQL this connection runs for the DuckDB statement `sql`."""
+        from .spark_sql import to_spark
+
+        return to_spark(sql, tables=self._tables, columns=self._columns)
+
+    def sql(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> _Result:
+        """Run one DuckDB statement on Spark; the result has DuckDB's column types."""
+        text = sql.strip().rstrip(";")
+        head = text.split(None, 2)[:2]
+        if head and head[0].upper() in ("CREATE", "DROP"):
+            self._ddl(text, head)
+            return _Result(pa.table({}))
+        expected = self._shadow.sql(text, params=params).to_arrow_table().schema
+        spark_sql = self.translate(text)
+        args = dict(params) if isinstance(params, Mapping) else list(params or []) or None
+        with self._utc():
+            table = self.spark.sql(spark_sql, args=args).toArrow()
+        return _Result(_conform(table, expected))
+
+    execute = sql
+
+    def _ddl(self, text: str, head: list[str]) -> None:
+        # Views are created on both sides: in DuckDB to type the statements that use them.
+        self._shadow.execute(text)
+        with self._utc():
+            self.spark.sql(self.translate(text))
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make the Arrow `table` a temporary view called `name` (as DuckDB's ``register``)."""
+        plain = _undictionary(table)
+        self._shadow.register(name, plain.slice(0, 0))
+        with self._utc():
+            self.spark.createDataFrame(plain).createOrReplaceTempView(name)
+        self._columns[name] = plain.column_names
+
+    def unregister(self, name: str) -> None:
+        """Drop the temporary view `name`."""
+        self._shadow.unregister(name)
+        self.spark.catalog.dropTempView(name)
+        self._columns.pop(name, None)
+
+    def close(self) -> None:
+        """Nothing to release: the session is the caller's, and the views die with it.
+
+        The report and the audit close connections they believe they opened; closing
+        must not stop a connection the caller still uses.
+        """
+
+    @contextmanager
+    def _utc(self) -> Iterator[None]:
+        before = self.spark.conf.get(_TZ_KEY)
+        self.spark.conf.set(_TZ_KEY, "UTC")
+        try:
+            yield
+        finally:
+            self.spark.conf.set(_TZ_KEY, before)
+
+
+def connect(source: Any, *, spark: SparkSession | None = None,
+            currency: str | None = None) -> SparkConnection:
+    """Open a :class:`SparkConnection` with a ``messages`` view over `source`.
+
+    Parameters
+    ----------
+    source : str, Path, Spark DataFrame, pandas.DataFrame, pyarrow.Table, or connection
+        * a dataset directory or its URI (``file://``, ``hdfs://``, ``s3a://``,
+          ``abfss://``: whatever the session's file systems read), read in place by
+          Spark; month partitions are found, the manifest is ignored;
+        * a Spark DataFrame, pandas DataFrame or Arrow table of messages (missing
+          columns are null, extra ones ignored);
+        * archive paths (a list, or a path that is not a dataset): read on the driver
+          with :func:`smsanalytics.ingest.read_messages`;
+        * a SparkConnection: returned as it is.
+    spark : pyspark.sql.SparkSession, optional
+        The session (default: the active one, or a new local one, see
+        :func:`local_session`).
+    currency : str, optional
+        Currency label.
+
+    Returns
+    -------
+    SparkConnection
+    """
+    if isinstance(source, SparkConnection):
+        if currency is not None:
+            source.currency = currency
+        return source
+    session = spark if spark is not None else local_session()
+    return SparkConnection(session, _frame(session, source), currency=currency)
+
+
+def _frame(spark: SparkSession, source: Any) -> DataFrame:
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    if isinstance(source, DataFrame):
+        frame = source
+    elif isinstance(source, str | Path) and _is_dataset_location(source):
+        frame = spark.read.option("mergeSchema", "true").parquet(str(source))
+    else:
+        if isinstance(source, str | Path) or _is_path_list(source):
+            from .ingest import read_messages
+
+            paths = [source] if isinstance(source, str | Path) else list(source)
+            source = read_messages(*paths)
+        if not isinstance(source, pa.Table):
+            import pandas as pd
+
+            if not isinstance(source, pd.DataFrame):
+                raise TypeError(
+                    "source must be a dataset directory or URI, archive path(s), a Spark or "
+                    f"pandas DataFrame, a pyarrow Table or a SparkConnection, not "
+                    f"{type(source).__name__}")
+            source = pa.Table.from_pandas(source, preserve_index=False)
+        frame = spark.createDataFrame(_undictionary(source))
+    present = set(frame.columns)
+    columns = []
+    for f in MESSAGE_SCHEMA:
+        spark_type = from_arrow_type(_plain_type(f.type))
+        value = F.col(f"`{f.name}`") if f.name in present else F.lit(None)
+        columns.append(value.cast(spark_type).alias(f.name))
+    return frame.select(*columns)
+
+
+def _is_path_list(source: Any) -> bool:
+    return (isinstance(source, list | tuple) and len(source) > 0
+            and all(isinstance(p, str | Path) for p in source))
+
+
+def _is_dataset_location(source: str | Path) -> bool:
+    """A URI of another file system (Spark reads it), or a local dataset directory."""
+    text = str(source)
+    if "://" in text and not text.startswith("file://"):
+        return True
+    path = Path(text.removeprefix("file://"))
+    return path.is_dir() and (
+        (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path)))
+
+
+def _register_strip_accents(spark: SparkSession) -> None:
+    from pyspark.sql.functions import udf
+
+    from .spark_sql import STRIP_ACCENTS_UDF
+
+    spark.udf.register(STRIP_ACCENTS_UDF, udf(strip_accents, "string", useArrow=True))
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """`t` without dictionary encoding (Spark has none), also inside lists and structs."""
+    if pa.types.is_dictionary(t):
+        return _plain_type(t.value_type)
+    if pa.types.is_list(t):
+        return pa.list_(_plain_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_plain_type(f.type)) for f in t])
+    return t
+
+
+def _undictionary(table: pa.Table) -> pa.Table:
+    schema = pa.schema([f.with_type(_plain_type(f.type)) for f in table.schema])
+    return table.cast(schema) if schema != table.schema else table
+
+
+def _conform(table: pa.Table, expected: pa.Schema) -> pa.Table:
+    """Spark's result with DuckDB's names and types (by position: DuckDB names the columns)."""
+    if table.num_columns != len(expected):
+        raise AssertionError(
+            f"Spark returned {table.num_columns} columns, DuckDB plans {len(expected)}")
+    table = table.rename_columns(expected.names)
+    return table.cast(expected)
