@@ -29,18 +29,22 @@ What the data looks like (facts the tests rely on):
 from __future__ import annotations
 
 import gzip
-import io
+import heapq
 import json
 import math
+import os
 import random
+import shutil
+import struct
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import phonenumbers
 import yaml
@@ -445,7 +449,8 @@ def _clean_body(
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
-def _random_mobile(rng: random.Random, region: str) -> phonenumbers.PhoneNumber:
+def _random_mobile(rng: random.Random, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
+    """Return a valid mobile number of `region` and its :class:`PhoneNumberType`."""
     cc, prefixes, length, _ = _COUNTRIES[region]
     while True:
         prefix = rng.choice(prefixes)
@@ -454,11 +459,10 @@ def _random_mobile(rng: random.Random, region: str) -> phonenumbers.PhoneNumber:
             continue
         num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
         # Some +44 7 ranges belong to Guernsey, Jersey and Man: keep the asked country.
-        if (
-            phonenumbers.is_valid_number_for_region(num, region)
-            and phonenumbers.number_type(num) in _MOBILE_TYPES
-        ):
-            return num
+        if phonenumbers.is_valid_number_for_region(num, region):
+            kind = phonenumbers.number_type(num)
+            if kind in _MOBILE_TYPES:
+                return num, kind
 
 
 def _network_for(rng: random.Random, region: str, num: phonenumbers.PhoneNumber) -> str:
@@ -482,11 +486,11 @@ class _Party:
     emoji: float = 0.0
 
 
-def _party(num: phonenumbers.PhoneNumber, region: str, **kw: Any) -> _Party:
+def _party(num: phonenumbers.PhoneNumber, region: str, kind: int, **kw: Any) -> _Party:
     return _Party(
-        number=phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164),
+        number=f"+{num.country_code}{num.national_number}",
         region=region,
-        type_name=_TYPE_NAMES.get(phonenumbers.number_type(num), "UNKNOWN"),
+        type_name=_TYPE_NAMES.get(kind, "UNKNOWN"),
         location=geocoder.description_for_number(num, "en"),
         **kw,
     )
@@ -503,8 +507,8 @@ def _senders(rng: random.Random, count: int) -> list[_Party]:
     out: list[_Party] = []
     while len(out) < count:
         region = rng.choices(regions, weights)[0]
-        num = _random_mobile(rng, region)
-        e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        num, kind = _random_mobile(rng, region)
+        e164 = f"+{num.country_code}{num.national_number}"
         if e164 in seen:
             continue
         seen.add(e164)
@@ -515,6 +519,7 @@ def _senders(rng: random.Random, count: int) -> list[_Party]:
             _party(
                 num,
                 region,
+                kind,
                 network=_network_for(rng, region, num),
                 lang=lang,
                 smart=rng.random() < 0.35,
@@ -533,10 +538,11 @@ def _recipients(rng: random.Random) -> list[tuple[_Party, float, str, float]]:
         ("BE", 0.1, "prepaid", 0.05),
         ("GB", 0.05, "prepaid", 0.1),
     )
-    return [
-        (_party(_random_mobile(rng, region), region), share, pay, alert)
-        for region, share, pay, alert in spec
-    ]
+    out = []
+    for region, share, pay, alert in spec:
+        num, kind = _random_mobile(rng, region)
+        out.append((_party(num, region, kind), share, pay, alert))
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -858,10 +864,13 @@ def _compact(obj: Any) -> str:
 # Containers
 # --------------------------------------------------------------------------------------
 
+# What a line file may hold before a record: nothing, an empty line, a line of spaces.
+_BLANKS = (b"", b"", b"   ")
+
 
 @dataclass
 class _LineFile:
-    """A file of one record per line, assembled in time order."""
+    """The records one chunk of messages puts in a file of one record per line."""
 
     path: str
     crlf: bool = False
@@ -872,25 +881,22 @@ class _LineFile:
         key = at.timestamp() if isinstance(at, datetime) else at
         self.lines.append((key, line.encode() if isinstance(line, str) else line))
 
-    def render(self, rng: random.Random) -> bytes:
+    def draw_blanks(self, rng: random.Random) -> tuple[list[tuple[float, int, bytes]], bool]:
+        """Sort the lines by time and draw the blank lines among them.
+
+        Returns ``(time, blank, line)`` triples, ``blank`` an index of :data:`_BLANKS` (the
+        blank line written before the record), and whether the file ends with an empty line.
+        """
         self.lines.sort(key=lambda x: x[0])
-        out: list[bytes] = []
-        for _, line in self.lines:
+        units: list[tuple[float, int, bytes]] = []
+        for key, line in self.lines:
             r = rng.random()
-            if r < 0.004:
-                out.append(b"")
-            elif r < 0.005:
-                out.append(b"   ")
-            out.append(line)
-        if rng.random() < 0.5:
-            out.append(b"")
-        eol = b"\r\n" if self.crlf else b"\n"
-        data = eol.join(out) + eol
-        return ("\ufeff".encode() if self.bom else b"") + data
+            units.append((key, 1 if r < 0.004 else 2 if r < 0.005 else 0, line))
+        return units, rng.random() < 0.5
 
 
 class _Archive:
-    """Collects records into files and keeps the true counts."""
+    """Collects one chunk's records into files and keeps their true counts."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -916,18 +922,118 @@ class _Archive:
             self.rejects[kind] += records
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".gz"):
-        buf = io.BytesIO()
-        # mtime=0 and no file name in the header: the same seed gives the same bytes.
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
-            gz.write(data)
-        data = buf.getvalue()
-    elif path.name.endswith(".zst"):
-        data = zstandard.ZstdCompressor(level=10).compress(data)
-    path.write_bytes(data)
+# A record of a run: time, blank-line index, length of the line; then the line.
+_RUN_HEAD = struct.Struct("<dBI")
 
+
+class _Runs:
+    """Time-sorted runs of lines on disk, merged into the line files at the end.
+
+    Every chunk of messages spans the whole half-year, so each line file receives one
+    sorted run per chunk. The runs of a file follow each other in one scratch file and are
+    merged, stably, when the file is written: files stay in time order without being held
+    in memory.
+    """
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.files: dict[str, BinaryIO] = {}
+        self.bounds: dict[str, list[tuple[int, int]]] = {}
+        self.sizes: dict[str, int] = {}  # bytes of the written file before compression
+        self.tails: dict[str, bool] = {}
+
+    def add(self, lf: _LineFile, rng: random.Random) -> None:
+        """Append `lf`'s lines as a run, drawing its blank lines from `rng`."""
+        units, tail = lf.draw_blanks(rng)
+        if lf.path not in self.files:
+            self.files[lf.path] = open(self.scratch / f"{len(self.files)}.run", "w+b")  # noqa: SIM115
+            self.bounds[lf.path] = []
+            self.sizes[lf.path] = len("\ufeff".encode()) if lf.bom else 0
+        f = self.files[lf.path]
+        eol = len(b"\r\n" if lf.crlf else b"\n")
+        data = bytearray()
+        size = 0
+        for key, blank, line in units:
+            data += _RUN_HEAD.pack(key, blank, len(line))
+            data += line
+            size += len(line) + eol + (len(_BLANKS[blank]) + eol if blank else 0)
+        start = f.seek(0, os.SEEK_END)
+        f.write(data)
+        self.bounds[lf.path].append((start, start + len(data)))
+        self.sizes[lf.path] += size
+        self.tails[lf.path] = tail
+
+    def write(self, path: str, dest: Path) -> None:
+        """Merge the runs of `path` into the file `dest`, compressed as its name says."""
+        f = self.files[path]
+        f.flush()
+        runs = [_iter_run(f.fileno(), start, end) for start, end in self.bounds[path]]
+        merged = heapq.merge(*runs, key=_first) if len(runs) > 1 else runs[0]
+        crlf, bom = path in _CRLF, path in _BOM
+        eol = b"\r\n" if crlf else b"\n"
+        tail = self.tails[path]
+        with _open_output(dest, self.sizes[path] + (len(eol) if tail else 0)) as out:
+            out.write("\ufeff".encode() if bom else b"")
+            pending: list[bytes] = []
+            for _, blank, line in merged:
+                if blank:
+                    pending.append(_BLANKS[blank])
+                pending.append(line)
+                if len(pending) >= 4096:
+                    out.write(eol.join(pending) + eol)
+                    pending.clear()
+            if tail:
+                pending.append(b"")
+            out.write(eol.join(pending) + eol if pending else b"")
+        f.close()
+        del self.files[path]
+
+
+def _first(unit: tuple[float, int, bytes]) -> float:
+    return unit[0]
+
+
+def _iter_run(fd: int, start: int, end: int) -> Iterator[tuple[float, int, bytes]]:
+    """Yield the ``(time, blank, line)`` records stored in bytes `start`..`end` of `fd`."""
+    head = _RUN_HEAD.size
+    unpack = _RUN_HEAD.unpack_from
+    buf, i, pos = b"", 0, start
+
+    def more(need: int) -> None:
+        nonlocal buf, i, pos
+        while len(buf) - i < need:
+            data = os.pread(fd, min(max(1 << 16, need), end - pos), pos)
+            if not data:
+                raise EOFError(f"run cut short at byte {pos}")
+            pos += len(data)
+            buf, i = buf[i:] + data, 0
+
+    while i < len(buf) or pos < end:
+        more(head)
+        key, blank, length = unpack(buf, i)
+        more(head + length)
+        yield key, blank, buf[i + head : i + head + length]
+        i += head + length
+
+
+@contextmanager
+def _open_output(path: Path, size: int) -> Iterator[BinaryIO]:
+    """Open `path` to write `size` bytes, through gzip or zstd if its name ends so.
+
+    gzip gets ``mtime=0`` and no file name, zstd the content size in the frame header: the
+    same data gives the same bytes however it is cut into writes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as f:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
+                yield gz  # type: ignore[misc]
+        elif path.name.endswith(".zst"):
+            cctx = zstandard.ZstdCompressor(level=10)
+            with cctx.stream_writer(f, size=size, closefd=False) as zst:
+                yield zst  # type: ignore[misc]
+        else:
+            yield f
 
 # --------------------------------------------------------------------------------------
 # The sample
@@ -1038,7 +1144,19 @@ _YAML = "actions/inbound-sms.yaml"
 _AJSONL = "actions/sms-objects.jsonl"
 
 
-def write_sample(out: str | Path, *, n: int = 3000, seed: int = 0) -> SampleManifest:
+#: Messages generated and placed together: a chunk is a complete small archive (its own
+#: senders, retries, copies and broken records) and memory stays bounded by its size.
+#: Up to this many messages the archive is one chunk.
+_CHUNK = 50_000
+
+
+def write_sample(
+    out: str | Path,
+    *,
+    n: int = 3000,
+    seed: int = 0,
+    progress: Callable[[int], object] | None = None,
+) -> SampleManifest:
     """Write a realistic synthetic Callr inbound-SMS archive to the folder `out`.
 
     The archive holds every shape (bare webhook payload, webhook envelope with retries,
@@ -1047,7 +1165,11 @@ def write_sample(out: str | Path, *, n: int = 3000, seed: int = 0) -> SampleMani
     ``.json`` array, a folder of pretty-printed ``.json`` events, ``.log``, ``.log.gz``,
     multi-document ``.yaml``, ``.txt``), with a BOM, CRLF line ends, blank lines, numbers as
     strings and strings as numbers, ``+02:00`` offsets, empty ``network``, unknown fields,
-    duplicates and a few dozen broken records (:data:`REJECT_KINDS`).
+    duplicates and a few dozen broken records per thousand messages (:data:`REJECT_KINDS`).
+
+    Messages are made in chunks of up to 50,000, each a complete small archive with its own
+    senders, streamed to the files (line files stay in time order): memory does not grow
+    with `n`, and time grows linearly. The folder appears only when it is complete.
 
     Parameters
     ----------
@@ -1057,6 +1179,9 @@ def write_sample(out: str | Path, *, n: int = 3000, seed: int = 0) -> SampleMani
         Number of distinct messages (at least 200).
     seed : int, default 0
         Seed of the private random generator: the same seed writes the same bytes.
+    progress : callable, optional
+        Called with the number of messages just made, after each chunk (for a progress
+        bar).
 
     Returns
     -------
@@ -1069,7 +1194,8 @@ def write_sample(out: str | Path, *, n: int = 3000, seed: int = 0) -> SampleMani
     ValueError
         If `n` is below 200.
     FileExistsError
-        If `out` exists and is not an empty folder.
+        If `out` exists and is not an empty folder (checked again when the finished
+        archive is moved there).
 
     Examples
     --------
@@ -1083,44 +1209,158 @@ def write_sample(out: str | Path, *, n: int = 3000, seed: int = 0) -> SampleMani
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty folder")
-    rng = random.Random(seed)
-    taken: set[str] = set()
-    msgs = _messages(rng, n, taken)
-    arc = _Archive(rng)
-    _place(rng, arc, msgs)
-    _broken(rng, arc, taken, max(1, n // 1000))
-
-    root.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for rel, lf in sorted(arc.lines.items()):
-        _write_bytes(root / rel, lf.render(rng))
-        written.append(root / rel)
-    text = json.dumps(arc.array, ensure_ascii=False, indent=1)
-    _write_bytes(root / _ARRAY, text.encode() + b"\n")
-    written.append(root / _ARRAY)
-    for rel, obj in sorted(arc.events.items()):
-        _write_bytes(root / rel, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode())
-        written.append(root / rel)
-    docs = [
-        yaml.safe_dump(d, allow_unicode=True, sort_keys=False, width=1000) for d in arc.yaml_docs
-    ]
-    head = "# Callr Actions: sms objects copied from the scenario logs\n"
-    _write_bytes(root / _YAML, (head + "".join("---\n" + d for d in docs)).encode())
-    written.append(root / _YAML)
-
-    messages = len({m.sid for m in msgs})
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside `out` and renamed into place: an interrupted run leaves nothing behind,
+    # and of two runs on one folder the second fails instead of mixing files.
+    stage = root.parent / f".{root.name}.{os.getpid()}.{time.monotonic_ns()}.partial"
+    stage.mkdir()
+    try:
+        files, counts = _write_chunks(stage, n, seed, progress)
+        try:
+            stage.replace(root)
+        except OSError as exc:
+            raise FileExistsError(f"{root} exists and is not an empty folder") from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return SampleManifest(
         root=root,
-        files=tuple(sorted(written)),
+        files=tuple(sorted(root / rel for rel in files)),
         seed=seed,
-        messages=messages,
-        records=arc.records,
-        duplicates=arc.duplicates,
-        rejects=sum(arc.rejects.values()),
-        reject_kinds=dict(arc.rejects),
-        discrepancies=tuple(sorted(m.sid for m in msgs if m.discrepancy)),
-        senders=len({m.sender.number for m in msgs}),
+        messages=n,
+        **counts,
     )
+
+
+def _chunk_sizes(n: int) -> list[int]:
+    """Split `n` messages into near-equal chunks of at most :data:`_CHUNK`."""
+    k = -(-n // _CHUNK)
+    return [n // k + (i < n % k) for i in range(k)]
+
+
+def _write_chunks(
+    stage: Path, n: int, seed: int, progress: Callable[[int], object] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Write the archive of `n` messages into the empty folder `stage`.
+
+    Returns the files written (relative paths) and the manifest's counts.
+    """
+    rng = random.Random(seed)
+    scratch = stage / ".runs"
+    scratch.mkdir()
+    runs = _Runs(scratch)
+    book = _SidBook()
+    files: list[str] = [_ARRAY, _YAML]
+    (stage / _ARRAY).parent.mkdir(parents=True)
+    (stage / _YAML).parent.mkdir(parents=True)
+    records = duplicates = 0
+    rejects = dict.fromkeys(REJECT_KINDS, 0)
+    discrepancies: list[str] = []
+    senders: list[Any] = []
+    rounds = 0
+    sizes = _chunk_sizes(n)
+    with open(stage / _ARRAY, "xb") as array, open(stage / _YAML, "xb") as docs:
+        array.write(b"[\n")
+        docs.write(b"# Callr Actions: sms objects copied from the scenario logs\n")
+        for k, size in enumerate(sizes):
+            # Sids are unique within a chunk by construction; across chunks by the book.
+            taken: set[str] = set()
+            msgs = _messages(rng, size, taken)
+            clashed = book.clashes(msgs)
+            while clashed:
+                for m in clashed:
+                    m.sid = _sid(rng, taken)
+                clashed = book.clashes(clashed)
+            book.add(msgs)
+            arc = _Archive(rng)
+            _place(rng, arc, msgs)
+            reps = max(1, size // 1000)
+            _broken(rng, arc, taken, reps, first=rounds, last=k == len(sizes) - 1)
+            rounds += reps
+
+            for _, lf in sorted(arc.lines.items()):
+                runs.add(lf, rng)
+            text = json.dumps(arc.array, ensure_ascii=False, indent=1)
+            array.write((",\n" if k else "").encode() + text[2:-2].encode())
+            for rel, obj in sorted(arc.events.items()):
+                (stage / rel).parent.mkdir(exist_ok=True)
+                text = json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+                with open(stage / rel, "xb") as f:
+                    f.write(text.encode())
+                files.append(rel)
+            for d in arc.yaml_docs:
+                docs.write(b"---\n" + _yaml_doc(d).encode())
+
+            records += arc.records
+            duplicates += arc.duplicates
+            for kind, count in arc.rejects.items():
+                rejects[kind] += count
+            discrepancies += (m.sid for m in msgs if m.discrepancy)
+            senders.append(_number_codes({m.sender.number for m in msgs}))
+            del msgs, arc
+            if progress is not None:
+                progress(size)
+        array.write(b"\n]\n")
+    for rel in sorted(runs.files):
+        runs.write(rel, stage / rel)
+        files.append(rel)
+    shutil.rmtree(scratch)
+    import numpy as np
+
+    return files, {
+        "records": records,
+        "duplicates": duplicates,
+        "rejects": sum(rejects.values()),
+        "reject_kinds": rejects,
+        "discrepancies": tuple(sorted(discrepancies)),
+        "senders": len(np.unique(np.concatenate(senders))),
+    }
+
+
+def _yaml_doc(doc: Any) -> str:
+    # Not libyaml's faster CSafeDumper: it escapes emoji ("\U0001F642") even with
+    # allow_unicode, and the shipped sample keeps them as they are.
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=1000)
+
+
+def _number_codes(numbers: set[str]) -> Any:
+    """E.164 numbers as a NumPy array of integers (compact, for counting distinct ones)."""
+    import numpy as np
+
+    return np.fromiter((int(x[1:]) for x in numbers), dtype=np.int64, count=len(numbers))
+
+
+class _SidBook:
+    """Every message sid handed out so far, as sorted integers: 8 bytes a sid.
+
+    Each chunk draws its sids without repeats; the book finds the rare clash with an
+    earlier chunk (about one in 10 million per pair at 10 million messages).
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.codes = np.empty(0, dtype=np.int64)
+
+    def _codes(self, msgs: list[_Msg]) -> Any:
+        import numpy as np
+
+        return np.fromiter((int(m.sid, 36) for m in msgs), dtype=np.int64, count=len(msgs))
+
+    def clashes(self, msgs: list[_Msg]) -> list[_Msg]:
+        """Return the messages of `msgs` whose sid an earlier chunk already used."""
+        import numpy as np
+
+        if not len(self.codes):
+            return []
+        codes = self._codes(msgs)
+        at = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
+        return [msgs[i] for i in np.flatnonzero(self.codes[at] == codes)]
+
+    def add(self, msgs: list[_Msg]) -> None:
+        import numpy as np
+
+        codes = np.sort(self._codes(msgs))
+        self.codes = np.insert(self.codes, np.searchsorted(self.codes, codes), codes)
 
 
 def _place(rng: random.Random, arc: _Archive, msgs: list[_Msg]) -> None:
@@ -1271,14 +1511,27 @@ def _place_log(rng: random.Random, arc: _Archive, m: _Msg) -> None:
         arc.count("non_sms_log")
 
 
-def _broken(rng: random.Random, arc: _Archive, taken: set[str], reps: int) -> None:
-    """Add `reps` rounds of broken records, each kind at least once a round."""
-    for r in range(reps):
+def _broken(
+    rng: random.Random, arc: _Archive, taken: set[str], reps: int, *, first: int, last: bool
+) -> None:
+    """Add `reps` rounds of broken records, each kind at least once a round.
+
+    `first` numbers the rounds across chunks; the `last` chunk ends the scenario's log.
+    """
+    for r in range(first, first + reps):
         _broken_round(rng, arc, taken, r)
-    # At least one non-SMS log line whatever the draw.
-    at = datetime(2025, 6, 30, 23, 59, 58, tzinfo=_UTC)
-    arc.line_file(_LOG_FILE[6]).add(at, f"{_ts(at, _Style())} log@v1 scenario inbound-sms stopped")
-    arc.count("non_sms_log")
+    if last:
+        # At least one non-SMS log line whatever the draw.
+        at = datetime(2025, 6, 30, 23, 59, 58, tzinfo=_UTC)
+        line = f"{_ts(at, _Style())} log@v1 scenario inbound-sms stopped"
+        arc.line_file(_LOG_FILE[6]).add(at, line)
+        arc.count("non_sms_log")
+
+
+def _round_shift(r: int) -> timedelta:
+    """How far round `r`'s dated records move: a day per round for 20 rounds, then minutes
+    (within a day), so that any number of rounds stays in the month it starts in."""
+    return timedelta(days=r % 20, minutes=r // 20 % 1440)
 
 
 def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) -> None:
@@ -1327,10 +1580,7 @@ def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) ->
 
     # Envelopes of another event type, in line files and as an event file.
     for month in (1, 4):
-        # A day per round for 20 rounds, then minutes: any number of rounds stays in its month.
-        at = datetime(2025, month, 9, 14, 3, 7, 250000, tzinfo=_UTC) + timedelta(
-            days=r % 20, minutes=r // 20
-        )
+        at = datetime(2025, month, 9, 14, 3, 7, 250000, tzinfo=_UTC) + _round_shift(r)
         call = {
             "callid": "".join(rng.choice(_SID_CHARS) for _ in range(8)),
             "from": "+33612345678",
@@ -1341,7 +1591,7 @@ def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) ->
             at, _compact(_envelope(_event_id(rng, at), at, "pdszbxss", 0, call, "v2.call.ended"))
         )
         arc.count("other_event_type")
-    at = datetime(2025, 3, 2, 11, 0, 0, tzinfo=_UTC) + timedelta(days=r % 20, minutes=r // 20)
+    at = datetime(2025, 3, 2, 11, 0, 0, tzinfo=_UTC) + _round_shift(r)
     eid = _event_id(rng, at)
     arc.events[f"events/evt_{eid}.json"] = _envelope(
         eid, at, "pdszbxss", 0, {"callid": "w2k9xq1z", "duration": 12}, "v2.call.ended"
@@ -1549,7 +1799,7 @@ def _fast_senders(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     while len(out) < count:
         region = rng.choices(regions, weights)[0]
-        num = _random_mobile(rng, region)
+        num, _ = _random_mobile(rng, region)
         e164 = f"+{num.country_code}{num.national_number}"
         if e164 not in seen:
             seen.add(e164)
