@@ -28,6 +28,7 @@ import html
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -266,6 +267,75 @@ class _InMemory:
         pass
 
 
+class _Interrupt:
+    """Ctrl-C during a conversion, raised as :class:`KeyboardInterrupt` where it is safe.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is. Inside code DuckDB
+    or Arrow called back (the stream of record candidates), it became a DuckDB error, or
+    was lost and the run went on to exit 0. While this is entered (in the main thread),
+    Ctrl-C only records the request and interrupts the DuckDB query; the run checks
+    between batches and steps (:meth:`check`) and leaves with ``KeyboardInterrupt``,
+    whose text says what became of the dataset. A second Ctrl-C raises at once. The swap
+    of the new version is never cut: Ctrl-C during it is raised after it.
+    """
+
+    def __init__(self) -> None:
+        self._requested = threading.Event()
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._deferred = False
+        self._committed = False
+        self._previous: Any = None
+        self._installed = False
+
+    @property
+    def requested(self) -> bool:
+        """Whether Ctrl-C was pressed."""
+        return self._requested.is_set()
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+        if self.requested or (kind is not None and issubclass(kind, KeyboardInterrupt)):
+            what = (
+                "the conversion had completed: the dataset holds the new version"
+                if self._committed
+                else "the dataset was not changed"
+            )
+            raise KeyboardInterrupt(what) from None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and not self._deferred:
+            raise KeyboardInterrupt  # pressed again: stop now
+        self._requested.set()
+        if self.con is not None and not self._deferred:
+            try:
+                self.con.interrupt()
+            except duckdb.Error:  # closed already
+                pass
+
+    def check(self) -> None:
+        """Raise :class:`KeyboardInterrupt` if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Let the block finish whatever Ctrl-C does; it is raised after."""
+        self.check()
+        self._deferred = True
+        try:
+            yield
+            self._committed = True
+        finally:
+            self._deferred = False
+
+
 class _Run:
     """One pass over the inputs: parse, reject, enrich and write each batch as it comes.
 
@@ -285,8 +355,11 @@ class _Run:
         *,
         enricher: Future[enrich.Enricher] | None = None,
         protect: Callable[[pa.Table], pa.Table] | None = None,
+        interrupt: _Interrupt | None = None,
     ) -> None:
         self.con = duckdb.connect(":memory:")
+        self.interrupt = interrupt or _Interrupt()
+        self.interrupt.con = self.con
         for setting in (
             "SET TimeZone='UTC'",
             f"SET memory_limit='{_MEMORY_LIMIT}'",
@@ -335,6 +408,8 @@ class _Run:
 
         def numbered() -> Iterator[pa.RecordBatch]:
             for raw in candidates:
+                if self.interrupt.requested:  # end the stream: the parse then ends
+                    return
                 first = self.records
                 self.records += raw.num_rows
                 table = raw.append_column(
@@ -356,11 +431,13 @@ class _Run:
             ).to_arrow_reader(_FLUSH_ROWS)
             try:
                 for batch in parsed:
+                    self.interrupt.check()
                     self._take(pa.Table.from_batches([batch]))
             finally:
                 parsed.close()  # the connection takes no other query while a result is open
         finally:
             self.con.unregister("_candidates")
+        self.interrupt.check()  # before the last writes: they would be abandoned
         self._finish()
 
     def _file_numbers(self, files: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -647,14 +724,27 @@ def _produce(
                 pending.append(raw)
                 rows += len(raw)
                 if rows >= _FLUSH_ROWS or first:
-                    out.put(pa.concat_tables(pending))
+                    if not _put(out, pa.concat_tables(pending), stop):
+                        return
                     pending, rows, first = [], 0, False
-            out.put(inp)
-        if pending:
-            out.put(pa.concat_tables(pending))
-        out.put(None)
+            if not _put(out, inp, stop):
+                return
+        if pending and not _put(out, pa.concat_tables(pending), stop):
+            return
+        _put(out, None, stop)
     except BaseException as exc:  # handed to the consumer, which raises it
-        out.put(exc)
+        _put(out, exc, stop)
+
+
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put `item`, waiting for room until the consumer stops; False if it did."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
 
 
 @contextmanager
@@ -679,13 +769,14 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     # pyarrow imports pandas the first time it converts NumPy or Python values, which the
     # steps after the parse do; a thread imports it while the first batch is read and
     # parsed (the reader and the parse avoid those conversions).
-    warm_up = threading.Thread(target=_import_pandas, name="smsanalytics-import")
+    warm_up = threading.Thread(target=_import_pandas, name="smsanalytics-import", daemon=True)
     warm_up.start()
     try:
         with _gc_paused():
             _read_all(run, inputs, quiet)
     finally:
-        warm_up.join()
+        if not run.interrupt.requested:
+            warm_up.join()
 
 
 def _import_pandas() -> None:
@@ -705,8 +796,13 @@ def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     failure: list[BaseException] = []
 
     def candidates() -> Iterator[pa.Table]:
-        while True:
-            item = batches.get()
+        # DuckDB pulls this, in the main thread or its own: Ctrl-C ends the stream here,
+        # and is raised once the parse has returned.
+        while not run.interrupt.requested:
+            try:
+                item = batches.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -728,12 +824,9 @@ def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
             raise failure[0] from None
         raise
     finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                batches.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        stop.set()  # the reader ends at its next batch; after Ctrl-C, nobody waits for it
+        if not run.interrupt.requested:
+            reader.join()
         if bar is not None:
             bar.close()
 
@@ -776,8 +869,8 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
     started = time.perf_counter()
     inputs = find_inputs(paths)
     memory = _InMemory()
-    with _workdir(None) as work:
-        run = _Run(work, memory, enricher=_new_enricher())
+    with _workdir(None) as work, _Interrupt() as interrupt:
+        run = _Run(work, memory, enricher=_new_enricher(), interrupt=interrupt)
         try:
             _read_inputs(run, inputs, quiet)
             outcome = run.decide([])
@@ -945,7 +1038,7 @@ def convert(
     options = _WriteOptions(
         partition_by, overwrite, pseudonymize_key, redact_bodies, pseudonymize_recipients
     )
-    with _write_errors(out), ds.locked(out, timeout=lock_timeout):
+    with _write_errors(out), ds.locked(out, timeout=lock_timeout), _Interrupt() as interrupt:
         ds.clean_leftovers(out)
         manifest = ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
         if not overwrite:
@@ -966,6 +1059,7 @@ def convert(
                     writer,
                     enricher=enricher,
                     protect=options.protect if options.private else None,
+                    interrupt=interrupt,
                 )
                 try:
                     _read_inputs(run, inputs, quiet)
@@ -994,7 +1088,9 @@ def convert(
                 summary.duplicates = records - rejected - outcome.written
                 summary.rows_total = outcome.old_rows + outcome.written - outcome.replaced
                 if summary.written or overwrite or not existing:
-                    _commit(version, out, writer, existing, outcome, options, summary)
+                    _commit(
+                        version, out, writer, existing, outcome, options, summary, interrupt
+                    )
                 # else nothing new: the dataset is left as it is, byte for byte
             finally:
                 shutil.rmtree(version, ignore_errors=True)
@@ -1089,17 +1185,20 @@ def _commit(
     outcome: _Outcome,
     options: _WriteOptions,
     summary: ConversionSummary,
+    interrupt: _Interrupt,
 ) -> None:
     """Complete the new version (losers out, old files linked or filtered) and swap it in."""
     touched = set()
     partitions = writer.keys()
     for number, path in enumerate(writer.paths):
+        interrupt.check()
         drop = outcome.drop_positions.get(number)
         if drop is not None:
             ds.rewrite_file(path, path, drop_positions=drop)
         if path.exists():
             touched.add(partitions[number])
     for f in existing:
+        interrupt.check()
         target = version / f.relative_to(out)
         target.parent.mkdir(parents=True, exist_ok=True)
         sids = outcome.replace.get(f)
@@ -1129,7 +1228,8 @@ def _commit(
             },
         },
     )
-    ds.commit_version(version, out)
+    with interrupt.deferred():
+        ds.commit_version(version, out)
 
 
 # Disk problems, however the writer (Python, Arrow or DuckDB) words them.
