@@ -104,6 +104,12 @@ _WINNER_FIRST = (
 )
 
 
+# A reason quotes the value it is about between single quotes (``parts: 'two' is not a
+# whole number``); a private run keeps the reason and withholds everything from its first
+# quote to its last, whatever the value or the reason. A lone apostrophe stays.
+_WITHHELD_REASON = "regexp_replace(reject_reason, '(?s)''.*''', '''…''')"
+
+
 def _rank(alias: str) -> str:
     """SQL for the order in which a record beats another of the same sid (greater wins)."""
     return (
@@ -356,6 +362,7 @@ class _Run:
         enricher: Future[enrich.Enricher] | None = None,
         protect: Callable[[pa.Table], pa.Table] | None = None,
         interrupt: _Interrupt | None = None,
+        private: bool = False,
     ) -> None:
         self.con = duckdb.connect(":memory:")
         self.interrupt = interrupt or _Interrupt()
@@ -391,6 +398,7 @@ class _Run:
         self.sink = sink
         self.enricher = enricher
         self.protect = protect
+        self.private = private
         self.records = 0
         self.files = 0
         self.bytes = 0
@@ -491,9 +499,11 @@ class _Run:
         if reason.null_count < len(reason):
             bad = pc.is_valid(reason)
             self.aux.register("_bad", parsed.filter(bad))
+            # A private run keeps no record text, and no value quoted in a reason.
+            reason, text = (_WITHHELD_REASON, "NULL") if self.private else ("reject_reason", "text")
             try:
                 self.aux.execute(
-                    "INSERT INTO rejects SELECT source_file, source_line, reject_reason, text "
+                    f"INSERT INTO rejects SELECT source_file, source_line, {reason}, {text} "
                     "FROM _bad"
                 )
             finally:
@@ -606,29 +616,28 @@ class _Run:
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
 
-    def _rejects_sql(self, keep_raw: bool) -> str:
-        raw = "left(rtrim(text, E'\\r\\n'), 10000)" if keep_raw else "NULL::VARCHAR"
-        return f"""SELECT source_file, source_line, reason, {raw} AS raw FROM rejects
-                   ORDER BY source_file, source_line"""
+    _REJECTS_SQL = """SELECT source_file, source_line, reason,
+                             left(rtrim(text, E'\\r\\n'), 10000) AS raw
+                      FROM rejects ORDER BY source_file, source_line"""
 
-    def write_rejects(self, path: Path, *, keep_raw: bool = True) -> None:
+    def write_rejects(self, path: Path) -> None:
         """Write the rejects file atomically (an empty file when nothing was rejected).
 
-        Without `keep_raw`, the ``raw`` text is null: file, line and reason still say
-        where the record is in the archive.
+        In a private run, ``raw`` is null and values quoted in reasons are withheld:
+        file, line and reason still say where the record is in the archive and why.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             self.con.execute(
-                f"COPY ({self._rejects_sql(keep_raw)}) TO '{_sql_path(tmp)}' (FORMAT json)"
+                f"COPY ({self._REJECTS_SQL}) TO '{_sql_path(tmp)}' (FORMAT json)"
             )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
     def rejects_table(self) -> pa.Table:
-        return self.con.sql(self._rejects_sql(True)).to_arrow_table()
+        return self.con.sql(self._REJECTS_SQL).to_arrow_table()
 
     def close(self) -> None:
         """Release everything; after a failure, the sink is closed without writing more."""
@@ -1060,11 +1069,11 @@ def convert(
                     enricher=enricher,
                     protect=options.protect if options.private else None,
                     interrupt=interrupt,
+                    private=options.private,
                 )
                 try:
                     _read_inputs(run, inputs, quiet)
-                    # Rejected records' raw text holds numbers and bodies: not kept if private.
-                    run.write_rejects(rejects_path, keep_raw=not options.private)
+                    run.write_rejects(rejects_path)
                     records, rejected = run.counts()
                     summary = ConversionSummary(
                         records=records,

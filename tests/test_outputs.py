@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
+import smsanalytics.privacy
 from smsanalytics import dataset as ds
 from smsanalytics.cli import main
 from smsanalytics.errors import OutputPathError
@@ -281,3 +284,65 @@ def test_cleanup_never_follows_a_link_named_like_a_leftover(archive, tmp_path):
     (tmp_path / f".ds.stage-{'0' * 32}").symlink_to(keep)
     smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
     assert (keep / "data.txt").read_text() == "mine"
+
+
+# -- a private conversion writes no number and no body anywhere ---------------------------
+
+_NUMBERS = st.from_regex(r"\+33[67][0-9]{8}", fullmatch=True)
+# A digit in each: a body that is an opt-out keyword (STOP) stays, by design, as `keyword`.
+_BODIES = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+                  min_size=12, max_size=30).map(lambda t: t + "7")  # fmt: skip
+
+
+def _hostile_records(sender: str, body: str, i: int) -> list[str]:
+    """Good and bad records that carry `sender` and `body` in every place they can go."""
+    good = {"sid": f"s{i}", "from": sender, "to": sender, "body": {"text": body},
+            "created": "2025-03-01T10:00:00Z"}  # fmt: skip
+    bad_fields = [
+        {**good, "sid": f"p{i}", "parts": sender},  # a number where a count goes
+        {**good, "sid": f"c{i}", "cost": body},
+        {**good, "sid": f"o{i}", "from": {"number": sender, "note": body}},
+        {**good, "sid": f"t{i}", "created": f"{sender} {body}"},
+        {"id": "e", "type": f"{sender}.{body}", "payload": good},  # another event type
+        {"to": sender, "body": {"text": body}},  # no sid, no sender
+    ]
+    return [json.dumps(good), *map(json.dumps, bad_fields), f"{sender} said {body} {{broken"]
+
+
+def _all_text(out: Path, rejects: Path, summary: object) -> str:
+    table = ds.read_dataset_table(out)
+    values = [str(v) for col in table.columns for v in col.to_pylist() if v is not None]
+    files = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    return "\n".join([*values, rejects.read_text(), str(summary),
+                      *(p.read_text(errors="replace") for p in files)])  # fmt: skip
+
+
+@settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(st.lists(st.tuples(_NUMBERS, _BODIES), min_size=1, max_size=3),
+       st.sampled_from(["jsonl", "json", "yaml"]))  # fmt: skip
+def test_a_private_conversion_writes_no_number_and_no_body(tmp_path_factory, people, container):
+    tmp = tmp_path_factory.mktemp("private")
+    records = [r for i, (n, b) in enumerate(people) for r in _hostile_records(n, b, i)]
+    if container == "jsonl":
+        (tmp / "in.jsonl").write_text("\n".join(records) + "\n")
+    elif container == "json":  # the broken line is one broken element: the rest of the array
+        (tmp / "in.json").write_text("[" + ",\n".join(records[:-1]) + ",\n" + records[-1] + "]")
+    else:
+        docs = [r if r.startswith("{") else f"text: {r}" for r in records]
+        (tmp / "in.yaml").write_text("\n---\n".join(docs) + "\n")
+    key = tmp / "k.key"
+    smsanalytics.privacy.generate_key(key)
+    s = smsanalytics.convert(
+        [tmp / f"in.{container}"], tmp / "ds", rejects=tmp / "r.jsonl", quiet=True,
+        pseudonymize_key=smsanalytics.privacy.load_key(key), redact_bodies=True,
+        pseudonymize_recipients=True,
+    )  # fmt: skip
+    assert s.balanced and s.rejected >= 1
+    text = _all_text(tmp / "ds", tmp / "r.jsonl", s)
+    for number, body in people:
+        assert number not in text and number[1:] not in text
+        assert body not in text
+    for line in (tmp / "r.jsonl").read_text().splitlines():  # still says where and why
+        record = json.loads(line)
+        assert record["source_line"] >= 1 and record["reason"] and record["raw"] is None
