@@ -346,3 +346,28 @@ def test_a_private_conversion_writes_no_number_and_no_body(tmp_path_factory, peo
     for line in (tmp / "r.jsonl").read_text().splitlines():  # still says where and why
         record = json.loads(line)
         assert record["source_line"] >= 1 and record["reason"] and record["raw"] is None
+
+
+# -- a connection sees the current version ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ds", "ds[1]", "*"])
+def test_a_connection_sees_the_dataset_after_later_conversions(tmp_path, write, name):
+    out = tmp_path / name
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    con = smsanalytics.connect(out)
+    smsanalytics.convert([write("b.jsonl", _record("b") + "\n")], out, quiet=True)
+    assert sorted(con.sql("SELECT sid FROM messages").fetchall()) == [("a",), ("b",)]
+    smsanalytics.convert([tmp_path / "b.jsonl"], out, quiet=True, overwrite=True)  # new files
+    assert con.sql("SELECT sid FROM messages").fetchall() == [("b",)]
+
+
+def test_a_connection_to_an_empty_dataset_sees_its_first_rows(tmp_path, write):
+    out = tmp_path / "ds"
+    smsanalytics.convert([write("bad.jsonl", "not json\n")], out, quiet=True)
+    con = smsanalytics.connect(out)
+    assert con.sql("SELECT count(*), typeof(any_value(cost_cents)) FROM messages").fetchall() == [
+        (0, "DECIMAL(18,6)")
+    ]
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    assert con.sql("SELECT sid FROM messages").fetchall() == [("a",)]
