@@ -184,3 +184,23 @@ def test_ctrl_c_at_random_moments(tmp_path, inputs):
             before = _state(out)
     smsanalytics.convert([big], out, quiet=True)
     assert not _beside(out, "stage") and not _beside(out, "version")
+
+
+def test_kill_9_then_a_rerun_keeps_the_users_files(tmp_path, inputs):
+    first, big = inputs
+    out = tmp_path / "ds"
+    smsanalytics.convert([first], out, quiet=True)
+    (out / "NOTES.txt").write_text("mine")
+    proc = subprocess.Popen(_cmd(big, out), cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None and not any(
+            (v / ds.MANIFEST_NAME).exists() for v in _beside(out, "version")
+        ):
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert (out / "NOTES.txt").read_text() == "mine"
+    smsanalytics.convert([big], out, quiet=True)
+    assert (out / "NOTES.txt").read_text() == "mine"
+    assert not _beside(out, "stage") and not _beside(out, "version")

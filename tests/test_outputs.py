@@ -143,6 +143,13 @@ def test_a_dataset_that_is_a_symlink_is_refused(archive, tmp_path):
     assert (tmp_path / "ds").is_symlink()
 
 
+def test_a_dataset_path_that_is_a_file_is_refused_and_kept(archive, write):
+    notes = write("notes", "mine")
+    with pytest.raises(OutputPathError, match="not a directory"):
+        smsanalytics.convert([archive], notes)
+    assert notes.read_text() == "mine"
+
+
 def test_a_dataset_that_is_an_input_folder_is_refused(tmp_path, write):
     write("arch/in.jsonl", _record("a") + "\n")
     with pytest.raises(OutputPathError, match="one of the inputs"):
@@ -246,15 +253,17 @@ def test_a_file_added_during_the_conversion_survives_the_swap(tmp_path, write, m
 # -- the lock and the scratch folders ------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["symlink", "hard link"])
+@pytest.mark.parametrize("how", ["symlink", "hard link", "fifo"])
 def test_the_lock_never_writes_through_a_link(archive, tmp_path, how):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     lock = tmp_path / ".ds.lock"
     if how == "symlink":
         lock.symlink_to(victim)
-    else:
+    elif how == "hard link":
         os.link(victim, lock)
+    else:  # opening a FIFO could hang a run
+        os.mkfifo(lock)
     r = _cli("convert", archive, "--out", tmp_path / "ds")
     _one_line_error(r, "lock file", "remove")
     assert victim.read_text() == "precious"
