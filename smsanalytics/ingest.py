@@ -285,7 +285,8 @@ class _Interrupt:
     of the new version is never cut: Ctrl-C during it is raised after it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, unchanged: str = "the dataset was not changed") -> None:
+        self._unchanged = unchanged  # what to say when stopped before any change
         self._requested = threading.Event()
         self.con: duckdb.DuckDBPyConnection | None = None
         self._deferred = False
@@ -311,7 +312,7 @@ class _Interrupt:
             what = (
                 "the conversion had completed: the dataset holds the new version"
                 if self._committed
-                else "the dataset was not changed"
+                else self._unchanged
             )
             raise KeyboardInterrupt(what) from None
 
@@ -878,7 +879,7 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
     started = time.perf_counter()
     inputs = find_inputs(paths)
     memory = _InMemory()
-    with _workdir(None) as work, _Interrupt() as interrupt:
+    with _workdir(None) as work, _Interrupt("nothing was read") as interrupt:
         run = _Run(work, memory, enricher=_new_enricher(), interrupt=interrupt)
         try:
             _read_inputs(run, inputs, quiet)
@@ -1018,16 +1019,31 @@ def convert(
     -------
     ConversionSummary
 
+    Raises
+    ------
+    OutputPathError
+        Before anything is read, if `out` or `rejects` is an input, a link, a device, a
+        FIFO, or a file that is not ours (:func:`smsanalytics.paths.check_output_path`).
+    DatasetError
+        If `out` is not a dataset, is locked by another run, or cannot be written.
+    StrictModeError
+        With `strict`, if anything was rejected.
+    KeyboardInterrupt
+        On Ctrl-C (in the main thread): the run stops at the next batch or step; the
+        text says whether the dataset was left as it was (always, unless the swap of
+        the new version had begun, which is finished first).
+
     Notes
     -----
-    The inputs are read once. Each run adds one file per partition it has rows for
-    (``part-<id>.parquet``); the dataset's other files are hard-linked into the new
-    version unchanged, except a file holding a row that a newer record replaces, which
-    is copied without that row. A record that loses to another record of the same run
-    read in a later batch (batches are about 50,000 records) is taken out of the new file
-    the same way. The new version is built beside the dataset and swapped in with one
-    atomic rename, so a crash or Ctrl-C leaves the previous version whole, and readers
-    never see a half-written dataset.
+    Files in `out` that the dataset did not write (anything but its Parquet files and
+    manifest) are kept in every new version. The inputs are read once. Each run adds one
+    file per partition it has rows for (``part-<id>.parquet``); the dataset's other files
+    are hard-linked into the new version unchanged, except a file holding a row that a newer
+    record replaces, which is copied without that row. A record that loses to another record
+    of the same run read in a later batch (batches are about 50,000 records) is taken out of
+    the new file the same way. The new version is built beside the dataset and swapped in
+    with one atomic rename, so a crash or Ctrl-C leaves the previous version whole, and
+    readers never see a half-written dataset.
 
     Examples
     --------
