@@ -197,11 +197,6 @@ def _sibling(out: Path, kind: str) -> str:
     return f".{out.name}.{kind}-"
 
 
-def stage_prefix(out: Path) -> str:
-    """Name prefix of a conversion's scratch directory beside dataset `out`."""
-    return _sibling(out, "stage")
-
-
 def _new_sibling_dir(out: Path, kind: str) -> Path:
     # mkdir is exclusive and never follows a link someone put in the way.
     path = out.parent / f"{_sibling(out, kind)}{uuid.uuid4().hex}"
