@@ -1057,6 +1057,9 @@ def convert(
     started = time.perf_counter()
     given = list(paths)
     out, rejects_path = _check_outputs(given, out, rejects)
+    # Checked again under the lock; first here, so that a folder that is not a dataset is
+    # refused without a lock file left beside it.
+    ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
     inputs = _find_inputs(given, out, rejects_path)
     enricher = _new_enricher() if enrich_rows else None
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -380,3 +380,11 @@ def test_a_connection_to_an_empty_dataset_sees_its_first_rows(tmp_path, write):
     ]
     smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
     assert con.sql("SELECT sid FROM messages").fetchall() == [("a",)]
+
+
+def test_a_folder_that_is_not_a_dataset_is_refused_without_a_trace(archive, write, tmp_path):
+    write("docs/letter.txt", "dear")
+    r = _cli("convert", archive, "--out", tmp_path / "docs")
+    _one_line_error(r, "not a smsanalytics dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "in.jsonl"]
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["letter.txt"]
