@@ -52,8 +52,8 @@ def _handle_errors(func: F) -> F:
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"smsanalytics: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("smsanalytics: interrupted; nothing was changed", err=True)
+        except KeyboardInterrupt as exc:  # what was changed, if the library says so
+            click.echo(f"smsanalytics: interrupted; {exc or 'nothing was changed'}", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]

@@ -81,24 +81,34 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _glob_literal(path: Path) -> str:
+    """`path` as a DuckDB glob pattern matching itself only (``ds[1]``, ``*``...)."""
+    return re.sub(r"([\[\]*?{}])", r"[\1]", str(path))
+
+
 def scan_sql(path: str | Path) -> str:
     """Return a DuckDB table expression reading every message of the dataset at `path`.
 
-    The partition column (``month``) is not included; the message columns are exactly
-    those of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`. An empty dataset scans as an
-    empty table with that schema.
+    The files are looked up each time a query using the expression is run, not when it is
+    written: a view over it (the ``messages`` view of :func:`smsanalytics.queries.connect`)
+    sees the dataset's current version after any later conversion. The files are those of
+    :func:`dataset_files`. The partition column (``month``) is not included; the message
+    columns are exactly those of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`. A dataset
+    without files scans as an empty table with that schema.
     """
-    files = dataset_files(path)
-    if not files:
-        from .schema import COLUMNS, duckdb_type
+    from .schema import COLUMNS, duckdb_type
 
-        cols = ", ".join(f'CAST(NULL AS {duckdb_type(c.type)}) AS "{c.name}"' for c in COLUMNS)
-        return f"(SELECT {cols} WHERE false)"
-    listing = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+    root = Path(path).absolute()
+    if not root.is_dir():
+        raise DatasetError(str(path), "no dataset here (not a directory)")
+    pattern = _sql_string(f"{_glob_literal(root)}/**/[!._]*.parquet")
     names = ", ".join(f'"{f.name}"' for f in MESSAGE_SCHEMA)
+    # With no file, read_parquet gives one column named "empty": the typed empty select,
+    # joined by name, gives every column its type.
+    typed = ", ".join(f'CAST(NULL AS {duckdb_type(c.type)}) AS "{c.name}"' for c in COLUMNS)
     return (
-        f"(SELECT {names} FROM read_parquet({listing}, hive_partitioning=false, "
-        "union_by_name=true))"
+        f"(SELECT {names} FROM (SELECT * FROM read_parquet({pattern}, hive_partitioning=false, "
+        f"union_by_name=true, allow_empty=true) UNION ALL BY NAME SELECT {typed} WHERE false))"
     )
 
 
@@ -185,11 +195,6 @@ _FORMAT = "smsanalytics-dataset"
 
 def _sibling(out: Path, kind: str) -> str:
     return f".{out.name}.{kind}-"
-
-
-def stage_prefix(out: Path) -> str:
-    """Name prefix of a conversion's scratch directory beside dataset `out`."""
-    return _sibling(out, "stage")
 
 
 def _new_sibling_dir(out: Path, kind: str) -> Path:

@@ -28,6 +28,7 @@ import html
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -102,6 +103,12 @@ _WINNER_FIRST = (
     "(PARTITION BY sid ORDER BY updated_at DESC NULLS LAST, event_at DESC NULLS LAST, "
     "event_try DESC NULLS LAST, record_no DESC)"
 )
+
+
+# A reason quotes the value it is about between single quotes (``parts: 'two' is not a
+# whole number``); a private run keeps the reason and withholds everything from its first
+# quote to its last, whatever the value or the reason. A lone apostrophe stays.
+_WITHHELD_REASON = "regexp_replace(reject_reason, '(?s)''.*''', '''…''')"
 
 
 def _rank(alias: str) -> str:
@@ -267,6 +274,76 @@ class _InMemory:
         pass
 
 
+class _Interrupt:
+    """Ctrl-C during a conversion, raised as :class:`KeyboardInterrupt` where it is safe.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is. Inside code DuckDB
+    or Arrow called back (the stream of record candidates), it became a DuckDB error, or
+    was lost and the run went on to exit 0. While this is entered (in the main thread),
+    Ctrl-C only records the request and interrupts the DuckDB query; the run checks
+    between batches and steps (:meth:`check`) and leaves with ``KeyboardInterrupt``,
+    whose text says what became of the dataset. A second Ctrl-C raises at once. The swap
+    of the new version is never cut: Ctrl-C during it is raised after it.
+    """
+
+    def __init__(self, unchanged: str = "the dataset was not changed") -> None:
+        self._unchanged = unchanged  # what to say when stopped before any change
+        self._requested = threading.Event()
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._deferred = False
+        self._committed = False
+        self._previous: Any = None
+        self._installed = False
+
+    @property
+    def requested(self) -> bool:
+        """Whether Ctrl-C was pressed."""
+        return self._requested.is_set()
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+        if self.requested or (kind is not None and issubclass(kind, KeyboardInterrupt)):
+            what = (
+                "the conversion had completed: the dataset holds the new version"
+                if self._committed
+                else self._unchanged
+            )
+            raise KeyboardInterrupt(what) from None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and not self._deferred:
+            raise KeyboardInterrupt  # pressed again: stop now
+        self._requested.set()
+        if self.con is not None and not self._deferred:
+            try:
+                self.con.interrupt()
+            except duckdb.Error:  # closed already
+                pass
+
+    def check(self) -> None:
+        """Raise :class:`KeyboardInterrupt` if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Let the block finish whatever Ctrl-C does; it is raised after."""
+        self.check()
+        self._deferred = True
+        try:
+            yield
+            self._committed = True
+        finally:
+            self._deferred = False
+
+
 class _Run:
     """One pass over the inputs: parse, reject, enrich and write each batch as it comes.
 
@@ -286,8 +363,12 @@ class _Run:
         *,
         enricher: Future[enrich.Enricher] | None = None,
         protect: Callable[[pa.Table], pa.Table] | None = None,
+        interrupt: _Interrupt | None = None,
+        private: bool = False,
     ) -> None:
         self.con = duckdb.connect(":memory:")
+        self.interrupt = interrupt or _Interrupt()
+        self.interrupt.con = self.con
         for setting in (
             "SET TimeZone='UTC'",
             f"SET memory_limit='{_MEMORY_LIMIT}'",
@@ -319,6 +400,7 @@ class _Run:
         self.sink = sink
         self.enricher = enricher
         self.protect = protect
+        self.private = private
         self.records = 0
         self.files = 0
         self.bytes = 0
@@ -336,6 +418,8 @@ class _Run:
 
         def numbered() -> Iterator[pa.RecordBatch]:
             for raw in candidates:
+                if self.interrupt.requested:  # end the stream: the parse then ends
+                    return
                 first = self.records
                 self.records += raw.num_rows
                 table = raw.append_column(
@@ -357,11 +441,13 @@ class _Run:
             ).to_arrow_reader(_FLUSH_ROWS)
             try:
                 for batch in parsed:
+                    self.interrupt.check()
                     self._take(pa.Table.from_batches([batch]))
             finally:
                 parsed.close()  # the connection takes no other query while a result is open
         finally:
             self.con.unregister("_candidates")
+        self.interrupt.check()  # before the last writes: they would be abandoned
         self._finish()
 
     def _file_numbers(self, files: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -415,9 +501,11 @@ class _Run:
         if reason.null_count < len(reason):
             bad = pc.is_valid(reason)
             self.aux.register("_bad", parsed.filter(bad))
+            # A private run keeps no record text, and no value quoted in a reason.
+            reason, text = (_WITHHELD_REASON, "NULL") if self.private else ("reject_reason", "text")
             try:
                 self.aux.execute(
-                    "INSERT INTO rejects SELECT source_file, source_line, reject_reason, text "
+                    f"INSERT INTO rejects SELECT source_file, source_line, {reason}, {text} "
                     "FROM _bad"
                 )
             finally:
@@ -530,29 +618,28 @@ class _Run:
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
 
-    def _rejects_sql(self, keep_raw: bool) -> str:
-        raw = "left(rtrim(text, E'\\r\\n'), 10000)" if keep_raw else "NULL::VARCHAR"
-        return f"""SELECT source_file, source_line, reason, {raw} AS raw FROM rejects
-                   ORDER BY source_file, source_line"""
+    _REJECTS_SQL = """SELECT source_file, source_line, reason,
+                             left(rtrim(text, E'\\r\\n'), 10000) AS raw
+                      FROM rejects ORDER BY source_file, source_line"""
 
-    def write_rejects(self, path: Path, *, keep_raw: bool = True) -> None:
+    def write_rejects(self, path: Path) -> None:
         """Write the rejects file atomically (an empty file when nothing was rejected).
 
-        Without `keep_raw`, the ``raw`` text is null: file, line and reason still say
-        where the record is in the archive.
+        In a private run, ``raw`` is null and values quoted in reasons are withheld:
+        file, line and reason still say where the record is in the archive and why.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             self.con.execute(
-                f"COPY ({self._rejects_sql(keep_raw)}) TO '{_sql_path(tmp)}' (FORMAT json)"
+                f"COPY ({self._REJECTS_SQL}) TO '{_sql_path(tmp)}' (FORMAT json)"
             )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
     def rejects_table(self) -> pa.Table:
-        return self.con.sql(self._rejects_sql(True)).to_arrow_table()
+        return self.con.sql(self._REJECTS_SQL).to_arrow_table()
 
     def close(self) -> None:
         """Release everything; after a failure, the sink is closed without writing more."""
@@ -656,14 +743,27 @@ def _produce(
                 pending.append(raw)
                 rows += len(raw)
                 if rows >= _FLUSH_ROWS or first:
-                    out.put(pa.concat_tables(pending))
+                    if not _put(out, pa.concat_tables(pending), stop):
+                        return
                     pending, rows, first = [], 0, False
-            out.put(inp)
-        if pending:
-            out.put(pa.concat_tables(pending))
-        out.put(None)
+            if not _put(out, inp, stop):
+                return
+        if pending and not _put(out, pa.concat_tables(pending), stop):
+            return
+        _put(out, None, stop)
     except BaseException as exc:  # handed to the consumer, which raises it
-        out.put(exc)
+        _put(out, exc, stop)
+
+
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put `item`, waiting for room until the consumer stops; False if it did."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
 
 
 @contextmanager
@@ -688,13 +788,14 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     # pyarrow imports pandas the first time it converts NumPy or Python values, which the
     # steps after the parse do; a thread imports it while the first batch is read and
     # parsed (the reader and the parse avoid those conversions).
-    warm_up = threading.Thread(target=_import_pandas, name="smsanalytics-import")
+    warm_up = threading.Thread(target=_import_pandas, name="smsanalytics-import", daemon=True)
     warm_up.start()
     try:
         with _gc_paused():
             _read_all(run, inputs, quiet)
     finally:
-        warm_up.join()
+        if not run.interrupt.requested:
+            warm_up.join()
 
 
 def _import_pandas() -> None:
@@ -714,8 +815,13 @@ def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     failure: list[BaseException] = []
 
     def candidates() -> Iterator[pa.Table]:
-        while True:
-            item = batches.get()
+        # DuckDB pulls this, in the main thread or its own: Ctrl-C ends the stream here,
+        # and is raised once the parse has returned.
+        while not run.interrupt.requested:
+            try:
+                item = batches.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -737,12 +843,9 @@ def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
             raise failure[0] from None
         raise
     finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                batches.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        stop.set()  # the reader ends at its next batch; after Ctrl-C, nobody waits for it
+        if not run.interrupt.requested:
+            reader.join()
         if bar is not None:
             bar.close()
 
@@ -785,8 +888,8 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
     started = time.perf_counter()
     inputs = find_inputs(paths)
     memory = _InMemory()
-    with _workdir(None) as work:
-        run = _Run(work, memory, enricher=_new_enricher())
+    with _workdir(None) as work, _Interrupt("nothing was read") as interrupt:
+        run = _Run(work, memory, enricher=_new_enricher(), interrupt=interrupt)
         try:
             _read_inputs(run, inputs, quiet)
             outcome = run.decide([])
@@ -925,16 +1028,31 @@ def convert(
     -------
     ConversionSummary
 
+    Raises
+    ------
+    OutputPathError
+        Before anything is read, if `out` or `rejects` is an input, a link, a device, a
+        FIFO, or a file that is not ours (:func:`smsanalytics.paths.check_output_path`).
+    DatasetError
+        If `out` is not a dataset, is locked by another run, or cannot be written.
+    StrictModeError
+        With `strict`, if anything was rejected.
+    KeyboardInterrupt
+        On Ctrl-C (in the main thread): the run stops at the next batch or step; the
+        text says whether the dataset was left as it was (always, unless the swap of
+        the new version had begun, which is finished first).
+
     Notes
     -----
-    The inputs are read once. Each run adds one file per partition it has rows for
-    (``part-<id>.parquet``); the dataset's other files are hard-linked into the new
-    version unchanged, except a file holding a row that a newer record replaces, which
-    is copied without that row. A record that loses to another record of the same run
-    read in a later batch (batches are about 50,000 records) is taken out of the new file
-    the same way. The new version is built beside the dataset and swapped in with one
-    atomic rename, so a crash or Ctrl-C leaves the previous version whole, and readers
-    never see a half-written dataset.
+    Files in `out` that the dataset did not write (anything but its Parquet files and
+    manifest) are kept in every new version. The inputs are read once. Each run adds one
+    file per partition it has rows for (``part-<id>.parquet``); the dataset's other files
+    are hard-linked into the new version unchanged, except a file holding a row that a newer
+    record replaces, which is copied without that row. A record that loses to another record
+    of the same run read in a later batch (batches are about 50,000 records) is taken out of
+    the new file the same way. The new version is built beside the dataset and swapped in
+    with one atomic rename, so a crash or Ctrl-C leaves the previous version whole, and
+    readers never see a half-written dataset.
 
     Examples
     --------
@@ -948,13 +1066,16 @@ def convert(
     started = time.perf_counter()
     given = list(paths)
     out, rejects_path = _check_outputs(given, out, rejects)
+    # Checked again under the lock; first here, so that a folder that is not a dataset is
+    # refused without a lock file left beside it.
+    ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
     inputs = _find_inputs(given, out, rejects_path)
     enricher = _new_enricher() if enrich_rows else None
     out.parent.mkdir(parents=True, exist_ok=True)
     options = _WriteOptions(
         partition_by, overwrite, pseudonymize_key, redact_bodies, pseudonymize_recipients
     )
-    with _write_errors(out), ds.locked(out, timeout=lock_timeout):
+    with _write_errors(out), ds.locked(out, timeout=lock_timeout), _Interrupt() as interrupt:
         ds.clean_leftovers(out)
         manifest = ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
         if not overwrite:
@@ -975,11 +1096,12 @@ def convert(
                     writer,
                     enricher=enricher,
                     protect=options.protect if options.private else None,
+                    interrupt=interrupt,
+                    private=options.private,
                 )
                 try:
                     _read_inputs(run, inputs, quiet)
-                    # Rejected records' raw text holds numbers and bodies: not kept if private.
-                    run.write_rejects(rejects_path, keep_raw=not options.private)
+                    run.write_rejects(rejects_path)
                     records, rejected = run.counts()
                     summary = ConversionSummary(
                         records=records,
@@ -1003,7 +1125,9 @@ def convert(
                 summary.duplicates = records - rejected - outcome.written
                 summary.rows_total = outcome.old_rows + outcome.written - outcome.replaced
                 if summary.written or overwrite or not existing:
-                    _commit(version, out, writer, existing, outcome, options, summary)
+                    _commit(
+                        version, out, writer, existing, outcome, options, summary, interrupt
+                    )
                 # else nothing new: the dataset is left as it is, byte for byte
             finally:
                 shutil.rmtree(version, ignore_errors=True)
@@ -1098,17 +1222,20 @@ def _commit(
     outcome: _Outcome,
     options: _WriteOptions,
     summary: ConversionSummary,
+    interrupt: _Interrupt,
 ) -> None:
     """Complete the new version (losers out, old files linked or filtered) and swap it in."""
     touched = set()
     partitions = writer.keys()
     for number, path in enumerate(writer.paths):
+        interrupt.check()
         drop = outcome.drop_positions.get(number)
         if drop is not None:
             ds.rewrite_file(path, path, drop_positions=drop)
         if path.exists():
             touched.add(partitions[number])
     for f in existing:
+        interrupt.check()
         target = version / f.relative_to(out)
         target.parent.mkdir(parents=True, exist_ok=True)
         sids = outcome.replace.get(f)
@@ -1138,7 +1265,8 @@ def _commit(
             },
         },
     )
-    ds.commit_version(version, out)
+    with interrupt.deferred():
+        ds.commit_version(version, out)
 
 
 # Disk problems, however the writer (Python, Arrow or DuckDB) words them.

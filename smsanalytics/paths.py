@@ -34,8 +34,8 @@ __all__ = ["KINDS", "REJECTS_FIELDS", "check_output_path", "same_file", "is_reje
 #: What an output path is for: a file we replace, a rejects file, a folder we write files
 #: into, a dataset directory.
 KINDS = ("file", "rejects", "directory", "dataset")
-#: The fields of every line of a rejects file, in order.
-REJECTS_FIELDS = ("source_file", "source_line", "reason", "raw")
+#: The fields every line of a rejects file has (it may have more).
+REJECTS_FIELDS = ("source_file", "source_line", "reason")
 _FIRST_LINE_LIMIT = 1 << 20  # a rejects line holds at most 10,000 characters of raw text
 
 
@@ -64,7 +64,7 @@ def is_rejects_file(path: str | Path) -> bool:
         record = json.loads(first)
     except ValueError:
         return False
-    return isinstance(record, dict) and tuple(record) == REJECTS_FIELDS
+    return isinstance(record, dict) and all(k in record for k in REJECTS_FIELDS)
 
 
 def _kind_of(mode: int) -> str | None:

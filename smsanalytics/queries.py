@@ -350,7 +350,8 @@ def connect(
     ----------
     source : str, Path, sequence of paths, pandas.DataFrame, pyarrow.Table or connection
         * a dataset directory (one holding Parquet files or a ``_smsanalytics.json``),
-          scanned in place (the file list is taken now);
+          scanned in place; its files are looked up by every query, so the connection
+          sees the dataset's current version after a later conversion;
         * any other path, or a list of paths: Callr archive files, read with
           :func:`smsanalytics.ingest.read_messages`;
         * a DataFrame or Arrow table of messages (columns of ``MESSAGE_SCHEMA``; missing

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
+import smsanalytics.privacy
 from smsanalytics import dataset as ds
 from smsanalytics.cli import main
 from smsanalytics.errors import OutputPathError
@@ -140,6 +143,13 @@ def test_a_dataset_that_is_a_symlink_is_refused(archive, tmp_path):
     assert (tmp_path / "ds").is_symlink()
 
 
+def test_a_dataset_path_that_is_a_file_is_refused_and_kept(archive, write):
+    notes = write("notes", "mine")
+    with pytest.raises(OutputPathError, match="not a directory"):
+        smsanalytics.convert([archive], notes)
+    assert notes.read_text() == "mine"
+
+
 def test_a_dataset_that_is_an_input_folder_is_refused(tmp_path, write):
     write("arch/in.jsonl", _record("a") + "\n")
     with pytest.raises(OutputPathError, match="one of the inputs"):
@@ -243,15 +253,17 @@ def test_a_file_added_during_the_conversion_survives_the_swap(tmp_path, write, m
 # -- the lock and the scratch folders ------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["symlink", "hard link"])
+@pytest.mark.parametrize("how", ["symlink", "hard link", "fifo"])
 def test_the_lock_never_writes_through_a_link(archive, tmp_path, how):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     lock = tmp_path / ".ds.lock"
     if how == "symlink":
         lock.symlink_to(victim)
-    else:
+    elif how == "hard link":
         os.link(victim, lock)
+    else:  # opening a FIFO could hang a run
+        os.mkfifo(lock)
     r = _cli("convert", archive, "--out", tmp_path / "ds")
     _one_line_error(r, "lock file", "remove")
     assert victim.read_text() == "precious"
@@ -281,3 +293,98 @@ def test_cleanup_never_follows_a_link_named_like_a_leftover(archive, tmp_path):
     (tmp_path / f".ds.stage-{'0' * 32}").symlink_to(keep)
     smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
     assert (keep / "data.txt").read_text() == "mine"
+
+
+# -- a private conversion writes no number and no body anywhere ---------------------------
+
+_NUMBERS = st.from_regex(r"\+33[67][0-9]{8}", fullmatch=True)
+# A digit in each: a body that is an opt-out keyword (STOP) stays, by design, as `keyword`.
+_BODIES = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+                  min_size=12, max_size=30).map(lambda t: t + "7")  # fmt: skip
+
+
+def _hostile_records(sender: str, body: str, i: int) -> list[str]:
+    """Good and bad records that carry `sender` and `body` in every place they can go."""
+    good = {"sid": f"s{i}", "from": sender, "to": sender, "body": {"text": body},
+            "created": "2025-03-01T10:00:00Z"}  # fmt: skip
+    bad_fields = [
+        {**good, "sid": f"p{i}", "parts": sender},  # a number where a count goes
+        {**good, "sid": f"c{i}", "cost": body},
+        {**good, "sid": f"o{i}", "from": {"number": sender, "note": body}},
+        {**good, "sid": f"t{i}", "created": f"{sender} {body}"},
+        {"id": "e", "type": f"{sender}.{body}", "payload": good},  # another event type
+        {"to": sender, "body": {"text": body}},  # no sid, no sender
+    ]
+    return [json.dumps(good), *map(json.dumps, bad_fields), f"{sender} said {body} {{broken"]
+
+
+def _all_text(out: Path, rejects: Path, summary: object) -> str:
+    table = ds.read_dataset_table(out)
+    values = [str(v) for col in table.columns for v in col.to_pylist() if v is not None]
+    files = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    return "\n".join([*values, rejects.read_text(), str(summary),
+                      *(p.read_text(errors="replace") for p in files)])  # fmt: skip
+
+
+@settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(st.lists(st.tuples(_NUMBERS, _BODIES), min_size=1, max_size=3),
+       st.sampled_from(["jsonl", "json", "yaml"]))  # fmt: skip
+def test_a_private_conversion_writes_no_number_and_no_body(tmp_path_factory, people, container):
+    tmp = tmp_path_factory.mktemp("private")
+    records = [r for i, (n, b) in enumerate(people) for r in _hostile_records(n, b, i)]
+    if container == "jsonl":
+        (tmp / "in.jsonl").write_text("\n".join(records) + "\n")
+    elif container == "json":  # the broken line is one broken element: the rest of the array
+        (tmp / "in.json").write_text("[" + ",\n".join(records[:-1]) + ",\n" + records[-1] + "]")
+    else:
+        docs = [r if r.startswith("{") else f"text: {r}" for r in records]
+        (tmp / "in.yaml").write_text("\n---\n".join(docs) + "\n")
+    key = tmp / "k.key"
+    smsanalytics.privacy.generate_key(key)
+    s = smsanalytics.convert(
+        [tmp / f"in.{container}"], tmp / "ds", rejects=tmp / "r.jsonl", quiet=True,
+        pseudonymize_key=smsanalytics.privacy.load_key(key), redact_bodies=True,
+        pseudonymize_recipients=True,
+    )  # fmt: skip
+    assert s.balanced and s.rejected >= 1
+    text = _all_text(tmp / "ds", tmp / "r.jsonl", s)
+    for number, body in people:
+        assert number not in text and number[1:] not in text
+        assert body not in text
+    for line in (tmp / "r.jsonl").read_text().splitlines():  # still says where and why
+        record = json.loads(line)
+        assert record["source_line"] >= 1 and record["reason"] and record["raw"] is None
+
+
+# -- a connection sees the current version ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ds", "ds[1]", "*"])
+def test_a_connection_sees_the_dataset_after_later_conversions(tmp_path, write, name):
+    out = tmp_path / name
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    con = smsanalytics.connect(out)
+    smsanalytics.convert([write("b.jsonl", _record("b") + "\n")], out, quiet=True)
+    assert sorted(con.sql("SELECT sid FROM messages").fetchall()) == [("a",), ("b",)]
+    smsanalytics.convert([tmp_path / "b.jsonl"], out, quiet=True, overwrite=True)  # new files
+    assert con.sql("SELECT sid FROM messages").fetchall() == [("b",)]
+
+
+def test_a_connection_to_an_empty_dataset_sees_its_first_rows(tmp_path, write):
+    out = tmp_path / "ds"
+    smsanalytics.convert([write("bad.jsonl", "not json\n")], out, quiet=True)
+    con = smsanalytics.connect(out)
+    assert con.sql("SELECT count(*), typeof(any_value(cost_cents)) FROM messages").fetchall() == [
+        (0, "DECIMAL(18,6)")
+    ]
+    smsanalytics.convert([write("a.jsonl", _record("a") + "\n")], out, quiet=True)
+    assert con.sql("SELECT sid FROM messages").fetchall() == [("a",)]
+
+
+def test_a_folder_that_is_not_a_dataset_is_refused_without_a_trace(archive, write, tmp_path):
+    write("docs/letter.txt", "dear")
+    r = _cli("convert", archive, "--out", tmp_path / "docs")
+    _one_line_error(r, "not a smsanalytics dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "in.jsonl"]
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["letter.txt"]
