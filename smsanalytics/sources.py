@@ -280,6 +280,66 @@ def _lone_surrogate(text: str) -> str:
     )
 
 
+def _json_kind(kind: str) -> str:
+    """SQL: the words for a JSON type named by ``json_type`` (`kind`)."""
+    return (
+        f"CASE {kind} WHEN 'VARCHAR' THEN 'a string' WHEN 'ARRAY' THEN 'a list' "
+        f"WHEN 'OBJECT' THEN 'an object' WHEN 'BOOLEAN' THEN 'a boolean' ELSE 'a number' END"
+    )
+
+
+def _shape_rules() -> list[tuple[str, str]]:
+    """Rules (condition, reason) for a body or a status history of the wrong shape.
+
+    The struct the JSON reader fills has nulls where a value had another shape (a
+    ``"body": "text"`` gave no text at all), so the rare records whose value came out
+    null, or as the text of a list or an object, are looked at again, by JSON type.
+    Each is a ``CASE`` so that the second look is taken for those records only.
+    """
+    json = "substr(text, brace)"
+    body = "CASE WHEN is_envelope THEN '$.payload.body' ELSE '$.body' END"
+    history = "CASE WHEN is_envelope THEN '$.payload.statusHistory' ELSE '$.statusHistory' END"
+    listish = f"({_starts_with('body_text', '{')} OR {_starts_with('body_text', '[')})"
+    body_kind = f"json_type({json}, {body})"
+    text_kind = f"json_type({json}, {body} || '.text')"
+    actions_kind = f"coalesce(json_type({json}, '$.sms.bodyText'), json_type({json}, '$.bodyText'))"
+    history_kind = f"json_type({json}, {history})"
+    entries = (
+        f"CASE WHEN is_envelope THEN json_extract({json}, '$.payload.statusHistory[*]') "
+        f"ELSE json_extract({json}, '$.statusHistory[*]') END"
+    )
+    odd_entry = (
+        "list_bool_or(list_transform(v_history, lambda h: h.before IS NULL AND h.after IS NULL"
+        " AND h.at IS NULL))"
+    )
+    return [
+        (
+            f"CASE WHEN NOT is_actions AND (body_text IS NULL OR {listish}) "
+            f"THEN coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL') END",
+            f"'body is ' || {_json_kind(body_kind)} || ', not an object with a text'",
+        ),
+        (
+            f"CASE WHEN NOT is_actions AND {listish} "
+            f"THEN {text_kind} IN ('OBJECT', 'ARRAY') END",
+            f"'body.text is ' || {_json_kind(text_kind)} || ', not text'",
+        ),
+        (
+            f"CASE WHEN is_actions AND {listish} THEN {actions_kind} IN ('OBJECT', 'ARRAY') END",
+            f"'bodyText is ' || {_json_kind(actions_kind)} || ', not text'",
+        ),
+        (
+            "CASE WHEN NOT is_actions AND v_history IS NULL "
+            f"THEN coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL') END",
+            f"'statusHistory is ' || {_json_kind(history_kind)} || ', not a list of objects'",
+        ),
+        (
+            f"CASE WHEN NOT is_actions AND NOT plain_history AND {odd_entry} THEN "
+            f"list_bool_or(list_transform({entries}, lambda e: json_type(e) <> 'OBJECT')) END",
+            "'statusHistory has an entry that is not an object'",
+        ),
+    ]
+
+
 def _quoted(expr: str) -> str:
     """SQL text quoting a raw value for a reject reason, cut to 60 characters."""
     return f"'''' || left({expr}, 60) || ''''"
@@ -450,7 +510,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
                 f"'{name}: ' || {_quoted(name)} || ' is an object or a list, not text'",
             )
         )
-    rules = early + checks
+    rules = early + _shape_rules() + checks
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
     # (A null flag counts as false, in this OR as in the reason's CASE.)
     any_bad = " OR ".join(cond for cond, _ in rules)
