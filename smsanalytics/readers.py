@@ -810,7 +810,6 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
     A document that does not parse is one reject; in a document that is a list, an item
     that cannot be built (an unknown tag) is one reject and the others are read.
     """
-    loader = _YamlLoader(doc)
     excerpt = doc.splitlines()
     items: list[tuple[int, str, str | None]] = []
 
@@ -822,7 +821,10 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
         items.append((first + line, "\n".join(excerpt[line : line + 5]), reason))
 
     at = 0
+    loader: _YamlLoader | None = None
     try:
+        # The loader checks the characters at once: a NUL anywhere raises already.
+        loader = _YamlLoader(doc)
         # (after a "..." line, more than one document: read them all)
         while loader.check_node():
             node = loader.get_node()
@@ -850,7 +852,8 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
     except (yaml.YAMLError, RecursionError) as exc:
         reject(exc, at, record=False)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return items
 
 

@@ -243,14 +243,18 @@ def _number_text(expr: str) -> str:
 
     DuckDB's JSON reader hands a JSON *number* over through a double: past 15
     significant digits it is not what was written (``123456789012.123456`` came back as
-    ``123456789012.12346``). Such values are long, and rare: their text is taken from the
-    record instead, where it is the number written after the cost's key whose double is
-    the same.
+    ``123456789012.12346``, ``999999999999.999999`` as ``1000000000000.0``). Such a double
+    is written long, or as a whole number ending in ``.0``: for those (rare) values the
+    text is taken from the record instead, where it is the number written after the
+    cost's key whose double is the same. (Left: a number of 17 or more digits whose
+    double is short and not whole, such as ``0.10000000000000000001``, reads as that
+    double.)
     """
     written = r"""regexp_extract(text, '"(cost|billingDebit)"\s*:\s*(-?\d[0-9.eE+-]*)', 2)"""
     return (
-        f"CASE WHEN strlen({expr}) > 15 AND TRY_CAST({written} AS DOUBLE) = "
-        f"TRY_CAST({expr} AS DOUBLE) THEN {written} ELSE {expr} END"
+        f"CASE WHEN (strlen({expr}) > 15 OR suffix({expr}, '.0')) "
+        f"AND TRY_CAST({written} AS DOUBLE) = TRY_CAST({expr} AS DOUBLE) "
+        f"THEN {written} ELSE {expr} END"
     )
 
 
