@@ -8,13 +8,18 @@ What one record is, by container:
 
 * ``.jsonl``, ``.ndjson``, ``.log``, ``.txt`` (and any other name given explicitly, and
   standard input ``-``): every non-blank line. The JSON may follow free text.
-* ``.json``: the single object, or each element of a top-level array. A ``.json`` file
-  whose first line is a complete JSON value is read as JSON Lines instead.
-* ``.yaml``, ``.yml``: each document, or each item of a document that is a list.
+* ``.json``: the single object, or each element of a top-level array, as its own text
+  in the file (so that the parse reads it as it reads a line). A ``.json`` file whose
+  first line is a complete JSON value is read as JSON Lines instead.
+* ``.yaml``, ``.yml``: each document, or each item of a document that is a list, as JSON
+  text; scalars are the text that was written (see :class:`_YamlLoader`).
 
-A UTF-8 byte order mark and CRLF line endings are accepted. Line files are read in chunks
-with NumPy, so memory stays flat whatever the file size; ``.json`` and YAML files are read
-whole (they are small, one event per file or a day's array).
+Nothing is lost silently: an element, document or list item that does not parse is one
+candidate with a ``pre_error``, and reading goes on at the next one; a record above
+:data:`RECORD_LIMIT` is one too. A UTF-8 byte order mark and LF, CRLF or lone-CR line
+endings are accepted. Line files are read in chunks with NumPy, so memory stays flat
+whatever the file size; ``.json`` and YAML files are read whole (they are small, one event
+per file or a day's array).
 """
 
 from __future__ import annotations

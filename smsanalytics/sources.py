@@ -15,10 +15,12 @@ The shape is detected per record, not per file:
   bare or under an ``sms`` key;
 * any of these behind free text on a log line: the JSON starts at the line's first ``{``.
 
-Values are read leniently (numbers as strings, strings as numbers, timestamps with or
-without milliseconds or offset, timestamps without an offset taken as UTC, empty
-``network`` as null, unknown fields ignored) but never guessed: a value that cannot be read
-as its type rejects the record with a reason naming the field and the value.
+Values are read leniently (numbers as strings, strings as numbers, amounts in any JSON
+notation, RFC 3339 timestamps in any case, with or without fractions or offset, timestamps
+without an offset taken as UTC, empty ``network`` as null, unknown fields ignored) but
+never guessed: a value that cannot be read exactly as its type, or a value of the wrong
+shape (a ``body`` that is a string), rejects the record with a reason naming the field.
+Of duplicate keys in one object the first wins (DuckDB's JSON reader).
 """
 
 from __future__ import annotations
