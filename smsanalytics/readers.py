@@ -583,18 +583,29 @@ def _kind_of(value: object) -> str:
     )
 
 
+# The start of a line that opens an object: where an element of a pretty array starts.
+_LINE_OBJECT = re.compile(r"\n([ \t]*),?[ \t]*\{")
+
+
 def _value_end(text: str, pos: int) -> int:
     """Where the array element starting at `pos`, which does not parse, ends.
 
     Skips to the comma or bracket that closes the element, counting brackets outside
     strings. A JSON string cannot hold a line break, so an unclosed string ends at the
-    line's end. Should the brackets never balance (an element cut short), the element
-    ends before the next line that starts an object no further right than it did.
+    line's end. Should the brackets not balance before the next line that opens an
+    object no further right than the element did (an element cut short), the element
+    ends there. (That line is found first, so that the scan, in Python, stays short.)
     """
+    column = pos - text.rfind("\n", 0, pos) - 1
+    limit = len(text)
+    for m in _LINE_OBJECT.finditer(text, pos):
+        if len(m.group(1)) <= column:
+            limit = m.start() + 1
+            break
     depth = 0
     in_string = False
-    i, n = pos, len(text)
-    while i < n:
+    i = pos
+    while i < limit:
         c = text[i]
         if in_string:
             if c == "\\":
@@ -612,11 +623,7 @@ def _value_end(text: str, pos: int) -> int:
         elif c == "," and depth == 0:
             return i
         i += 1
-    column = pos - text.rfind("\n", 0, pos) - 1
-    for m in re.finditer(r"\n([ \t]*),?[ \t]*\{", text[pos:]):
-        if len(m.group(1)) <= column:
-            return pos + m.start() + 1
-    return n
+    return limit
 
 
 def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:

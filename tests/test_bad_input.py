@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 import smsanalytics.readers as readers
@@ -293,3 +295,27 @@ def test_a_100_mb_record_does_not_stop_the_run(tmp_path):
     r = load(path)
     assert sids(r) == ["s0", "s1"]
     assert r.rejects["reason"][0].startswith("record too large: 104,")
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(
+    n=st.integers(2, 5),
+    broken=st.integers(0, 4),
+    cut=st.floats(0.0, 1.0, exclude_max=True),
+    indent=st.sampled_from([None, 1, 2, 4]),
+)
+def test_json_array_one_element_cut_anywhere_costs_that_element_only(n, broken, cut, indent):
+    broken %= n
+    history = [{"before": "sent", "after": "delivered", "at": "2024-04-24T17:42:29Z"}]
+    elements = [json.dumps(payload(f"s{i}", statusHistory=history), indent=indent)
+                for i in range(n)]  # fmt: skip
+    elements[broken] = elements[broken][: int(cut * len(elements[broken]))]
+    # (one element a line at least: in an array on one line, an element whose brackets
+    # never balance takes the rest of the line with it)
+    text = "[\n" + ",\n".join(e for e in elements if e) + "\n]\n"
+    [table] = [t for t in readers._iter_json_document("a.json", text.encode()) if len(t)]
+    errors = table.column("pre_error").to_pylist()
+    good = [json.loads(t)["sid"] for t, e in zip(table.column("text").to_pylist(), errors,
+                                                 strict=True) if e is None]  # fmt: skip
+    assert good == [f"s{i}" for i in range(n) if i != broken]
+    assert sum(e is not None for e in errors) == (1 if elements[broken] else 0)
