@@ -54,6 +54,7 @@ __all__ = [
     "arrow_ints",
     "BATCH_ROWS",
     "RECORD_LIMIT",
+    "VALUE_LIMIT",
 ]
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
@@ -69,6 +70,12 @@ _RAW_TEXT_LIMIT = 10_000
 #: Largest record read [bytes]; a larger one is rejected, with its size as the reason.
 #: Callr's records are a few kilobytes; a record of this size still parses alone.
 RECORD_LIMIT = 64 << 20
+#: Most JSON values one record may hold (about: ``,``, ``:``, ``[`` and ``{`` are counted,
+#: also inside strings). What the parse needs grows with the values, not the bytes: 60 MB
+#: of ``[0,0,0,...`` took DuckDB past its memory. A Callr record holds about fifty.
+VALUE_LIMIT = 1_000_000
+# Records up to this size cannot hold VALUE_LIMIT values: only larger ones are counted.
+_COUNTED_BYTES = 2 * VALUE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -363,6 +370,30 @@ def _too_large(size: int) -> str:
     return f"record too large: {size:,} bytes (a record may have at most {RECORD_LIMIT:,})"
 
 
+def _too_many_values(record: bytes | memoryview | str) -> str | None:
+    """The reject reason for a record with more than :data:`VALUE_LIMIT` JSON values."""
+    if isinstance(record, str):
+        values = sum(record.count(c) for c in ",:[{")
+    else:
+        data = np.frombuffer(record, dtype=np.uint8)
+        values = sum(int(np.count_nonzero(data == ord(c))) for c in ",:[{")
+    if values <= VALUE_LIMIT:
+        return None
+    return (
+        f"record too large: about {values:,} JSON values "
+        f"(a record may have at most {VALUE_LIMIT:,})"
+    )
+
+
+def _size_problem(record: bytes | memoryview, size: int) -> str | None:
+    """Why a record of `size` bytes (its text `record`) is too large to parse, if it is."""
+    if size > RECORD_LIMIT:
+        return _too_large(size)
+    if size > _COUNTED_BYTES:
+        return _too_many_values(record)
+    return None
+
+
 def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[pa.Table, int]:
     """Cut a buffer of whole lines (ending with ``\\n``) into record candidates.
 
@@ -383,8 +414,12 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
     try:
         texts.validate(full=True)  # Arrow's UTF-8 check: much faster than bytes.decode
-        # (a line above the size limit takes the slow path below, which rejects it)
-        valid = not len(ends) or int((ends - starts).max()) <= RECORD_LIMIT
+        # (a line too large to parse takes the slow path below, which rejects it)
+        valid = not len(ends) or int((ends - starts).max()) <= _COUNTED_BYTES or not any(
+            _size_problem(buf[s:e], e - s - 1)
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            if e - s > _COUNTED_BYTES
+        )
     except pa.ArrowInvalid:
         valid = False
     if valid:
@@ -400,10 +435,11 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     for s, e, ln, k in rows:
         if not k:
             continue
-        if e - s > RECORD_LIMIT:
+        problem = _size_problem(buf[s:e], e - s - 1) if e - s > _COUNTED_BYTES else None
+        if problem is not None:
             raw = bytes(buf[s : s + _RAW_TEXT_LIMIT])
             out_text.append(raw.decode("utf-8", errors="backslashreplace")[:_RAW_TEXT_LIMIT])
-            out_err.append(_too_large(e - s - 1))
+            out_err.append(problem)
             out_line.append(ln)
             continue
         raw = bytes(buf[s:e])
@@ -456,8 +492,12 @@ class _LongLine:
         size, parts = self.size + len(piece), self.parts
         self.parts, self.size = [], 0
         if size - 1 > RECORD_LIMIT:
-            head = b"".join(parts)[:_RAW_TEXT_LIMIT]
-            raw = head.decode("utf-8", errors="backslashreplace")
+            head = bytearray()
+            for part in parts:  # only the first bytes are kept for the reject
+                head += part[: _RAW_TEXT_LIMIT - len(head)]
+                if len(head) >= _RAW_TEXT_LIMIT:
+                    break
+            raw = bytes(head).decode("utf-8", errors="backslashreplace")
             return _reject(name, line, _too_large(size - 1), raw), 1
         return _split_lines(b"".join([*parts, piece]), line, name)
 
@@ -536,10 +576,10 @@ def _records(name: str, items: list[tuple[int, str, str | None]]) -> pa.Table:
     """Candidates from (line, text, reason or None); texts above the size limit rejected."""
     lines, texts, errors = [], [], []
     for line, text, error in items:
-        if error is None and len(text) * 4 > RECORD_LIMIT:
+        if error is None and len(text) * 4 > _COUNTED_BYTES:
             size = len(text.encode("utf-8", errors="surrogatepass"))
-            if size > RECORD_LIMIT:
-                text, error = text[:_RAW_TEXT_LIMIT], _too_large(size)
+            if size > _COUNTED_BYTES:
+                error = _too_large(size) if size > RECORD_LIMIT else _too_many_values(text)
         lines.append(line)
         texts.append(text if error is None else text[:_RAW_TEXT_LIMIT])
         errors.append(error)

@@ -319,3 +319,34 @@ def test_json_array_one_element_cut_anywhere_costs_that_element_only(n, broken, 
                                                  strict=True) if e is None]  # fmt: skip
     assert good == [f"s{i}" for i in range(n) if i != broken]
     assert sum(e is not None for e in errors) == (1 if elements[broken] else 0)
+
+
+def test_record_with_too_many_values_is_rejected_alone(write, monkeypatch):
+    """60 MB of ``[0,0,0,...`` in one record took DuckDB past its memory: the run failed."""
+    monkeypatch.setattr(readers, "VALUE_LIMIT", 1000)
+    monkeypatch.setattr(readers, "_COUNTED_BYTES", 2000)
+    many = json.dumps(payload("many", x=[0] * 1500))
+    long_text = json.dumps(payload("long", body={"text": "é" * 5000}))  # long, few values
+    for name in ("a.jsonl", "b.json", "c.yaml"):
+        lines = [json.dumps(payload(name)), many, long_text.replace("long", name + "-long")]
+        text = {"a.jsonl": "\n".join(lines) + "\n", "b.json": "[" + ",\n".join(lines) + "]",
+                "c.yaml": "".join(f"- {x}\n" for x in lines)}[name]  # fmt: skip
+        r = load(write(name, text))
+        assert sids(r) == sorted([name, name + "-long"]), name
+        [(line, reason)] = reasons(r)
+        assert line == 2, name
+        # 1,499 commas in the list, the object's 4 commas and 6 colons, 1 [ and 2 {
+        assert reason == (
+            "record too large: about 1,512 JSON values (a record may have at most 1,000)"
+        )
+
+
+@pytest.mark.slow
+def test_60_mb_of_values_in_one_record_does_not_stop_the_run(tmp_path):
+    path = tmp_path / "a.jsonl"
+    many = '{"sid": "many", "from": "+1", "to": "+2", "x": [' + ",".join(["0"] * 30_000_000) + "]}"
+    path.write_text("\n".join([json.dumps(payload("s0")), many, json.dumps(payload("s1"))]))
+    del many
+    r = load(path)
+    assert sids(r) == ["s0", "s1"]
+    assert r.rejects["reason"][0].startswith("record too large: about 30,000,0")
