@@ -385,6 +385,12 @@ def _too_many_values(record: bytes | memoryview | str) -> str | None:
     )
 
 
+def _checked_size() -> int:
+    """Records up to this size [bytes] are never too large (the limits are read at call
+    time: tests lower them)."""
+    return min(RECORD_LIMIT, _COUNTED_BYTES)
+
+
 def _size_problem(record: bytes | memoryview, size: int) -> str | None:
     """Why a record of `size` bytes (its text `record`) is too large to parse, if it is."""
     if size > RECORD_LIMIT:
@@ -412,13 +418,14 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
             keep[i] = False
     offsets = np.concatenate(([0], ends)).astype(np.int32)
     texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
+    checked = _checked_size()
     try:
         texts.validate(full=True)  # Arrow's UTF-8 check: much faster than bytes.decode
         # (a line too large to parse takes the slow path below, which rejects it)
-        valid = not len(ends) or int((ends - starts).max()) <= _COUNTED_BYTES or not any(
+        valid = not len(ends) or int((ends - starts).max()) <= checked or not any(
             _size_problem(buf[s:e], e - s - 1)
             for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
-            if e - s > _COUNTED_BYTES
+            if e - s > checked
         )
     except pa.ArrowInvalid:
         valid = False
@@ -435,7 +442,7 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     for s, e, ln, k in rows:
         if not k:
             continue
-        problem = _size_problem(buf[s:e], e - s - 1) if e - s > _COUNTED_BYTES else None
+        problem = _size_problem(buf[s:e], e - s - 1) if e - s > checked else None
         if problem is not None:
             raw = bytes(buf[s : s + _RAW_TEXT_LIMIT])
             out_text.append(raw.decode("utf-8", errors="backslashreplace")[:_RAW_TEXT_LIMIT])
@@ -576,9 +583,9 @@ def _records(name: str, items: list[tuple[int, str, str | None]]) -> pa.Table:
     """Candidates from (line, text, reason or None); texts above the size limit rejected."""
     lines, texts, errors = [], [], []
     for line, text, error in items:
-        if error is None and len(text) * 4 > _COUNTED_BYTES:
+        if error is None and len(text) * 4 > _checked_size():
             size = len(text.encode("utf-8", errors="surrogatepass"))
-            if size > _COUNTED_BYTES:
+            if size > _checked_size():
                 error = _too_large(size) if size > RECORD_LIMIT else _too_many_values(text)
         lines.append(line)
         texts.append(text if error is None else text[:_RAW_TEXT_LIMIT])
@@ -1036,8 +1043,11 @@ def _looks_like_json_lines(data: bytes) -> bool:
     body = body.lstrip()
     if not body.startswith(b"{"):
         return False
-    first, sep, rest = _unix_newlines(body[:65536]).partition(b"\n")
-    if not sep or not rest.strip():
+    ends = [i for i in (body.find(b"\n"), body.find(b"\r")) if i >= 0]  # LF, CRLF or CR
+    if not ends:
+        return False
+    first, rest = body[: min(ends)], body[min(ends) :]
+    if not rest.strip():
         return False
     try:
         json.loads(first)

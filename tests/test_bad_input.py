@@ -350,3 +350,9 @@ def test_60_mb_of_values_in_one_record_does_not_stop_the_run(tmp_path):
     r = load(path)
     assert sids(r) == ["s0", "s1"]
     assert r.rejects["reason"][0].startswith("record too large: about 30,000,0")
+
+
+def test_json_lines_named_json_with_a_long_first_line(write):
+    lines = [json.dumps(payload("s0", pad="x" * 100_000)), json.dumps(payload("s1"))]
+    r = load(write("a.json", "\r\n".join(lines) + "\r\n"))
+    assert sids(r) == ["s0", "s1"] and r.summary.rejected == 0
