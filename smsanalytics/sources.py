@@ -305,6 +305,9 @@ def _shape_rules() -> list[tuple[str, str]]:
     json = "substr(text, brace)"
     body = "CASE WHEN is_envelope THEN '$.payload.body' ELSE '$.body' END"
     history = "CASE WHEN is_envelope THEN '$.payload.statusHistory' ELSE '$.statusHistory' END"
+    # (a record without the key, say an archive without bodies, is not parsed again)
+    has_body = "contains(text, '\"body\"')"
+    has_history = "contains(text, '\"statusHistory\"')"
     listish = f"({_starts_with('body_text', '{')} OR {_starts_with('body_text', '[')})"
     body_kind = f"json_type({json}, {body})"
     text_kind = f"json_type({json}, {body} || '.text')"
@@ -320,7 +323,7 @@ def _shape_rules() -> list[tuple[str, str]]:
     )
     return [
         (
-            f"CASE WHEN NOT is_actions AND (body_text IS NULL OR {listish}) "
+            f"CASE WHEN NOT is_actions AND (body_text IS NULL OR {listish}) AND {has_body} "
             f"THEN coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL') END",
             f"'body is ' || {_json_kind(body_kind)} || ', not an object with a text'",
         ),
@@ -334,7 +337,7 @@ def _shape_rules() -> list[tuple[str, str]]:
             f"'bodyText is ' || {_json_kind(actions_kind)} || ', not text'",
         ),
         (
-            "CASE WHEN NOT is_actions AND v_history IS NULL "
+            f"CASE WHEN NOT is_actions AND v_history IS NULL AND {has_history} "
             f"THEN coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL') END",
             f"'statusHistory is ' || {_json_kind(history_kind)} || ', not a list of objects'",
         ),

@@ -409,3 +409,9 @@ def test_actions_body_of_the_wrong_shape_is_a_reject(body):
     assert row["reject_reason"].startswith("bodyText is a")
     row = parse(json.dumps({"sms": dict(ACTIONS, bodyText=body)}))[0]
     assert row["reject_reason"].startswith("bodyText is a")
+
+
+def test_records_without_body_or_history_are_not_rejects():
+    bare = {k: v for k, v in WEBHOOK.items() if k not in ("body", "statusHistory")}
+    row = parse(json.dumps(bare))[0]
+    assert row["reject_reason"] is None and row["body_text"] is None
