@@ -10,8 +10,8 @@ event) and all are loaded together. Checked: the accounting identity, that nothi
 lost (every record is counted), that every written value is what the record said, and
 that each record has the same outcome in every container.
 
-A few examples run in the fast suite; ``HYPOTHESIS_PROFILE=slow`` (or ``-m slow``'s
-soak below) runs many more.
+A few examples run in the fast suite (``CONTAINER_EXAMPLES=N`` runs N); the soak below
+(``-m slow``) runs 150 fresh ones.
 """
 
 from __future__ import annotations
