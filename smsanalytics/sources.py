@@ -267,6 +267,12 @@ def _rfc3339_fixed(v: str) -> str:
     return rf"regexp_replace(upper({v}), '([T ]\d\d:\d\d):60(\.\d*)?', '\1:59.999999')"
 
 
+def _history_at(at: str) -> str:
+    """SQL: a status history entry's `at` as an instant (read like the other times)."""
+    v = f"nullif(trim({at}), '')"
+    return f"coalesce(TRY_CAST({v} AS {_TS}), TRY_CAST({_rfc3339_fixed(v)} AS {_TS}))"
+
+
 def _bad_offset(v: str) -> str:
     """SQL: timestamp text `v` ends with a UTC offset no place has (hours above 23 or
     minutes above 59), which DuckDB would read as given."""
@@ -472,14 +478,14 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     retyped["status_history"] = (
         "CASE WHEN plain_history THEN h_cast "
         "ELSE list_transform(v_history, lambda h: {'before': h.before, 'after': h.after, "
-        f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}}) END"
+        f"'at': {_history_at('h.at')}}}) END"
     )
     checks.append(
         (
             "CASE WHEN plain_history THEN false"
             " ELSE coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
             " AND list_bool_or(list_transform(v_history, lambda h: nullif(trim(h.at), '')"
-            " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)"
+            f" IS NOT NULL AND {_history_at('h.at')} IS NULL)), false)"
             " OR coalesce(list_bool_or(list_transform(status_history, lambda h: "
             f"{_out_of_range('h.at')})), false) END",
             f"'status_history: an entry''s at is not {_TS_KIND}'",

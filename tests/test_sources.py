@@ -415,3 +415,11 @@ def test_records_without_body_or_history_are_not_rejects():
     bare = {k: v for k, v in WEBHOOK.items() if k not in ("body", "statusHistory")}
     row = parse(json.dumps(bare))[0]
     assert row["reject_reason"] is None and row["body_text"] is None
+
+
+def test_status_history_reads_rfc3339_like_the_other_times():
+    entry = {"before": "sent", "after": "delivered", "at": "2016-12-31t23:59:60.5z"}
+    row = parse(json.dumps(dict(WEBHOOK, statusHistory=[entry])))[0]
+    assert row["reject_reason"] is None
+    leap = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert row["status_history"][0]["at"] == leap
