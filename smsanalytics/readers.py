@@ -966,9 +966,9 @@ def iter_raw_batches(
     """Yield the record candidates of one input as Arrow tables of :data:`RAW_SCHEMA`.
 
     Records the reader already knows are bad (invalid UTF-8, invalid JSON or YAML, a
-    non-object, too large to parse) carry a ``pre_error``; reading goes on after them. A compressed stream that turns out truncated or
-    corrupt ends with one candidate whose ``pre_error`` says so, after the records read
-    before the damage.
+    non-object, too large to parse) carry a ``pre_error``; reading goes on after them. A
+    compressed stream that turns out truncated or corrupt ends with one candidate whose
+    ``pre_error`` says so, after the records read before the damage.
 
     Parameters
     ----------
