@@ -8,13 +8,18 @@ What one record is, by container:
 
 * ``.jsonl``, ``.ndjson``, ``.log``, ``.txt`` (and any other name given explicitly, and
   standard input ``-``): every non-blank line. The JSON may follow free text.
-* ``.json``: the single object, or each element of a top-level array. A ``.json`` file
-  whose first line is a complete JSON value is read as JSON Lines instead.
-* ``.yaml``, ``.yml``: each document, or each item of a document that is a list.
+* ``.json``: the single object, or each element of a top-level array, as its own text
+  in the file (so that the parse reads it as it reads a line). A ``.json`` file whose
+  first line is a complete JSON value is read as JSON Lines instead.
+* ``.yaml``, ``.yml``: each document, or each item of a document that is a list, as JSON
+  text; scalars are the text that was written (see :class:`_YamlLoader`).
 
-A UTF-8 byte order mark and CRLF line endings are accepted. Line files are read in chunks
-with NumPy, so memory stays flat whatever the file size; ``.json`` and YAML files are read
-whole (they are small, one event per file or a day's array).
+Nothing is lost silently: an element, document or list item that does not parse is one
+candidate with a ``pre_error``, and reading goes on at the next one; a record above
+:data:`RECORD_LIMIT` is one too. A UTF-8 byte order mark and LF, CRLF or lone-CR line
+endings are accepted. Line files are read in chunks with NumPy, so memory stays flat
+whatever the file size; ``.json`` and YAML files are read whole (they are small, one event
+per file or a day's array).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "arrow_ints",
     "BATCH_ROWS",
     "RECORD_LIMIT",
+    "VALUE_LIMIT",
 ]
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
@@ -64,6 +70,12 @@ _RAW_TEXT_LIMIT = 10_000
 #: Largest record read [bytes]; a larger one is rejected, with its size as the reason.
 #: Callr's records are a few kilobytes; a record of this size still parses alone.
 RECORD_LIMIT = 64 << 20
+#: Most JSON values one record may hold (about: ``,``, ``:``, ``[`` and ``{`` are counted,
+#: also inside strings). What the parse needs grows with the values, not the bytes: 60 MB
+#: of ``[0,0,0,...`` took DuckDB past its memory. A Callr record holds about fifty.
+VALUE_LIMIT = 1_000_000
+# Records up to this size cannot hold VALUE_LIMIT values: only larger ones are counted.
+_COUNTED_BYTES = 2 * VALUE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -358,6 +370,36 @@ def _too_large(size: int) -> str:
     return f"record too large: {size:,} bytes (a record may have at most {RECORD_LIMIT:,})"
 
 
+def _too_many_values(record: bytes | memoryview | str) -> str | None:
+    """The reject reason for a record with more than :data:`VALUE_LIMIT` JSON values."""
+    if isinstance(record, str):
+        values = sum(record.count(c) for c in ",:[{")
+    else:
+        data = np.frombuffer(record, dtype=np.uint8)
+        values = sum(int(np.count_nonzero(data == ord(c))) for c in ",:[{")
+    if values <= VALUE_LIMIT:
+        return None
+    return (
+        f"record too large: about {values:,} JSON values "
+        f"(a record may have at most {VALUE_LIMIT:,})"
+    )
+
+
+def _checked_size() -> int:
+    """Records up to this size [bytes] are never too large (the limits are read at call
+    time: tests lower them)."""
+    return min(RECORD_LIMIT, _COUNTED_BYTES)
+
+
+def _size_problem(record: bytes | memoryview, size: int) -> str | None:
+    """Why a record of `size` bytes (its text `record`) is too large to parse, if it is."""
+    if size > RECORD_LIMIT:
+        return _too_large(size)
+    if size > _COUNTED_BYTES:
+        return _too_many_values(record)
+    return None
+
+
 def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[pa.Table, int]:
     """Cut a buffer of whole lines (ending with ``\\n``) into record candidates.
 
@@ -376,10 +418,15 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
             keep[i] = False
     offsets = np.concatenate(([0], ends)).astype(np.int32)
     texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
+    checked = _checked_size()
     try:
         texts.validate(full=True)  # Arrow's UTF-8 check: much faster than bytes.decode
-        # (a line above the size limit takes the slow path below, which rejects it)
-        valid = not len(ends) or int((ends - starts).max()) <= RECORD_LIMIT
+        # (a line too large to parse takes the slow path below, which rejects it)
+        valid = not len(ends) or int((ends - starts).max()) <= checked or not any(
+            _size_problem(buf[s:e], e - s - 1)
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            if e - s > checked
+        )
     except pa.ArrowInvalid:
         valid = False
     if valid:
@@ -395,10 +442,11 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
     for s, e, ln, k in rows:
         if not k:
             continue
-        if e - s > RECORD_LIMIT:
+        problem = _size_problem(buf[s:e], e - s - 1) if e - s > checked else None
+        if problem is not None:
             raw = bytes(buf[s : s + _RAW_TEXT_LIMIT])
             out_text.append(raw.decode("utf-8", errors="backslashreplace")[:_RAW_TEXT_LIMIT])
-            out_err.append(_too_large(e - s - 1))
+            out_err.append(problem)
             out_line.append(ln)
             continue
         raw = bytes(buf[s:e])
@@ -451,8 +499,12 @@ class _LongLine:
         size, parts = self.size + len(piece), self.parts
         self.parts, self.size = [], 0
         if size - 1 > RECORD_LIMIT:
-            head = b"".join(parts)[:_RAW_TEXT_LIMIT]
-            raw = head.decode("utf-8", errors="backslashreplace")
+            head = bytearray()
+            for part in parts:  # only the first bytes are kept for the reject
+                head += part[: _RAW_TEXT_LIMIT - len(head)]
+                if len(head) >= _RAW_TEXT_LIMIT:
+                    break
+            raw = bytes(head).decode("utf-8", errors="backslashreplace")
             return _reject(name, line, _too_large(size - 1), raw), 1
         return _split_lines(b"".join([*parts, piece]), line, name)
 
@@ -531,10 +583,10 @@ def _records(name: str, items: list[tuple[int, str, str | None]]) -> pa.Table:
     """Candidates from (line, text, reason or None); texts above the size limit rejected."""
     lines, texts, errors = [], [], []
     for line, text, error in items:
-        if error is None and len(text) * 4 > RECORD_LIMIT:
+        if error is None and len(text) * 4 > _checked_size():
             size = len(text.encode("utf-8", errors="surrogatepass"))
-            if size > RECORD_LIMIT:
-                text, error = text[:_RAW_TEXT_LIMIT], _too_large(size)
+            if size > _checked_size():
+                error = _too_large(size) if size > RECORD_LIMIT else _too_many_values(text)
         lines.append(line)
         texts.append(text if error is None else text[:_RAW_TEXT_LIMIT])
         errors.append(error)
@@ -578,18 +630,29 @@ def _kind_of(value: object) -> str:
     )
 
 
+# The start of a line that opens an object: where an element of a pretty array starts.
+_LINE_OBJECT = re.compile(r"\n([ \t]*),?[ \t]*\{")
+
+
 def _value_end(text: str, pos: int) -> int:
     """Where the array element starting at `pos`, which does not parse, ends.
 
     Skips to the comma or bracket that closes the element, counting brackets outside
     strings. A JSON string cannot hold a line break, so an unclosed string ends at the
-    line's end. Should the brackets never balance (an element cut short), the element
-    ends before the next line that starts an object no further right than it did.
+    line's end. Should the brackets not balance before the next line that opens an
+    object no further right than the element did (an element cut short), the element
+    ends there. (That line is found first, so that the scan, in Python, stays short.)
     """
+    column = pos - text.rfind("\n", 0, pos) - 1
+    limit = len(text)
+    for m in _LINE_OBJECT.finditer(text, pos):
+        if len(m.group(1)) <= column:
+            limit = m.start() + 1
+            break
     depth = 0
     in_string = False
-    i, n = pos, len(text)
-    while i < n:
+    i = pos
+    while i < limit:
         c = text[i]
         if in_string:
             if c == "\\":
@@ -607,11 +670,7 @@ def _value_end(text: str, pos: int) -> int:
         elif c == "," and depth == 0:
             return i
         i += 1
-    column = pos - text.rfind("\n", 0, pos) - 1
-    for m in re.finditer(r"\n([ \t]*),?[ \t]*\{", text[pos:]):
-        if len(m.group(1)) <= column:
-            return pos + m.start() + 1
-    return n
+    return limit
 
 
 def _iter_json_document(name: str, data: bytes) -> Iterator[pa.Table]:
@@ -810,7 +869,6 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
     A document that does not parse is one reject; in a document that is a list, an item
     that cannot be built (an unknown tag) is one reject and the others are read.
     """
-    loader = _YamlLoader(doc)
     excerpt = doc.splitlines()
     items: list[tuple[int, str, str | None]] = []
 
@@ -822,7 +880,10 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
         items.append((first + line, "\n".join(excerpt[line : line + 5]), reason))
 
     at = 0
+    loader: _YamlLoader | None = None
     try:
+        # The loader checks the characters at once: a NUL anywhere raises already.
+        loader = _YamlLoader(doc)
         # (after a "..." line, more than one document: read them all)
         while loader.check_node():
             node = loader.get_node()
@@ -850,7 +911,8 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
     except (yaml.YAMLError, RecursionError) as exc:
         reject(exc, at, record=False)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return items
 
 
@@ -904,9 +966,9 @@ def iter_raw_batches(
     """Yield the record candidates of one input as Arrow tables of :data:`RAW_SCHEMA`.
 
     Records the reader already knows are bad (invalid UTF-8, invalid JSON or YAML, a
-    non-object) carry a ``pre_error``. A compressed stream that turns out truncated or
-    corrupt ends with one candidate whose ``pre_error`` says so, after the records read
-    before the damage.
+    non-object, too large to parse) carry a ``pre_error``; reading goes on after them. A
+    compressed stream that turns out truncated or corrupt ends with one candidate whose
+    ``pre_error`` says so, after the records read before the damage.
 
     Parameters
     ----------
@@ -981,8 +1043,11 @@ def _looks_like_json_lines(data: bytes) -> bool:
     body = body.lstrip()
     if not body.startswith(b"{"):
         return False
-    first, sep, rest = _unix_newlines(body[:65536]).partition(b"\n")
-    if not sep or not rest.strip():
+    ends = [i for i in (body.find(b"\n"), body.find(b"\r")) if i >= 0]  # LF, CRLF or CR
+    if not ends:
+        return False
+    first, rest = body[: min(ends)], body[min(ends) :]
+    if not rest.strip():
         return False
     try:
         json.loads(first)

@@ -15,10 +15,12 @@ The shape is detected per record, not per file:
   bare or under an ``sms`` key;
 * any of these behind free text on a log line: the JSON starts at the line's first ``{``.
 
-Values are read leniently (numbers as strings, strings as numbers, timestamps with or
-without milliseconds or offset, timestamps without an offset taken as UTC, empty
-``network`` as null, unknown fields ignored) but never guessed: a value that cannot be read
-as its type rejects the record with a reason naming the field and the value.
+Values are read leniently (numbers as strings, strings as numbers, amounts in any JSON
+notation, RFC 3339 timestamps in any case, with or without fractions or offset, timestamps
+without an offset taken as UTC, empty ``network`` as null, unknown fields ignored) but
+never guessed: a value that cannot be read exactly as its type, or a value of the wrong
+shape (a ``body`` that is a string), rejects the record with a reason naming the field.
+Of duplicate keys in one object the first wins (DuckDB's JSON reader).
 """
 
 from __future__ import annotations
@@ -246,14 +248,18 @@ def _number_text(expr: str) -> str:
 
     DuckDB's JSON reader hands a JSON *number* over through a double: past 15
     significant digits it is not what was written (``123456789012.123456`` came back as
-    ``123456789012.12346``). Such values are long, and rare: their text is taken from the
-    record instead, where it is the number written after the cost's key whose double is
-    the same.
+    ``123456789012.12346``, ``999999999999.999999`` as ``1000000000000.0``). Such a double
+    is written long, or as a whole number ending in ``.0``: for those (rare) values the
+    text is taken from the record instead, where it is the number written after the
+    cost's key whose double is the same. (Left: a number of 17 or more digits whose
+    double is short and not whole, such as ``0.10000000000000000001``, reads as that
+    double.)
     """
     written = r"""regexp_extract(text, '"(cost|billingDebit)"\s*:\s*(-?\d[0-9.eE+-]*)', 2)"""
     return (
-        f"CASE WHEN strlen({expr}) > 15 AND TRY_CAST({written} AS DOUBLE) = "
-        f"TRY_CAST({expr} AS DOUBLE) THEN {written} ELSE {expr} END"
+        f"CASE WHEN (strlen({expr}) > 15 OR suffix({expr}, '.0')) "
+        f"AND TRY_CAST({written} AS DOUBLE) = TRY_CAST({expr} AS DOUBLE) "
+        f"THEN {written} ELSE {expr} END"
     )
 
 
@@ -262,6 +268,12 @@ def _rfc3339_fixed(v: str) -> str:
     (``23:59:60``) read as the last microsecond of its minute (storage has no leap
     seconds; the minute, day and order are kept)."""
     return rf"regexp_replace(upper({v}), '([T ]\d\d:\d\d):60(\.\d*)?', '\1:59.999999')"
+
+
+def _history_at(at: str) -> str:
+    """SQL: a status history entry's `at` as an instant (read like the other times)."""
+    v = f"nullif(trim({at}), '')"
+    return f"coalesce(TRY_CAST({v} AS {_TS}), TRY_CAST({_rfc3339_fixed(v)} AS {_TS}))"
 
 
 def _bad_offset(v: str) -> str:
@@ -281,6 +293,69 @@ def _lone_surrogate(text: str) -> str:
         rf"regexp_extract(regexp_replace({text}, '{pair}', '', 'g'), "
         r"'\\u[dD][89a-fA-F][0-9a-fA-F]{2}')"
     )
+
+
+def _json_kind(kind: str) -> str:
+    """SQL: the words for a JSON type named by ``json_type`` (`kind`)."""
+    return (
+        f"CASE {kind} WHEN 'VARCHAR' THEN 'a string' WHEN 'ARRAY' THEN 'a list' "
+        f"WHEN 'OBJECT' THEN 'an object' WHEN 'BOOLEAN' THEN 'a boolean' ELSE 'a number' END"
+    )
+
+
+def _shape_rules() -> list[tuple[str, str]]:
+    """Rules (condition, reason) for a body or a status history of the wrong shape.
+
+    The struct the JSON reader fills has nulls where a value had another shape (a
+    ``"body": "text"`` gave no text at all), so the rare records whose value came out
+    null, or as the text of a list or an object, are looked at again, by JSON type.
+    Each is a ``CASE`` so that the second look is taken for those records only.
+    """
+    json = "substr(text, brace)"
+    body = "CASE WHEN is_envelope THEN '$.payload.body' ELSE '$.body' END"
+    history = "CASE WHEN is_envelope THEN '$.payload.statusHistory' ELSE '$.statusHistory' END"
+    # (a record without the key, say an archive without bodies, is not parsed again)
+    has_body = "contains(text, '\"body\"')"
+    has_history = "contains(text, '\"statusHistory\"')"
+    listish = f"({_starts_with('body_text', '{')} OR {_starts_with('body_text', '[')})"
+    body_kind = f"json_type({json}, {body})"
+    text_kind = f"json_type({json}, {body} || '.text')"
+    actions_kind = f"coalesce(json_type({json}, '$.sms.bodyText'), json_type({json}, '$.bodyText'))"
+    history_kind = f"json_type({json}, {history})"
+    entries = (
+        f"CASE WHEN is_envelope THEN json_extract({json}, '$.payload.statusHistory[*]') "
+        f"ELSE json_extract({json}, '$.statusHistory[*]') END"
+    )
+    odd_entry = (
+        "list_bool_or(list_transform(v_history, lambda h: h.before IS NULL AND h.after IS NULL"
+        " AND h.at IS NULL))"
+    )
+    return [
+        (
+            f"CASE WHEN NOT is_actions AND (body_text IS NULL OR {listish}) AND {has_body} "
+            f"THEN coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL') END",
+            f"'body is ' || {_json_kind(body_kind)} || ', not an object with a text'",
+        ),
+        (
+            f"CASE WHEN NOT is_actions AND {listish} "
+            f"THEN {text_kind} IN ('OBJECT', 'ARRAY') END",
+            f"'body.text is ' || {_json_kind(text_kind)} || ', not text'",
+        ),
+        (
+            f"CASE WHEN is_actions AND {listish} THEN {actions_kind} IN ('OBJECT', 'ARRAY') END",
+            f"'bodyText is ' || {_json_kind(actions_kind)} || ', not text'",
+        ),
+        (
+            f"CASE WHEN NOT is_actions AND v_history IS NULL AND {has_history} "
+            f"THEN coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL') END",
+            f"'statusHistory is ' || {_json_kind(history_kind)} || ', not a list of objects'",
+        ),
+        (
+            f"CASE WHEN NOT is_actions AND NOT plain_history AND {odd_entry} THEN "
+            f"list_bool_or(list_transform({entries}, lambda e: json_type(e) <> 'OBJECT')) END",
+            "'statusHistory has an entry that is not an object'",
+        ),
+    ]
 
 
 def _quoted(expr: str) -> str:
@@ -406,14 +481,14 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     retyped["status_history"] = (
         "CASE WHEN plain_history THEN h_cast "
         "ELSE list_transform(v_history, lambda h: {'before': h.before, 'after': h.after, "
-        f"'at': TRY_CAST(nullif(trim(h.at), '') AS {_TS})}}) END"
+        f"'at': {_history_at('h.at')}}}) END"
     )
     checks.append(
         (
             "CASE WHEN plain_history THEN false"
             " ELSE coalesce(list_bool_or(list_transform(status_history, lambda h: h.at IS NULL))"
             " AND list_bool_or(list_transform(v_history, lambda h: nullif(trim(h.at), '')"
-            " IS NOT NULL AND TRY_CAST(nullif(trim(h.at), '') AS TIMESTAMPTZ) IS NULL)), false)"
+            f" IS NOT NULL AND {_history_at('h.at')} IS NULL)), false)"
             " OR coalesce(list_bool_or(list_transform(status_history, lambda h: "
             f"{_out_of_range('h.at')})), false) END",
             f"'status_history: an entry''s at is not {_TS_KIND}'",
@@ -453,7 +528,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
                 f"'{name}: ' || {_quoted(name)} || ' is an object or a list, not text'",
             )
         )
-    rules = early + checks
+    rules = early + _shape_rules() + checks
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
     # (A null flag counts as false, in this OR as in the reason's CASE.)
     any_bad = " OR ".join(cond for cond, _ in rules)

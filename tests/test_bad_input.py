@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 import smsanalytics.readers as readers
@@ -251,22 +253,36 @@ def test_long_line_across_many_chunks(write, monkeypatch, compress):
     assert reasons(r)[0][0] == 2 and reasons(r)[0][1].startswith("record too large: 4,")
 
 
-def test_long_line_pieces_are_joined_once(monkeypatch):
-    """A line spread over N chunks is joined once (it was joined N times: quadratic)."""
-    joins: list[int] = []
-    real = readers._split_lines
+class _Piece(bytes):
+    """A chunk read from a file, which counts the bytes copied when something is joined
+    to it with ``+`` (Python asks the right operand first, as it is a subclass)."""
 
-    def spy(buf, first_line, name):
-        joins.append(len(buf))
-        return real(buf, first_line, name)
+    copied: list[int] = []
 
-    monkeypatch.setattr(readers, "_split_lines", spy)
-    import io
+    def __radd__(self, other: bytes) -> bytes:
+        _Piece.copied.append(len(other) + len(self))
+        return bytes(other) + bytes(self)
 
-    line = b'{"sid": "' + b"x" * 100_000 + b'"}\n'
-    tables = list(readers._iter_lines(io.BytesIO(line), "f", chunk_bytes=100))
-    assert sum(len(t) for t in tables) == 1
-    assert joins == [len(line)]
+
+class _Stream:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def read(self, n: int) -> bytes:
+        piece = _Piece(self.data[self.pos : self.pos + n])
+        self.pos += n
+        return piece
+
+
+def test_a_long_line_is_copied_a_bounded_number_of_times():
+    """A line spread over N chunks was copied N times over (carry += chunk): time
+    quadratic in its length (a 200 MB line in a .zst file took 58 s, 2.3 s plain)."""
+    _Piece.copied.clear()
+    line = b'{"sid": "' + b"x" * 200_000 + b'"}\n'
+    tables = list(readers._iter_lines(_Stream(line + b"{}\n"), "f", chunk_bytes=100))
+    assert sum(len(t) for t in tables) == 2
+    assert tables[0].column("text")[0].as_py().encode() == line
+    assert sum(_Piece.copied) <= 2 * len(line)
 
 
 @pytest.mark.slow
@@ -279,3 +295,64 @@ def test_a_100_mb_record_does_not_stop_the_run(tmp_path):
     r = load(path)
     assert sids(r) == ["s0", "s1"]
     assert r.rejects["reason"][0].startswith("record too large: 104,")
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(
+    n=st.integers(2, 5),
+    broken=st.integers(0, 4),
+    cut=st.floats(0.0, 1.0, exclude_max=True),
+    indent=st.sampled_from([None, 1, 2, 4]),
+)
+def test_json_array_one_element_cut_anywhere_costs_that_element_only(n, broken, cut, indent):
+    broken %= n
+    history = [{"before": "sent", "after": "delivered", "at": "2024-04-24T17:42:29Z"}]
+    elements = [json.dumps(payload(f"s{i}", statusHistory=history), indent=indent)
+                for i in range(n)]  # fmt: skip
+    elements[broken] = elements[broken][: int(cut * len(elements[broken]))]
+    # (one element a line at least: in an array on one line, an element whose brackets
+    # never balance takes the rest of the line with it)
+    text = "[\n" + ",\n".join(e for e in elements if e) + "\n]\n"
+    [table] = [t for t in readers._iter_json_document("a.json", text.encode()) if len(t)]
+    errors = table.column("pre_error").to_pylist()
+    good = [json.loads(t)["sid"] for t, e in zip(table.column("text").to_pylist(), errors,
+                                                 strict=True) if e is None]  # fmt: skip
+    assert good == [f"s{i}" for i in range(n) if i != broken]
+    assert sum(e is not None for e in errors) == (1 if elements[broken] else 0)
+
+
+def test_record_with_too_many_values_is_rejected_alone(write, monkeypatch):
+    """60 MB of ``[0,0,0,...`` in one record took DuckDB past its memory: the run failed."""
+    monkeypatch.setattr(readers, "VALUE_LIMIT", 1000)
+    monkeypatch.setattr(readers, "_COUNTED_BYTES", 2000)
+    many = json.dumps(payload("many", x=[0] * 1500))
+    long_text = json.dumps(payload("long", body={"text": "é" * 5000}))  # long, few values
+    for name in ("a.jsonl", "b.json", "c.yaml"):
+        lines = [json.dumps(payload(name)), many, long_text.replace("long", name + "-long")]
+        text = {"a.jsonl": "\n".join(lines) + "\n", "b.json": "[" + ",\n".join(lines) + "]",
+                "c.yaml": "".join(f"- {x}\n" for x in lines)}[name]  # fmt: skip
+        r = load(write(name, text))
+        assert sids(r) == sorted([name, name + "-long"]), name
+        [(line, reason)] = reasons(r)
+        assert line == 2, name
+        # 1,499 commas in the list, the object's 4 commas and 6 colons, 1 [ and 2 {
+        assert reason == (
+            "record too large: about 1,512 JSON values (a record may have at most 1,000)"
+        )
+
+
+@pytest.mark.slow
+def test_60_mb_of_values_in_one_record_does_not_stop_the_run(tmp_path):
+    path = tmp_path / "a.jsonl"
+    many = '{"sid": "many", "from": "+1", "to": "+2", "x": [' + ",".join(["0"] * 30_000_000) + "]}"
+    path.write_text("\n".join([json.dumps(payload("s0")), many, json.dumps(payload("s1"))]))
+    del many
+    r = load(path)
+    assert sids(r) == ["s0", "s1"]
+    assert r.rejects["reason"][0].startswith("record too large: about 30,000,0")
+
+
+def test_json_lines_named_json_with_a_long_first_line(write):
+    lines = [json.dumps(payload("s0", pad="x" * 100_000)), json.dumps(payload("s1"))]
+    r = load(write("a.json", "\r\n".join(lines) + "\r\n"))
+    assert sids(r) == ["s0", "s1"] and r.summary.rejected == 0

@@ -107,7 +107,7 @@ def test_arbitrary_bytes_never_crash(contents):
 def _nonblank_lines(data: bytes) -> int:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    lines = data.split(b"\n")
+    lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")  # LF, CRLF, CR
     if lines and lines[-1] == b"":
         lines.pop()
     return sum(1 for ln in lines if not (ln[:1] in (b"", b" ", b"\t", b"\r") and not ln.strip()))

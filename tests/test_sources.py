@@ -279,8 +279,17 @@ def test_status_history_read_alike_plain_or_not():
         f"nullif(trim(e.at), '') IS NOT NULL AND ({at} IS NULL OR NOT ({in_range})))), false)",
         texts,
     )
-    assert [r["status_history"] for r in rows] == expected
-    assert [(r["reject_reason"] or "").startswith("status_history") for r in rows] == bad
+    # A history that is not a list of objects is rejected for its shape, first.
+    shape = [h is not None and (not isinstance(h, list) or not all(isinstance(e, dict) for e in h))
+             for h in HISTORIES]  # fmt: skip
+    reasons = [r["reject_reason"] or "" for r in rows]
+    assert [r.startswith("statusHistory") for r in reasons] == shape
+    keep = [not s for s in shape]
+    assert [r["status_history"] for r, k in zip(rows, keep, strict=True) if k] == [
+        e for e, k in zip(expected, keep, strict=True) if k
+    ]
+    got_bad = [r.startswith("status_history") for r, k in zip(reasons, keep, strict=True) if k]
+    assert got_bad == [b for b, k in zip(bad, keep, strict=True) if k]
     assert any(bad) and not all(bad)
 
 
@@ -336,6 +345,8 @@ def test_rfc3339_forms(text, want):
     ("text", "want"),
     [
         ("123456789012.123456", "123456789012.123456"),
+        ("999999999999.999999", "999999999999.999999"),
+        ("2.0", "2"),
         ("1e-2", "0.01"),
         ("1E+1", "10"),
         ("-0", "0"),
@@ -357,3 +368,58 @@ def test_amounts_are_read_exactly_from_their_text(text, want, as_number):
     row = parse(record)[0]
     assert row["reject_reason"] is None
     assert row["cost_cents"] == Decimal(want)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"body": "text"}, "body is a string, not an object with a text"),
+        ({"body": ["x"]}, "body is a list, not an object with a text"),
+        ({"body": 3}, "body is a number, not an object with a text"),
+        ({"body": {"text": ["x"]}}, "body.text is a list, not text"),
+        ({"body": {"text": {"a": 1}}}, "body.text is an object, not text"),
+        ({"statusHistory": "delivered"}, "statusHistory is a string, not a list of objects"),
+        ({"statusHistory": {"at": "x"}}, "statusHistory is an object, not a list of objects"),
+        ({"statusHistory": [1, 2]}, "statusHistory has an entry that is not an object"),
+        ({"statusHistory": [{"before": "a", "after": "b", "at": "2024-04-24T17:42:29Z"}, "x"]},
+         "statusHistory has an entry that is not an object"),
+    ],
+)
+def test_values_of_the_wrong_shape_are_rejects(change, reason):
+    row = parse(json.dumps(dict(WEBHOOK, **change)))[0]
+    assert row["reject_reason"] == reason
+    envelope = {"id": "e1", "at": "2024-04-24T17:42:29Z", "type": "v2.sms.inbound.received",
+                "try": 0, "payload": dict(WEBHOOK, **change)}  # fmt: skip
+    assert parse(json.dumps(envelope))[0]["reject_reason"] == reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"body": {"text": "[URGENT] {x}"}}, {"body": None}, {"body": {"text": None}},
+     {"statusHistory": None}, {"statusHistory": []}, {"body": {"text": ""}}],
+)
+def test_values_of_the_right_shape_are_not_rejects(change):
+    row = parse(json.dumps(dict(WEBHOOK, **change)))[0]
+    assert row["reject_reason"] is None
+
+
+@pytest.mark.parametrize("body", [["x"], {"a": 1}])
+def test_actions_body_of_the_wrong_shape_is_a_reject(body):
+    row = parse(json.dumps(dict(ACTIONS, bodyText=body)))[0]
+    assert row["reject_reason"].startswith("bodyText is a")
+    row = parse(json.dumps({"sms": dict(ACTIONS, bodyText=body)}))[0]
+    assert row["reject_reason"].startswith("bodyText is a")
+
+
+def test_records_without_body_or_history_are_not_rejects():
+    bare = {k: v for k, v in WEBHOOK.items() if k not in ("body", "statusHistory")}
+    row = parse(json.dumps(bare))[0]
+    assert row["reject_reason"] is None and row["body_text"] is None
+
+
+def test_status_history_reads_rfc3339_like_the_other_times():
+    entry = {"before": "sent", "after": "delivered", "at": "2016-12-31t23:59:60.5z"}
+    row = parse(json.dumps(dict(WEBHOOK, statusHistory=[entry])))[0]
+    assert row["reject_reason"] is None
+    leap = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert row["status_history"][0]["at"] == leap
