@@ -9,7 +9,9 @@ messages is escaped before it reaches the terminal.
 from __future__ import annotations
 
 import functools
+import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +50,10 @@ def _handle_errors(func: F) -> F:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"smsanalytics: SQL error: {for_terminal(first)}", err=True)
             sys.exit(2)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as other tools do.
+            _silence_stdout()
+            sys.exit(141)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"smsanalytics: error: {where}{exc.strerror or exc}", err=True)
@@ -57,6 +63,15 @@ def _handle_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (a test runner's buffer): nothing to flush
 
 
 def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> None:
@@ -69,6 +84,9 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> N
         # A list or struct cell (status_history) arrives as an array: not a missing scalar.
         if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
             return ""
+        if not pd.api.types.is_scalar(v):  # shown as JSON, as --csv writes it
+            v = json.dumps(v.tolist() if hasattr(v, "tolist") else v, ensure_ascii=False,
+                           default=str)
         text = for_terminal(v)
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
 

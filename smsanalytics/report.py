@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from . import arguments, dataset, queries
 from . import audit as billing_audit
-from .errors import ArgumentError
+from .errors import ArgumentError, DatasetError
 from .escape import for_html, for_markdown, write_csv_tables
 
 __all__ = [
@@ -176,25 +176,26 @@ def _previous(period: Period, tz: str) -> Period:
 
 
 def _choose_period(start: datetime | None, end: datetime | None, tz: str,
-                   bounds: tuple[datetime | None, datetime | None]) -> Period:
+                   bounds: tuple[datetime | None, datetime | None], source: str) -> Period:
     """The period of `start` and `end` (checked instants, or None: taken from the data)."""
     zone = _zone(tz)
     lo = None if start is None else start.astimezone(zone)
     hi = None if end is None else end.astimezone(zone)
     first, last = bounds
-    undated = "no dated messages in the data: give start and end to report on a period"
+    undated = DatasetError(source, "no dated messages: give start and end to report on a "
+                                   "period")
     if lo is None and hi is None:
         if first is None or last is None:
-            raise ArgumentError("start", None, undated)
+            raise undated
         return default_period(first, last, tz)
     if lo is None:
         if first is None:
-            raise ArgumentError("start", None, undated)
+            raise undated
         f = first.astimezone(zone)
         lo = datetime(f.year, f.month, f.day, tzinfo=zone)
     if hi is None:
         if last is None:
-            raise ArgumentError("end", None, undated)
+            raise undated
         day = last.astimezone(zone).date() + timedelta(days=1)
         hi = datetime(day.year, day.month, day.day, tzinfo=zone)
     if hi <= lo:
@@ -520,8 +521,9 @@ def cost_report(
     ------
     ArgumentError
         Before any data is read, for an argument that cannot be used (see
-        :mod:`smsanalytics.arguments`); and when no period is given and the data holds no
-        dated message.
+        :mod:`smsanalytics.arguments`).
+    DatasetError
+        When no period is given and the data holds no dated message.
 
     Examples
     --------
@@ -564,7 +566,7 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
            tz: str, currency: str | None, top: int) -> CostReport:
     # fetchall: DuckDB 2 keeps a connection busy until its result is read to the end.
     first, last = con.execute(BOUNDS_SQL).fetchall()[0]
-    period = _choose_period(start, end, tz, (first, last))
+    period = _choose_period(start, end, tz, (first, last), _source_label(source) or "messages")
     previous = _previous(period, tz)
     cur = {"start": period.start, "end": period.end, "tz": tz}
     prev = {"start": previous.start, "end": previous.end, "tz": tz}
