@@ -95,7 +95,9 @@ def _known_zone(key: str, name: str) -> ZoneInfo:
     try:
         zone = ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ArgumentError(name, key, f"unknown time zone; give {_TZ_HINT}") from None
+        same = [z for z in _duckdb_zones() if z.lower() == key.lower()]
+        hint = f"names are case-sensitive: {min(same)}" if same else f"give {_TZ_HINT}"
+        raise ArgumentError(name, key, f"unknown time zone; {hint}") from None
     if key not in _duckdb_zones():
         # The questions bucket days in DuckDB: a name only Python knows would fail there.
         raise ArgumentError(name, key, f"a time zone DuckDB does not know; give {_TZ_HINT}")

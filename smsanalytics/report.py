@@ -233,6 +233,17 @@ WHERE created_at >= $start AND created_at < $end
 GROUP BY ALL
 """
 
+# What the per-message and per-part costs divide by: only messages with a cost (and, per
+# part, with parts too). A message without a cost adds nothing to the total, so counting
+# it would make every message look cheaper.
+PRICED_SQL = """
+SELECT count(cost_cents) AS priced_messages,
+       sum(cost_cents) FILTER (WHERE parts IS NOT NULL) AS part_cost_cents,
+       sum(parts) FILTER (WHERE cost_cents IS NOT NULL) AS priced_parts
+FROM messages
+WHERE created_at >= $start AND created_at < $end
+"""
+
 AUDIT_PRESENT_SQL = """
 SELECT count(computed_parts), count(computed_encoding)
 FROM messages
@@ -323,6 +334,8 @@ class CostReport:
     headline : pandas.DataFrame
         ``metric`` (messages, parts, cost, cost_per_message, cost_per_part), ``unit``,
         ``current``, ``previous``, ``change``, ``change_pct`` [%]; money in major units.
+        Cost per message divides by the messages that have a cost, cost per part by the
+        parts of the messages that have both (None when there are none).
     by_month : pandas.DataFrame
         :func:`~smsanalytics.queries.costs` by month over all the data, plus ``role``
         (``period``, ``previous`` or empty).
@@ -361,6 +374,11 @@ class CostReport:
         rejected, reject_reasons), when the source is a dataset directory.
     source : str or None
         What the report was made from, for its header.
+    top : int
+        Senders (and rows of the long tables in the page) shown.
+    unpriced : int
+        Messages of the period without a cost (``cost_cents`` null), which the summary
+        names.
     """
 
     period: Period
@@ -387,6 +405,7 @@ class CostReport:
     conversion: dict[str, Any] | None = None
     source: str | None = None
     top: int = 10
+    unpriced: int = 0
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     # -- values -----------------------------------------------------------------------
@@ -574,7 +593,12 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
     total_now = queries.costs(con, **cur)
     label = currency if currency is not None else total_now.attrs.get("currency")
     total_prev = queries.costs(con, **prev)
-    headline = _headline(total_now, total_prev, label)
+    params_now = {"start": period.start.astimezone(UTC), "end": period.end.astimezone(UTC)}
+    params_prev = {"start": previous.start.astimezone(UTC), "end": previous.end.astimezone(UTC)}
+    priced_now = con.execute(PRICED_SQL, params_now).fetchall()[0]
+    headline = _headline(total_now, total_prev, label, priced_now,
+                         con.execute(PRICED_SQL, params_prev).fetchall()[0])
+    unpriced = int(total_now["messages"].iloc[0]) - int(priced_now[0])
 
     by_month = queries.costs(con, by="month", tz=tz)
     role = []
@@ -596,8 +620,6 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     senders = queries.top_senders(con, by="cost", n=top, **cur)
 
-    params_now = {"start": period.start.astimezone(UTC), "end": period.end.astimezone(UTC)}
-    params_prev = {"start": previous.start.astimezone(UTC), "end": previous.end.astimezone(UTC)}
     points_now = _sql(con, RATE_POINTS_SQL, params_now, tz)
     points_prev = _sql(con, RATE_POINTS_SQL, params_prev, tz)
     rates, usual = _rates(points_now, points_prev)
@@ -643,15 +665,18 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
         rates=rates, above_rate=above_rate, above_rate_examples=examples,
         audit=audit, audit_examples=audit_examples, excluded=excluded,
         reconciliation=reconciliation, conversion=_manifest(source),
-        source=_source_label(source), top=top,
+        source=_source_label(source), top=top, unpriced=unpriced,
     )
 
 
-def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None) -> pd.DataFrame:
-    def stats(df: pd.DataFrame) -> dict[str, Any]:
+def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None,
+              priced_now: tuple[Any, ...], priced_prev: tuple[Any, ...]) -> pd.DataFrame:
+    def stats(df: pd.DataFrame, priced: tuple[Any, ...]) -> dict[str, Any]:
         messages, parts = int(df["messages"].iloc[0]), int(df["parts"].iloc[0])
         cents = _dec(df["cost_cents"].iloc[0])
-        per_message, per_part = _ratio(cents, messages), _ratio(cents, parts)
+        priced_messages, part_cents, priced_parts = priced
+        per_message = _ratio(cents, priced_messages)
+        per_part = _ratio(_dec(part_cents), priced_parts or 0)
         return {
             "messages": messages,
             "parts": parts,
@@ -660,7 +685,7 @@ def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None) -> pd
             "cost_per_part": None if per_part is None else per_part.scaleb(-2),
         }
 
-    a, b = stats(now), stats(prev)
+    a, b = stats(now, priced_now), stats(prev, priced_prev)
     money = currency or _NO_CURRENCY
     units = {"messages": "messages", "parts": "segments", "cost": money,
              "cost_per_message": f"{money} per message", "cost_per_part": f"{money} per part"}
@@ -1308,6 +1333,10 @@ def _summary_sentence(report: CostReport) -> str:
     if len(top) and _dec(top["cost_cents"].iloc[0]) > 0:
         text += (f". The largest share came from {_text(top['country'].iloc[0])} "
                  f"({_share(top['share'].iloc[0])})")
+    if report.unpriced:
+        text += (f". {_count(report.unpriced)} of the period's messages have no cost: they "
+                 "add nothing to the totals and are left out of the costs per message and "
+                 "per part")
     return text + "."
 
 

@@ -285,3 +285,8 @@ def test_the_report_accepts_odd_but_valid_arguments(dataset: Path, tmp_path: Pat
             "--top", "1000000", "--currency", "US$", "--start", "2024-02-29")
     assert r.exit_code == 0, r.output
     assert "US$" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_a_zone_in_the_wrong_case_gets_its_name() -> None:
+    with pytest.raises(ArgumentError, match="case-sensitive: Europe/Paris"):
+        arguments.time_zone("europe/paris")
