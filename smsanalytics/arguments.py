@@ -209,7 +209,7 @@ def _shown(value: Any) -> Any:
 
 
 def positive_int(value: Any, name: str, maximum: int = MAX_COUNT) -> int:
-    """Return `value` as an int from 1 to `maximum`.
+    """Return `value` (an int, or a string of ASCII digits) as an int from 1 to `maximum`.
 
     Examples
     --------
@@ -220,7 +220,7 @@ def positive_int(value: Any, name: str, maximum: int = MAX_COUNT) -> int:
     """
     reason = f"must be a whole number from 1 to {maximum}"
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value.strip())
         else:
             raise ArgumentError(name, value, reason)

@@ -263,7 +263,9 @@ def info(dataset: str, as_json: bool) -> None:
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (formula cells neutralised).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout.")
-@click.option("--max-rows", default=50, show_default=True, help="Rows shown in the table view.")
+@click.option(
+    "--max-rows", default="50", show_default=True, help="Rows shown in the table view."
+)
 @click.option(
     "--read-only",
     is_flag=True,
@@ -272,7 +274,7 @@ def info(dataset: str, as_json: bool) -> None:
 )
 @_handle_errors
 def sql(
-    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: int, read_only: bool
+    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: str, read_only: bool
 ) -> None:
     """Run DuckDB SQL over a view named `messages` of DATASET.
 
@@ -281,9 +283,7 @@ def sql(
     """
     from .queries import run_sql
 
-    max_rows = arguments.positive_int(max_rows, "--max-rows")
-    if not query.strip():
-        raise arguments.ArgumentError("QUERY", query, "empty: give one SQL statement")
+    rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
     df = run_sql(dataset, query, read_only=read_only)
@@ -294,7 +294,7 @@ def sql(
     elif as_json:
         click.echo(df.to_json(orient="records", lines=True, date_format="iso", default_handler=str))
     else:
-        _print_table(df, max_rows=max_rows)
+        _print_table(df, max_rows=rows)
 
 
 @main.command()
@@ -305,7 +305,7 @@ def sql(
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
 @click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
-@click.option("--top", default=10, show_default=True, help="Senders and rows per table.")
+@click.option("--top", default="10", show_default=True, help="Senders and rows per table.")
 @_handle_errors
 def report(
     dataset: str,
@@ -315,18 +315,18 @@ def report(
     tz: str,
     currency: str | None,
     csv_dir: str | None,
-    top: int,
+    top: str,
 ) -> None:
     """Write the cost report of DATASET as one self-contained HTML page."""
     from .report import cost_report
 
     zone = arguments.time_zone(tz, "--tz")
     lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
-    top = arguments.positive_int(top, "--top")
+    n = arguments.positive_int(top, "--top")
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    r = cost_report(dataset, start=lo, end=hi, tz=zone, currency=label, top=top)
+    r = cost_report(dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
@@ -348,7 +348,7 @@ def report(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every table as one JSON object.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
-@click.option("--max-rows", default=20, show_default=True, help="Rows shown per table.")
+@click.option("--max-rows", default="20", show_default=True, help="Rows shown per table.")
 @_handle_errors
 def audit(
     dataset: str,
@@ -359,7 +359,7 @@ def audit(
     margin: str,
     as_json: bool,
     csv_dir: str | None,
-    max_rows: int,
+    max_rows: str,
 ) -> None:
     """Audit the billing of DATASET: parts, encodings, rates, networks, numbers."""
     from decimal import Decimal
@@ -370,7 +370,7 @@ def audit(
     lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
     label = arguments.currency_label(currency, "--currency")
     rate_margin = arguments.margin(margin, "--margin")
-    max_rows = arguments.positive_int(max_rows, "--max-rows")
+    rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
     a = run(dataset, start=lo, end=hi, tz=zone, currency=label, rate_margin=rate_margin)
@@ -384,7 +384,7 @@ def audit(
             click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
             # Exact decimals without exponent (0E-10 reads as 0.0000000000).
             shown = df.astype(object).map(lambda v: f"{v:f}" if isinstance(v, Decimal) else v)
-            _print_table(shown, max_rows=len(df) if name == "summary" else max_rows)
+            _print_table(shown, max_rows=len(df) if name == "summary" else rows)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")

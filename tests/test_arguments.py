@@ -213,13 +213,14 @@ BAD = {
                ["--start", "2025-02-30"], ["--end", "soon"],
                ["--start", "2025-06-01", "--end", "2025-05-01"],
                ["--start", "2025-05-01", "--end", "2025-05-01"],
-               ["--top", "0"], ["--top", "-3"], ["--top", str(10**30)],
+               ["--top", "0"], ["--top", "-3"], ["--top", str(10**30)], ["--top", "ten"],
+               ["--top", "²"],
                ["--currency", ""], ["--currency", "EUR\x1b[2J"]],
     "audit": [["--tz", "UTC+1"], ["--tz", "/etc/localtime"], ["--start", "2025-02-30"],
               ["--start", "2025-06-01", "--end", "2025-05-01"], ["--margin", "lots"],
               ["--margin", "-0.5"], ["--margin", "NaN"], ["--max-rows", "0"],
-              ["--currency", " "]],
-    "sql": [["", ], ["   \n"], ["SELECT 1", "--max-rows", "0"]],
+              ["--max-rows", "many"], ["--currency", " "]],
+    "sql": [["", ], ["   \n"], ["SELECT 1", "--max-rows", "0"], ["SELECT 1", "--max-rows", ""]],
     "info": [],
 }
 
@@ -290,3 +291,19 @@ def test_the_report_accepts_odd_but_valid_arguments(dataset: Path, tmp_path: Pat
 def test_a_zone_in_the_wrong_case_gets_its_name() -> None:
     with pytest.raises(ArgumentError, match="case-sensitive: Europe/Paris"):
         arguments.time_zone("europe/paris")
+
+
+option_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=25)
+
+
+@settings(max_examples=40, deadline=None)
+@given(option=st.sampled_from(["--tz", "--start", "--end", "--currency", "--margin",
+                               "--max-rows"]), value=option_text)
+def test_no_option_value_makes_audit_print_a_traceback(dataset: Path, option: str,
+                                                      value: str) -> None:
+    if value.startswith("-"):
+        value = " " + value  # click would read it as an option: not what is tested here
+    r = CliRunner().invoke(main, ["audit", str(dataset), option, value])
+    assert r.exit_code in (0, 2), (r.output, r.exception)
+    if r.exit_code == 2:
+        assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.output
