@@ -217,7 +217,7 @@ def pseudonymize(
 
 
 @main.command()
-@click.argument("key_file", type=click.Path(dir_okay=False))
+@click.argument("key_file", type=click.Path())
 @_handle_errors
 def keygen(key_file: str) -> None:
     """Create a new random key file for --pseudonymize (never overwrites one)."""

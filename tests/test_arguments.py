@@ -307,3 +307,8 @@ def test_no_option_value_makes_audit_print_a_traceback(dataset: Path, option: st
     assert r.exit_code in (0, 2), (r.output, r.exception)
     if r.exit_code == 2:
         assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.output
+
+
+def test_keygen_onto_a_directory_is_one_line(tmp_path: Path) -> None:
+    r = run("keygen", str(tmp_path))
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output

@@ -243,3 +243,20 @@ def test_write_csv_tables_any_text(tmp_path: Path, texts: list[str]) -> None:
     got = spreadsheet_rows(written[0].read_text(encoding="utf-8"))
     assert len(got) == len(texts) + 1
     assert not any(is_formula(c) for r in got for c in r)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hostile_text)
+def test_json_output_is_the_same_value_with_nothing_raw(text: str) -> None:
+    import json
+
+    from smsanalytics.escape import to_json
+
+    out = to_json({"k": text})
+    assert json.loads(out) == {"k": text}
+    assert not RAW_ANYWHERE.search(out)
+
+
+def test_audit_json_shows_no_control_raw() -> None:
+    out = audit(evil_table()).to_json()
+    assert not RAW_ANYWHERE.search(out) and "\\u202e" in out
