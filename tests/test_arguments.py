@@ -312,3 +312,18 @@ def test_no_option_value_makes_audit_print_a_traceback(dataset: Path, option: st
 def test_keygen_onto_a_directory_is_one_line(tmp_path: Path) -> None:
     r = run("keygen", str(tmp_path))
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+
+
+def _questions() -> list[str]:
+    import inspect
+
+    return [n for n in queries.__all__ if callable(getattr(queries, n))
+            and "tz" in inspect.signature(getattr(queries, n)).parameters]
+
+
+@pytest.mark.parametrize("question", _questions())
+@pytest.mark.parametrize("bad", BAD_LIBRARY_ARGUMENTS)
+def test_every_question_checks_its_tz_and_period(question: str, bad: str) -> None:
+    with pytest.raises(ArgumentError) as err:
+        getattr(queries, question)(table(), **BAD_LIBRARY_ARGUMENTS[bad])
+    assert err.value.name == bad
