@@ -44,7 +44,7 @@ import pyarrow as pa
 from . import arguments, dataset, queries
 from . import audit as billing_audit
 from .errors import ArgumentError, DatasetError
-from .escape import for_html, for_markdown, write_csv_tables
+from .escape import for_html, for_markdown, for_terminal, write_csv_tables
 
 __all__ = [
     "ABOVE_RATE_MARGIN",
@@ -1133,7 +1133,7 @@ def _month_chart(report: CostReport) -> str:
         for t in ax.get_xticklabels():
             t.set_parse_math(False)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.2f}"))
-        ax.set_ylabel(_currency_label(report), parse_math=False)
+        ax.set_ylabel(for_terminal(_currency_label(report)), parse_math=False)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", color="#e4e7eb", linewidth=0.8)
         ax.set_axisbelow(True)
