@@ -10,6 +10,8 @@ import stat
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import dataset as ds
@@ -429,3 +431,23 @@ def test_random_keys_of_every_accepted_size_and_encoding_pass(tmp_path):
                 key = rng.randbytes(size)
                 path.write_text(encode(key) + "\n")
                 assert pv.load_key(path) == key
+
+
+def test_an_endless_or_huge_key_file_is_refused_without_reading_it_all(tmp_path):
+    with pytest.raises(pv.KeyFileError, match="larger than"):
+        pv.load_key("/dev/zero")
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(pv.MAX_KEY_FILE_BYTES + 1))
+    with pytest.raises(pv.KeyFileError, match="larger than"):
+        pv.load_key(big)
+    big.write_bytes(os.urandom(pv.MAX_KEY_FILE_BYTES))
+    assert len(pv.load_key(big)) == pv.MAX_KEY_FILE_BYTES
+
+
+@given(st.binary(max_size=64) | st.lists(st.sampled_from([b"a", b"b", b"ab"]),
+                                         max_size=20).map(b"".join))
+def test_weak_key_patterns_are_the_brute_force_ones(data):
+    brute = next((p for p in range(1, len(data) // 2 + 1) if data[p:] == data[:-p]), None)
+    reason = pv.weak_key_reason(data) if data else None
+    if brute is not None:
+        assert reason == f"its bytes repeat a pattern of {brute} byte{'s' if brute > 1 else ''}"
