@@ -246,7 +246,7 @@ def info(dataset: str, as_json: bool) -> None:
     click.echo(f"size      {d.size / 1e6:,.2f} MB in {d.files:,} files")
     click.echo(f"partitions ({d.manifest.get('partition_by', '?')}):")
     for key, n in d.partitions.items():
-        click.echo(f"  {key or '(none)':<12} {n:>10,}")
+        click.echo(f"  {for_terminal(key) or '(none)':<12} {n:>10,}")
     click.echo("schema:")
     for c in COLUMNS:
         unit = f" [{c.unit}]" if c.unit else ""
