@@ -45,7 +45,7 @@ __all__ = [
 
 #: Earliest and latest year a period bound may fall in (room for the period before it and
 #: the one after it, in any time zone).
-MIN_YEAR, MAX_YEAR = 1900, 9998
+MIN_YEAR, MAX_YEAR = 1000, 9998
 #: Largest count (``top``, ``max_rows``) accepted: more rows than any page can show.
 MAX_COUNT = 1_000_000
 #: Longest currency label [characters].
@@ -157,14 +157,20 @@ def instant(value: Any, zone: ZoneInfo, name: str = "start") -> datetime | None:
         moment = datetime.combine(value, time())
     else:
         raise ArgumentError(name, value, "not a date, datetime or ISO 8601 string")
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise ArgumentError(name, value, f"outside the years {MIN_YEAR} to {MAX_YEAR}")
+    # A wall-clock value must lie in the years; an instant (this function's own result, given
+    # back) within a day of them, whatever its zone.
+    slack = 0 if moment.tzinfo is None else 1
+    if not MIN_YEAR - slack <= moment.year <= MAX_YEAR + slack:
+        raise ArgumentError(name, _shown(value), f"outside the years {MIN_YEAR} to {MAX_YEAR}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     try:
-        return moment.astimezone(UTC)
+        utc = moment.astimezone(UTC)
     except (OverflowError, ValueError) as exc:  # a tzinfo of the caller's that misbehaves
-        raise ArgumentError(name, value, f"cannot be placed in time: {exc}") from None
+        raise ArgumentError(name, _shown(value), f"cannot be placed in time: {exc}") from None
+    if not MIN_YEAR - 1 <= utc.year <= MAX_YEAR + 1:
+        raise ArgumentError(name, _shown(value), f"outside the years {MIN_YEAR} to {MAX_YEAR}")
+    return utc
 
 
 def _parse_iso(text: str, name: str) -> datetime:
@@ -205,6 +211,7 @@ def period_bounds(start: Any, end: Any, zone: ZoneInfo,
 
 
 def _shown(value: Any) -> Any:
+    """How an error shows a value: dates and times in ISO 8601, not as their repr."""
     return value.isoformat() if isinstance(value, date) else value
 
 

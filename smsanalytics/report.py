@@ -166,12 +166,19 @@ def default_period(first: datetime, last: datetime, tz: str) -> Period:
 
 def _previous(period: Period, tz: str) -> Period:
     start, end = period.start, period.end
-    if _is_month_start(start) and _is_month_start(end):
-        prev_start = _add_months(start, -_months_between(start, end), tz)
-    else:
-        # Same wall-clock length, so a period of whole days stays whole days across DST.
-        length = end.replace(tzinfo=None) - start.replace(tzinfo=None)
-        prev_start = (start.replace(tzinfo=None) - length).replace(tzinfo=_zone(tz))
+    try:
+        if _is_month_start(start) and _is_month_start(end):
+            prev_start = _add_months(start, -_months_between(start, end), tz)
+        else:
+            # Same wall-clock length, so a period of whole days stays whole days across DST.
+            length = end.replace(tzinfo=None) - start.replace(tzinfo=None)
+            prev_start = (start.replace(tzinfo=None) - length).replace(tzinfo=_zone(tz))
+    except (OverflowError, ValueError):  # before year 1
+        prev_start = None
+    if prev_start is None or prev_start.year < arguments.MIN_YEAR:
+        raise ArgumentError("start", start.isoformat(), "the period it is compared with (as "
+                            "long, just before it) would begin before the year "
+                            f"{arguments.MIN_YEAR}")
     return Period(prev_start, start, _label(prev_start, start))
 
 

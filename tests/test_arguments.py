@@ -327,3 +327,27 @@ def test_every_question_checks_its_tz_and_period(question: str, bad: str) -> Non
     with pytest.raises(ArgumentError) as err:
         getattr(queries, question)(table(), **BAD_LIBRARY_ARGUMENTS[bad])
     assert err.value.name == bad
+
+
+@pytest.mark.parametrize("start, end, tz", [("1000-01-01", "9998-12-31", "UTC"),
+                                            ("1000-01-01", "1001-01-01", "Asia/Tokyo"),
+                                            ("1001-01-01", "9998-12-01", "Pacific/Kiritimati")])
+def test_a_period_whose_comparison_would_start_before_the_years_is_refused(
+        start: str, end: str, tz: str) -> None:
+    with pytest.raises(ArgumentError, match="it is compared with"):
+        cost_report(table(), start=start, end=end, tz=tz)
+
+
+@pytest.mark.parametrize("tz", ["Etc/GMT-14", "Etc/GMT+12", "Pacific/Kiritimati"])
+def test_the_widest_bounds_pass_the_door_and_the_library(dataset: Path, tz: str) -> None:
+    # The CLI turns them into UTC instants a day outside the years; the library takes them.
+    r = run("audit", str(dataset), "--start", "1000-01-01", "--end", "9998-12-31", "--tz", tz,
+            "--json")
+    assert r.exit_code == 0, r.output
+    lo, hi = arguments.period_bounds("1000-01-01", "9998-12-31", arguments.time_zone(tz))
+    assert arguments.period_bounds(lo, hi, arguments.time_zone("UTC")) == (lo, hi)
+
+
+def test_a_long_period_with_room_before_it_is_reported() -> None:
+    r = cost_report(table(), start="1960-01-01", end="2030-01-01")
+    assert r.previous.start.year == 1890 and r.reconciled
