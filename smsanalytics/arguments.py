@@ -45,7 +45,7 @@ __all__ = [
 
 #: Earliest and latest year a period bound may fall in (room for the period before it and
 #: the one after it, in any time zone).
-MIN_YEAR, MAX_YEAR = 1900, 9998
+MIN_YEAR, MAX_YEAR = 1000, 9998
 #: Largest count (``top``, ``max_rows``) accepted: more rows than any page can show.
 MAX_COUNT = 1_000_000
 #: Longest currency label [characters].
@@ -95,7 +95,9 @@ def _known_zone(key: str, name: str) -> ZoneInfo:
     try:
         zone = ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ArgumentError(name, key, f"unknown time zone; give {_TZ_HINT}") from None
+        same = [z for z in _duckdb_zones() if z.lower() == key.lower()]
+        hint = f"names are case-sensitive: {min(same)}" if same else f"give {_TZ_HINT}"
+        raise ArgumentError(name, key, f"unknown time zone; {hint}") from None
     if key not in _duckdb_zones():
         # The questions bucket days in DuckDB: a name only Python knows would fail there.
         raise ArgumentError(name, key, f"a time zone DuckDB does not know; give {_TZ_HINT}")
@@ -155,14 +157,20 @@ def instant(value: Any, zone: ZoneInfo, name: str = "start") -> datetime | None:
         moment = datetime.combine(value, time())
     else:
         raise ArgumentError(name, value, "not a date, datetime or ISO 8601 string")
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise ArgumentError(name, value, f"outside the years {MIN_YEAR} to {MAX_YEAR}")
+    # A wall-clock value must lie in the years; an instant (this function's own result, given
+    # back) within a day of them, whatever its zone.
+    slack = 0 if moment.tzinfo is None else 1
+    if not MIN_YEAR - slack <= moment.year <= MAX_YEAR + slack:
+        raise ArgumentError(name, _shown(value), f"outside the years {MIN_YEAR} to {MAX_YEAR}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     try:
-        return moment.astimezone(UTC)
+        utc = moment.astimezone(UTC)
     except (OverflowError, ValueError) as exc:  # a tzinfo of the caller's that misbehaves
-        raise ArgumentError(name, value, f"cannot be placed in time: {exc}") from None
+        raise ArgumentError(name, _shown(value), f"cannot be placed in time: {exc}") from None
+    if not MIN_YEAR - 1 <= utc.year <= MAX_YEAR + 1:
+        raise ArgumentError(name, _shown(value), f"outside the years {MIN_YEAR} to {MAX_YEAR}")
+    return utc
 
 
 def _parse_iso(text: str, name: str) -> datetime:
@@ -203,11 +211,12 @@ def period_bounds(start: Any, end: Any, zone: ZoneInfo,
 
 
 def _shown(value: Any) -> Any:
+    """How an error shows a value: dates and times in ISO 8601, not as their repr."""
     return value.isoformat() if isinstance(value, date) else value
 
 
 def positive_int(value: Any, name: str, maximum: int = MAX_COUNT) -> int:
-    """Return `value` as an int from 1 to `maximum`.
+    """Return `value` (an int, or a string of ASCII digits) as an int from 1 to `maximum`.
 
     Examples
     --------
@@ -218,7 +227,7 @@ def positive_int(value: Any, name: str, maximum: int = MAX_COUNT) -> int:
     """
     reason = f"must be a whole number from 1 to {maximum}"
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value.strip())
         else:
             raise ArgumentError(name, value, reason)

@@ -36,7 +36,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import arguments, queries
-from .escape import for_html, write_csv_tables
+from .escape import for_html, to_json, write_csv_tables
 from .networks import lookup_networks
 from .numbers import describe_numbers
 from .privacy import TOKEN_PREFIX
@@ -363,7 +362,7 @@ class AuditResult:
 
     def to_json(self) -> str:
         """Return :meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        return to_json(self.to_dict())
 
     def to_csv(self, directory: str | Path) -> list[Path]:
         """Write one CSV file per table into `directory` (created if needed).

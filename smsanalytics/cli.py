@@ -9,7 +9,9 @@ messages is escaped before it reaches the terminal.
 from __future__ import annotations
 
 import functools
+import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +50,10 @@ def _handle_errors(func: F) -> F:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"smsanalytics: SQL error: {for_terminal(first)}", err=True)
             sys.exit(2)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as other tools do.
+            _silence_stdout()
+            sys.exit(141)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"smsanalytics: error: {where}{exc.strerror or exc}", err=True)
@@ -57,6 +63,15 @@ def _handle_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (a test runner's buffer): nothing to flush
 
 
 def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> None:
@@ -69,6 +84,9 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> N
         # A list or struct cell (status_history) arrives as an array: not a missing scalar.
         if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
             return ""
+        if not pd.api.types.is_scalar(v):  # shown as JSON, as --csv writes it
+            v = json.dumps(v.tolist() if hasattr(v, "tolist") else v, ensure_ascii=False,
+                           default=str)
         text = for_terminal(v)
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
@@ -201,7 +219,7 @@ def pseudonymize(
 
 
 @main.command()
-@click.argument("key_file", type=click.Path(dir_okay=False))
+@click.argument("key_file", type=click.Path())
 @_handle_errors
 def keygen(key_file: str) -> None:
     """Create a new random key file for --pseudonymize (never overwrites one)."""
@@ -230,7 +248,7 @@ def info(dataset: str, as_json: bool) -> None:
     click.echo(f"size      {d.size / 1e6:,.2f} MB in {d.files:,} files")
     click.echo(f"partitions ({d.manifest.get('partition_by', '?')}):")
     for key, n in d.partitions.items():
-        click.echo(f"  {key or '(none)':<12} {n:>10,}")
+        click.echo(f"  {for_terminal(key) or '(none)':<12} {n:>10,}")
     click.echo("schema:")
     for c in COLUMNS:
         unit = f" [{c.unit}]" if c.unit else ""
@@ -247,7 +265,9 @@ def info(dataset: str, as_json: bool) -> None:
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (formula cells neutralised).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout.")
-@click.option("--max-rows", default=50, show_default=True, help="Rows shown in the table view.")
+@click.option(
+    "--max-rows", default="50", show_default=True, help="Rows shown in the table view."
+)
 @click.option(
     "--read-only",
     is_flag=True,
@@ -256,7 +276,7 @@ def info(dataset: str, as_json: bool) -> None:
 )
 @_handle_errors
 def sql(
-    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: int, read_only: bool
+    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: str, read_only: bool
 ) -> None:
     """Run DuckDB SQL over a view named `messages` of DATASET.
 
@@ -265,9 +285,7 @@ def sql(
     """
     from .queries import run_sql
 
-    max_rows = arguments.positive_int(max_rows, "--max-rows")
-    if not query.strip():
-        raise arguments.ArgumentError("QUERY", query, "empty: give one SQL statement")
+    rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
     df = run_sql(dataset, query, read_only=read_only)
@@ -278,7 +296,7 @@ def sql(
     elif as_json:
         click.echo(df.to_json(orient="records", lines=True, date_format="iso", default_handler=str))
     else:
-        _print_table(df, max_rows=max_rows)
+        _print_table(df, max_rows=rows)
 
 
 @main.command()
@@ -289,7 +307,7 @@ def sql(
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
 @click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
-@click.option("--top", default=10, show_default=True, help="Senders and rows per table.")
+@click.option("--top", default="10", show_default=True, help="Senders and rows per table.")
 @_handle_errors
 def report(
     dataset: str,
@@ -299,18 +317,18 @@ def report(
     tz: str,
     currency: str | None,
     csv_dir: str | None,
-    top: int,
+    top: str,
 ) -> None:
     """Write the cost report of DATASET as one self-contained HTML page."""
     from .report import cost_report
 
     zone = arguments.time_zone(tz, "--tz")
     lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
-    top = arguments.positive_int(top, "--top")
+    n = arguments.positive_int(top, "--top")
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    r = cost_report(dataset, start=lo, end=hi, tz=zone, currency=label, top=top)
+    r = cost_report(dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
@@ -332,7 +350,7 @@ def report(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every table as one JSON object.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
-@click.option("--max-rows", default=20, show_default=True, help="Rows shown per table.")
+@click.option("--max-rows", default="20", show_default=True, help="Rows shown per table.")
 @_handle_errors
 def audit(
     dataset: str,
@@ -343,7 +361,7 @@ def audit(
     margin: str,
     as_json: bool,
     csv_dir: str | None,
-    max_rows: int,
+    max_rows: str,
 ) -> None:
     """Audit the billing of DATASET: parts, encodings, rates, networks, numbers."""
     from decimal import Decimal
@@ -354,7 +372,7 @@ def audit(
     lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
     label = arguments.currency_label(currency, "--currency")
     rate_margin = arguments.margin(margin, "--margin")
-    max_rows = arguments.positive_int(max_rows, "--max-rows")
+    rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
     a = run(dataset, start=lo, end=hi, tz=zone, currency=label, rate_margin=rate_margin)
@@ -368,7 +386,7 @@ def audit(
             click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
             # Exact decimals without exponent (0E-10 reads as 0.0000000000).
             shown = df.astype(object).map(lambda v: f"{v:f}" if isinstance(v, Decimal) else v)
-            _print_table(shown, max_rows=len(df) if name == "summary" else max_rows)
+            _print_table(shown, max_rows=len(df) if name == "summary" else rows)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")

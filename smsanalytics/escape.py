@@ -36,6 +36,7 @@ __all__ = [
     "for_html",
     "for_markdown",
     "for_plot",
+    "to_json",
     "write_csv",
     "write_csv_tables",
     "FORMULA_PREFIXES",
@@ -154,6 +155,27 @@ def for_plot(text: object) -> str:
     'US\\\\$ 5 and \\\\$x\\\\$'
     """
     return for_terminal(text).replace("$", "\\$")
+
+
+# JSON escapes C0 controls itself; these it would pass raw (C1 CSI \x9b is read as ESC [ by
+# some terminals). Escaped as \uXXXX they are the same JSON value.
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_INVISIBLE}\u2028\u2029]")
+
+
+def to_json(value: Any, **kwargs: Any) -> str:
+    """Return `value` as JSON text that shows no control or bidirectional character raw.
+
+    Non-ASCII text stays readable (``é``); C1 controls, DEL, bidirectional controls and the
+    line and paragraph separators are written as ``\\uXXXX`` escapes, which decode to the
+    same value. `kwargs` go to :func:`json.dumps`.
+
+    Examples
+    --------
+    >>> print(to_json({"body": "é\\u202e"}))
+    {"body": "é\\u202e"}
+    """
+    text = json.dumps(value, ensure_ascii=False, **kwargs)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 def _csv_text(value: Any) -> str | None:

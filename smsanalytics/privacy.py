@@ -84,6 +84,8 @@ __all__ = [
 TOKEN_PREFIX = "anon:"
 #: Least key material accepted [bytes]; :func:`generate_key` writes 32.
 MIN_KEY_BYTES = 16
+#: Largest key file read [bytes].
+MAX_KEY_FILE_BYTES = 4096
 #: Manifest entry recording what a dataset's pseudonymisation did (never the key).
 MANIFEST_KEY = "pseudonymized"
 _TOKEN_BYTES = 10  # 80 bits: 16 base32 characters
@@ -108,9 +110,9 @@ def weak_key_reason(key: bytes) -> str | None:
     True
     """
     n = len(key)
-    for period in range(1, n // 2 + 1):
-        if key[period:] == key[:-period]:
-            return f"its bytes repeat a pattern of {period} byte{'s' if period > 1 else ''}"
+    period = _shortest_period(key)
+    if period <= n // 2:
+        return f"its bytes repeat a pattern of {period} byte{'s' if period > 1 else ''}"
     steps = {(key[i + 1] - key[i]) % 256 for i in range(n - 1)}
     if len(steps) == 1:
         return "its bytes count up or down by a fixed step"
@@ -120,6 +122,19 @@ def weak_key_reason(key: bytes) -> str | None:
     if all(32 <= b < 127 or b in b"\t\r\n" for b in key):
         return "its bytes are all printable text"
     return None
+
+
+def _shortest_period(data: bytes) -> int:
+    """The least p with ``data[i] == data[i + p]`` for every i (Knuth-Morris-Pratt), O(n)."""
+    border = [0] * len(data)  # border[i]: longest proper prefix of data[:i+1] that ends it
+    k = 0
+    for i in range(1, len(data)):
+        while k and data[i] != data[k]:
+            k = border[k - 1]
+        if data[i] == data[k]:
+            k += 1
+        border[i] = k
+    return len(data) - (border[-1] if data else 0)
 
 
 def _decode_key(data: bytes) -> bytes | None:
@@ -168,9 +183,13 @@ def load_key(path: str | Path) -> bytes:
     32
     """
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as fh:  # at most a little more than a key: not /dev/zero
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(str(path), f"is larger than {MAX_KEY_FILE_BYTES:,} bytes: not a key "
+                           "file (make one with `smsanalytics keygen FILE`)")
     key = _decode_key(data)
     if key is None:
         raise KeyFileError(

@@ -425,8 +425,9 @@ def run_sql(
     read_only : bool, default False
         Lock the connection down first (see :func:`_lock_down`): the SQL can read the
         ``messages`` view and nothing else on disk, write no file, load no extension and
-        change no setting. For SQL from someone other than the user running it. A
-        connection passed as `source` stays locked.
+        change no setting. For SQL from someone other than the user running it. With a
+        dataset directory as `source`, its Parquet files are the only files readable; with
+        a connection, none are (and the connection stays locked).
 
     Returns
     -------

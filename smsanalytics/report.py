@@ -43,8 +43,8 @@ import pyarrow as pa
 
 from . import arguments, dataset, queries
 from . import audit as billing_audit
-from .errors import ArgumentError
-from .escape import for_html, for_markdown, write_csv_tables
+from .errors import ArgumentError, DatasetError
+from .escape import for_html, for_markdown, for_terminal, write_csv_tables
 
 __all__ = [
     "ABOVE_RATE_MARGIN",
@@ -166,35 +166,43 @@ def default_period(first: datetime, last: datetime, tz: str) -> Period:
 
 def _previous(period: Period, tz: str) -> Period:
     start, end = period.start, period.end
-    if _is_month_start(start) and _is_month_start(end):
-        prev_start = _add_months(start, -_months_between(start, end), tz)
-    else:
-        # Same wall-clock length, so a period of whole days stays whole days across DST.
-        length = end.replace(tzinfo=None) - start.replace(tzinfo=None)
-        prev_start = (start.replace(tzinfo=None) - length).replace(tzinfo=_zone(tz))
+    try:
+        if _is_month_start(start) and _is_month_start(end):
+            prev_start = _add_months(start, -_months_between(start, end), tz)
+        else:
+            # Same wall-clock length, so a period of whole days stays whole days across DST.
+            length = end.replace(tzinfo=None) - start.replace(tzinfo=None)
+            prev_start = (start.replace(tzinfo=None) - length).replace(tzinfo=_zone(tz))
+    except (OverflowError, ValueError):  # before year 1
+        prev_start = None
+    if prev_start is None or prev_start.year < arguments.MIN_YEAR:
+        raise ArgumentError("start", start.isoformat(), "the period it is compared with (as "
+                            "long, just before it) would begin before the year "
+                            f"{arguments.MIN_YEAR}")
     return Period(prev_start, start, _label(prev_start, start))
 
 
 def _choose_period(start: datetime | None, end: datetime | None, tz: str,
-                   bounds: tuple[datetime | None, datetime | None]) -> Period:
+                   bounds: tuple[datetime | None, datetime | None], source: str) -> Period:
     """The period of `start` and `end` (checked instants, or None: taken from the data)."""
     zone = _zone(tz)
     lo = None if start is None else start.astimezone(zone)
     hi = None if end is None else end.astimezone(zone)
     first, last = bounds
-    undated = "no dated messages in the data: give start and end to report on a period"
+    undated = DatasetError(source, "no dated messages: give start and end to report on a "
+                                   "period")
     if lo is None and hi is None:
         if first is None or last is None:
-            raise ArgumentError("start", None, undated)
+            raise undated
         return default_period(first, last, tz)
     if lo is None:
         if first is None:
-            raise ArgumentError("start", None, undated)
+            raise undated
         f = first.astimezone(zone)
         lo = datetime(f.year, f.month, f.day, tzinfo=zone)
     if hi is None:
         if last is None:
-            raise ArgumentError("end", None, undated)
+            raise undated
         day = last.astimezone(zone).date() + timedelta(days=1)
         hi = datetime(day.year, day.month, day.day, tzinfo=zone)
     if hi <= lo:
@@ -230,6 +238,17 @@ SELECT from_country AS country, cost_cents, parts, count(*) AS messages
 FROM messages
 WHERE created_at >= $start AND created_at < $end
 GROUP BY ALL
+"""
+
+# What the per-message and per-part costs divide by: only messages with a cost (and, per
+# part, with parts too). A message without a cost adds nothing to the total, so counting
+# it would make every message look cheaper.
+PRICED_SQL = """
+SELECT count(cost_cents) AS priced_messages,
+       sum(cost_cents) FILTER (WHERE parts IS NOT NULL) AS part_cost_cents,
+       sum(parts) FILTER (WHERE cost_cents IS NOT NULL) AS priced_parts
+FROM messages
+WHERE created_at >= $start AND created_at < $end
 """
 
 AUDIT_PRESENT_SQL = """
@@ -322,6 +341,8 @@ class CostReport:
     headline : pandas.DataFrame
         ``metric`` (messages, parts, cost, cost_per_message, cost_per_part), ``unit``,
         ``current``, ``previous``, ``change``, ``change_pct`` [%]; money in major units.
+        Cost per message divides by the messages that have a cost, cost per part by the
+        parts of the messages that have both (None when there are none).
     by_month : pandas.DataFrame
         :func:`~smsanalytics.queries.costs` by month over all the data, plus ``role``
         (``period``, ``previous`` or empty).
@@ -360,6 +381,11 @@ class CostReport:
         rejected, reject_reasons), when the source is a dataset directory.
     source : str or None
         What the report was made from, for its header.
+    top : int
+        Senders (and rows of the long tables in the page) shown.
+    unpriced : int
+        Messages of the period without a cost (``cost_cents`` null), which the summary
+        names.
     """
 
     period: Period
@@ -386,6 +412,7 @@ class CostReport:
     conversion: dict[str, Any] | None = None
     source: str | None = None
     top: int = 10
+    unpriced: int = 0
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     # -- values -----------------------------------------------------------------------
@@ -520,8 +547,9 @@ def cost_report(
     ------
     ArgumentError
         Before any data is read, for an argument that cannot be used (see
-        :mod:`smsanalytics.arguments`); and when no period is given and the data holds no
-        dated message.
+        :mod:`smsanalytics.arguments`).
+    DatasetError
+        When no period is given and the data holds no dated message.
 
     Examples
     --------
@@ -564,7 +592,7 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
            tz: str, currency: str | None, top: int) -> CostReport:
     # fetchall: DuckDB 2 keeps a connection busy until its result is read to the end.
     first, last = con.execute(BOUNDS_SQL).fetchall()[0]
-    period = _choose_period(start, end, tz, (first, last))
+    period = _choose_period(start, end, tz, (first, last), _source_label(source) or "messages")
     previous = _previous(period, tz)
     cur = {"start": period.start, "end": period.end, "tz": tz}
     prev = {"start": previous.start, "end": previous.end, "tz": tz}
@@ -572,7 +600,12 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
     total_now = queries.costs(con, **cur)
     label = currency if currency is not None else total_now.attrs.get("currency")
     total_prev = queries.costs(con, **prev)
-    headline = _headline(total_now, total_prev, label)
+    params_now = {"start": period.start.astimezone(UTC), "end": period.end.astimezone(UTC)}
+    params_prev = {"start": previous.start.astimezone(UTC), "end": previous.end.astimezone(UTC)}
+    priced_now = con.execute(PRICED_SQL, params_now).fetchall()[0]
+    headline = _headline(total_now, total_prev, label, priced_now,
+                         con.execute(PRICED_SQL, params_prev).fetchall()[0])
+    unpriced = int(total_now["messages"].iloc[0]) - int(priced_now[0])
 
     by_month = queries.costs(con, by="month", tz=tz)
     role = []
@@ -594,8 +627,6 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     senders = queries.top_senders(con, by="cost", n=top, **cur)
 
-    params_now = {"start": period.start.astimezone(UTC), "end": period.end.astimezone(UTC)}
-    params_prev = {"start": previous.start.astimezone(UTC), "end": previous.end.astimezone(UTC)}
     points_now = _sql(con, RATE_POINTS_SQL, params_now, tz)
     points_prev = _sql(con, RATE_POINTS_SQL, params_prev, tz)
     rates, usual = _rates(points_now, points_prev)
@@ -641,15 +672,18 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
         rates=rates, above_rate=above_rate, above_rate_examples=examples,
         audit=audit, audit_examples=audit_examples, excluded=excluded,
         reconciliation=reconciliation, conversion=_manifest(source),
-        source=_source_label(source), top=top,
+        source=_source_label(source), top=top, unpriced=unpriced,
     )
 
 
-def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None) -> pd.DataFrame:
-    def stats(df: pd.DataFrame) -> dict[str, Any]:
+def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None,
+              priced_now: tuple[Any, ...], priced_prev: tuple[Any, ...]) -> pd.DataFrame:
+    def stats(df: pd.DataFrame, priced: tuple[Any, ...]) -> dict[str, Any]:
         messages, parts = int(df["messages"].iloc[0]), int(df["parts"].iloc[0])
         cents = _dec(df["cost_cents"].iloc[0])
-        per_message, per_part = _ratio(cents, messages), _ratio(cents, parts)
+        priced_messages, part_cents, priced_parts = priced
+        per_message = _ratio(cents, priced_messages)
+        per_part = _ratio(_dec(part_cents), priced_parts or 0)
         return {
             "messages": messages,
             "parts": parts,
@@ -658,7 +692,7 @@ def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None) -> pd
             "cost_per_part": None if per_part is None else per_part.scaleb(-2),
         }
 
-    a, b = stats(now), stats(prev)
+    a, b = stats(now, priced_now), stats(prev, priced_prev)
     money = currency or _NO_CURRENCY
     units = {"messages": "messages", "parts": "segments", "cost": money,
              "cost_per_message": f"{money} per message", "cost_per_part": f"{money} per part"}
@@ -1106,7 +1140,7 @@ def _month_chart(report: CostReport) -> str:
         for t in ax.get_xticklabels():
             t.set_parse_math(False)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.2f}"))
-        ax.set_ylabel(_currency_label(report), parse_math=False)
+        ax.set_ylabel(for_terminal(_currency_label(report)), parse_math=False)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", color="#e4e7eb", linewidth=0.8)
         ax.set_axisbelow(True)
@@ -1306,6 +1340,10 @@ def _summary_sentence(report: CostReport) -> str:
     if len(top) and _dec(top["cost_cents"].iloc[0]) > 0:
         text += (f". The largest share came from {_text(top['country'].iloc[0])} "
                  f"({_share(top['share'].iloc[0])})")
+    if report.unpriced:
+        text += (f". {_count(report.unpriced)} of the period's messages have no cost: they "
+                 "add nothing to the totals and are left out of the costs per message and "
+                 "per part")
     return text + "."
 
 

@@ -363,3 +363,42 @@ def test_cli_errors_exit_2(tmp_path: Path, sample_dataset: Path) -> None:
     assert r.exit_code == 2 and "time zone" in r.stderr
     r = run("audit", str(sample_dataset), "--margin", "lots")
     assert r.exit_code == 2
+
+
+# -- a pseudonymised dataset: tokens are not numbers ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pseudonymised(sample_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from smsanalytics.privacy import pseudonymize_dataset
+
+    out = tmp_path_factory.mktemp("audit-anon") / "ds"
+    key = bytes.fromhex("6d2f9a41c08e73b5e1947c2ad35f086b9c14e7a2508bd36f1ce49a7305b28d61")
+    pseudonymize_dataset(sample_dataset, out, key=key)
+    return out
+
+
+def test_audit_of_a_pseudonymised_dataset_skips_the_number_checks(
+        sample_dataset: Path, pseudonymised: Path) -> None:
+    plain = audit(sample_dataset)
+    a = audit(pseudonymised)
+    senders = queries.run_sql(pseudonymised, "SELECT count(*) AS n FROM messages "
+                              "WHERE from_number LIKE 'anon:%'")["n"].iloc[0]
+    assert senders > 0 and a.pseudonymised_senders == senders
+    assert a.invalid_numbers.empty and a.country_mismatch.empty
+    summary = a.summary.set_index("check")
+    for check in ("invalid_number", "country_mismatch"):
+        assert summary.loc[check, "messages"] == 0
+        assert f"not checked for the {senders:,} messages" in summary.loc[check, "meaning"]
+    # The other checks find what they found on the plain data.
+    assert set(a.mismatches["sid"]) == set(plain.mismatches["sid"])
+    assert plain.pseudonymised_senders == 0
+    assert "not checked" not in " ".join(plain.summary["meaning"])
+    assert a.to_dict()["pseudonymised_senders"] == senders
+
+
+def test_audit_command_says_the_number_checks_were_skipped(pseudonymised: Path) -> None:
+    r = run("audit", str(pseudonymised))
+    assert r.exit_code == 0, r.output
+    assert "number checks skipped" in r.stdout and "pseudonymised" in r.stdout
+    assert "invalid numbers (" not in r.stdout

@@ -280,3 +280,58 @@ def test_plot_handles_unknown_country():
     bar = ax.patches[tick_labels(ax.yaxis).index("unknown")]
     assert bar.get_facecolor() == to_rgba(plots.OTHER_COLOR)
     assert plots.color_for("country", "unknown") == plots.OTHER_COLOR
+
+
+# ---------------------------------------------------------------- labels from the data
+
+
+DOLLARS = ["$\\frac{$", "US$ 5", "$x$", "a$b$c$", "\\$"]
+
+
+def hostile_frame() -> pd.DataFrame:
+    df = pd.DataFrame(rows())
+    for i, text in enumerate(DOLLARS):
+        df.loc[i, "from_country"] = text
+        df.loc[i, "from_number"] = text
+        df.loc[i, "from_location"] = text
+        df.loc[i, "traffic_type"] = text
+    df.loc[6, "from_number"] = "\x1b[31mred\u202e"
+    df.loc[6, "from_country"] = "\x1b[31mred\u202e"
+    return df
+
+
+def shown(text) -> str:
+    """What matplotlib draws for a Text: its string after mathtext's escape handling."""
+    s, math = text._preprocess_math(text.get_text())
+    assert not math, text.get_text()
+    return s
+
+
+PLOTS = {
+    "top_senders": lambda c: plots.plot_top_senders(queries.top_senders(c, n=20)),
+    "locations": lambda c: plots.plot_locations(queries.locations(c), n=None),
+    "by_location": lambda c: plots.plot_locations(queries.locations(c, by="location"), n=None),
+    "costs": lambda c: plots.plot_costs(queries.costs(c, by="country"), n=None),
+    "costs_stacked": lambda c: plots.plot_costs(queries.costs(c, by=["country",
+                                                                    "traffic_type"])),
+    "encodings": lambda c: plots.plot_encodings(queries.encodings(c, by="country")),
+    "traffic": lambda c: plots.plot_traffic(queries.traffic(c, freq="month")),
+}
+
+
+@pytest.mark.parametrize("name", PLOTS)
+def test_labels_with_dollars_and_controls_are_text(name):
+    c = queries.connect(hostile_frame(), currency="US$")
+    try:
+        ax = PLOTS[name](c)
+    finally:
+        c.close()
+    ax.figure.canvas.draw()  # mathtext would parse here, and fail on "$\frac{$"
+    texts = [t for t in ax.figure.findobj(matplotlib.text.Text) if t.get_text()]
+    drawn = [shown(t) for t in texts]
+    assert not any("\x1b" in d or "\u202e" in d for d in drawn)
+    if name in ("top_senders", "locations", "costs"):
+        assert set(DOLLARS) <= set(drawn), drawn
+        assert "\\x1b[31mred\\u202e" in drawn
+    if name == "costs":
+        assert ax.get_xlabel() == "cost [US\\$]" and shown(ax.xaxis.label) == "cost [US$]"

@@ -10,6 +10,8 @@ import stat
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import dataset as ds
@@ -364,3 +366,88 @@ def test_keyword_question_survives_body_redaction(tmp_path):
     got = queries.keywords(redacted, freq=None).set_index("keyword")["messages"]
     assert len(want) > 0
     assert got.to_dict() == want.to_dict()
+
+
+# -- keys that are not plausibly random ---------------------------------------------------
+
+
+WEAK_KEY_FILES = {
+    "word as base64": b"passwordpasswordpasswordpassword\n",
+    "zeros as hex": b"00000000000000000000000000000000\n",
+    "ff as hex": b"ff" * 32,
+    "counting hex": bytes(range(32)).hex().encode(),
+    "pattern as hex": (b"0123456789abcdef" * 4),
+    "lowercase base64": b"correcthorsebatterystaplewithmor",
+    "printable text as hex": b"hunter2hunter3hunter4hunter5!!xy".hex().encode(),
+    "printable text as base64": base64.b64encode(b"my secret pseudonymisation key!!"),
+    "raw repeated bytes": b"\x01\x02\x03\xfe" * 8,
+    "raw few values": bytes([0x80, 0x81, 0x82] * 5 + [0x83]) * 2,
+}
+
+
+@pytest.mark.parametrize("content", WEAK_KEY_FILES.values(), ids=WEAK_KEY_FILES.keys())
+def test_a_key_that_is_not_random_is_refused_with_a_reason(tmp_path, content):
+    path = tmp_path / "key"
+    path.write_bytes(content)
+    with pytest.raises(pv.KeyFileError, match="does not hold a random key: ") as err:
+        pv.load_key(path)
+    assert str(path) in str(err.value) and "keygen" in str(err.value)
+
+
+def test_the_cli_refuses_a_weak_key_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    key = tmp_path / "key"
+    key.write_text("passwordpasswordpasswordpassword\n")
+    r = CliRunner().invoke(main, ["convert", str(DATA), "--out", str(tmp_path / "ds"),
+                                  "--pseudonymize", "--key-file", str(key)],
+                           catch_exceptions=False)
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
+    assert "random" in r.stderr and not (tmp_path / "ds").exists()
+
+
+def test_library_functions_refuse_a_weak_key_too():
+    with pytest.raises(pv.PrivacyOptionsError, match="not random"):
+        pv.pseudonymize_number(NUMBER, bytes(32))
+
+
+def test_keygen_output_always_passes(tmp_path):
+    for i in range(200):
+        path = tmp_path / f"k{i}"
+        pv.generate_key(path)
+        assert len(pv.load_key(path)) == 32
+
+
+def test_random_keys_of_every_accepted_size_and_encoding_pass(tmp_path):
+    import random
+
+    rng = random.Random(11)  # fixed: the test cannot flake on a one-in-a-million key
+    path = tmp_path / "key"
+    for size in (16, 24, 32, 64):
+        for encode in (bytes.hex, lambda b: base64.b64encode(b).decode()):
+            for _ in range(50):
+                key = rng.randbytes(size)
+                path.write_text(encode(key) + "\n")
+                assert pv.load_key(path) == key
+
+
+def test_an_endless_or_huge_key_file_is_refused_without_reading_it_all(tmp_path):
+    with pytest.raises(pv.KeyFileError, match="larger than"):
+        pv.load_key("/dev/zero")
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(pv.MAX_KEY_FILE_BYTES + 1))
+    with pytest.raises(pv.KeyFileError, match="larger than"):
+        pv.load_key(big)
+    big.write_bytes(os.urandom(pv.MAX_KEY_FILE_BYTES))
+    assert len(pv.load_key(big)) == pv.MAX_KEY_FILE_BYTES
+
+
+@given(st.binary(max_size=64) | st.lists(st.sampled_from([b"a", b"b", b"ab"]),
+                                         max_size=20).map(b"".join))
+def test_weak_key_patterns_are_the_brute_force_ones(data):
+    brute = next((p for p in range(1, len(data) // 2 + 1) if data[p:] == data[:-p]), None)
+    reason = pv.weak_key_reason(data) if data else None
+    if brute is not None:
+        assert reason == f"its bytes repeat a pattern of {brute} byte{'s' if brute > 1 else ''}"

@@ -354,3 +354,50 @@ def test_dataframes_keep_exact_decimals(utc: CostReport) -> None:
     for name in ("by_country", "by_month", "rates", "excluded"):
         dtype = getattr(utc, name)["cost_cents"].dtype
         assert isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype)
+
+
+# -- messages without a cost ---------------------------------------------------------------
+
+
+def test_messages_without_a_cost_do_not_dilute_the_cost_per_message() -> None:
+    t = table()
+    costs = t.column("cost_cents").to_pylist()
+    march = [i for i, c in enumerate(t.column("created_at").to_pylist())
+             if c is not None and c.month == 3 and c.year == 2025]
+    gone = march[0]
+    costs[gone] = None
+    t = t.set_column(t.schema.get_field_index("cost_cents"), "cost_cents",
+                     pa.array(costs, t.schema.field("cost_cents").type))
+    r = cost_report(t, **MARCH)
+    h = r.headline.set_index("metric")
+    priced = [(c, p) for i, (c, p) in enumerate(zip(costs, t.column("parts").to_pylist(),
+                                                    strict=True))
+              if i in march and c is not None]
+    total = sum((c for c, _ in priced), Decimal(0))
+    assert h.loc["cost_per_message", "current"] * 100 == (total / len(priced)).quantize(
+        Decimal("1e-10"))
+    assert h.loc["cost_per_part", "current"] * 100 == (
+        total / sum(p for _, p in priced)).quantize(Decimal("1e-10"))
+    assert r.unpriced == 1 and "1 of the period's messages have no cost" in r.to_markdown()
+
+
+def test_a_period_whose_costs_are_all_missing_has_no_cost_per_message() -> None:
+    t = table()
+    t = t.set_column(t.schema.get_field_index("cost_cents"), "cost_cents",
+                     pa.nulls(len(t), t.schema.field("cost_cents").type))
+    r = cost_report(t, **MARCH, currency="EUR")
+    h = r.headline.set_index("metric")
+    assert h.loc["cost_per_message", "current"] is None
+    assert h.loc["cost_per_part", "current"] is None
+    assert r.unpriced == int(h.loc["messages", "current"]) > 0
+    assert r.reconciled
+    assert "no cost" in r.to_html()
+
+
+def test_a_dataset_of_one_message() -> None:
+    one = table().slice(0, 1)
+    r = cost_report(one)
+    when = one.column("created_at")[0].as_py()
+    assert r.period.start <= when < r.period.end
+    assert int(r.headline.set_index("metric").loc["messages", "current"]) == 1
+    assert r.reconciled and r.to_html() and r.to_markdown()

@@ -1,0 +1,137 @@
+"""`smsanalytics sql` and :func:`queries.run_sql`: nested cells, empty queries, --read-only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import smsanalytics
+from smsanalytics import queries
+from smsanalytics.cli import main
+from smsanalytics.errors import ArgumentError
+
+from .conftest import SAMPLE
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sql") / "ds"
+    smsanalytics.convert([SAMPLE / "events"], out, quiet=True)
+    return out
+
+
+HISTORY = "SELECT sid, status_history FROM messages WHERE len(status_history) >= 2 LIMIT 3"
+
+
+@pytest.mark.parametrize("fmt", [[], ["--csv"], ["--json"]])
+def test_status_history_with_several_entries_prints_in_every_format(ds: Path,
+                                                                    fmt: list[str]) -> None:
+    r = run("sql", str(ds), HISTORY, *fmt)
+    assert r.exit_code == 0, r.output
+    assert "before" in r.stdout and "after" in r.stdout
+
+
+def test_nested_values_of_any_shape_print_as_a_table(ds: Path) -> None:
+    q = ("SELECT [1, 2, 3] AS l, {'a': 1, 'b': [2, 3]} AS s, [] AS e, "
+         "[{'x': NULL}, {'x': 'y'}] AS h, NULL AS n")
+    r = run("sql", str(ds), q)
+    assert r.exit_code == 0, r.output
+    assert "[1, 2, 3]" in r.stdout and '{"x": null}' in r.stdout
+
+
+def test_sql_csv_writes_nested_cells_as_json(ds: Path) -> None:
+    r = run("sql", str(ds), "SELECT [{'status': 'a'}, {'status': 'b'}] AS h", "--csv")
+    cell = next(csv.DictReader(io.StringIO(r.stdout)))["h"]
+    assert json.loads(cell) == [{"status": "a"}, {"status": "b"}]
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_an_empty_query_is_one_line(ds: Path, query: str) -> None:
+    r = run("sql", str(ds), query)
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    with pytest.raises(ArgumentError):
+        queries.run_sql(ds, query)
+
+
+def test_a_statement_without_result_gives_an_empty_frame(ds: Path) -> None:
+    assert queries.run_sql(ds, "SET threads = 1").empty
+    assert run("sql", str(ds), "-- only a comment").exit_code in (0, 2)
+
+
+def test_sql_csv_cr_cannot_start_a_row(ds: Path) -> None:
+    r = run("sql", str(ds), "SELECT 'x' || chr(13) || '=1+2' AS a, 'ok' AS b", "--csv")
+    raw = r.stdout
+    # The CR sits inside a quoted cell, so no reader sees a row starting with "=".
+    assert raw.count("\n") == 2 and '"x\r=1+2"' in raw
+
+
+# -- --read-only --------------------------------------------------------------------------
+
+
+def escapes(tmp_path: Path) -> dict[str, str]:
+    target = tmp_path / "written.csv"
+    db = tmp_path / "attached.duckdb"
+    outside = tmp_path / "outside.csv"
+    outside.write_text("secret\n1\n")
+    return {
+        "copy to": f"COPY (SELECT 1) TO '{target}'",
+        "attach": f"ATTACH '{db}' AS x",
+        "read_text": "SELECT * FROM read_text('/etc/passwd')",
+        "read_csv": f"SELECT * FROM read_csv('{outside}')",
+        "read_blob": "SELECT * FROM read_blob('/etc/hostname')",
+        "glob": "SELECT * FROM glob('/etc/*')",
+        "install": "INSTALL httpfs",
+        "load": "LOAD httpfs",
+        "unlock": "SET lock_configuration = false",
+        "reopen": "SET enable_external_access = true",
+        "widen": "SET allowed_directories = ['/']",
+        "export": f"EXPORT DATABASE '{tmp_path / 'exported'}'",
+        "two statements": f"SELECT 1; COPY (SELECT 2) TO '{target}'",
+    }
+
+
+def test_read_only_blocks_every_way_out(ds: Path, tmp_path: Path) -> None:
+    for name, query in escapes(tmp_path).items():
+        r = run("sql", str(ds), query, "--read-only")
+        assert r.exit_code == 2, (name, r.output)
+        assert len(r.stderr.splitlines()) == 1, (name, r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.csv"]
+
+
+def test_read_only_still_reads_the_dataset(ds: Path) -> None:
+    r = run("sql", str(ds), "SELECT count(*) AS n FROM messages", "--read-only", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n"] == len(smsanalytics.read_dataset(ds))
+
+
+def test_read_only_cannot_read_the_datasets_other_files(ds: Path) -> None:
+    manifest = next(p for p in ds.iterdir() if p.suffix == ".json")
+    r = run("sql", str(ds), f"SELECT * FROM read_text('{manifest}')", "--read-only")
+    assert r.exit_code == 2
+
+
+def test_without_read_only_sql_runs_with_the_users_rights(ds: Path, tmp_path: Path) -> None:
+    # What the README warns about: the plain command can write files.
+    target = tmp_path / "out.csv"
+    r = run("sql", str(ds), f"COPY (SELECT 1 AS one) TO '{target}'")
+    assert r.exit_code == 0 and target.exists()
+
+
+def test_run_sql_read_only_over_a_dataframe(tmp_path: Path) -> None:
+    import pandas as pd
+
+    df = queries.run_sql(pd.DataFrame({"sid": ["a", "b"]}), "SELECT count(*) AS n FROM messages",
+                         read_only=True)
+    assert int(df["n"].iloc[0]) == 2
+    with pytest.raises(Exception, match="disabled"):
+        queries.run_sql(pd.DataFrame({"sid": ["a"]}),
+                        f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'", read_only=True)
