@@ -349,15 +349,18 @@ class _Receiver:
         self.writer.on_closed = self._closed
         self.token_path = f"{config.prefix}/{config.token}" if config.token else None
         self.tasks: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _closed(self, path: Path) -> None:
-        if self.feeder is not None:
-            self.feeder.closed(path)
+        # Called from the compressing thread: the feeder's state belongs to the loop.
+        if self.feeder is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.feeder.closed, path)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        self.loop = asyncio.get_running_loop()
         await self.writer.start()
         if self.config.dataset is not None:
             self.feeder = _Feeder(self.config.archive, self.config.dataset, self.metrics)

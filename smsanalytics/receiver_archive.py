@@ -425,8 +425,10 @@ class ArchiveWriter:
             if batch:
                 try:
                     await loop.run_in_executor(self._io, self._write_batch, [b for b, _ in batch])
-                except OSError as exc:
-                    error = ArchiveWriteError(exc.errno, f"archive write failed: {exc.strerror}")
+                except Exception as exc:  # any failure: not stored, and the writer goes on
+                    code = exc.errno if isinstance(exc, OSError) else errno.EIO
+                    why = exc.strerror if isinstance(exc, OSError) else repr(exc)
+                    error = ArchiveWriteError(code, f"archive write failed: {why}")
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(error)

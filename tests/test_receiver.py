@@ -391,6 +391,37 @@ def test_a_write_failure_answers_503_and_the_server_goes_on(tmp_path):
     assert PAYLOAD.replace(b"\n", b" ") in bodies
 
 
+class BrokenWriter(ArchiveWriter):
+    def _write_batch(self, lines):
+        raise RuntimeError("a bug")
+
+
+def test_an_unexpected_writer_error_answers_503_and_never_hangs(tmp_path):
+    app = create_app(tmp_path, secrets=(SECRET,), writer=BrokenWriter(tmp_path))
+    with TestClient(app) as c:
+        assert post(c, PAYLOAD).status_code == 503
+        assert post(c, PAYLOAD).status_code == 503  # the writer task is still there
+
+
+def test_closed_files_are_converted_into_the_dataset(app_client, tmp_path):
+    dataset = tmp_path / "ds"
+    with app_client(dataset=dataset, convert_every=0.3) as c:
+        assert post(c, ENVELOPE).status_code == 200
+        assert post(c, b"not json").status_code == 200
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "archive" / "_converted.txt").exists():
+            assert time.monotonic() < deadline, "no conversion within 60 s"
+            time.sleep(0.1)
+        metrics = c.get("/metrics").text
+    assert 'smsanalytics_receiver_conversions_total{outcome="ok"}' in metrics
+    assert "smsanalytics_receiver_conversion_lag_seconds 0.0" in metrics
+    df = smsanalytics.read_dataset(dataset)
+    assert list(df["sid"]) == ["callrsid"]
+    rejects = [json.loads(x) for f in (tmp_path / "ds.rejects").iterdir()
+               for x in f.read_text().splitlines()]  # fmt: skip
+    assert [r["reason"] for r in rejects] == ["no JSON object on the line"]
+
+
 def test_readiness_needs_free_space(app_client):
     with app_client(min_free_bytes=1 << 62) as c:
         r = c.get("/readyz")
