@@ -28,7 +28,6 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
-import hashlib
 import hmac
 import json
 import logging
@@ -37,7 +36,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +80,7 @@ _OUTCOMES = (
     "unavailable",
     "method_not_allowed",
     "not_found",
+    "disconnected",
 )
 
 
@@ -171,7 +171,6 @@ class ReceiverConfig:
     dataset: Path | None = None
     convert_every: float = 300.0
     access_log: bool = True
-    _digest: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "archive", Path(self.archive))
@@ -202,7 +201,6 @@ class ReceiverConfig:
         for name in ("body_timeout", "max_file_age", "convert_every"):
             if getattr(self, name) <= 0:
                 raise ArgumentError(name, getattr(self, name), "must be positive")
-        object.__setattr__(self, "_digest", getattr(hashlib, self.hash_name))
 
     def signature_ok(self, body: bytes, header: str | None) -> bool:
         """Whether `header` is the base64 HMAC of `body` under one of the secrets."""
@@ -214,7 +212,7 @@ class ReceiverConfig:
             return False
         ok = False
         for secret in self.secrets:  # every secret is tried: no timing hint of which
-            ok |= hmac.compare_digest(hmac.new(secret, body, self._digest).digest(), given)
+            ok |= hmac.compare_digest(hmac.new(secret, body, self.hash_name).digest(), given)
         return ok
 
 
@@ -413,7 +411,7 @@ class _Receiver:
         if path in (f"{prefix}/", prefix or "/"):
             route = "/"
         elif self.token_path is not None and hmac.compare_digest(
-            path.encode("utf-8", "surrogateescape"), self.token_path.encode("utf-8")
+            path.encode("utf-8", "surrogatepass"), self.token_path.encode("utf-8")
         ):
             route = "/<token>"
         elif path in ("/healthz", "/readyz", "/metrics"):
@@ -451,6 +449,8 @@ class _Receiver:
 
     async def receive(self, request: Request, route: str) -> tuple[int, str, str, int]:
         """Read, authenticate and store one event: (status, text, outcome, body size)."""
+        from starlette.requests import ClientDisconnect
+
         config = self.config
         if route == "/<token>?":
             return 401, "unauthorized\n", "unauthorized", 0
@@ -463,6 +463,8 @@ class _Receiver:
             return 413, "body too large\n", "too_large", 0
         except TimeoutError:
             return 408, "body too slow\n", "timeout", 0
+        except ClientDisconnect:  # gone before the whole body came: nothing to store
+            return 400, "incomplete body\n", "disconnected", 0
         if route == "/" and not (
             config.signature_ok(body, request.headers.get(SIGNATURE_HEADER))
             if config.secrets

@@ -119,7 +119,7 @@ def _json_string(text: str) -> bytes:
 def _is_json_object(body: bytes) -> bool:
     try:
         return isinstance(json.loads(body.decode("utf-8")), dict)
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+    except (ValueError, RecursionError):  # ValueError: also not UTF-8; Recursion: too deep
         return False
 
 

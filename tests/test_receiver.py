@@ -91,6 +91,7 @@ def test_a_one_line_json_body_is_stored_byte_for_byte():
         (b'{"truncated": ', "text"),
         (b"\xff\xfe{bad utf-8}", "base64"),
         (b"", "text"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "text"),  # deeper than Python reads
     ],
 )
 def test_other_bodies_are_stored_exactly_with_no_json_object_on_the_line(body, stored_as):
@@ -496,6 +497,10 @@ def test_real_server_stores_signed_events_and_closes_on_sigterm(tmp_path):
             big = c.post("/", content=b"{" + b" " * 5000 + b"}")
             text = c.post("/", content=b"oops", headers={"X-CALLR-HmacSignature": sign(b"oops")})
         assert [r.status_code for r in (ok, bad, big, text)] == [200, 401, 413, 200]
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as s:  # leaves mid-body
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        assert httpx.get(f"{url}/healthz").status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=30)[0].decode()
@@ -503,6 +508,7 @@ def test_real_server_stores_signed_events_and_closes_on_sigterm(tmp_path):
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out
     assert "Hello world" not in out and "+33639983040" not in out
+    assert "Traceback" not in out
     assert not list(iter_archive_files(archive, OPEN_SUFFIX))
     s = smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
     assert (s.records, s.written, s.rejected) == (2, 1, 1)
