@@ -182,7 +182,7 @@ class ReceiverConfig:
         if not self.secrets and self.token is None and not self.insecure_no_auth:
             raise ArgumentError(
                 "authentication",
-                None,
+                "none",
                 "give --secret-file or --token-file (or --insecure-no-auth to accept anyone)",
             )
         if any(not s for s in self.secrets):
@@ -598,7 +598,8 @@ def serve(
     import uvicorn
 
     if (certfile is None) != (keyfile is None):
-        raise ArgumentError("certfile/keyfile", None, "give both or neither")
+        given = "--certfile" if certfile is not None else "--keyfile"
+        raise ArgumentError(given, str(certfile or keyfile), "give --certfile and --keyfile both")
     try:
         config.archive.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -12,8 +12,10 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -514,15 +516,58 @@ def test_real_server_stores_signed_events_and_closes_on_sigterm(tmp_path):
     assert (s.records, s.written, s.rejected) == (2, 1, 1)
 
 
-def test_real_server_refuses_to_start_without_authentication(tmp_path):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "--insecure-no-auth"),
+        (["--insecure-no-auth", "--keyfile", "k.pem"], "--keyfile 'k.pem': give --certfile"),
+        (["--insecure-no-auth", "--convert-every", "soon"], "not a positive duration"),
+    ],
+)
+def test_serve_options_are_checked_before_starting(tmp_path, args, message):
     r = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "a")],
+        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "a"), *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert r.returncode == 2
-    assert "--insecure-no-auth" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_real_server_speaks_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    archive = tmp_path / "archive"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(archive),
+         "--port", str(port), "--insecure-no-auth", "--certfile", str(cert),
+         "--keyfile", str(key)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        trust = ssl.create_default_context(cafile=cert)
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trust) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    assert c.post("/", content=PAYLOAD).status_code == 200
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    time.sleep(0.1)
+        with pytest.raises(httpx.TransportError):  # no plain HTTP on that port
+            httpx.post(f"http://127.0.0.1:{port}/", content=PAYLOAD)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert len(archived(archive)) == 1
 
 
 def _tmpfs(path: Path, size: str) -> bool:
