@@ -231,6 +231,25 @@ def test_a_later_hour_opens_a_new_file(tmp_path):
     assert all(p.parent == tmp_path / "2026" / "12" / "02" for p in iter_archive_files(tmp_path))
 
 
+def test_an_idle_file_is_closed_when_its_age_is_over(tmp_path):
+    writer = ArchiveWriter(tmp_path, max_age=0.05)
+
+    async def go() -> tuple[int, int]:
+        await writer.start()
+        await writer.append(now_line(0))
+        await writer.rotate_if_due()  # too young
+        young = len(list(iter_archive_files(tmp_path, OPEN_SUFFIX)))
+        await asyncio.sleep(0.1)
+        await writer.rotate_if_due()
+        await asyncio.get_running_loop().run_in_executor(writer._compressor, lambda: None)
+        closed = len(list(iter_archive_files(tmp_path)))
+        await writer.close()
+        return young, closed
+
+    assert asyncio.run(go()) == (1, 1)
+    assert not list(iter_archive_files(tmp_path, OPEN_SUFFIX))
+
+
 def test_a_restart_finishes_a_crashed_file_without_its_torn_line(tmp_path):
     day = tmp_path / "2026" / "12" / "02"
     day.mkdir(parents=True)
