@@ -385,8 +385,8 @@ class _Receiver:
             await asyncio.sleep(period)
             try:
                 await self.writer.rotate_if_due()
-            except OSError as exc:
-                log.error("could not close an archive file: %s", exc)
+            except Exception:  # a long-running service logs and goes on
+                log.exception("could not close an archive file")
 
     async def _feed(self) -> None:
         assert self.feeder is not None
@@ -395,9 +395,9 @@ class _Receiver:
             try:
                 await self.writer.rotate_if_due()
                 await self.feeder.run_once()
-            except (OSError, ValueError) as exc:
+            except Exception:  # a long-running service logs and goes on
                 self.metrics.conversions.labels("failed").inc()
-                log.error("conversion failed: %s", exc)
+                log.exception("conversion failed")
 
     # -- requests -------------------------------------------------------------------------
 
