@@ -399,6 +399,38 @@ def test_limits_methods_and_unknown_paths(app_client, tmp_path):
     assert archived(tmp_path / "archive") == []
 
 
+def test_a_body_too_slow_to_arrive_gets_408_and_nothing_is_stored(tmp_path):
+    app = create_app(tmp_path, secrets=(SECRET,), body_timeout=0.2)
+    sent = []
+
+    async def receive():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await asyncio.sleep(30)  # the rest never comes
+        return {"type": "http.disconnect"}
+
+    async def go():
+        messages = []
+
+        async def send(message):
+            messages.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/", "raw_path": b"/",
+            "root_path": "", "query_string": b"", "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8080), "headers": [(b"content-length", b"50")],
+        }  # fmt: skip
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app(scope, receive, send), 10)
+        return messages
+
+    messages = asyncio.run(go())
+    assert messages[0]["status"] == 408
+    assert archived(tmp_path) == []
+
+
 def test_a_write_failure_answers_503_and_the_server_goes_on(tmp_path):
     writer = FailingWriter(tmp_path / "archive")
     with TestClient(create_app(tmp_path / "archive", secrets=(SECRET,), writer=writer)) as c:
