@@ -28,7 +28,6 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
-import hashlib
 import hmac
 import json
 import logging
@@ -37,7 +36,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +80,7 @@ _OUTCOMES = (
     "unavailable",
     "method_not_allowed",
     "not_found",
+    "disconnected",
 )
 
 
@@ -171,7 +171,6 @@ class ReceiverConfig:
     dataset: Path | None = None
     convert_every: float = 300.0
     access_log: bool = True
-    _digest: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "archive", Path(self.archive))
@@ -183,7 +182,7 @@ class ReceiverConfig:
         if not self.secrets and self.token is None and not self.insecure_no_auth:
             raise ArgumentError(
                 "authentication",
-                None,
+                "none",
                 "give --secret-file or --token-file (or --insecure-no-auth to accept anyone)",
             )
         if any(not s for s in self.secrets):
@@ -202,7 +201,6 @@ class ReceiverConfig:
         for name in ("body_timeout", "max_file_age", "convert_every"):
             if getattr(self, name) <= 0:
                 raise ArgumentError(name, getattr(self, name), "must be positive")
-        object.__setattr__(self, "_digest", getattr(hashlib, self.hash_name))
 
     def signature_ok(self, body: bytes, header: str | None) -> bool:
         """Whether `header` is the base64 HMAC of `body` under one of the secrets."""
@@ -214,7 +212,7 @@ class ReceiverConfig:
             return False
         ok = False
         for secret in self.secrets:  # every secret is tried: no timing hint of which
-            ok |= hmac.compare_digest(hmac.new(secret, body, self._digest).digest(), given)
+            ok |= hmac.compare_digest(hmac.new(secret, body, self.hash_name).digest(), given)
         return ok
 
 
@@ -349,15 +347,18 @@ class _Receiver:
         self.writer.on_closed = self._closed
         self.token_path = f"{config.prefix}/{config.token}" if config.token else None
         self.tasks: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _closed(self, path: Path) -> None:
-        if self.feeder is not None:
-            self.feeder.closed(path)
+        # Called from the compressing thread: the feeder's state belongs to the loop.
+        if self.feeder is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.feeder.closed, path)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        self.loop = asyncio.get_running_loop()
         await self.writer.start()
         if self.config.dataset is not None:
             self.feeder = _Feeder(self.config.archive, self.config.dataset, self.metrics)
@@ -384,8 +385,8 @@ class _Receiver:
             await asyncio.sleep(period)
             try:
                 await self.writer.rotate_if_due()
-            except OSError as exc:
-                log.error("could not close an archive file: %s", exc)
+            except Exception:  # a long-running service logs and goes on
+                log.exception("could not close an archive file")
 
     async def _feed(self) -> None:
         assert self.feeder is not None
@@ -394,9 +395,9 @@ class _Receiver:
             try:
                 await self.writer.rotate_if_due()
                 await self.feeder.run_once()
-            except (OSError, ValueError) as exc:
+            except Exception:  # a long-running service logs and goes on
                 self.metrics.conversions.labels("failed").inc()
-                log.error("conversion failed: %s", exc)
+                log.exception("conversion failed")
 
     # -- requests -------------------------------------------------------------------------
 
@@ -410,7 +411,7 @@ class _Receiver:
         if path in (f"{prefix}/", prefix or "/"):
             route = "/"
         elif self.token_path is not None and hmac.compare_digest(
-            path.encode("utf-8", "surrogateescape"), self.token_path.encode("utf-8")
+            path.encode("utf-8", "surrogatepass"), self.token_path.encode("utf-8")
         ):
             route = "/<token>"
         elif path in ("/healthz", "/readyz", "/metrics"):
@@ -448,6 +449,8 @@ class _Receiver:
 
     async def receive(self, request: Request, route: str) -> tuple[int, str, str, int]:
         """Read, authenticate and store one event: (status, text, outcome, body size)."""
+        from starlette.requests import ClientDisconnect
+
         config = self.config
         if route == "/<token>?":
             return 401, "unauthorized\n", "unauthorized", 0
@@ -460,6 +463,8 @@ class _Receiver:
             return 413, "body too large\n", "too_large", 0
         except TimeoutError:
             return 408, "body too slow\n", "timeout", 0
+        except ClientDisconnect:  # gone before the whole body came: nothing to store
+            return 400, "incomplete body\n", "disconnected", 0
         if route == "/" and not (
             config.signature_ok(body, request.headers.get(SIGNATURE_HEADER))
             if config.secrets
@@ -593,7 +598,8 @@ def serve(
     import uvicorn
 
     if (certfile is None) != (keyfile is None):
-        raise ArgumentError("certfile/keyfile", None, "give both or neither")
+        given = "--certfile" if certfile is not None else "--keyfile"
+        raise ArgumentError(given, str(certfile or keyfile), "give --certfile and --keyfile both")
     try:
         config.archive.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -119,7 +119,7 @@ def _json_string(text: str) -> bytes:
 def _is_json_object(body: bytes) -> bool:
     try:
         return isinstance(json.loads(body.decode("utf-8")), dict)
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+    except (ValueError, RecursionError):  # ValueError: also not UTF-8; Recursion: too deep
         return False
 
 
@@ -425,8 +425,10 @@ class ArchiveWriter:
             if batch:
                 try:
                     await loop.run_in_executor(self._io, self._write_batch, [b for b, _ in batch])
-                except OSError as exc:
-                    error = ArchiveWriteError(exc.errno, f"archive write failed: {exc.strerror}")
+                except Exception as exc:  # any failure: not stored, and the writer goes on
+                    code = exc.errno if isinstance(exc, OSError) else errno.EIO
+                    why = exc.strerror if isinstance(exc, OSError) else repr(exc)
+                    error = ArchiveWriteError(code, f"archive write failed: {why}")
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(error)

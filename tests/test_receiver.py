@@ -12,8 +12,10 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -91,6 +93,7 @@ def test_a_one_line_json_body_is_stored_byte_for_byte():
         (b'{"truncated": ', "text"),
         (b"\xff\xfe{bad utf-8}", "base64"),
         (b"", "text"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "text"),  # deeper than Python reads
     ],
 )
 def test_other_bodies_are_stored_exactly_with_no_json_object_on_the_line(body, stored_as):
@@ -226,6 +229,25 @@ def test_a_later_hour_opens_a_new_file(tmp_path):
     names = [p.name[:13] for p in iter_archive_files(tmp_path)]
     assert names == ["2026-12-02T06", "2026-12-02T07"]
     assert all(p.parent == tmp_path / "2026" / "12" / "02" for p in iter_archive_files(tmp_path))
+
+
+def test_an_idle_file_is_closed_when_its_age_is_over(tmp_path):
+    writer = ArchiveWriter(tmp_path, max_age=0.05)
+
+    async def go() -> tuple[int, int]:
+        await writer.start()
+        await writer.append(now_line(0))
+        await writer.rotate_if_due()  # too young
+        young = len(list(iter_archive_files(tmp_path, OPEN_SUFFIX)))
+        await asyncio.sleep(0.1)
+        await writer.rotate_if_due()
+        await asyncio.get_running_loop().run_in_executor(writer._compressor, lambda: None)
+        closed = len(list(iter_archive_files(tmp_path)))
+        await writer.close()
+        return young, closed
+
+    assert asyncio.run(go()) == (1, 1)
+    assert not list(iter_archive_files(tmp_path, OPEN_SUFFIX))
 
 
 def test_a_restart_finishes_a_crashed_file_without_its_torn_line(tmp_path):
@@ -377,6 +399,38 @@ def test_limits_methods_and_unknown_paths(app_client, tmp_path):
     assert archived(tmp_path / "archive") == []
 
 
+def test_a_body_too_slow_to_arrive_gets_408_and_nothing_is_stored(tmp_path):
+    app = create_app(tmp_path, secrets=(SECRET,), body_timeout=0.2)
+    sent = []
+
+    async def receive():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await asyncio.sleep(30)  # the rest never comes
+        return {"type": "http.disconnect"}
+
+    async def go():
+        messages = []
+
+        async def send(message):
+            messages.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/", "raw_path": b"/",
+            "root_path": "", "query_string": b"", "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8080), "headers": [(b"content-length", b"50")],
+        }  # fmt: skip
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app(scope, receive, send), 10)
+        return messages
+
+    messages = asyncio.run(go())
+    assert messages[0]["status"] == 408
+    assert archived(tmp_path) == []
+
+
 def test_a_write_failure_answers_503_and_the_server_goes_on(tmp_path):
     writer = FailingWriter(tmp_path / "archive")
     with TestClient(create_app(tmp_path / "archive", secrets=(SECRET,), writer=writer)) as c:
@@ -389,6 +443,37 @@ def test_a_write_failure_answers_503_and_the_server_goes_on(tmp_path):
         assert 'outcome="unavailable"} 1.0' in c.get("/metrics").text
     bodies = [parse_line(x).body for x in archived(tmp_path / "archive")]
     assert PAYLOAD.replace(b"\n", b" ") in bodies
+
+
+class BrokenWriter(ArchiveWriter):
+    def _write_batch(self, lines):
+        raise RuntimeError("a bug")
+
+
+def test_an_unexpected_writer_error_answers_503_and_never_hangs(tmp_path):
+    app = create_app(tmp_path, secrets=(SECRET,), writer=BrokenWriter(tmp_path))
+    with TestClient(app) as c:
+        assert post(c, PAYLOAD).status_code == 503
+        assert post(c, PAYLOAD).status_code == 503  # the writer task is still there
+
+
+def test_closed_files_are_converted_into_the_dataset(app_client, tmp_path):
+    dataset = tmp_path / "ds"
+    with app_client(dataset=dataset, convert_every=0.3) as c:
+        assert post(c, ENVELOPE).status_code == 200
+        assert post(c, b"not json").status_code == 200
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "archive" / "_converted.txt").exists():
+            assert time.monotonic() < deadline, "no conversion within 60 s"
+            time.sleep(0.1)
+        metrics = c.get("/metrics").text
+    assert 'smsanalytics_receiver_conversions_total{outcome="ok"}' in metrics
+    assert "smsanalytics_receiver_conversion_lag_seconds 0.0" in metrics
+    df = smsanalytics.read_dataset(dataset)
+    assert list(df["sid"]) == ["callrsid"]
+    rejects = [json.loads(x) for f in (tmp_path / "ds.rejects").iterdir()
+               for x in f.read_text().splitlines()]  # fmt: skip
+    assert [r["reason"] for r in rejects] == ["no JSON object on the line"]
 
 
 def test_readiness_needs_free_space(app_client):
@@ -465,6 +550,10 @@ def test_real_server_stores_signed_events_and_closes_on_sigterm(tmp_path):
             big = c.post("/", content=b"{" + b" " * 5000 + b"}")
             text = c.post("/", content=b"oops", headers={"X-CALLR-HmacSignature": sign(b"oops")})
         assert [r.status_code for r in (ok, bad, big, text)] == [200, 401, 413, 200]
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as s:  # leaves mid-body
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        assert httpx.get(f"{url}/healthz").status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=30)[0].decode()
@@ -472,20 +561,64 @@ def test_real_server_stores_signed_events_and_closes_on_sigterm(tmp_path):
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out
     assert "Hello world" not in out and "+33639983040" not in out
+    assert "Traceback" not in out
     assert not list(iter_archive_files(archive, OPEN_SUFFIX))
     s = smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
     assert (s.records, s.written, s.rejected) == (2, 1, 1)
 
 
-def test_real_server_refuses_to_start_without_authentication(tmp_path):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "--insecure-no-auth"),
+        (["--insecure-no-auth", "--keyfile", "k.pem"], "--keyfile 'k.pem': give --certfile"),
+        (["--insecure-no-auth", "--convert-every", "soon"], "not a positive duration"),
+    ],
+)
+def test_serve_options_are_checked_before_starting(tmp_path, args, message):
     r = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "a")],
+        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "a"), *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert r.returncode == 2
-    assert "--insecure-no-auth" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_real_server_speaks_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    archive = tmp_path / "archive"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(archive),
+         "--port", str(port), "--insecure-no-auth", "--certfile", str(cert),
+         "--keyfile", str(key)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        trust = ssl.create_default_context(cafile=cert)
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trust) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    assert c.post("/", content=PAYLOAD).status_code == 200
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    time.sleep(0.1)
+        with pytest.raises(httpx.TransportError):  # no plain HTTP on that port
+            httpx.post(f"http://127.0.0.1:{port}/", content=PAYLOAD)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert len(archived(archive)) == 1
 
 
 def _tmpfs(path: Path, size: str) -> bool:
