@@ -42,13 +42,16 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkConnection", "connect", "local_session", "strip_accents"]
+__all__ = ["SparkConnection", "connect", "convert", "local_session", "strip_accents"]
 
 _TZ_KEY = "spark.sql.session.timeZone"
 
 
 def strip_accents(text: str | None) -> str | None:
-    """Remove accents as DuckDB's ``strip_accents`` does: decompose, drop combining marks.
+    """Remove accents as DuckDB's ``strip_accents`` does (utf8proc's STRIPMARK and COMPOSE).
+
+    Decompose, drop every mark (Unicode categories Mn, Mc, Me), compose again: Hangul
+    syllables, which decompose into letters, come back whole.
 
     Examples
     --------
@@ -57,8 +60,9 @@ def strip_accents(text: str | None) -> str | None:
     """
     if text is None:
         return None
-    return "".join(ch for ch in unicodedata.normalize("NFD", text)
-                   if not unicodedata.combining(ch))
+    kept = "".join(ch for ch in unicodedata.normalize("NFD", text)
+                   if not unicodedata.category(ch).startswith("M"))
+    return unicodedata.normalize("NFC", kept)
 
 
 def local_session(master: str = "local[2]", *, app_name: str = "smsanalytics") -> SparkSession:
@@ -228,6 +232,16 @@ def connect(source: Any, *, spark: SparkSession | None = None,
         return source
     session = spark if spark is not None else local_session()
     return SparkConnection(session, _frame(session, source), currency=currency)
+
+
+def convert(spark: SparkSession, inputs: Any, out: str | Path, **options: Any) -> Any:
+    """Convert archives into a dataset with a Spark job: :func:`smsanalytics.spark_convert.convert`.
+
+    The same dataset, rejects file and summary as :func:`smsanalytics.convert`.
+    """
+    from .spark_convert import convert as convert_on_spark
+
+    return convert_on_spark(spark, inputs, out, **options)
 
 
 def _frame(spark: SparkSession, source: Any) -> DataFrame:
