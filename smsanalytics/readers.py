@@ -792,8 +792,11 @@ def iter_line_range(inp: InputFile, start: int, end: int, first_line: int) -> It
     with open(inp.name, "rb") as stream:
         stream.seek(start)
         data = stream.read(end - start)
-    if start == 0 and data.startswith(_BOM):
-        data = data[len(_BOM):]
+    offset = first_line - 1
+    if start > 0:
+        # The reader drops a byte-order mark at the start of what it reads; mid-file, that
+        # would be a line's content. A blank line put before it keeps it (and is no record).
+        data, offset = b"\n" + data, offset - 1
     for table in _rebatch(_iter_lines(io.BytesIO(data), inp.name)):
-        lines = table.column("source_line").to_numpy() + (first_line - 1)
+        lines = table.column("source_line").to_numpy() + offset
         yield table.set_column(1, "source_line", arrow_ints(lines))
