@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkConnection", "connect", "convert", "local_session", "strip_accents"]
+__all__ = ["SparkConnection", "connect", "convert", "get_session", "strip_accents"]
 
 _TZ_KEY = "spark.sql.session.timeZone"
 
@@ -65,28 +65,39 @@ def strip_accents(text: str | None) -> str | None:
     return unicodedata.normalize("NFC", kept)
 
 
-def local_session(master: str = "local[2]", *, app_name: str = "smsanalytics") -> SparkSession:
-    """Return the active SparkSession, or start one on `master` set up for smsanalytics.
+def get_session(master: str | None = None, *, app_name: str = "smsanalytics") -> SparkSession:
+    """Return the active SparkSession, or start one set up for smsanalytics.
 
-    A new session runs its Python workers with this interpreter (``PYSPARK_PYTHON``; a
-    worker on another Python fails on import), has no UI, few shuffle partitions (the
-    questions' results are small) and writes Parquet timestamps as ``TIMESTAMP_MICROS``
-    (Spark's default, INT96, would change answers).
+    Parameters
+    ----------
+    master : str, optional
+        Where to run (``local[2]``, ``spark://host:7077``, ``yarn``, ...). Default: the
+        master already configured (by ``spark-submit``, ``spark-defaults.conf``), else
+        ``local[*]``.
+
+    Notes
+    -----
+    A new session runs its Python workers with this interpreter unless ``PYSPARK_PYTHON``
+    says otherwise (a worker on another Python fails on import), has no UI, few shuffle
+    partitions (the questions' results are small) and writes Parquet timestamps as
+    ``TIMESTAMP_MICROS`` (Spark's default, INT96, changes answers).
     """
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is not None:
+    if active is not None and master is None:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
+    builder = (
+        SparkSession.builder.appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .getOrCreate()
     )
+    if master is not None or not SparkConf().contains("spark.master"):
+        builder = builder.master(master or "local[*]")
+    return builder.getOrCreate()
 
 
 class _Result:
@@ -218,7 +229,7 @@ def connect(source: Any, *, spark: SparkSession | None = None,
         * a SparkConnection: returned as it is.
     spark : pyspark.sql.SparkSession, optional
         The session (default: the active one, or a new local one, see
-        :func:`local_session`).
+        :func:`get_session`).
     currency : str, optional
         Currency label.
 
@@ -230,7 +241,7 @@ def connect(source: Any, *, spark: SparkSession | None = None,
         if currency is not None:
             source.currency = currency
         return source
-    session = spark if spark is not None else local_session()
+    session = spark if spark is not None else get_session()
     return SparkConnection(session, _frame(session, source), currency=currency)
 
 

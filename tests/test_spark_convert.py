@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 import smsanalytics as sa
 from smsanalytics import dataset
+from smsanalytics import spark as spark_engine
+from smsanalytics.errors import ArgumentError
 from smsanalytics.readers import (
     find_inputs,
     iter_line_range,
@@ -128,7 +130,7 @@ def _partitions(root: Path) -> dict[str, int]:
 def test_spark_conversion_equals_local_on_hostile_and_callr_examples(tmp_path, spark):  # noqa: F811
     inputs = [_hostile(tmp_path), *CALLR_EXAMPLES]
     a = sa.convert(inputs, tmp_path / "local", quiet=True)
-    b = sa.spark.convert(spark, inputs, tmp_path / "spark", split_bytes=300)
+    b = spark_engine.convert(spark, inputs, tmp_path / "spark", split_bytes=4000)
     assert b.rejected > 5 and b.duplicates > 0
     _compare(tmp_path / "local", tmp_path / "spark", a, b)
 
@@ -138,17 +140,46 @@ def test_spark_conversion_equals_local_on_hostile_and_callr_examples(tmp_path, s
 def test_spark_conversion_equals_local_on_sample_then_incrementally(tmp_path, spark):  # noqa: F811
     first = [SAMPLE]
     a = sa.convert(first, tmp_path / "local", quiet=True)
-    b = sa.spark.convert(spark, first, tmp_path / "spark", split_bytes=64 << 10)
+    b = spark_engine.convert(spark, first, tmp_path / "spark", split_bytes=64 << 10)
     _compare(tmp_path / "local", tmp_path / "spark", a, b)
     # Second run: new records, newer and older versions of rows already in the dataset.
     second = [DATA, _hostile(tmp_path), SAMPLE / "webhooks"]
     a = sa.convert(second, tmp_path / "local", quiet=True)
-    b = sa.spark.convert(spark, second, tmp_path / "spark", split_bytes=64 << 10)
+    b = spark_engine.convert(spark, second, tmp_path / "spark", split_bytes=64 << 10)
     assert b.replaced == a.replaced
     _compare(tmp_path / "local", tmp_path / "spark", a, b)
 
 
 @pytest.mark.spark
 def test_standard_input_is_refused(spark, tmp_path):  # noqa: F811
-    with pytest.raises(sa.errors.ArgumentError, match="standard input"):
-        sa.spark.convert(spark, ["-"], tmp_path / "ds")
+    with pytest.raises(ArgumentError, match="standard input"):
+        spark_engine.convert(spark, ["-"], tmp_path / "ds")
+
+
+@pytest.mark.spark
+def test_cli_engine_spark_prints_the_local_summary(tmp_path, spark):  # noqa: F811
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    inputs = [str(p) for p in CALLR_EXAMPLES]
+    local = sa.convert(inputs, tmp_path / "local", quiet=True).to_dict()
+    result = CliRunner().invoke(main, ["convert", *inputs, "--out", str(tmp_path / "spark"),
+                                       "--engine", "spark", "--json"])
+    assert result.exit_code == 0, result.output
+    on_spark = json.loads(result.output)
+    for key in _NOT_COMPARED:
+        local.pop(key), on_spark.pop(key)
+    assert on_spark == local
+    assert len(dataset.read_dataset_table(tmp_path / "spark")) == local["rows_total"]
+
+
+def test_cli_spark_master_needs_the_spark_engine(tmp_path):
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
+                                       str(tmp_path / "ds"), "--spark-master", "local[1]"])
+    assert result.exit_code == 2
+    assert "--spark-master is only used with --engine spark" in result.output
