@@ -109,9 +109,9 @@ def convert(
     if not isinstance(split_bytes, int) or split_bytes < 1:
         raise ArgumentError("split_bytes", split_bytes, "must be a positive number of bytes")
     started = time.perf_counter()
-    out = Path(str(out).removeprefix("file://")).absolute()
-    rejects_path = Path(rejects).absolute() if rejects else default_rejects_path(out)
-    files = find_inputs(inputs)
+    out = _local(out).absolute()
+    rejects_path = _local(rejects).absolute() if rejects else default_rejects_path(out)
+    files = find_inputs([_local(p) for p in inputs])
     if any(f.is_stdin for f in files):
         raise ArgumentError("inputs", "-", "standard input cannot be read by Spark tasks")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +128,17 @@ def convert(
             shutil.rmtree(version, ignore_errors=True)
     summary.elapsed = time.perf_counter() - started
     return summary
+
+
+def _local(location: str | Path) -> Path:
+    """A path, or a ``file://`` URI as a path; other schemes are refused (see the module)."""
+    text = str(location)
+    if text.startswith("file:"):
+        return Path(unquote(urlparse(text).path))
+    if "://" in text:
+        raise ArgumentError("path", text, "the Spark conversion reads and writes paths that "
+                            "every node sees (a shared mount), or file:// URIs")
+    return Path(text)
 
 
 def _run(spark: SparkSession, files: list[InputFile], out: Path, version: Path,

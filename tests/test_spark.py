@@ -124,6 +124,13 @@ def sample_sources(sample_dataset, spark):  # noqa: F811
             queries.connect(sample_dataset, engine="spark", spark=spark, currency="EUR"))
 
 
+def test_a_dataset_is_read_from_a_file_uri(sample_dataset, spark):  # noqa: F811
+    on_spark = queries.connect(sample_dataset.as_uri(), engine="spark", spark=spark)
+    _same(queries.costs(on_spark, by="month", tz=fx.PARIS),
+          queries.costs(sample_dataset, by="month", tz=fx.PARIS))
+
+
+@pytest.mark.slow
 def test_questions_match_duckdb_on_the_sample_dataset(sample_sources):
     """Each question once, in Paris time, over the dataset as Spark reads it from disk."""
     duck, on_spark = sample_sources

@@ -130,7 +130,8 @@ def _partitions(root: Path) -> dict[str, int]:
 def test_spark_conversion_equals_local_on_hostile_and_callr_examples(tmp_path, spark):  # noqa: F811
     inputs = [_hostile(tmp_path), *CALLR_EXAMPLES]
     a = sa.convert(inputs, tmp_path / "local", quiet=True)
-    b = spark_engine.convert(spark, inputs, tmp_path / "spark", split_bytes=4000)
+    b = spark_engine.convert(spark, [p.as_uri() for p in inputs],
+                             (tmp_path / "spark").as_uri(), split_bytes=4000)
     assert b.rejected > 5 and b.duplicates > 0
     _compare(tmp_path / "local", tmp_path / "spark", a, b)
 
@@ -151,12 +152,15 @@ def test_spark_conversion_equals_local_on_sample_then_incrementally(tmp_path, sp
 
 
 @pytest.mark.spark
-def test_standard_input_is_refused(spark, tmp_path):  # noqa: F811
+def test_standard_input_and_remote_uris_are_refused(spark, tmp_path):  # noqa: F811
     with pytest.raises(ArgumentError, match="standard input"):
         spark_engine.convert(spark, ["-"], tmp_path / "ds")
+    with pytest.raises(ArgumentError, match="shared mount"):
+        spark_engine.convert(spark, [CALLR_EXAMPLES[0]], "s3a://bucket/ds")
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_cli_engine_spark_prints_the_local_summary(tmp_path, spark):  # noqa: F811
     from click.testing import CliRunner
 
