@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import dataset as ds
-from .errors import ArgumentError, StrictModeError
+from .errors import ArgumentError, SmsAnalyticsError, StrictModeError
 from .ingest import PARTITIONINGS, ConversionSummary, default_rejects_path
 from .readers import InputFile, find_inputs, line_boundaries
 from .schema import MESSAGE_SCHEMA
@@ -124,10 +124,30 @@ def convert(
             summary = _run(spark, files, out, version, rejects_path, existing,
                            partition_by=partition_by, overwrite=overwrite, strict=strict,
                            enrich_rows=enrich_rows, split_bytes=split_bytes)
+        except Exception as exc:
+            if _from_spark(exc):
+                raise SmsAnalyticsError(
+                    f"the Spark job failed: {_reason(exc)}; the dataset was not changed"
+                ) from exc
+            raise
         finally:
             shutil.rmtree(version, ignore_errors=True)
     summary.elapsed = time.perf_counter() - started
     return summary
+
+
+def _from_spark(exc: BaseException) -> bool:
+    """An error of the Spark job (JVM or Python worker), not one of this module's."""
+    from pyspark.errors import PySparkException
+
+    return isinstance(exc, PySparkException) or type(exc).__name__ == "Py4JJavaError"
+
+
+def _reason(exc: BaseException) -> str:
+    """The line of a task's traceback that names the error (the last ``...Error: ...``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if "Error: " in line or "Exception: " in line]
+    return (named[-1] if named else lines[0] if lines else type(exc).__name__)[:300]
 
 
 def _local(location: str | Path) -> Path:

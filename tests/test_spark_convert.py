@@ -187,3 +187,19 @@ def test_cli_spark_master_needs_the_spark_engine(tmp_path):
                                        str(tmp_path / "ds"), "--spark-master", "local[1]"])
     assert result.exit_code == 2
     assert "--spark-master is only used with --engine spark" in result.output
+
+
+@pytest.mark.spark
+def test_a_task_failure_is_one_error_and_changes_nothing(spark, tmp_path, monkeypatch):  # noqa: F811
+    """An input gone between the listing and its task: one error, no dataset, no leftovers."""
+    from smsanalytics import spark_convert
+    from smsanalytics.errors import SmsAnalyticsError
+    from smsanalytics.readers import InputFile
+
+    gone = InputFile(str(tmp_path / "gone.json"), "json", None, 10)
+    monkeypatch.setattr(spark_convert, "find_inputs", lambda paths: [gone])
+    with pytest.raises(SmsAnalyticsError, match="Spark job failed: .*gone.json") as info:
+        spark_engine.convert(spark, ["ignored"], tmp_path / "ds")
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.lock"] or not (
+        tmp_path / "ds").exists()
