@@ -82,13 +82,16 @@ def get_session(master: str | None = None, *, app_name: str = "smsanalytics") ->
     partitions (the questions' results are small) and writes Parquet timestamps as
     ``TIMESTAMP_MICROS`` (Spark's default, INT96, changes answers).
     """
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Start (or join, under spark-submit) the JVM first: only then does SparkConf see the
+    # configured master, which a default must not override.
+    SparkContext._ensure_initialized()
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.ui.enabled", "false")
