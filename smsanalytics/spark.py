@@ -167,7 +167,7 @@ class SparkConnection:
         text = sql.strip().rstrip(";")
         head = text.split(None, 2)[:2]
         if head and head[0].upper() in ("CREATE", "DROP"):
-            self._ddl(text, head)
+            self._ddl(text)
             return _Result(pa.table({}))
         expected = self._shadow.sql(text, params=params).to_arrow_table().schema
         spark_sql = self.translate(text)
@@ -178,7 +178,7 @@ class SparkConnection:
 
     execute = sql
 
-    def _ddl(self, text: str, head: list[str]) -> None:
+    def _ddl(self, text: str) -> None:
         # Views are created on both sides: in DuckDB to type the statements that use them.
         self._shadow.execute(text)
         with self._utc():
@@ -333,8 +333,8 @@ def _undictionary(table: pa.Table) -> pa.Table:
 
 def _conform(table: pa.Table, expected: pa.Schema) -> pa.Table:
     """Spark's result with DuckDB's names and types (by position: DuckDB names the columns)."""
-    if table.num_columns != len(expected):
-        raise AssertionError(
-            f"Spark returned {table.num_columns} columns, DuckDB plans {len(expected)}")
+    if table.num_columns != len(expected):  # a translation bug, never the user's input
+        raise RuntimeError(
+            f"Spark returned {table.num_columns} columns where DuckDB plans {len(expected)}")
     table = table.rename_columns(expected.names)
     return table.cast(expected)

@@ -184,17 +184,25 @@ def _run(spark: SparkSession, files: list[InputFile], out: Path, version: Path,
                 f"{rejected:,} of {records:,} records rejected (strict mode); "
                 f"see {rejects_path}; the dataset was not changed")
         rows = parsed.filter("row_kind = 'row'")
+        # Duplicates are decided on the keys alone; the rows are not moved (no shuffle of
+        # whole rows): the losers, usually few, are taken out where the rows are.
         best_first = Window.partitionBy("sid").orderBy(
             F.col("updated_at").desc_nulls_last(), F.col("event_at").desc_nulls_last(),
             F.col("event_try").desc_nulls_last(), F.col("piece").desc(),
             F.col("record_no").desc())
-        winners = (rows.withColumn("_rn", F.row_number().over(best_first))
-                   .filter("_rn = 1").drop("_rn"))
+        ranked = (rows.select("sid", "updated_at", "event_at", "event_try", "piece",
+                              "record_no")
+                  .withColumn("_rn", F.row_number().over(best_first)).persist())
+        losers = ranked.filter("_rn > 1").select("piece", "record_no")
         replace: dict[Path, list[str]] = {}
         old_rows = 0
         if existing:
-            winners, replace, old_rows = _against_dataset(spark, winners, existing)
+            stale, replace, old_rows = _against_dataset(spark, ranked.filter("_rn = 1"),
+                                                        existing)
+            losers = losers.unionByName(stale)
+        winners = rows.join(losers, ["piece", "record_no"], "left_anti")
         written_parts = _write(winners.select(*MESSAGE_SCHEMA.names), version, partition_by)
+        ranked.unpersist()
     finally:
         parsed.unpersist()
     written = sum(n for _, _, n in written_parts)
@@ -368,12 +376,14 @@ def _like(schema: pa.Schema, columns: dict[str, Any], n: int) -> pa.Table:
 # ---------------------------------------------------------------------------------------
 
 
-def _against_dataset(spark: SparkSession, winners: DataFrame,
+def _against_dataset(spark: SparkSession, best: DataFrame,
                      existing: list[Path]) -> tuple[DataFrame, dict[Path, list[str]], int]:
-    """Drop new rows not strictly newer than the dataset's; list the old rows they replace."""
+    """The new rows not strictly newer than the dataset's (``piece``, ``record_no``), the
+    old rows the others replace (file -> sids), and the dataset's row count."""
     from pyspark.sql import functions as F
 
-    old = (spark.read.parquet(*[f.as_uri() for f in existing])
+    # Hadoop takes the path as it is: percent-encoding (month%3D...) would not be undone.
+    old = (spark.read.parquet(*[f"file://{f}" for f in existing])
            .select("sid", "updated_at", "event_at", "event_try",
                    F.col("_metadata.file_path").alias("old_file")))
     old_rows = old.count()
@@ -384,17 +394,18 @@ def _against_dataset(spark: SparkSession, winners: DataFrame,
             F.coalesce(F.col(f"{alias}.event_at"), F.expr(_NEVER)),
             F.coalesce(F.col(f"{alias}.event_try"), F.lit(-1)))
 
-    clash = (winners.alias("b").join(old.alias("o"), "sid")
-             .select("sid", "o.old_file", (rank("b") > rank("o")).alias("newer"))
-             .persist())
-    stale = clash.filter("NOT newer").select("sid")
-    replaced = clash.filter("newer").select("old_file", "sid").toArrow().to_pylist()
-    clash.unpersist()
+    clash = (best.alias("b").join(old.alias("o"), "sid")
+             .select("b.piece", "b.record_no", "sid", "o.old_file",
+                     (rank("b") > rank("o")).alias("newer")))
+    # Only the replaced rows come to the driver (the files to filter); the stale new rows
+    # stay a distributed set, taken out of the rows by the caller.
+    replaced = clash.filter("newer").select("old_file", "sid").toArrow()
     replace: dict[Path, list[str]] = {}
-    for r in replaced:
-        path = Path(unquote(urlparse(r["old_file"]).path))
-        replace.setdefault(path, []).append(r["sid"])
-    return winners.join(stale, "sid", "left_anti"), replace, old_rows
+    for file, sid in zip(replaced.column("old_file").to_pylist(),
+                         replaced.column("sid").to_pylist(), strict=True):
+        replace.setdefault(Path(unquote(urlparse(file).path)), []).append(sid)
+    stale = clash.filter("NOT newer").select("piece", "record_no")
+    return stale, replace, old_rows
 
 
 def _write(rows: DataFrame, version: Path, partition_by: str) -> list[tuple[str, str, int]]:

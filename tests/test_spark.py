@@ -175,3 +175,17 @@ def test_cost_report_matches_duckdb(sample_dataset, spark):  # noqa: F811
             assert a is None and b is None, name
             continue
         pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+
+
+@pytest.mark.slow
+def test_the_billing_audit_matches_duckdb(sample_sources):
+    """Every table of the full audit (monthly rates, numbers, networks, look-alikes)."""
+    from smsanalytics import audit
+
+    duck, on_spark = sample_sources
+    a = audit.audit(on_spark, tz=fx.PARIS, currency="EUR")
+    b = audit.audit(duck, tz=fx.PARIS, currency="EUR")
+    for name in ("summary", "mismatches", "rates", "above_rate", "unknown_networks",
+                 "invalid_numbers", "country_mismatch", "smart_punctuation"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True,
+                                      obj=name)
