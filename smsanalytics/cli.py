@@ -135,6 +135,14 @@ def main() -> None:
 @click.option("--key-file", type=click.Path(dir_okay=False), help="Key for --pseudonymize.")
 @click.option("--redact-bodies", is_flag=True, help="Drop message bodies (computed columns stay).")
 @click.option("--pseudonymize-recipients", is_flag=True, help="Also tokenise recipient numbers.")
+@click.option(
+    "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+    help="spark: run the conversion as a Spark job (pip install smsanalytics[spark]).",
+)
+@click.option(
+    "--spark-master", metavar="URL",
+    help="With --engine spark: the master (default: the configured one, else local[*]).",
+)
 @_handle_errors
 def convert(
     inputs: tuple[str, ...],
@@ -150,6 +158,8 @@ def convert(
     key_file: str | None,
     redact_bodies: bool,
     pseudonymize_recipients: bool,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> None:
     """Convert Callr archives (files, folders, - for stdin) into a Parquet dataset.
 
@@ -158,6 +168,15 @@ def convert(
     """
     from .ingest import convert as run
 
+    if engine == "spark":
+        summary = _convert_on_spark(
+            inputs, out, spark_master, rejects=rejects, partition_by=partition_by,
+            overwrite=overwrite, strict=strict, enrich_rows=not no_enrich,
+            private=pseudonymize or pseudonymize_recipients or redact_bodies or bool(key_file))
+        _print_summary(summary, as_json, quiet)
+        return
+    if spark_master:
+        raise SmsAnalyticsError("--spark-master is only used with --engine spark")
     key = _key(pseudonymize or pseudonymize_recipients, key_file)
     summary = run(
         inputs,
@@ -172,11 +191,34 @@ def convert(
         redact_bodies=redact_bodies,
         pseudonymize_recipients=pseudonymize_recipients,
     )
+    _print_summary(summary, as_json, quiet)
+
+
+def _print_summary(summary: Any, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.to_dict(), default=str))
     elif not quiet:
         for line in str(summary).splitlines():
             click.echo(for_terminal(line), err=False)
+
+
+def _convert_on_spark(inputs: tuple[str, ...], out: str, master: str | None, *,
+                      private: bool, **options: Any) -> Any:
+    """``convert --engine spark``: the same conversion as a Spark job (see spark_convert)."""
+    if private:
+        raise SmsAnalyticsError(
+            "--pseudonymize, --redact-bodies and --key-file are not available with "
+            "--engine spark yet; convert with the default engine")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise SmsAnalyticsError(
+            "--engine spark needs PySpark: pip install 'smsanalytics[spark]' (and Java 17+)"
+        ) from exc
+    from .spark import convert as spark_convert
+    from .spark import get_session
+
+    return spark_convert(get_session(master), list(inputs), out, **options)
 
 
 def _key(wanted: bool, key_file: str | None) -> bytes | None:

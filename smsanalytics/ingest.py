@@ -1292,3 +1292,49 @@ def _write_errors(out: Path) -> Iterator[None]:
         raise DatasetError(
             str(out), f"cannot write: {problem}; the dataset was not changed"
         ) from exc
+
+
+def parse_candidates(
+    candidates: Iterable[pa.Table], *, enrich_rows: bool = True
+) -> tuple[pa.Table, pa.Table, int]:
+    """Parse record candidates in memory exactly as :func:`convert` does; no dataset.
+
+    A hook for engines that run the conversion elsewhere (the Spark tasks of
+    :func:`smsanalytics.spark.convert`): they read, parse and enrich groups of records
+    with this and decide duplicates and write the rows themselves.
+
+    Parameters
+    ----------
+    candidates : iterable of pyarrow.Table
+        Record candidates (:data:`~smsanalytics.schema.RAW_SCHEMA`), as
+        :func:`~smsanalytics.readers.iter_raw_batches` yields them; groups of about
+        50,000 amortise the parse's planning.
+    enrich_rows : bool, default True
+        Fill the enrichment columns.
+
+    Returns
+    -------
+    rows : pyarrow.Table
+        The good rows, each sid's duplicates within a parse batch already dropped:
+        :data:`MESSAGE_SCHEMA` columns plus ``record_no`` (the order records were given
+        in, from 0: the last read wins a tie) and ``sid_hash``.
+    rejects : pyarrow.Table
+        ``source_file``, ``source_line``, ``reason``, ``raw``, in file and line order.
+    records : int
+        Record candidates read.
+    """
+    memory = _InMemory()
+    with _workdir(None) as work:
+        run = _Run(work, memory, enricher=_new_enricher() if enrich_rows else None)
+        try:
+            run.parse(iter(candidates))
+            rejects = run.rejects_table()
+            records, _ = run.counts()
+        finally:
+            run.close()
+    if memory.tables:
+        rows = pa.concat_tables(memory.tables, promote_options="permissive")
+    else:
+        extra = [pa.field("record_no", pa.int64()), pa.field("sid_hash", pa.uint64())]
+        rows = pa.schema([*MESSAGE_SCHEMA, *extra]).empty_table()
+    return rows, rejects, records

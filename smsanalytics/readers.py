@@ -1058,3 +1058,55 @@ def _looks_like_json_lines(data: bytes) -> bool:
 
 def _as_lines(name: str, data: bytes) -> Iterator[pa.Table]:
     yield from _iter_lines(io.BytesIO(data), name)
+
+
+def line_boundaries(inp: InputFile, step: int) -> list[int]:
+    """Offsets that cut the uncompressed lines file `inp` into pieces of about `step` bytes.
+
+    Each offset is the start of a line (the byte after a ``\n``); the list starts with 0
+    and ends with the file's size. Only a line's worth of bytes is read per cut.
+    """
+    cuts = [0]
+    with open(inp.name, "rb") as stream:
+        position = step
+        while position < inp.size:
+            stream.seek(position - 1)
+            stream.readline()  # to the end of the line the cut falls in
+            at = stream.tell()
+            if at >= inp.size:
+                break
+            if at > cuts[-1]:
+                cuts.append(at)
+            position = max(at, position) + step
+    cuts.append(inp.size)
+    return cuts
+
+
+def iter_line_range(inp: InputFile, start: int, end: int, first_line: int) -> Iterator[pa.Table]:
+    """Yield the record candidates of the lines in bytes [`start`, `end`) of `inp`.
+
+    A hook for splitting one large uncompressed JSON Lines file between workers (see
+    :func:`line_boundaries`): the pieces together give exactly the candidates that
+    :func:`iter_raw_batches` gives for the whole file.
+
+    Parameters
+    ----------
+    inp : InputFile
+        An uncompressed file of kind ``lines``.
+    start, end : int
+        Byte offsets, each the start of a line (or the file's size).
+    first_line : int
+        Number (1-based) of the line starting at `start`: one more than the number of
+        ``\n`` before it.
+    """
+    with open(inp.name, "rb") as stream:
+        stream.seek(start)
+        data = stream.read(end - start)
+    offset = first_line - 1
+    if start > 0:
+        # The reader drops a byte-order mark at the start of what it reads; mid-file, that
+        # would be a line's content. A blank line put before it keeps it (and is no record).
+        data, offset = b"\n" + data, offset - 1
+    for table in _rebatch(_iter_lines(io.BytesIO(data), inp.name)):
+        lines = table.column("source_line").to_numpy() + offset
+        yield table.set_column(1, "source_line", arrow_ints(lines))

@@ -42,13 +42,16 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkConnection", "connect", "local_session", "strip_accents"]
+__all__ = ["SparkConnection", "connect", "convert", "get_session", "strip_accents"]
 
 _TZ_KEY = "spark.sql.session.timeZone"
 
 
 def strip_accents(text: str | None) -> str | None:
-    """Remove accents as DuckDB's ``strip_accents`` does: decompose, drop combining marks.
+    """Remove accents as DuckDB's ``strip_accents`` does (utf8proc's STRIPMARK and COMPOSE).
+
+    Decompose, drop every mark (Unicode categories Mn, Mc, Me), compose again: Hangul
+    syllables, which decompose into letters, come back whole.
 
     Examples
     --------
@@ -57,32 +60,47 @@ def strip_accents(text: str | None) -> str | None:
     """
     if text is None:
         return None
-    return "".join(ch for ch in unicodedata.normalize("NFD", text)
-                   if not unicodedata.combining(ch))
+    kept = "".join(ch for ch in unicodedata.normalize("NFD", text)
+                   if not unicodedata.category(ch).startswith("M"))
+    return unicodedata.normalize("NFC", kept)
 
 
-def local_session(master: str = "local[2]", *, app_name: str = "smsanalytics") -> SparkSession:
-    """Return the active SparkSession, or start one on `master` set up for smsanalytics.
+def get_session(master: str | None = None, *, app_name: str = "smsanalytics") -> SparkSession:
+    """Return the active SparkSession, or start one set up for smsanalytics.
 
-    A new session runs its Python workers with this interpreter (``PYSPARK_PYTHON``; a
-    worker on another Python fails on import), has no UI, few shuffle partitions (the
-    questions' results are small) and writes Parquet timestamps as ``TIMESTAMP_MICROS``
-    (Spark's default, INT96, would change answers).
+    Parameters
+    ----------
+    master : str, optional
+        Where to run (``local[2]``, ``spark://host:7077``, ``yarn``, ...). Default: the
+        master already configured (by ``spark-submit``, ``spark-defaults.conf``), else
+        ``local[*]``.
+
+    Notes
+    -----
+    A new session runs its Python workers with this interpreter unless ``PYSPARK_PYTHON``
+    says otherwise (a worker on another Python fails on import), has no UI, few shuffle
+    partitions (the questions' results are small) and writes Parquet timestamps as
+    ``TIMESTAMP_MICROS`` (Spark's default, INT96, changes answers).
     """
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is not None:
+    if active is not None and master is None:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
+    # Start (or join, under spark-submit) the JVM first: only then does SparkConf see the
+    # configured master, which a default must not override.
+    SparkContext._ensure_initialized()
+    builder = (
+        SparkSession.builder.appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .getOrCreate()
     )
+    if master is not None or not SparkConf().contains("spark.master"):
+        builder = builder.master(master or "local[*]")
+    return builder.getOrCreate()
 
 
 class _Result:
@@ -149,7 +167,7 @@ class SparkConnection:
         text = sql.strip().rstrip(";")
         head = text.split(None, 2)[:2]
         if head and head[0].upper() in ("CREATE", "DROP"):
-            self._ddl(text, head)
+            self._ddl(text)
             return _Result(pa.table({}))
         expected = self._shadow.sql(text, params=params).to_arrow_table().schema
         spark_sql = self.translate(text)
@@ -160,7 +178,7 @@ class SparkConnection:
 
     execute = sql
 
-    def _ddl(self, text: str, head: list[str]) -> None:
+    def _ddl(self, text: str) -> None:
         # Views are created on both sides: in DuckDB to type the statements that use them.
         self._shadow.execute(text)
         with self._utc():
@@ -214,7 +232,7 @@ def connect(source: Any, *, spark: SparkSession | None = None,
         * a SparkConnection: returned as it is.
     spark : pyspark.sql.SparkSession, optional
         The session (default: the active one, or a new local one, see
-        :func:`local_session`).
+        :func:`get_session`).
     currency : str, optional
         Currency label.
 
@@ -226,8 +244,18 @@ def connect(source: Any, *, spark: SparkSession | None = None,
         if currency is not None:
             source.currency = currency
         return source
-    session = spark if spark is not None else local_session()
+    session = spark if spark is not None else get_session()
     return SparkConnection(session, _frame(session, source), currency=currency)
+
+
+def convert(spark: SparkSession, inputs: Any, out: str | Path, **options: Any) -> Any:
+    """Convert archives into a dataset with a Spark job: :func:`smsanalytics.spark_convert.convert`.
+
+    The same dataset, rejects file and summary as :func:`smsanalytics.convert`.
+    """
+    from .spark_convert import convert as convert_on_spark
+
+    return convert_on_spark(spark, inputs, out, **options)
 
 
 def _frame(spark: SparkSession, source: Any) -> DataFrame:
@@ -305,8 +333,8 @@ def _undictionary(table: pa.Table) -> pa.Table:
 
 def _conform(table: pa.Table, expected: pa.Schema) -> pa.Table:
     """Spark's result with DuckDB's names and types (by position: DuckDB names the columns)."""
-    if table.num_columns != len(expected):
-        raise AssertionError(
-            f"Spark returned {table.num_columns} columns, DuckDB plans {len(expected)}")
+    if table.num_columns != len(expected):  # a translation bug, never the user's input
+        raise RuntimeError(
+            f"Spark returned {table.num_columns} columns where DuckDB plans {len(expected)}")
     table = table.rename_columns(expected.names)
     return table.cast(expected)

@@ -58,14 +58,15 @@ _VARIANTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def _calls(name: str) -> list[dict[str, Any]]:
+def _calls(name: str, *, every: bool) -> list[dict[str, Any]]:
+    """Paris time with filters (the DST days); with `every`, also defaults and variants."""
     params = inspect.signature(getattr(queries, name)).parameters
-    base: list[dict[str, Any]] = [{}]
-    if "tz" in params:
-        base.append({"tz": fx.PARIS})
-        base.append({"tz": fx.PARIS, "start": "2025-03-30", "end": "2025-10-27",
-                     "country": ["FR", "BE", "X'Y"]})
-    return base + _VARIANTS.get(name, [])
+    first = {"tz": fx.PARIS, "start": "2025-03-30", "end": "2025-10-27",
+             "country": ["FR", "BE", "X'Y"]} if "tz" in params else {}
+    if not every:
+        return [first]
+    return [first, {}, {"tz": fx.PARIS}] + [{"tz": fx.PARIS, **v} for v in
+                                           _VARIANTS.get(name, [])]
 
 
 def _same(spark_df: pd.DataFrame, duck_df: pd.DataFrame) -> None:
@@ -91,7 +92,22 @@ def dst_sources(spark):  # noqa: F811
 def test_question_matches_duckdb_on_a_dst_fixture(name, dst_sources):
     duck, on_spark = dst_sources
     question = getattr(queries, name)
-    for kwargs in _calls(name):
+    for kwargs in _calls(name, every=False):
+        _same(question(on_spark, **kwargs), question(duck, **kwargs))
+
+
+def test_hours_of_both_dst_changes_match_duckdb(dst_sources):
+    duck, on_spark = dst_sources
+    kwargs = {"freq": "hour", "tz": fx.PARIS}
+    _same(queries.volume(on_spark, **kwargs), queries.volume(duck, **kwargs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_every_variant_matches_duckdb_on_a_dst_fixture(name, dst_sources):
+    duck, on_spark = dst_sources
+    question = getattr(queries, name)
+    for kwargs in _calls(name, every=True):
         _same(question(on_spark, **kwargs), question(duck, **kwargs))
 
 
@@ -102,12 +118,25 @@ def sample_dataset(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", QUESTIONS)
-def test_question_matches_duckdb_on_the_sample_dataset(name, sample_dataset, spark):  # noqa: F811
-    duck = queries.connect(sample_dataset, currency="EUR")
-    on_spark = queries.connect(sample_dataset, engine="spark", spark=spark, currency="EUR")
-    question = getattr(queries, name)
-    for kwargs in _calls(name)[:2]:
+@pytest.fixture(scope="module")
+def sample_sources(sample_dataset, spark):  # noqa: F811
+    return (queries.connect(sample_dataset, currency="EUR"),
+            queries.connect(sample_dataset, engine="spark", spark=spark, currency="EUR"))
+
+
+def test_a_dataset_is_read_from_a_file_uri(sample_dataset, spark):  # noqa: F811
+    on_spark = queries.connect(sample_dataset.as_uri(), engine="spark", spark=spark)
+    _same(queries.costs(on_spark, by="month", tz=fx.PARIS),
+          queries.costs(sample_dataset, by="month", tz=fx.PARIS))
+
+
+@pytest.mark.slow
+def test_questions_match_duckdb_on_the_sample_dataset(sample_sources):
+    """Each question once, in Paris time, over the dataset as Spark reads it from disk."""
+    duck, on_spark = sample_sources
+    for name in QUESTIONS:
+        question = getattr(queries, name)
+        kwargs = {"tz": fx.PARIS} if "tz" in inspect.signature(question).parameters else {}
         _same(question(on_spark, **kwargs), question(duck, **kwargs))
 
 
@@ -131,6 +160,7 @@ def test_run_sql_matches_duckdb(dst_sources):
     _same(queries.run_sql(on_spark, sql, {"p": 2}), queries.run_sql(duck, sql, {"p": 2}))
 
 
+@pytest.mark.slow
 def test_cost_report_matches_duckdb(sample_dataset, spark):  # noqa: F811
     duck = sa.cost_report(sample_dataset, tz=fx.PARIS, currency="EUR")
     con = queries.connect(sample_dataset, engine="spark", spark=spark, currency="EUR")
@@ -145,3 +175,17 @@ def test_cost_report_matches_duckdb(sample_dataset, spark):  # noqa: F811
             assert a is None and b is None, name
             continue
         pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+
+
+@pytest.mark.slow
+def test_the_billing_audit_matches_duckdb(sample_sources):
+    """Every table of the full audit (monthly rates, numbers, networks, look-alikes)."""
+    from smsanalytics import audit
+
+    duck, on_spark = sample_sources
+    a = audit.audit(on_spark, tz=fx.PARIS, currency="EUR")
+    b = audit.audit(duck, tz=fx.PARIS, currency="EUR")
+    for name in ("summary", "mismatches", "rates", "above_rate", "unknown_networks",
+                 "invalid_numbers", "country_mismatch", "smart_punctuation"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True,
+                                      obj=name)

@@ -1,0 +1,205 @@
+"""Conversion on Spark gives the local conversion's dataset, rejects and summary.
+
+Also the byte-range split of large JSON Lines files (no JVM needed for that part).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import smsanalytics as sa
+from smsanalytics import dataset
+from smsanalytics import spark as spark_engine
+from smsanalytics.errors import ArgumentError
+from smsanalytics.readers import (
+    find_inputs,
+    iter_line_range,
+    iter_raw_batches,
+    line_boundaries,
+)
+from tests._spark_session import spark  # noqa: F401  (the session fixture)
+from tests.conftest import CALLR_EXAMPLES, DATA, SAMPLE
+
+# ---------------------------------------------------------------------------------------
+# Byte ranges (pure: the readers' hooks)
+# ---------------------------------------------------------------------------------------
+
+_LINE = st.one_of(
+    st.just('{"sid": "a", "from": "+33612345678", "to": "+33639980042"}'),
+    st.just(""), st.just("   "), st.just("{broken"), st.just("\r"),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=30),
+).map(lambda s: s.encode("utf-8")) | st.binary(max_size=12).filter(lambda b: b"\n" not in b)
+
+
+def _whole(path: Path) -> list[dict]:
+    (inp,) = find_inputs([path])
+    tables = list(iter_raw_batches(inp))
+    return pa.concat_tables(tables).to_pylist() if tables else []
+
+
+def _ranged(path: Path, step: int) -> list[dict]:
+    (inp,) = find_inputs([path])
+    cuts = line_boundaries(inp, step)
+    data = path.read_bytes()
+    tables, line = [], 1
+    for start, end in zip(cuts[:-1], cuts[1:], strict=True):
+        tables.extend(iter_line_range(inp, start, end, line))
+        line += data[start:end].count(b"\n")
+    return pa.concat_tables(tables).to_pylist() if tables else []
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_LINE, max_size=30), step=st.integers(1, 200),
+       newline_at_end=st.booleans())
+def test_ranges_give_the_whole_files_candidates(tmp_path_factory, lines, step,
+                                                 newline_at_end):
+    """However a file is cut, the ranges hold each line once, with its own line number."""
+    path = tmp_path_factory.mktemp("ranges") / "a.jsonl"
+    path.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end and lines else b""))
+    assert _ranged(path, step) == _whole(path)
+
+
+def test_a_byte_order_mark_starting_a_range_mid_file_is_kept(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"sid": 1}\n\xef\xbb\xbf{"sid": 2}\n')
+    assert _ranged(path, 5) == _whole(path)
+    assert _whole(path)[1]["text"].startswith("\ufeff")
+
+
+def test_boundaries_are_line_starts(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"aaaa\nbb\n\ncccccccc\nd")
+    (inp,) = find_inputs([path])
+    assert line_boundaries(inp, 3) == [0, 5, 8, 18, 19]
+    assert line_boundaries(inp, 100) == [0, 19]
+
+
+# ---------------------------------------------------------------------------------------
+# The conversion on Spark against the local one
+# ---------------------------------------------------------------------------------------
+
+_NOT_COMPARED = {"elapsed", "out", "rejects_path"}
+
+
+def _hostile(folder: Path) -> Path:
+    """Odd but valid and plainly bad records, in a JSON Lines file cut into many ranges."""
+    good = json.loads((DATA / "webhook-payload.json").read_text())
+    lines = []
+    for i in range(40):
+        record = dict(good, sid=f"h{i % 25:03d}", body=f"Arrêt {i}\u0000\u202e",
+                      updated_at=f"2025-03-30T0{i % 4}:00:00Z")
+        lines.append(json.dumps(record, ensure_ascii=i % 2 == 0))
+    lines[5:5] = ["", "   ", "not json", '{"sid": ', "\ufeff{}", "[1, 2]"]
+    path = folder / "hostile.jsonl"
+    path.write_bytes("\r\n".join(lines).encode() + b"\n\xff\xfe broken utf-8\n" + b"x" * 5000)
+    return path
+
+
+def _compare(local: Path, on_spark: Path, a: sa.ConversionSummary,
+             b: sa.ConversionSummary) -> None:
+    da, db = a.to_dict(), b.to_dict()
+    assert {k: v for k, v in db.items() if k not in _NOT_COMPARED} == {
+        k: v for k, v in da.items() if k not in _NOT_COMPARED}
+    order = [("sid", "ascending")]
+    ta = dataset.read_dataset_table(local).sort_by(order)
+    tb = dataset.read_dataset_table(on_spark).sort_by(order)
+    assert tb.schema == ta.schema
+    assert tb.to_pylist() == ta.to_pylist()
+    assert _partitions(on_spark) == _partitions(local)
+    assert Path(b.rejects_path).read_bytes() == Path(a.rejects_path).read_bytes()
+    ma, mb = dataset.read_manifest(local), dataset.read_manifest(on_spark)
+    assert mb["rows"] == ma["rows"] and mb["partition_by"] == ma["partition_by"]
+
+
+def _partitions(root: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in dataset.dataset_files(root):
+        key = dataset.partition_of(f, root)
+        counts[key] = counts.get(key, 0) + pq.read_metadata(f).num_rows
+    return counts
+
+
+@pytest.mark.spark
+def test_spark_conversion_equals_local_on_hostile_and_callr_examples(tmp_path, spark):  # noqa: F811
+    inputs = [_hostile(tmp_path), *CALLR_EXAMPLES]
+    a = sa.convert(inputs, tmp_path / "local", quiet=True)
+    b = spark_engine.convert(spark, [p.as_uri() for p in inputs],
+                             (tmp_path / "spark").as_uri(), split_bytes=4000)
+    assert b.rejected > 5 and b.duplicates > 0
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_conversion_equals_local_on_sample_then_incrementally(tmp_path, spark):  # noqa: F811
+    first = [SAMPLE]
+    a = sa.convert(first, tmp_path / "local", quiet=True)
+    b = spark_engine.convert(spark, first, tmp_path / "spark", split_bytes=64 << 10)
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+    # Second run: new records, newer and older versions of rows already in the dataset.
+    second = [DATA, _hostile(tmp_path), SAMPLE / "webhooks"]
+    a = sa.convert(second, tmp_path / "local", quiet=True)
+    b = spark_engine.convert(spark, second, tmp_path / "spark", split_bytes=64 << 10)
+    assert b.replaced == a.replaced
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+
+
+@pytest.mark.spark
+def test_standard_input_and_remote_uris_are_refused(spark, tmp_path):  # noqa: F811
+    with pytest.raises(ArgumentError, match="standard input"):
+        spark_engine.convert(spark, ["-"], tmp_path / "ds")
+    with pytest.raises(ArgumentError, match="shared mount"):
+        spark_engine.convert(spark, [CALLR_EXAMPLES[0]], "s3a://bucket/ds")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_cli_engine_spark_prints_the_local_summary(tmp_path, spark):  # noqa: F811
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    inputs = [str(p) for p in CALLR_EXAMPLES]
+    local = sa.convert(inputs, tmp_path / "local", quiet=True).to_dict()
+    result = CliRunner().invoke(main, ["convert", *inputs, "--out", str(tmp_path / "spark"),
+                                       "--engine", "spark", "--json"])
+    assert result.exit_code == 0, result.output
+    on_spark = json.loads(result.output)
+    for key in _NOT_COMPARED:
+        local.pop(key), on_spark.pop(key)
+    assert on_spark == local
+    assert len(dataset.read_dataset_table(tmp_path / "spark")) == local["rows_total"]
+
+
+def test_cli_spark_master_needs_the_spark_engine(tmp_path):
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
+                                       str(tmp_path / "ds"), "--spark-master", "local[1]"])
+    assert result.exit_code == 2
+    assert "--spark-master is only used with --engine spark" in result.output
+
+
+@pytest.mark.spark
+def test_a_task_failure_is_one_error_and_changes_nothing(spark, tmp_path, monkeypatch):  # noqa: F811
+    """An input gone between the listing and its task: one error, no dataset, no leftovers."""
+    from smsanalytics import spark_convert
+    from smsanalytics.errors import SmsAnalyticsError
+    from smsanalytics.readers import InputFile
+
+    gone = InputFile(str(tmp_path / "gone.json"), "json", None, 10)
+    monkeypatch.setattr(spark_convert, "find_inputs", lambda paths: [gone])
+    with pytest.raises(SmsAnalyticsError, match="Spark job failed: .*gone.json") as info:
+        spark_engine.convert(spark, ["ignored"], tmp_path / "ds")
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.lock"] or not (
+        tmp_path / "ds").exists()
