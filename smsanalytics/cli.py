@@ -19,7 +19,7 @@ import click
 import duckdb
 
 from . import dataset as ds
-from .errors import SmsAnalyticsError, StrictModeError
+from .errors import ArgumentError, SmsAnalyticsError, StrictModeError
 from .escape import for_terminal
 
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
@@ -355,23 +355,40 @@ def audit(
 
 @main.command()
 @click.option(
-    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to create."
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to create (missing or empty).",
 )
-@click.option("--n", "n", default=3000, show_default=True, help="Distinct messages.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option(
+    "--n", "n", type=int, default=3000, show_default=True, help="Distinct messages (200 or more)."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @_handle_errors
-def sample(out: str, n: int, seed: int) -> None:
+def sample(out: str, n: int, seed: int, quiet: bool) -> None:
     """Write a realistic synthetic Callr archive in every shape and container."""
+    from tqdm import tqdm
+
     from .sample import write_sample
 
-    try:
-        m = write_sample(out, n=n, seed=seed)
-    except (FileExistsError, ValueError) as exc:
-        raise SmsAnalyticsError(str(exc)) from exc
-    click.echo(
-        f"wrote {len(m.files)} files to {for_terminal(out)}: {m.records:,} records, "
-        f"{m.messages:,} messages, {m.duplicates:,} duplicates, {m.rejects:,} broken"
-    )
+    if n < 200:
+        raise ArgumentError("--n", n, "a sample needs at least 200 messages")
+    with tqdm(
+        total=n, unit=" msg", unit_scale=True, leave=False, dynamic_ncols=True, disable=quiet
+    ) as bar:
+        try:
+            m = write_sample(out, n=n, seed=seed, progress=bar.update)
+        except FileExistsError as exc:
+            raise SmsAnalyticsError(str(exc)) from exc
+    if not quiet:
+        click.echo(
+            f"wrote {len(m.files)} files to {for_terminal(out)}: {m.records:,} records, "
+            f"{m.messages:,} messages, {m.duplicates:,} duplicates, {m.rejects:,} broken"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,6 +51,8 @@ import yaml
 import zstandard
 from phonenumbers import PhoneNumberType, carrier, geocoder
 
+from .errors import ArgumentError
+
 __all__ = [
     "NETWORKS",
     "RATE_CARD",
@@ -458,16 +460,23 @@ def _random_mobile(rng: random.Random, region: str) -> tuple[phonenumbers.PhoneN
         if region == "US" and (digits[3] in "01" or digits[3:6] == "555"):
             continue
         num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
-        # Some +44 7 ranges belong to Guernsey, Jersey and Man: keep the asked country.
-        if phonenumbers.is_valid_number_for_region(num, region):
-            kind = phonenumbers.number_type(num)
-            if kind in _MOBILE_TYPES:
-                return num, kind
+        # number_type is UNKNOWN for an invalid number. Where a calling code is shared,
+        # some +44 7 ranges belong to Guernsey, Jersey and Man: keep the asked country.
+        kind = phonenumbers.number_type(num)
+        if kind in _MOBILE_TYPES and (
+            len(phonenumbers.region_codes_for_country_code(cc)) == 1
+            or phonenumbers.is_valid_number_for_region(num, region)
+        ):
+            return num, kind
 
 
 def _network_for(rng: random.Random, region: str, num: phonenumbers.PhoneNumber) -> str:
-    """Return the MCC-MNC a sender uses: mostly the range holder's, sometimes ported."""
-    name = carrier.name_for_number(num, "en")
+    """Return the MCC-MNC a sender uses: mostly the range holder's, sometimes ported.
+
+    `num` is a valid mobile number (:func:`_random_mobile`): what
+    ``carrier.name_for_number`` would check again is known.
+    """
+    name = carrier.name_for_valid_number(num, "en")
     for brand, code in _BRAND_NETWORK.get(region, ()):
         if brand in name and rng.random() < 0.85:
             return code
@@ -487,11 +496,17 @@ class _Party:
 
 
 def _party(num: phonenumbers.PhoneNumber, region: str, kind: int, **kw: Any) -> _Party:
+    """The party of the valid number `num` of type `kind` (:func:`_random_mobile`)."""
+    # What geocoder.description_for_number does, without finding the type a second time.
+    if phonenumbers.is_number_type_geographical(kind, num.country_code):
+        location = geocoder.description_for_valid_number(num, "en")
+    else:
+        location = geocoder.country_name_for_number(num, "en")
     return _Party(
         number=f"+{num.country_code}{num.national_number}",
         region=region,
         type_name=_TYPE_NAMES.get(kind, "UNKNOWN"),
-        location=geocoder.description_for_number(num, "en"),
+        location=location,
         **kw,
     )
 
@@ -1191,8 +1206,8 @@ def write_sample(
 
     Raises
     ------
-    ValueError
-        If `n` is below 200.
+    ArgumentError
+        If `n` is below 200 (a :class:`ValueError`).
     FileExistsError
         If `out` exists and is not an empty folder (checked again when the finished
         archive is moved there).
@@ -1205,7 +1220,7 @@ def write_sample(
     (300, True)
     """
     if n < 200:
-        raise ValueError(f"n must be at least 200, got {n}")
+        raise ArgumentError("n", n, "a sample needs at least 200 messages")
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty folder")
