@@ -19,7 +19,7 @@ import click
 import duckdb
 
 from . import dataset as ds
-from .errors import ArgumentError, SmsAnalyticsError, StrictModeError
+from .errors import ArgumentError, OutputPathError, SmsAnalyticsError, StrictModeError
 from .escape import for_terminal
 
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
@@ -383,7 +383,7 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
         try:
             m = write_sample(out, n=n, seed=seed, progress=bar.update)
         except FileExistsError as exc:
-            raise SmsAnalyticsError(str(exc)) from exc
+            raise OutputPathError(out, "exists and is not an empty folder") from exc
     if not quiet:
         click.echo(
             f"wrote {len(m.files)} files to {for_terminal(out)}: {m.records:,} records, "
