@@ -15,13 +15,14 @@ message and every file in memory and wrote at the end. After: chunks of 50,000 m
 streamed to the files, line files merged in time order at the end (the shipped
 ``sample_data`` keeps its bytes).
 
-====== ============================== ===================================================
-n      before: wall / CPU / peak RSS  after: wall / CPU / peak RSS (merge)
-====== ============================== ===================================================
-100 k  21.7 s / 13.9 s / 353 MiB      see the README's Performance section
-1 M    7 min 20 s / 141 s / 2.3 GiB   see the README's Performance section
-10 M   not run (~23 GiB projected)    see the README's Performance section
-====== ============================== ===================================================
+========== ================================= ======================================
+n          before: wall / CPU / peak RSS     after: wall / CPU / peak RSS
+========== ================================= ======================================
+100,000    21.7 s / 13.9 s / 353 MiB         20.8 s / 9.7 s / 273 MiB
+1,000,000  440 s / 146 s / 2.32 GiB          742 s / 123 s / 281 MiB
+========== ================================= ======================================
+
+10,000,000 and how these were measured: the README's Performance section.
 """
 
 from __future__ import annotations
