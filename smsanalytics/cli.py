@@ -380,8 +380,14 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
     with tqdm(
         total=n, unit=" msg", unit_scale=True, leave=False, dynamic_ncols=True, disable=quiet
     ) as bar:
+
+        def made(k: int) -> None:
+            bar.update(k)
+            if bar.n >= n:  # what is left is merging the line files: say so, not 100 % idle
+                bar.set_description("merging files")
+
         try:
-            m = write_sample(out, n=n, seed=seed, progress=bar.update)
+            m = write_sample(out, n=n, seed=seed, progress=made)
         except FileExistsError as exc:
             raise OutputPathError(out, "exists and is not an empty folder") from exc
     if not quiet:
