@@ -22,7 +22,7 @@ import duckdb
 
 from . import arguments
 from . import dataset as ds
-from .errors import SmsAnalyticsError, StrictModeError
+from .errors import ArgumentError, OutputPathError, SmsAnalyticsError, StrictModeError
 from .escape import for_terminal
 
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
@@ -439,23 +439,46 @@ def audit(
 
 @main.command()
 @click.option(
-    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to create."
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to create (missing or empty).",
 )
-@click.option("--n", "n", default=3000, show_default=True, help="Distinct messages.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option(
+    "--n", "n", type=int, default=3000, show_default=True, help="Distinct messages (200 or more)."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @_handle_errors
-def sample(out: str, n: int, seed: int) -> None:
+def sample(out: str, n: int, seed: int, quiet: bool) -> None:
     """Write a realistic synthetic Callr archive in every shape and container."""
+    from tqdm import tqdm
+
     from .sample import write_sample
 
-    try:
-        m = write_sample(out, n=n, seed=seed)
-    except (FileExistsError, ValueError) as exc:
-        raise SmsAnalyticsError(str(exc)) from exc
-    click.echo(
-        f"wrote {len(m.files)} files to {for_terminal(out)}: {m.records:,} records, "
-        f"{m.messages:,} messages, {m.duplicates:,} duplicates, {m.rejects:,} broken"
-    )
+    if n < 200:
+        raise ArgumentError("--n", n, "a sample needs at least 200 messages")
+    with tqdm(
+        total=n, unit=" msg", unit_scale=True, leave=False, dynamic_ncols=True, disable=quiet
+    ) as bar:
+
+        def made(k: int) -> None:
+            bar.update(k)
+            if bar.n >= n:  # what is left is merging the line files: say so, not 100 % idle
+                bar.set_description("merging files")
+
+        try:
+            m = write_sample(out, n=n, seed=seed, progress=made)
+        except FileExistsError as exc:
+            raise OutputPathError(out, "exists and is not an empty folder") from exc
+    if not quiet:
+        click.echo(
+            f"wrote {len(m.files)} files to {for_terminal(out)}: {m.records:,} records, "
+            f"{m.messages:,} messages, {m.duplicates:,} duplicates, {m.rejects:,} broken"
+        )
 
 
 

@@ -11,6 +11,10 @@ same version of ``phonenumbers``, whose metadata decides which numbers are valid
 in 2025-01-01 .. 2025-06-30 UTC; nothing depends on the clock, the network or the global
 random generator.
 
+Any size: messages are made in chunks of up to 50,000 (:data:`_CHUNK`), each a complete
+small archive, and streamed to the files, so memory does not grow with ``n``. Up to one
+chunk the bytes are those the generator wrote when it held everything in memory.
+
 What the data looks like (facts the tests rely on):
 
 * Senders are valid mobile numbers (``phonenumbers.is_valid_number``) from twelve countries,
@@ -28,8 +32,10 @@ What the data looks like (facts the tests rely on):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import heapq
+import itertools
 import json
 import math
 import os
@@ -38,7 +44,7 @@ import shutil
 import struct
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -50,6 +56,8 @@ import phonenumbers
 import yaml
 import zstandard
 from phonenumbers import PhoneNumberType, carrier, geocoder
+
+from .errors import ArgumentError
 
 __all__ = [
     "NETWORKS",
@@ -458,16 +466,23 @@ def _random_mobile(rng: random.Random, region: str) -> tuple[phonenumbers.PhoneN
         if region == "US" and (digits[3] in "01" or digits[3:6] == "555"):
             continue
         num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
-        # Some +44 7 ranges belong to Guernsey, Jersey and Man: keep the asked country.
-        if phonenumbers.is_valid_number_for_region(num, region):
-            kind = phonenumbers.number_type(num)
-            if kind in _MOBILE_TYPES:
-                return num, kind
+        # number_type is UNKNOWN for an invalid number. Where a calling code is shared,
+        # some +44 7 ranges belong to Guernsey, Jersey and Man: keep the asked country.
+        kind = phonenumbers.number_type(num)
+        if kind in _MOBILE_TYPES and (
+            len(phonenumbers.region_codes_for_country_code(cc)) == 1
+            or phonenumbers.is_valid_number_for_region(num, region)
+        ):
+            return num, kind
 
 
 def _network_for(rng: random.Random, region: str, num: phonenumbers.PhoneNumber) -> str:
-    """Return the MCC-MNC a sender uses: mostly the range holder's, sometimes ported."""
-    name = carrier.name_for_number(num, "en")
+    """Return the MCC-MNC a sender uses: mostly the range holder's, sometimes ported.
+
+    `num` is a valid mobile number (:func:`_random_mobile`): what
+    ``carrier.name_for_number`` would check again is known.
+    """
+    name = carrier.name_for_valid_number(num, "en")
     for brand, code in _BRAND_NETWORK.get(region, ()):
         if brand in name and rng.random() < 0.85:
             return code
@@ -487,26 +502,40 @@ class _Party:
 
 
 def _party(num: phonenumbers.PhoneNumber, region: str, kind: int, **kw: Any) -> _Party:
+    """The party of the valid number `num` of type `kind` (:func:`_random_mobile`)."""
+    # What geocoder.description_for_number does, without finding the type a second time.
+    if phonenumbers.is_number_type_geographical(kind, num.country_code):
+        location = geocoder.description_for_valid_number(num, "en")
+    else:
+        location = geocoder.country_name_for_number(num, "en")
     return _Party(
         number=f"+{num.country_code}{num.national_number}",
         region=region,
         type_name=_TYPE_NAMES.get(kind, "UNKNOWN"),
-        location=geocoder.description_for_number(num, "en"),
+        location=location,
         **kw,
     )
 
 
-def _weighted(rng: random.Random, pairs: Sequence[tuple[str, float]]) -> str:
-    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+def _weighted(rng: random.Random, pairs: tuple[tuple[str, float], ...]) -> str:
+    values, cum = _cumulative_pairs(pairs)
+    return rng.choices(values, cum_weights=cum)[0]
+
+
+@functools.cache
+def _cumulative_pairs(pairs: tuple[tuple[str, float], ...]) -> tuple[list[str], list[float]]:
+    # random.choices adds up the weights on every call; the same sums, made once, draw the
+    # same values.
+    return [p[0] for p in pairs], _cumulative([p[1] for p in pairs])
 
 
 def _senders(rng: random.Random, count: int) -> list[_Party]:
     regions = list(_COUNTRIES)
-    weights = [_COUNTRIES[r][3] for r in regions]
+    weights = _cumulative([_COUNTRIES[r][3] for r in regions])
     seen: set[str] = set()
     out: list[_Party] = []
     while len(out) < count:
-        region = rng.choices(regions, weights)[0]
+        region = rng.choices(regions, cum_weights=weights)[0]
         num, kind = _random_mobile(rng, region)
         e164 = f"+{num.country_code}{num.national_number}"
         if e164 in seen:
@@ -609,6 +638,7 @@ _CAMPAIGNS = (
 # Relative traffic by UTC hour (French daytime) and by weekday (Monday first).
 _HOURS = (1, 1, 1, 1, 1, 2, 4, 8, 12, 14, 14, 13, 12, 13, 14, 14, 13, 12, 11, 9, 7, 5, 3, 2)
 _WEEKDAYS = (1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.55)
+_HOURS_CUM = list(itertools.accumulate(_HOURS))
 
 
 def _created(rng: random.Random) -> tuple[datetime, bool]:
@@ -626,7 +656,7 @@ def _created(rng: random.Random) -> tuple[datetime, bool]:
         # Slow growth over the half-year, fewer messages at weekends.
         if rng.random() < (0.7 + 0.3 * day / _DAYS) * _WEEKDAYS[date.weekday()]:
             break
-    hour = rng.choices(range(24), _HOURS)[0]
+    hour = rng.choices(range(24), cum_weights=_HOURS_CUM)[0]
     return date + timedelta(
         hours=hour, seconds=rng.randrange(3600), milliseconds=rng.randrange(1000)
     ), False
@@ -662,9 +692,10 @@ def _messages(rng: random.Random, n: int, taken: set[str]) -> list[_Msg]:
     sender_weights = [1 / (i + 6) for i in range(len(senders))]
     recipients = _recipients(rng)
     msgs: list[_Msg] = []
+    to_weights = _cumulative([r[1] for r in recipients])
     for sender in rng.choices(senders, sender_weights, k=n):
         created, campaign = _created(rng)
-        to, _, payment, alerting = rng.choices(recipients, [r[1] for r in recipients])[0]
+        to, _, payment, alerting = rng.choices(recipients, cum_weights=to_weights)[0]
         text, encoding, parts = _clean_body(
             rng, sender.lang, sender.smart, sender.emoji, 0.12 if campaign else 0.03
         )
@@ -1191,8 +1222,8 @@ def write_sample(
 
     Raises
     ------
-    ValueError
-        If `n` is below 200.
+    ArgumentError
+        If `n` is below 200 (a :class:`ValueError`).
     FileExistsError
         If `out` exists and is not an empty folder (checked again when the finished
         archive is moved there).
@@ -1205,7 +1236,7 @@ def write_sample(
     (300, True)
     """
     if n < 200:
-        raise ValueError(f"n must be at least 200, got {n}")
+        raise ArgumentError("n", n, "a sample needs at least 200 messages")
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty folder")
@@ -1219,7 +1250,9 @@ def write_sample(
         try:
             stage.replace(root)
         except OSError as exc:
-            raise FileExistsError(f"{root} exists and is not an empty folder") from exc
+            if root.is_dir() and any(root.iterdir()):  # filled while we worked
+                raise FileExistsError(f"{root} exists and is not an empty folder") from exc
+            raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return SampleManifest(

@@ -10,19 +10,30 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import random
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import phonenumbers
 import pytest
 import yaml
 import zstandard
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import carrier, geocoder
 
+from smsanalytics import sample
+from smsanalytics.cli import main
 from smsanalytics.sample import (
     NETWORKS,
     RATE_CARD,
@@ -467,11 +478,224 @@ def test_webhook_jsonl_million_rows_under_a_minute(tmp_path: Path) -> None:
     assert 350e6 < size < 550e6
 
 
-@pytest.mark.slow
-def test_large_n_keeps_every_date_valid(tmp_path: Path) -> None:
-    # n >= 23,000 used to fail with "day is out of range for month": a round of broken
-    # records put its day of month at 9 + round.
-    m = write_sample(tmp_path / "big", n=25_000, seed=5)
-    read = Read(m.root)
+# --- streaming: chunks, merged line files, the folder appears whole ---------------------
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory: pytest.TempPathFactory) -> tuple[SampleManifest, Read]:
+    """An archive made of three chunks: what n above 50,000 does, at a size a test can read."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sample, "_CHUNK", 400)
+        manifest = write_sample(tmp_path_factory.mktemp("chunked") / "out", n=1100, seed=4)
+    return manifest, Read(manifest.root)
+
+
+def test_chunked_counts_match_the_files(chunked: tuple[SampleManifest, Read]) -> None:
+    m, read = chunked
     assert m.records == m.messages + m.duplicates + m.rejects == read.records
-    assert m.messages == len(read.final) == 25_000
+    assert m.messages == 1100 == len(read.final)
+    assert m.duplicates == len(read.valid) - len(read.final)
+    assert m.rejects == sum(read.rejects.values())
+    assert m.senders == len({r["from"] for r in read.final.values()})
+    assert list(m.files) == sorted(p for p in m.root.rglob("*") if p.is_file())
+    wrong = {
+        sid for sid, r in read.final.items() if segments(r["text"]) != (r["encoding"], r["parts"])
+    }
+    assert wrong == set(m.discrepancies)
+    # Each chunk ends the scenario's log once only: one "stopped" line in the archive.
+    june = read_bytes(m.root / "actions/scenario-2025-06.log.gz")
+    assert june.count(b"scenario inbound-sms stopped") == 1
+
+
+def line_times(path: Path) -> list[datetime]:
+    """The time each record of a monthly webhook file is filed under."""
+    times = []
+    for raw in read_bytes(path).removeprefix("\ufeff".encode()).splitlines():
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # broken records, cut or not UTF-8: filed under a time we cannot read
+        if "payload" in obj:
+            times.append(datetime.fromisoformat(obj["at"]))
+        elif isinstance(obj.get("updated"), str) and obj["updated"] != "yesterday":
+            times.append(datetime.fromisoformat(obj["updated"]))
+    return times
+
+
+def test_chunked_line_files_stay_in_time_order(chunked: tuple[SampleManifest, Read]) -> None:
+    m, _ = chunked
+    # A broken envelope shows a time a second after the one it is filed under.
+    for month in ("01", "04", "06"):
+        path = next(p for p in m.files if p.name.startswith(f"2025-{month}.jsonl"))
+        times = line_times(path)
+        assert len(times) > 50
+        pairs = zip(times, times[1:], strict=False)
+        assert [(a, b) for a, b in pairs if b < a - timedelta(seconds=1)] == [], path.name
+
+
+def test_chunked_same_seed_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sample, "_CHUNK", 250)
+    a = tree(write_sample(tmp_path / "a", n=600, seed=2).root)
+    b = tree(write_sample(tmp_path / "b", n=600, seed=2).root)
+    assert a == b
+
+
+def test_a_sid_drawn_again_in_a_later_chunk_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks draw their sids independently: force the second chunk to draw the first
+    # chunk's sids, as chance would once in a while at 10 million messages.
+    monkeypatch.setattr(sample, "_CHUNK", 300)
+    made = sample._messages
+    first: list[str] = []
+
+    def messages(rng: Any, n: int, taken: set[str]) -> list[Any]:
+        msgs = made(rng, n, taken)
+        if n >= 200 and not first:
+            first.extend(m.sid for m in msgs)
+        elif n >= 200:
+            for m, sid in zip(msgs[:5], first, strict=False):
+                m.sid = sid
+        return msgs
+
+    monkeypatch.setattr(sample, "_messages", messages)
+    m = write_sample(tmp_path / "out", n=600, seed=9)
+    read = Read(m.root)
+    assert len(read.final) == m.messages == 600
+    assert m.records == read.records == m.messages + m.duplicates + m.rejects
+
+
+@given(st.lists(st.sets(st.integers(0, 36**8 - 1), max_size=30), min_size=1, max_size=5))
+def test_sid_book_finds_exactly_the_sids_used_before(chunks: list[set[int]]) -> None:
+    book = sample._SidBook()
+    used: set[str] = set()
+    for codes in chunks:
+        msgs = [SimpleNamespace(sid=_base36(c)) for c in sorted(codes)]
+        assert {x.sid for x in book.clashes(msgs)} == {x.sid for x in msgs} & used
+        book.add(msgs)
+        used |= {x.sid for x in msgs}
+
+
+def _base36(code: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    for _ in range(8):
+        code, d = divmod(code, 36)
+        out = digits[d] + out
+    return out
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 20), st.binary(max_size=12)), max_size=15),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from(["f.jsonl", "f.jsonl.gz", "f.jsonl.zst"]),
+)
+@settings(deadline=None, max_examples=60)
+def test_runs_merge_into_one_time_ordered_file(
+    runs: list[list[tuple[int, bytes]]], name: str
+) -> None:
+    lines = [[(float(k), line.replace(b"\n", b"")) for k, line in run] for run in runs]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = sample._Runs(Path(tmp))
+        for run in lines:
+            lf = sample._LineFile(name)
+            for key, line in run:
+                lf.add(key, line)
+            store.add(lf, random.Random(0))
+        store.write(name, Path(tmp) / name)
+        text = read_bytes(Path(tmp) / name)
+    # Blank lines come and go; the records are every line of every run, stably by time.
+    expected = [line for _, line in sorted(sum(lines, []), key=lambda x: x[0])]
+    got = [x for x in text.split(b"\n")]
+    assert got[-1] == b""
+    assert [x for x in got if x.strip()] == [x for x in expected if x.strip()]
+
+
+def test_an_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
+    def stop(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_sample(tmp_path / "out", n=300, seed=1, progress=stop)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_filled_meanwhile_is_not_mixed_into(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def intrude(_: int) -> None:  # another process writes there while we generate
+        (out / "theirs.jsonl").write_text("{}\n")
+
+    with pytest.raises(FileExistsError):
+        write_sample(out, n=300, seed=1, progress=intrude)
+    assert [p.name for p in out.iterdir()] == ["theirs.jsonl"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@given(st.integers(0, 10**7))
+def test_broken_rounds_stay_in_their_month(r: int) -> None:
+    for start in (datetime(2025, 1, 9, 14, 3, 7, 250000), datetime(2025, 3, 2, 11)):
+        assert (start + sample._round_shift(r)).month == start.month
+
+
+@given(st.integers(0, 2**32), st.sampled_from(sorted(sample._COUNTRIES)))
+@settings(max_examples=50)
+def test_a_sender_is_described_as_phonenumbers_describes_it(seed: int, region: str) -> None:
+    # The generator skips lookups phonenumbers would repeat: the results must not change.
+    num, kind = sample._random_mobile(random.Random(seed), region)
+    assert phonenumbers.is_valid_number_for_region(num, region)
+    assert kind == phonenumbers.number_type(num)
+    party = sample._party(num, region, kind)
+    assert party.location == geocoder.description_for_number(num, "en")
+    assert party.number == phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    assert carrier.name_for_valid_number(num, "en") == carrier.name_for_number(num, "en")
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_cli_sample_quiet_writes_and_prints_nothing(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "a"), "--n", "300", "-q"])
+    assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
+    assert tree(tmp_path / "a") == tree(write_sample(tmp_path / "b", n=300).root)
+
+
+def test_cli_sample_reports_and_refuses_cleanly(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "a"), "--n", "300"])
+    assert r.exit_code == 0 and "300 messages" in r.stdout
+    again = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "a"), "--n", "300"])
+    assert again.exit_code == 2 and "not an empty folder" in again.stderr
+    small = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "b"), "--n", "199"])
+    assert small.exit_code == 2 and "--n 199" in small.stderr and "Traceback" not in small.output
+    assert not (tmp_path / "b").exists()
+
+
+MEASURE = r"""
+import json, resource, sys
+from smsanalytics.sample import write_sample
+m = write_sample(sys.argv[1], n=int(sys.argv[2]), seed=5)
+print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "records": m.records, "messages": m.messages, "duplicates": m.duplicates,
+                  "rejects": m.rejects, "senders": m.senders}))
+"""
+
+
+@pytest.mark.slow
+def test_200k_messages_in_bounded_memory(tmp_path: Path) -> None:
+    # Four chunks, 200 rounds of broken records (n >= 23,000 once failed with "day is out
+    # of range for month"). Holding everything, as the generator once did, took ~700 MB.
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tmp_path / "big"), "200000"],
+        capture_output=True, text=True, check=True,
+    )
+    m = json.loads(proc.stdout)
+    assert m["peak"] < 450 * 2**20, m["peak"]
+    read = Read(tmp_path / "big")
+    assert m["records"] == m["messages"] + m["duplicates"] + m["rejects"] == read.records
+    assert m["messages"] == len(read.final) == 200_000
+    assert m["duplicates"] == len(read.valid) - len(read.final)
+    assert m["senders"] == len({r["from"] for r in read.final.values()})
