@@ -522,6 +522,12 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
 @click.option(
     "--min-free-mb", default=100, show_default=True, type=click.IntRange(0), help="For /readyz."
 )
+@click.option(
+    "--client-timeout",
+    default="10s",
+    show_default=True,
+    help="Time a client has to send a request's headers, and its body.",
+)
 @click.option("--no-access-log", is_flag=True, help="No line per request.")
 @_handle_errors
 def serve(
@@ -540,6 +546,7 @@ def serve(
     max_body: int,
     max_file_mb: int,
     min_free_mb: int,
+    client_timeout: str,
     no_access_log: bool,
 ) -> None:
     """Receive Callr's webhooks into an archive (and a dataset), durably.
@@ -559,6 +566,7 @@ def serve(
         hash_name=hmac_hash,
         prefix=prefix,
         max_body=max_body,
+        body_timeout=parse_duration(client_timeout, "--client-timeout"),
         min_free_bytes=min_free_mb << 20,
         max_file_bytes=max_file_mb << 20,
         dataset=Path(dataset) if dataset else None,

@@ -142,7 +142,7 @@ class ReceiverConfig:
     max_body : int
         Largest body accepted [bytes].
     body_timeout : float
-        Time allowed to receive a body [s].
+        Time allowed to receive a body, and (with :func:`serve`) a request's headers [s].
     min_free_bytes : int
         ``/readyz`` fails below this much free disk space [bytes].
     max_file_bytes : int
@@ -573,6 +573,56 @@ def create_app(
     return app
 
 
+def _http_protocol(header_timeout: float) -> Any:
+    """uvicorn's httptools protocol, closing connections whose request headers are slow.
+
+    uvicorn times out idle keep-alive connections but not a client that connects and then
+    sends its headers slowly or never (a "slowloris"): each such connection would be held
+    open for good. Here a request's headers must be complete within `header_timeout`
+    seconds of the connection or of the request's first byte. (The body has its own limit,
+    in the app.) Falls back to uvicorn's choice if httptools is not installed.
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools is in the serve extra
+        return "auto"
+
+    class Protocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _too_slow(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return Protocol
+
+
 def serve(
     config: ReceiverConfig,
     *,
@@ -623,6 +673,7 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(graceful_timeout),
         timeout_keep_alive=15,
+        http=_http_protocol(config.body_timeout),
         limit_concurrency=max_connections,
         server_header=False,
         workers=1,

@@ -585,6 +585,23 @@ def test_serve_options_are_checked_before_starting(tmp_path, args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
+def test_real_server_drops_clients_that_send_headers_too_slowly(tmp_path):
+    proc, url = start_server(tmp_path, tmp_path / "archive", "--client-timeout", "1s")
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        silent = socket.create_connection((host, int(port)))
+        slow = socket.create_connection((host, int(port)))
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # and never the end of headers
+        for s in (silent, slow):
+            s.settimeout(20)
+            assert s.recv(100) == b""  # closed by the server, well before 20 s
+            s.close()
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 def test_real_server_speaks_tls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
