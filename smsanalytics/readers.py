@@ -876,7 +876,8 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
         # A value that cannot be built is the record's (its line); a document that does
         # not parse has no record to speak of: the line of the problem.
         line, reason = _yaml_problem(exc)
-        line = at if record else max(line, at)
+        # (a problem found at the end of the document is on its last line)
+        line = at if record else min(max(line, at), max(len(excerpt) - 1, 0))
         items.append((first + line, "\n".join(excerpt[line : line + 5]), reason))
 
     at = 0

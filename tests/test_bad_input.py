@@ -356,3 +356,10 @@ def test_json_lines_named_json_with_a_long_first_line(write):
     lines = [json.dumps(payload("s0", pad="x" * 100_000)), json.dumps(payload("s1"))]
     r = load(write("a.json", "\r\n".join(lines) + "\r\n"))
     assert sids(r) == ["s0", "s1"] and r.summary.rejected == 0
+
+
+def test_yaml_document_cut_short_is_rejected_at_its_own_line():
+    tables = list(readers._iter_yaml("a.yaml", b"--- {sid: [1\n--- {sid: b}\n"))
+    rows = [r for t in tables for r in t.to_pylist()]
+    assert [(r["source_line"], r["pre_error"] is None) for r in rows] == [(1, False), (2, True)]
+    assert rows[0]["text"] == "--- {sid: [1"
