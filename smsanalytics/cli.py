@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -63,6 +64,45 @@ def _handle_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+T = TypeVar("T")
+
+
+def _interruptible(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a library call in a worker thread, so that Ctrl-C stops its queries at once.
+
+    DuckDB does not see SIGINT while a query runs (the signal waits for the query to end,
+    which can take minutes); the main thread waits for the worker in short steps, so it
+    gets the KeyboardInterrupt at once, stops the queries and raises it. Only for calls
+    that write nothing.
+    """
+    outcome: dict[str, Any] = {}
+    # An Event, not Thread.join: a join cut short by Ctrl-C marks the thread finished
+    # while it still runs (CPython), and the process then aborts at exit under DuckDB.
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except BaseException as exc:  # handed to the main thread as it is
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="smsanalytics-query", daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            pass
+    except KeyboardInterrupt:
+        queries = sys.modules.get(f"{__package__}.queries")
+        if queries is not None:
+            queries.interrupt_all()
+        done.wait(10)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 def _silence_stdout() -> None:
@@ -330,7 +370,7 @@ def sql(
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    df = run_sql(dataset, query, read_only=read_only)
+    df = _interruptible(run_sql, dataset, query, read_only=read_only)
     if as_csv:
         from .escape import write_csv
 
@@ -370,7 +410,7 @@ def report(
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    r = cost_report(dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
+    r = _interruptible(cost_report, dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
@@ -417,7 +457,8 @@ def audit(
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    a = run(dataset, start=lo, end=hi, tz=zone, currency=label, rate_margin=rate_margin)
+    a = _interruptible(run, dataset, start=lo, end=hi, tz=zone, currency=label,
+                       rate_margin=rate_margin)
     if as_json:
         click.echo(a.to_json())
     else:

@@ -180,27 +180,34 @@ def to_json(value: Any, **kwargs: Any) -> str:
 
 def _csv_text(value: Any) -> str | None:
     """One CSV cell as text (None: empty): exact decimals, ISO times, JSON for nested data."""
-    import pandas as pd
-
+    # The common types first, without pandas: this runs once per cell.
     if value is None:
         return None
     if isinstance(value, str):
         return str(for_csv_cell(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return None if value != value else repr(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None if value.is_nan() else str(value)
+        # Exact and unrounded, without exponent or padding zeros.
+        return f"{value.normalize():f}" if value != 0 else "0"
+    import pandas as pd
+
     if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):  # an Arrow list cell
         value = value.tolist()
     if isinstance(value, list | tuple | dict):
         return str(for_csv_cell(json.dumps(value, ensure_ascii=False, default=str)))
     if pd.isna(value):
         return None
-    if isinstance(value, Decimal):
-        # Exact and unrounded, without exponent or padding zeros.
-        return f"{value.normalize():f}" if value != 0 else "0"
     if isinstance(value, datetime | date):  # pandas' Timestamp too
         return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if hasattr(value, "item"):  # NumPy scalars
-        value = value.item()
+        return _csv_text(value.item())
     return str(value)
 
 

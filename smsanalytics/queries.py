@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 import sys
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -102,6 +103,9 @@ COST_DIMENSIONS: dict[str, str] = {
     "encoding": "encoding",
     "status": "status",
 }
+
+# Connections connect() opened, while they live: interrupt_all() stops their queries.
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
 
 _VIEW = "messages"
 _SLOT = "epoch_us(created_at) // 900000000"
@@ -390,6 +394,7 @@ def connect(
             _set_currency(source, currency)
         return source
     con = duckdb.connect()
+    _OPEN.add(con)
     con.execute("SET TimeZone = 'UTC'")
     if isinstance(source, str | Path) and _is_dataset(Path(source)):
         con.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM {dataset.scan_sql(source)}")
@@ -403,6 +408,19 @@ def connect(
     if currency is not None:
         _set_currency(con, currency)
     return con
+
+
+def interrupt_all() -> None:
+    """Stop the queries running on every connection :func:`connect` opened.
+
+    DuckDB does not notice Ctrl-C while it runs a query; the command line calls this from
+    the main thread when the user interrupts a query running in another one.
+    """
+    for con in list(_OPEN):
+        try:
+            con.interrupt()
+        except duckdb.Error:  # closed meanwhile
+            pass
 
 
 def run_sql(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import _thread
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +142,54 @@ def test_run_sql_read_only_over_a_dataframe(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="disabled"):
         queries.run_sql(pd.DataFrame({"sid": ["a"]}),
                         f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'", read_only=True)
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------
+
+
+SLOW = ("SELECT count(*) AS n FROM range(1000000000) a "
+        "WHERE md5(a.range::VARCHAR) > 'a'")  # about a minute of work
+
+
+def test_ctrl_c_stops_a_running_query(ds: Path) -> None:
+    from smsanalytics.cli import _interruptible
+
+    seen: dict[str, BaseException] = {}
+
+    def query() -> object:
+        try:
+            return queries.run_sql(ds, SLOW)
+        except BaseException as exc:
+            seen["error"] = exc
+            raise
+
+    timer = threading.Timer(1.0, _thread.interrupt_main)  # Ctrl-C, once the query runs
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        _interruptible(query)
+    assert "interrupt" in str(seen["error"]).lower()  # the query stopped, not abandoned
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["sql", "audit", "report"])
+def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(ds: Path, tmp_path: Path,
+                                                             command: str) -> None:
+    args = {"sql": [str(ds), SLOW], "audit": [str(ds), "--start", "2025-01-01"],
+            "report": [str(ds), "-o", str(tmp_path / "r.html")]}[command]
+    child = subprocess.Popen([sys.executable, "-m", "smsanalytics", command, *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    while child.poll() is None and cpu_seconds() < 2.0:  # started: past the imports
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    if command == "sql":  # the others may have finished before the signal: both are fine
+        assert child.returncode == 130, err
+    if child.returncode == 130:
+        assert err.splitlines() == ["smsanalytics: interrupted; nothing was changed"]
+        assert not (tmp_path / "r.html").exists()
