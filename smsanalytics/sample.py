@@ -32,6 +32,7 @@ What the data looks like (facts the tests rely on):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import heapq
@@ -42,10 +43,10 @@ import os
 import random
 import shutil
 import struct
+import tempfile
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -1047,7 +1048,7 @@ def _iter_run(fd: int, start: int, end: int) -> Iterator[tuple[float, int, bytes
         i += head + length
 
 
-@contextmanager
+@contextlib.contextmanager
 def _open_output(path: Path, size: int) -> Iterator[BinaryIO]:
     """Open `path` to write `size` bytes, through gzip or zstd if its name ends so.
 
@@ -1200,7 +1201,7 @@ def write_sample(
 
     Messages are made in chunks of up to 50,000, each a complete small archive with its own
     senders, streamed to the files (line files stay in time order): memory does not grow
-    with `n`, and time grows linearly. The folder appears only when it is complete.
+    with `n`, and time grows linearly. Files appear in `out` only when all are complete.
 
     Parameters
     ----------
@@ -1240,21 +1241,22 @@ def write_sample(
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside `out` and renamed into place: an interrupted run leaves nothing behind,
-    # and of two runs on one folder the second fails instead of mixing files.
-    stage = root.parent / f".{root.name}.{os.getpid()}.{time.monotonic_ns()}.partial"
-    stage.mkdir()
+    made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    # Built in a hidden folder inside `out` and moved up when complete: an interrupted run
+    # leaves `out` as it found it, and of two runs on one folder the second fails instead
+    # of mixing files. (Inside, not beside: `out` may be "." or a link to a folder.)
+    stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
         files, counts = _write_chunks(stage, n, seed, progress)
-        try:
-            stage.replace(root)
-        except OSError as exc:
-            if root.is_dir() and any(root.iterdir()):  # filled while we worked
-                raise FileExistsError(f"{root} exists and is not an empty folder") from exc
-            raise
-    finally:
+        _move_up(stage, root)
+    except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):  # not ours to remove once another run wrote
+                root.rmdir()
+        raise
+    stage.rmdir()
     return SampleManifest(
         root=root,
         files=tuple(sorted(root / rel for rel in files)),
@@ -1262,6 +1264,21 @@ def write_sample(
         messages=n,
         **counts,
     )
+
+
+def _move_up(stage: Path, root: Path) -> None:
+    """Move the entries of `stage` into `root`, which must hold nothing but `stage`."""
+    if [p.name for p in root.iterdir()] != [stage.name]:
+        raise FileExistsError(f"{root} exists and is not an empty folder")
+    moved: list[Path] = []
+    for entry in sorted(stage.iterdir()):
+        try:
+            os.rename(entry, root / entry.name)  # refuses a folder another run filled
+        except OSError as exc:
+            for path in moved:  # ours: take them back out rather than leave half a sample
+                shutil.rmtree(path, ignore_errors=True)
+            raise FileExistsError(f"{root} exists and is not an empty folder") from exc
+        moved.append(root / entry.name)
 
 
 def _chunk_sizes(n: int) -> list[int]:
