@@ -458,12 +458,31 @@ def _clean_body(
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
+def _pick(rng: random.Random, chars: str, count: int) -> str:
+    """Return `count` characters of `chars` drawn as ``rng.choice`` draws each one.
+
+    ``Random.choice`` takes ``getrandbits(len(chars).bit_length())`` until the value is
+    below ``len(chars)``; doing the same here saves two Python calls a character, and a
+    sixth of the generator's time.
+    """
+    n = len(chars)
+    k = n.bit_length()
+    bits = rng.getrandbits
+    out = []
+    for _ in range(count):
+        r = bits(k)
+        while r >= n:
+            r = bits(k)
+        out.append(chars[r])
+    return "".join(out)
+
+
 def _random_mobile(rng: random.Random, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
     """Return a valid mobile number of `region` and its :class:`PhoneNumberType`."""
     cc, prefixes, length, _ = _COUNTRIES[region]
     while True:
         prefix = rng.choice(prefixes)
-        digits = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
+        digits = prefix + _pick(rng, "0123456789", length - len(prefix))
         if region == "US" and (digits[3] in "01" or digits[3:6] == "555"):
             continue
         num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
@@ -681,7 +700,7 @@ _ERRORS = {
 
 def _sid(rng: random.Random, taken: set[str]) -> str:
     while True:
-        sid = "".join(rng.choice(_SID_CHARS) for _ in range(8))
+        sid = _pick(rng, _SID_CHARS, 8)
         if sid not in taken:
             taken.add(sid)
             return sid
@@ -827,7 +846,7 @@ def _payload(m: _Msg, style: _Style, final: bool = True) -> dict[str, Any]:
 
 def _event_id(rng: random.Random, at: datetime) -> str:
     ms = int(at.timestamp() * 1000)
-    return f"a033{ms}{rng.randrange(100):02d}" + "".join(rng.choice(_ID_CHARS) for _ in range(13))
+    return f"a033{ms}{rng.randrange(100):02d}" + _pick(rng, _ID_CHARS, 13)
 
 
 def _envelope(
@@ -1553,7 +1572,7 @@ def _place_log(rng: random.Random, arc: _Archive, m: _Msg) -> None:
     if rng.random() < 0.02:
         later = logged + timedelta(minutes=rng.randrange(5, 90))
         call = {
-            "callId": "".join(rng.choice(_SID_CHARS) for _ in range(10)),
+            "callId": _pick(rng, _SID_CHARS, 10),
             "duration": rng.randrange(5, 600),
         }
         text = rng.choice(("log@v1 call ended", "log@v1 call ended " + _compact(call)))
@@ -1632,7 +1651,7 @@ def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) ->
     for month in (1, 4):
         at = datetime(2025, month, 9, 14, 3, 7, 250000, tzinfo=_UTC) + _round_shift(r)
         call = {
-            "callid": "".join(rng.choice(_SID_CHARS) for _ in range(8)),
+            "callid": _pick(rng, _SID_CHARS, 8),
             "from": "+33612345678",
             "duration": 73,
             "status": "ended",

@@ -648,6 +648,18 @@ def test_the_current_folder_can_be_the_output(
     assert m.records == Read(here).records
 
 
+@given(
+    st.integers(0, 2**64),
+    st.sampled_from(["0123456789", "ab", "a", sample._ID_CHARS]),
+    st.integers(0, 20),
+)
+def test_pick_draws_what_random_choice_draws(seed: int, chars: str, count: int) -> None:
+    # The shortcut must leave the random stream, hence every byte of the sample, as it was.
+    a, b = random.Random(seed), random.Random(seed)
+    assert sample._pick(a, chars, count) == "".join(b.choice(chars) for _ in range(count))
+    assert a.random() == b.random()
+
+
 @given(st.integers(0, 10**7))
 def test_broken_rounds_stay_in_their_month(r: int) -> None:
     for start in (datetime(2025, 1, 9, 14, 3, 7, 250000), datetime(2025, 3, 2, 11)):
