@@ -462,8 +462,8 @@ def _pick(rng: random.Random, chars: str, count: int) -> str:
     """Return `count` characters of `chars` drawn as ``rng.choice`` draws each one.
 
     ``Random.choice`` takes ``getrandbits(len(chars).bit_length())`` until the value is
-    below ``len(chars)``; doing the same here saves two Python calls a character, and a
-    sixth of the generator's time.
+    below ``len(chars)``; doing the same here saves two Python calls a character (2.4x
+    faster per character, about 3 % of the generator's time).
     """
     n = len(chars)
     k = n.bit_length()
