@@ -18,8 +18,8 @@ streamed to the files, line files merged in time order at the end (the shipped
 ========== ================================= ======================================
 n          before: wall / CPU / peak RSS     after: wall / CPU / peak RSS
 ========== ================================= ======================================
-100,000    21.7 s / 13.9 s / 353 MiB         20.8 s / 9.7 s / 273 MiB
-1,000,000  440 s / 146 s / 2.32 GiB          742 s / 123 s / 281 MiB
+100,000    21.7 s / 13.9 s / 353 MiB         28.7 s / 10.6 s / 273 MiB
+1,000,000  440 s / 146 s / 2.32 GiB          332 s / 124 s / 280 MiB
 ========== ================================= ======================================
 
 10,000,000 and how these were measured: the README's Performance section.

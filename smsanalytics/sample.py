@@ -32,6 +32,7 @@ What the data looks like (facts the tests rely on):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import heapq
@@ -42,10 +43,10 @@ import os
 import random
 import shutil
 import struct
+import tempfile
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -457,12 +458,31 @@ def _clean_body(
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
+def _pick(rng: random.Random, chars: str, count: int) -> str:
+    """Return `count` characters of `chars` drawn as ``rng.choice`` draws each one.
+
+    ``Random.choice`` takes ``getrandbits(len(chars).bit_length())`` until the value is
+    below ``len(chars)``; doing the same here saves two Python calls a character (2.4x
+    faster per character, about 3 % of the generator's time).
+    """
+    n = len(chars)
+    k = n.bit_length()
+    bits = rng.getrandbits
+    out = []
+    for _ in range(count):
+        r = bits(k)
+        while r >= n:
+            r = bits(k)
+        out.append(chars[r])
+    return "".join(out)
+
+
 def _random_mobile(rng: random.Random, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
     """Return a valid mobile number of `region` and its :class:`PhoneNumberType`."""
     cc, prefixes, length, _ = _COUNTRIES[region]
     while True:
         prefix = rng.choice(prefixes)
-        digits = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
+        digits = prefix + _pick(rng, "0123456789", length - len(prefix))
         if region == "US" and (digits[3] in "01" or digits[3:6] == "555"):
             continue
         num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
@@ -680,7 +700,7 @@ _ERRORS = {
 
 def _sid(rng: random.Random, taken: set[str]) -> str:
     while True:
-        sid = "".join(rng.choice(_SID_CHARS) for _ in range(8))
+        sid = _pick(rng, _SID_CHARS, 8)
         if sid not in taken:
             taken.add(sid)
             return sid
@@ -826,7 +846,7 @@ def _payload(m: _Msg, style: _Style, final: bool = True) -> dict[str, Any]:
 
 def _event_id(rng: random.Random, at: datetime) -> str:
     ms = int(at.timestamp() * 1000)
-    return f"a033{ms}{rng.randrange(100):02d}" + "".join(rng.choice(_ID_CHARS) for _ in range(13))
+    return f"a033{ms}{rng.randrange(100):02d}" + _pick(rng, _ID_CHARS, 13)
 
 
 def _envelope(
@@ -1047,7 +1067,7 @@ def _iter_run(fd: int, start: int, end: int) -> Iterator[tuple[float, int, bytes
         i += head + length
 
 
-@contextmanager
+@contextlib.contextmanager
 def _open_output(path: Path, size: int) -> Iterator[BinaryIO]:
     """Open `path` to write `size` bytes, through gzip or zstd if its name ends so.
 
@@ -1200,7 +1220,7 @@ def write_sample(
 
     Messages are made in chunks of up to 50,000, each a complete small archive with its own
     senders, streamed to the files (line files stay in time order): memory does not grow
-    with `n`, and time grows linearly. The folder appears only when it is complete.
+    with `n`, and time grows linearly. Files appear in `out` only when all are complete.
 
     Parameters
     ----------
@@ -1240,21 +1260,22 @@ def write_sample(
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside `out` and renamed into place: an interrupted run leaves nothing behind,
-    # and of two runs on one folder the second fails instead of mixing files.
-    stage = root.parent / f".{root.name}.{os.getpid()}.{time.monotonic_ns()}.partial"
-    stage.mkdir()
+    made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    # Built in a hidden folder inside `out` and moved up when complete: an interrupted run
+    # leaves `out` as it found it, and of two runs on one folder the second fails instead
+    # of mixing files. (Inside, not beside: `out` may be "." or a link to a folder.)
+    stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
         files, counts = _write_chunks(stage, n, seed, progress)
-        try:
-            stage.replace(root)
-        except OSError as exc:
-            if root.is_dir() and any(root.iterdir()):  # filled while we worked
-                raise FileExistsError(f"{root} exists and is not an empty folder") from exc
-            raise
-    finally:
+        _move_up(stage, root)
+    except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):  # not ours to remove once another run wrote
+                root.rmdir()
+        raise
+    stage.rmdir()
     return SampleManifest(
         root=root,
         files=tuple(sorted(root / rel for rel in files)),
@@ -1262,6 +1283,21 @@ def write_sample(
         messages=n,
         **counts,
     )
+
+
+def _move_up(stage: Path, root: Path) -> None:
+    """Move the entries of `stage` into `root`, which must hold nothing but `stage`."""
+    if [p.name for p in root.iterdir()] != [stage.name]:
+        raise FileExistsError(f"{root} exists and is not an empty folder")
+    moved: list[Path] = []
+    for entry in sorted(stage.iterdir()):
+        try:
+            os.rename(entry, root / entry.name)  # refuses a folder another run filled
+        except OSError as exc:
+            for path in moved:  # ours: take them back out rather than leave half a sample
+                shutil.rmtree(path, ignore_errors=True)
+            raise FileExistsError(f"{root} exists and is not an empty folder") from exc
+        moved.append(root / entry.name)
 
 
 def _chunk_sizes(n: int) -> list[int]:
@@ -1536,7 +1572,7 @@ def _place_log(rng: random.Random, arc: _Archive, m: _Msg) -> None:
     if rng.random() < 0.02:
         later = logged + timedelta(minutes=rng.randrange(5, 90))
         call = {
-            "callId": "".join(rng.choice(_SID_CHARS) for _ in range(10)),
+            "callId": _pick(rng, _SID_CHARS, 10),
             "duration": rng.randrange(5, 600),
         }
         text = rng.choice(("log@v1 call ended", "log@v1 call ended " + _compact(call)))
@@ -1615,7 +1651,7 @@ def _broken_round(rng: random.Random, arc: _Archive, taken: set[str], r: int) ->
     for month in (1, 4):
         at = datetime(2025, month, 9, 14, 3, 7, 250000, tzinfo=_UTC) + _round_shift(r)
         call = {
-            "callid": "".join(rng.choice(_SID_CHARS) for _ in range(8)),
+            "callid": _pick(rng, _SID_CHARS, 8),
             "from": "+33612345678",
             "duration": 73,
             "status": "ended",

@@ -636,6 +636,30 @@ def test_a_folder_filled_meanwhile_is_not_mixed_into(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def test_the_current_folder_can_be_the_output(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path_factory.mktemp("here")
+    monkeypatch.chdir(here)
+    m = write_sample(".", n=300, seed=1)
+    assert sorted(p.name for p in here.iterdir()) == ["actions", "events", "exports", "webhooks"]
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "out"
+    assert tree(here) == tree(write_sample(elsewhere, n=300, seed=1).root)
+    assert m.records == Read(here).records
+
+
+@given(
+    st.integers(0, 2**64),
+    st.sampled_from(["0123456789", "ab", "a", sample._ID_CHARS]),
+    st.integers(0, 20),
+)
+def test_pick_draws_what_random_choice_draws(seed: int, chars: str, count: int) -> None:
+    # The shortcut must leave the random stream, hence every byte of the sample, as it was.
+    a, b = random.Random(seed), random.Random(seed)
+    assert sample._pick(a, chars, count) == "".join(b.choice(chars) for _ in range(count))
+    assert a.random() == b.random()
+
+
 @given(st.integers(0, 10**7))
 def test_broken_rounds_stay_in_their_month(r: int) -> None:
     for start in (datetime(2025, 1, 9, 14, 3, 7, 250000), datetime(2025, 3, 2, 11)):
