@@ -104,3 +104,20 @@ def test_strip_accents_agrees_with_duckdb(text):
     """
     expected = duckdb.execute("SELECT strip_accents(?)", [text]).fetchone()[0]
     assert strip_accents(text) == expected
+
+
+def test_engine_spark_without_pyspark_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from smsanalytics.errors import ArgumentError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyspark" else real(name, *a))
+    with pytest.raises(ArgumentError, match=r"pyspark is not installed.*smsanalytics\[spark\]"):
+        queries.connect(".", engine="spark")
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="engine must be 'duckdb' or 'spark'"):
+        queries.connect(".", engine="sqlite")
