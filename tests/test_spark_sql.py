@@ -102,13 +102,15 @@ def test_every_template_translates(name):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"],
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cn"],
                                      exclude_characters="\x00"), max_size=20))
 def test_strip_accents_agrees_with_duckdb(text):
     """The function Spark calls for strip_accents gives DuckDB's answer, on any text.
 
     Except NUL, where DuckDB 1.x is inconsistent ('\x00\x80' gives '', '\x00' gives
-    '\x00'); a body with NUL is no keyword either way.
+    '\x00'), and characters newer than Python's Unicode database (unassigned for it, Cn:
+    U+11F00, a Kawi mark of Unicode 15, is a mark to DuckDB's utf8proc but unknown to
+    Python 3.11's Unicode 14); a body with either is no keyword either way.
     """
     expected = duckdb.execute("SELECT strip_accents(?)", [text]).fetchone()[0]
     assert strip_accents(text) == expected
