@@ -23,6 +23,7 @@ PySpark (4.x) and sqlglot are imported only when a Spark connection is made
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import unicodedata
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from . import dataset
+from .errors import ArgumentError
 from .schema import MESSAGE_SCHEMA
 
 if TYPE_CHECKING:
@@ -244,6 +246,10 @@ def connect(source: Any, *, spark: SparkSession | None = None,
         if currency is not None:
             source.currency = currency
         return source
+    for module in ("pyspark", "sqlglot"):
+        if importlib.util.find_spec(module) is None:
+            raise ArgumentError("engine", "spark", f"{module} is not installed: pip install "
+                                "'smsanalytics[spark]' (Spark also needs Java 17+)")
     session = spark if spark is not None else get_session()
     return SparkConnection(session, _frame(session, source), currency=currency)
 

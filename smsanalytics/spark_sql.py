@@ -109,7 +109,8 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         if name == "epoch_us" and len(args) == 1:
             return exp.UnixMicros(this=args[0])
         if name == "timezone" and len(args) == 2:
-            return _timezone(args[0], args[1])
+            # The replacement's children are not visited again: rewrite them first.
+            return _timezone(args[0], args[1].transform(_rewrite))
         if name == "strip_accents" and len(args) == 1:
             return exp.Anonymous(this=STRIP_ACCENTS_UDF, expressions=[args[0]])
     if isinstance(node, exp.UnixToTime) and not node.args.get("scale"):
