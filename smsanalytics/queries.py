@@ -83,9 +83,9 @@ __all__ = [
 ]
 
 #: Period lengths a question can bucket by.
-FREQS: tuple[str, ...] = ("hour", "day", "week", "month")
+FREQS: tuple[str, ...] = ("hour", "day", "week", "month", "quarter", "year")
 
-Freq = Literal["hour", "day", "week", "month"]
+Freq = Literal["hour", "day", "week", "month", "quarter", "year"]
 TextFilter = str | Iterable[str] | None
 TimeBound = date | datetime | str | pd.Timestamp | None
 #: Whatever :func:`connect` accepts, or a connection it returned.
@@ -123,7 +123,7 @@ _FILTER_COLUMNS = {
 # questions that count first aggregate by 15-minute UTC slot ({slot}: integer arithmetic),
 # then convert each slot's start ({slot_start}) once. This is exact: every UTC offset in
 # use is a multiple of 15 minutes and offsets change on slot boundaries, so a whole slot
-# falls in one local hour, day, week and month.
+# falls in one local hour, day, week, month, quarter and year.
 # ---------------------------------------------------------------------------------------
 
 VOLUME_SQL = """
@@ -597,8 +597,9 @@ def bucket_sql(freq: str, column: str = "created_at") -> tuple[str, str]:
 
     Parameters
     ----------
-    freq : {'hour', 'day', 'week', 'month'}
-        Period length. Weeks start on Monday.
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
+        Period length. Weeks start on Monday; quarters on 1 January, April, July and
+        October; years on 1 January (local midnight in ``$tz``).
     column : str
         A ``TIMESTAMPTZ`` column (or expression) to bucket.
 
@@ -700,7 +701,7 @@ def volume(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'}
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
         Period length; periods are buckets of ``created_at`` in `tz`.
     tz : str
         IANA time zone of the periods and of naive `start` / `end` (e.g. "Europe/Paris").
@@ -804,7 +805,7 @@ def sender_activity(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'}
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
         Period length.
     tz : str
         Time zone of the periods.
@@ -979,9 +980,10 @@ def costs(
     source : connection or anything :func:`connect` accepts
         The messages.
     by : str or sequence of str
-        Grouping, in order: at most one period (``hour``, ``day``, ``week``, ``month``, in
-        `tz`) and any of :data:`COST_DIMENSIONS` (``country``, ``network``, ``operator``,
-        ``traffic_type``, ``payment_type``, ``to_number``, ``encoding``, ``status``).
+        Grouping, in order: at most one period (``hour``, ``day``, ``week``, ``month``,
+        ``quarter``, ``year``, in `tz`) and any of :data:`COST_DIMENSIONS` (``country``,
+        ``network``, ``operator``, ``traffic_type``, ``payment_type``, ``to_number``,
+        ``encoding``, ``status``).
         Empty: one row, the total.
     tz : str
         Time zone of the periods and of naive `start` / `end`.
@@ -1067,7 +1069,7 @@ def traffic(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'} or None
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals over the whole range (no ``period`` column).
     tz : str
         Time zone of the periods.
@@ -1103,7 +1105,7 @@ def statuses(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'} or None
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals over the whole range (no ``period`` column).
     tz : str
         Time zone of the periods.
@@ -1181,7 +1183,7 @@ def keywords(
         Keyword -> kind (e.g. ``{"STOP": "opt-out"}``). Keywords are normalised the same
         way as bodies. A plain list takes kinds from :data:`DEFAULT_KEYWORDS`, else
         ``"keyword"``.
-    freq : {'hour', 'day', 'week', 'month'} or None
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals (no ``period`` column).
     tz : str
         Time zone of the periods.

@@ -42,12 +42,14 @@ QUESTIONS = _questions()
 
 #: Extra calls beyond each question's defaults: every freq and every `by` at least once.
 _VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "volume": [{"freq": "hour"}, {"freq": "week"}, {"freq": "month"}],
+    "volume": [{"freq": "hour"}, {"freq": "week"}, {"freq": "month"}, {"freq": "quarter"},
+               {"freq": "year"}],
     "top_senders": [{"by": "cost", "n": None}, {"by": "parts", "n": 2}],
     "sender_activity": [{"freq": "day"}, {"freq": "hour"}],
     "locations": [{"by": "location", "n": 3}],
     "encodings": [{"by": "country"}],
-    "costs": [{"by": "day"}, {"by": ["month", "country"]}, {"by": ["week", "network",
+    "costs": [{"by": "day"}, {"by": ["month", "country"]}, {"by": ["quarter", "country"]},
+              {"by": "year"}, {"by": ["week", "network",
                                                                    "operator"]},
               {"by": ["hour", "traffic_type", "payment_type", "to_number", "encoding",
                       "status"]}],
