@@ -37,6 +37,8 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,11 +49,13 @@ import pyarrow as pa
 from . import arguments, dataset
 from .errors import ArgumentError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
+from .privacy import TOKEN_PREFIX
 from .schema import COLUMNS, duckdb_type
 
 __all__ = [
     "FREQS",
     "COST_DIMENSIONS",
+    "UNIT_COST_QUANTUM",
     "DEFAULT_KEYWORDS",
     "Source",
     "connect",
@@ -69,6 +73,7 @@ __all__ = [
     "statuses",
     "activity_pattern",
     "keywords",
+    "opt_outs",
     "VOLUME_SQL",
     "TOP_SENDERS_SQL",
     "SENDER_ACTIVITY_SQL",
@@ -80,6 +85,7 @@ __all__ = [
     "ACTIVITY_PATTERN_SQL",
     "NORMALISED_BODY_SQL",
     "KEYWORDS_SQL",
+    "OPT_OUTS_SQL",
 ]
 
 #: Period lengths a question can bucket by.
@@ -230,13 +236,18 @@ GROUP BY parts, encoding
 ORDER BY parts NULLS LAST, encoding
 """
 
+# The priced_* sums are what cost_per_message and cost_per_part divide (in Python, exactly:
+# DuckDB divides decimals as doubles); costs() does not return them.
 COSTS_SQL = """
 WITH slots AS (
     SELECT {slot} AS slot,
            {dims}
            count(*) AS messages,
            sum(parts) AS parts,
-           sum(cost_cents) AS cost_cents
+           sum(cost_cents) AS cost_cents,
+           count(cost_cents) AS priced_messages,
+           sum(cost_cents) FILTER (WHERE parts IS NOT NULL) AS priced_part_cost_cents,
+           sum(parts) FILTER (WHERE cost_cents IS NOT NULL) AS priced_parts
     FROM messages
     {where}
     GROUP BY ALL
@@ -245,7 +256,10 @@ groups AS (
     SELECT {keys}
            CAST(coalesce(sum(messages), 0) AS BIGINT) AS messages,
            CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
-           sum(cost_cents) AS cost_cents
+           sum(cost_cents) AS cost_cents,
+           CAST(coalesce(sum(priced_messages), 0) AS BIGINT) AS priced_messages,
+           sum(priced_part_cost_cents) AS priced_part_cost_cents,
+           CAST(coalesce(sum(priced_parts), 0) AS BIGINT) AS priced_parts
     FROM (SELECT *, {slot_start} AS created_at FROM slots)
     GROUP BY ALL
 )
@@ -254,7 +268,10 @@ SELECT {outer_keys}
        parts,
        cost_cents,
        cost_cents * 0.01 AS cost,
-       CAST(cost_cents AS DOUBLE) / sum(cost_cents) OVER () AS share
+       CAST(cost_cents AS DOUBLE) / sum(cost_cents) OVER () AS share,
+       priced_messages,
+       priced_part_cost_cents,
+       priced_parts
 FROM groups
 ORDER BY {order}
 """
@@ -329,6 +346,54 @@ groups AS (
 SELECT {period} AS period, keyword, kind, messages
 FROM groups
 ORDER BY period, messages DESC, keyword
+"""
+
+
+# Opt-outs in the period ({where}); opt-ins at any time after ({where_any_time}: the other
+# filters, no start/end), so a sender who wrote START after `end` is not listed as opted out.
+OPT_OUTS_SQL = """
+WITH wanted AS (
+    SELECT unnest($keywords::VARCHAR[]) AS keyword, unnest($kinds::VARCHAR[]) AS kind
+),
+said AS (
+    SELECT from_number, to_number, from_country, created_at,
+           coalesce({normalised}, messages."keyword") AS keyword
+    FROM messages
+    {where_any_time}
+),
+outs AS (
+    SELECT s.*,
+           row_number() OVER (PARTITION BY s.from_number
+                              ORDER BY s.created_at DESC NULLS LAST, s.keyword DESC) AS latest
+    FROM said AS s JOIN wanted AS w USING (keyword)
+    WHERE w.kind = 'opt-out' {and_period}
+),
+ins AS (
+    SELECT s.from_number, s.created_at
+    FROM said AS s JOIN wanted AS w USING (keyword)
+    WHERE w.kind = 'opt-in'
+),
+senders AS (
+    SELECT from_number,
+           max(CASE WHEN latest = 1 THEN from_country END) AS country,
+           max(CASE WHEN latest = 1 THEN keyword END) AS keyword,
+           count(*) AS opt_outs,
+           min(created_at) AS first_opt_out_at,
+           max(created_at) AS last_opt_out_at,
+           CASE WHEN count(to_number) > 0 THEN
+               array_sort(array_agg(DISTINCT to_number) FILTER (WHERE to_number IS NOT NULL))
+           END AS to_numbers
+    FROM outs
+    GROUP BY from_number
+)
+SELECT s.from_number, s.country, s.keyword, s.opt_outs, s.first_opt_out_at,
+       s.last_opt_out_at, s.to_numbers,
+       min(i.created_at) AS opted_back_in_at
+FROM senders AS s
+LEFT JOIN ins AS i ON i.from_number = s.from_number AND i.created_at > s.last_opt_out_at
+GROUP BY s.from_number, s.country, s.keyword, s.opt_outs, s.first_opt_out_at,
+         s.last_opt_out_at, s.to_numbers
+ORDER BY s.last_opt_out_at DESC NULLS LAST, s.from_number
 """
 
 
@@ -742,6 +807,7 @@ def top_senders(
     traffic_type: TextFilter = None,
     status: TextFilter = None,
     currency: str | None = None,
+    keyword: str | Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """The senders who sent the most messages (or parts, or cost).
 
@@ -759,6 +825,9 @@ def top_senders(
         Filters, as in :func:`volume`.
     currency : str, optional
         Currency label.
+    keyword : str or iterable of str, optional
+        Only messages that are one of these keywords, matched as in :func:`keywords`
+        (``keyword="stop"`` ranks who sent STOP most; ``keyword=["STOP", "ARRET"]``).
 
     Returns
     -------
@@ -773,9 +842,13 @@ def top_senders(
         raise ValueError(f"by must be one of {', '.join(orders)}, not {by!r}")
     if n is not None and (not isinstance(n, int) or n < 0):
         raise ValueError(f"n must be a non-negative integer or None, not {n!r}")
+    extra, keyword_params = ["from_number IS NOT NULL"], {}
+    if keyword is not None:
+        condition, keyword_params = _keyword_condition(keyword)
+        extra.append(condition)
     where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status,
-                           extra=["from_number IS NOT NULL"])
+                           traffic_type=traffic_type, status=status, extra=extra)
+    params.update(keyword_params)
     sql = TOP_SENDERS_SQL.format(where=where, order=orders[by])
     if n is None:
         sql = sql.replace("LIMIT $n", "")
@@ -996,8 +1069,30 @@ def costs(
     -------
     pandas.DataFrame
         The `by` columns, ``messages``, ``parts`` [segments], ``cost_cents`` [cents,
-        decimal], ``cost`` [currency units, decimal], ``share`` [fraction of the total
-        cost]. Sorted by period, then by cost (largest first). ``attrs["currency"]``.
+        decimal], ``cost`` [currency units, decimal], ``cost_per_message`` and
+        ``cost_per_part`` [currency units, decimal(38, 12)], ``share`` [fraction of the
+        total cost]. Sorted by period, then by cost (largest first).
+        ``attrs["currency"]``.
+
+    Notes
+    -----
+    ``cost_per_message`` is ``cost`` divided by the messages *that have a cost*, and
+    ``cost_per_part`` the cost of the messages that have both a cost and a part count
+    divided by their parts: a message Callr did not price does not dilute the rate (the
+    cost report's headline divides the same way). Each is null when nothing is left to
+    divide by (no priced message, or zero priced parts) or when the group has no cost.
+    The quotient is exact, then rounded once, half to even, to
+    :data:`UNIT_COST_QUANTUM` (1e-12 currency units, 1e-10 cent).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from decimal import Decimal
+    >>> con = connect(pd.DataFrame({"sid": ["a", "b", "c"], "parts": [1, 2, None],
+    ...                             "cost_cents": [Decimal("1"), Decimal("2"), None]}))
+    >>> row = costs(con).iloc[0]
+    >>> row["messages"], row["cost"], row["cost_per_message"], row["cost_per_part"]
+    (np.int64(3), Decimal('0.03000000'), Decimal('0.015000000000'), Decimal('0.010000000000'))
     """
     dims = [by] if isinstance(by, str) else list(by)
     periods = [d for d in dims if d in FREQS]
@@ -1031,8 +1126,40 @@ def costs(
         where=where,
         order=", ".join(order),
     )
-    return _run(source, sql, {**params, "tz": tz}, question="costs", tz=tz, money=True,
-                currency=currency, by=tuple(dims))
+    df = _run(source, sql, {**params, "tz": tz}, question="costs", tz=tz, money=True,
+              currency=currency, by=tuple(dims))
+    return _with_unit_costs(df)
+
+
+#: Resolution of ``cost_per_message`` and ``cost_per_part`` [currency units]: 1e-10 cent,
+#: the report's (a quotient such as 1/3 has no finite decimal; this is its one rounding).
+UNIT_COST_QUANTUM = Decimal("1e-12")
+_UNIT_COST_TYPE = pa.decimal128(38, 12)
+_PRICED = ("priced_messages", "priced_part_cost_cents", "priced_parts")
+
+
+def _unit_cost(cents: Any, count: Any) -> Decimal | None:
+    """``cents / count`` in currency units, rounded half-even to UNIT_COST_QUANTUM."""
+    if cents is None or pd.isna(cents) or not count:
+        return None
+    exact = Fraction(Decimal(cents)) / (100 * int(count))
+    # round() of a Fraction rounds half to even, exactly: one rounding, no float, no context.
+    return Decimal(round(exact / Fraction(UNIT_COST_QUANTUM))).scaleb(
+        UNIT_COST_QUANTUM.as_tuple().exponent)
+
+
+def _with_unit_costs(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``cost_per_message`` and ``cost_per_part`` (after ``cost``); drop the sums used."""
+    per_message = [_unit_cost(c, n) for c, n in
+                   zip(df["cost_cents"], df["priced_messages"], strict=True)]
+    per_part = [_unit_cost(c, n) for c, n in
+                zip(df["priced_part_cost_cents"], df["priced_parts"], strict=True)]
+    at = df.columns.get_loc("cost") + 1
+    df = df.drop(columns=list(_PRICED))
+    dtype = pd.ArrowDtype(_UNIT_COST_TYPE)
+    df.insert(at, "cost_per_message", pd.array(per_message, dtype=dtype))
+    df.insert(at + 1, "cost_per_part", pd.array(per_part, dtype=dtype))
+    return df
 
 
 def _breakdown(
@@ -1195,15 +1322,7 @@ def keywords(
     pandas.DataFrame
         ``period``, ``keyword`` (normalised), ``kind``, ``messages``.
     """
-    if isinstance(keywords, str):
-        keywords = [keywords]
-    pairs = keywords.items() if isinstance(keywords, Mapping) else (
-        (k, DEFAULT_KEYWORDS.get(normalise_keyword(k), "keyword")) for k in keywords
-    )
-    wanted: dict[str, str] = {}
-    for word, kind in pairs:
-        wanted.setdefault(normalise_keyword(word), kind)
-    wanted.pop("", None)
+    wanted = _wanted_keywords(keywords)
     where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
                            traffic_type=traffic_type, status=status)
     if freq is None:
@@ -1217,3 +1336,129 @@ def keywords(
     params = {**params, "tz": tz, "keywords": list(wanted), "kinds": list(wanted.values())}
     df = _run(source, sql, params, question="keywords", tz=tz, freq=freq)
     return df.drop(columns="period") if freq is None else df
+
+
+def _wanted_keywords(keywords: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    """Normalised keyword -> kind; a plain list takes kinds from DEFAULT_KEYWORDS."""
+    if isinstance(keywords, str):
+        keywords = [keywords]
+    pairs = keywords.items() if isinstance(keywords, Mapping) else (
+        (k, DEFAULT_KEYWORDS.get(normalise_keyword(k), "keyword")) for k in keywords
+    )
+    wanted: dict[str, str] = {}
+    for word, kind in pairs:
+        if not isinstance(word, str) or not isinstance(kind, str):
+            raise TypeError(f"keywords and kinds must be strings, not {word!r}: {kind!r}")
+        wanted.setdefault(normalise_keyword(word), kind)
+    wanted.pop("", None)
+    return wanted
+
+
+def _keyword_condition(keyword: str | Iterable[str]) -> tuple[str, dict[str, Any]]:
+    """SQL condition "the message is one of these keywords", with bound parameters."""
+    words = list(_wanted_keywords(keyword))
+    if not words:
+        return "false", {}
+    names = [f"keyword_{i}" for i in range(len(words))]
+    listing = ", ".join(f"${n}" for n in names)
+    condition = f'coalesce({NORMALISED_BODY_SQL}, messages."keyword") IN ({listing})'
+    return condition, dict(zip(names, words, strict=True))
+
+
+def opt_outs(
+    source: Source,
+    *,
+    keywords: Mapping[str, str] | Iterable[str] = DEFAULT_KEYWORDS,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    tz: str = "UTC",
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Who opted out, when, from which of your numbers, and who opted back in: a CRM list.
+
+    A message is an opt-out (or opt-in) when its whole normalised body is a keyword of
+    that kind, as in :func:`keywords` (a redacted body uses the keyword stored at
+    conversion). One row per sender with at least one opt-out in the period.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    keywords : mapping of str to str, or iterable of str
+        Keyword -> kind; kinds ``"opt-out"`` and ``"opt-in"`` are used, others ignored.
+        A plain list takes kinds from :data:`DEFAULT_KEYWORDS`.
+    start, end : date, datetime or str, optional
+        Opt-outs sent in this period (naive values are wall-clock times in `tz`). Opt-ins
+        count at any time after the sender's last opt-out, even after `end`.
+    tz : str
+        Time zone of naive `start` / `end` only: the times returned are UTC.
+    to_number, country, traffic_type, status
+        Filters, as in :func:`volume` (applied to opt-outs and opt-ins).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Latest opt-out first:
+
+        * ``from_number``: the sender (a token ``anon:...`` in a pseudonymised dataset);
+        * ``country``: sender country (ISO alpha-2) of the latest opt-out;
+        * ``keyword``: the keyword of the latest opt-out, normalised (``ARRET``);
+        * ``opt_outs``: how many opt-out messages;
+        * ``first_opt_out_at``, ``last_opt_out_at``: tz-aware UTC;
+        * ``to_numbers``: the recipient numbers (your campaign numbers) the sender opted
+          out from, a sorted list of str (empty if none was recorded; tokens if
+          recipients were pseudonymised); ``df.explode("to_numbers")`` gives one row
+          per number;
+        * ``opted_back_in``: whether the sender sent an opt-in keyword (to any of your
+          numbers) after the latest opt-out; ``opted_back_in_at``: the first such, UTC;
+        * ``pseudonymized``: whether ``from_number`` is a token, not a phone number.
+
+        ``attrs["pseudonymized"]`` names the columns holding tokens (empty if none).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> con = connect(pd.DataFrame({
+    ...     "from_number": ["+33600000001", "+33600000001", "+33600000002"],
+    ...     "to_number": ["+33639980042", "+33639980042", "+33639980042"],
+    ...     "body_text": ["Stop", "start", "hello"],
+    ...     "created_at": pd.to_datetime(["2025-05-01 08:00", "2025-05-02 08:00",
+    ...                                   "2025-05-01 09:00"], utc=True)}))
+    >>> df = opt_outs(con)
+    >>> df[["from_number", "keyword", "to_numbers", "opted_back_in"]].to_dict("records")
+    [{'from_number': '+33600000001', 'keyword': 'STOP', 'to_numbers': ['+33639980042'], \
+'opted_back_in': True}]
+    """
+    wanted = _wanted_keywords(keywords)
+    wanted = {k: v for k, v in wanted.items() if v in ("opt-out", "opt-in")}
+    filters = dict(to_number=to_number, country=country, traffic_type=traffic_type,
+                   status=status)
+    where_any_time, params = _where(tz=tz, **filters)
+    _, period_params = _where(tz=tz, start=start, end=end)
+    period = [f"s.created_at {op} ${name}" for name, op in (("start", ">="), ("end", "<"))
+              if name in period_params]
+    sql = OPT_OUTS_SQL.format(
+        normalised=NORMALISED_BODY_SQL, where_any_time=where_any_time,
+        and_period="".join(f"AND {c} " for c in period).rstrip(),
+    )
+    params = {**params, **period_params, "keywords": list(wanted),
+              "kinds": list(wanted.values())}
+    df = _run(source, sql, params, question="opt_outs", tz="UTC")
+    df["to_numbers"] = pd.Series([[] if v is None else list(v) for v in df["to_numbers"]],
+                                 index=df.index, dtype=object)
+    df["opted_back_in"] = df["opted_back_in_at"].notna()
+    df["pseudonymized"] = df["from_number"].str.startswith(TOKEN_PREFIX).astype(bool)
+    order = ["from_number", "country", "keyword", "opt_outs", "first_opt_out_at",
+             "last_opt_out_at", "to_numbers", "opted_back_in", "opted_back_in_at",
+             "pseudonymized"]
+    df = df[order]
+    tokens = []
+    if df["pseudonymized"].any():
+        tokens.append("from_number")
+    if any(n.startswith(TOKEN_PREFIX) for ns in df["to_numbers"] for n in ns):
+        tokens.append("to_numbers")
+    df.attrs["pseudonymized"] = tuple(tokens)
+    return df
