@@ -1,8 +1,9 @@
 """The questions asked of a message table, as DuckDB SQL: one place an analyst can copy from.
 
 This module owns the SQL. :func:`connect` opens an embedded DuckDB connection with a
-``messages`` view (exactly the columns of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`) over
-a dataset directory, archive files, or a table already in memory. Each named question
+``messages`` view (the columns of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`, then the
+computed ``month`` and ``cost`` of :data:`~smsanalytics.schema.VIEW_COLUMNS`) over a
+dataset directory, archive files, or a table already in memory. Each named question
 (:func:`volume`, :func:`top_senders`, :func:`costs`, ...) runs one SQL statement over that
 view and returns a small pandas DataFrame; no question loads the whole table into pandas.
 
@@ -50,7 +51,7 @@ from . import arguments, dataset
 from .errors import ArgumentError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .privacy import TOKEN_PREFIX
-from .schema import COLUMNS, duckdb_type
+from .schema import COLUMNS, VIEW_COLUMNS, duckdb_type
 
 __all__ = [
     "FREQS",
@@ -110,6 +111,14 @@ COST_DIMENSIONS: dict[str, str] = {
 }
 
 _VIEW = "messages"
+# SQL of the view's computed columns (schema.VIEW_COLUMNS). Both are independent of the
+# session time zone, which `smsanalytics sql --tz` changes. The month is the partition's
+# (smsanalytics.dataset.month_groups).
+_VIEW_COLUMN_SQL = {
+    "month": (f"coalesce(strftime(timezone('UTC', coalesce({', '.join(dataset.MONTH_SOURCES)})),"
+              f" '%Y-%m'), '{dataset.UNKNOWN_MONTH}')"),
+    "cost": "cost_cents * 0.01",
+}
 _SLOT = "epoch_us(created_at) // 900000000"
 _SLOT_START = "to_timestamp(slot * 900)"
 _SOURCE_TABLE = "_smsanalytics_source"
@@ -435,7 +444,9 @@ def connect(
     Returns
     -------
     duckdb.DuckDBPyConnection or smsanalytics.spark.SparkConnection
-        Session time zone UTC; the ``messages`` view has exactly the schema's columns.
+        Session time zone UTC; the ``messages`` view has the schema's columns, then the
+        computed :data:`~smsanalytics.schema.VIEW_COLUMNS`: ``month`` (``YYYY-MM`` in UTC,
+        the dataset's partition) and ``cost`` (``cost_cents / 100``, an exact decimal).
 
     Examples
     --------
@@ -457,7 +468,8 @@ def connect(
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if isinstance(source, str | Path) and _is_dataset(Path(source)):
-        con.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM {dataset.scan_sql(source)}")
+        con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
+                    f"FROM {dataset.scan_sql(source)}")
     else:
         if isinstance(source, str | Path) or _is_path_list(source):
             from .ingest import read_messages
@@ -476,6 +488,7 @@ def run_sql(
     params: Sequence[Any] | Mapping[str, Any] | None = None,
     *,
     read_only: bool = False,
+    tz: str | None = None,
 ) -> pd.DataFrame:
     """Run `sql` (which may read the ``messages`` view) and return the result.
 
@@ -493,22 +506,44 @@ def run_sql(
         change no setting. For SQL from someone other than the user running it. With a
         dataset directory as `source`, its Parquet files are the only files readable; with
         a connection, none are (and the connection stays locked).
+    tz : str, optional
+        IANA time zone to make the session's (DuckDB's ``SET TimeZone``) before running
+        `sql`: what ``CAST(created_at AS DATE)``, ``date_trunc`` and ``hour()`` of an
+        instant use, and the zone of the returned timestamps. The stored data and the
+        view's ``month`` stay UTC. Default: the connection's (UTC for one from
+        :func:`connect`). DuckDB connections only.
 
     Returns
     -------
     pandas.DataFrame
-        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware UTC. A statement
-        that returns nothing (``SET``, ``CREATE``) gives an empty DataFrame.
+        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware, in `tz` (UTC
+        by default). A statement that returns nothing (``SET``, ``CREATE``) gives an empty
+        DataFrame.
 
     Raises
     ------
     ArgumentError
-        If `sql` holds no statement.
+        If `sql` holds no statement, or `tz` is not a time zone (checked before anything
+        is read).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> con = connect(pd.DataFrame({"created_at": [pd.Timestamp("2025-03-31 22:30", tz="UTC")]}))
+    >>> run_sql(con, "SELECT CAST(created_at AS DATE) AS day, month FROM messages",
+    ...         tz="Europe/Paris").astype(str).values.tolist()
+    [['2025-04-01', '2025-03']]
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ArgumentError("query", sql, "empty: give one SQL statement")
+    zone = None if tz is None else arguments.time_zone_name(tz)
     con, owned = _open(source)
     try:
+        if zone is not None:
+            if not isinstance(con, duckdb.DuckDBPyConnection):
+                raise ArgumentError("tz", zone, "a session time zone is for DuckDB connections; "
+                                    "on Spark, set spark.sql.session.timeZone")
+            con.execute("SET TimeZone = ?", [zone])
         if read_only:
             _lock_down(con, dataset.dataset_files(source) if _is_source_dataset(source) else [])
         result = con.sql(sql, params=params)
@@ -516,7 +551,7 @@ def run_sql(
     finally:
         if owned:
             con.close()
-    return _frame(table, "UTC", question="sql", currency=None)
+    return _frame(table, zone or "UTC", question="sql", currency=None)
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = ()) -> None:
@@ -570,7 +605,14 @@ def _register_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     for c in COLUMNS:
         value = f'"{c.name}"' if c.name in present else "NULL"
         cols.append(f'CAST({value} AS {duckdb_type(c.type)}) AS "{c.name}"')
-    con.execute(f"CREATE VIEW {_VIEW} AS SELECT {', '.join(cols)} FROM {_SOURCE_TABLE}")
+    con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
+                f"FROM (SELECT {', '.join(cols)} FROM {_SOURCE_TABLE})")
+
+
+def _view_columns() -> str:
+    """The select list of the view's computed columns, typed as the schema says."""
+    return ", ".join(f'CAST({_VIEW_COLUMN_SQL[c.name]} AS {duckdb_type(c.type)}) AS "{c.name}"'
+                     for c in VIEW_COLUMNS)
 
 
 def _is_connection(source: Any) -> bool:
