@@ -1423,7 +1423,8 @@ def opt_outs(
 
     A message is an opt-out (or opt-in) when its whole normalised body is a keyword of
     that kind, as in :func:`keywords` (a redacted body uses the keyword stored at
-    conversion). One row per sender with at least one opt-out in the period.
+    conversion). One row per sender with at least one opt-out in the period; messages
+    without a sender number are left out.
 
     Parameters
     ----------
@@ -1431,7 +1432,8 @@ def opt_outs(
         The messages.
     keywords : mapping of str to str, or iterable of str
         Keyword -> kind; kinds ``"opt-out"`` and ``"opt-in"`` are used, others ignored.
-        A plain list takes kinds from :data:`DEFAULT_KEYWORDS`.
+        A plain list takes kinds from :data:`DEFAULT_KEYWORDS`. Only these keywords
+        count, opt-ins too: ``["STOP"]`` finds STOP senders and never an opt-in.
     start, end : date, datetime or str, optional
         Opt-outs sent in this period (naive values are wall-clock times in `tz`). Opt-ins
         count at any time after the sender's last opt-out, even after `end`.
@@ -1478,7 +1480,7 @@ def opt_outs(
     wanted = {k: v for k, v in wanted.items() if v in ("opt-out", "opt-in")}
     filters = dict(to_number=to_number, country=country, traffic_type=traffic_type,
                    status=status)
-    where_any_time, params = _where(tz=tz, **filters)
+    where_any_time, params = _where(tz=tz, extra=["from_number IS NOT NULL"], **filters)
     _, period_params = _where(tz=tz, start=start, end=end)
     period = [f"s.created_at {op} ${name}" for name, op in (("start", ">="), ("end", "<"))
               if name in period_params]

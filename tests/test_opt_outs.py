@@ -142,3 +142,21 @@ def test_top_senders_without_keyword_is_unchanged():
     assert C in set(queries.top_senders(table())["from_number"])
     assert D in set(queries.top_senders(table(), keyword="STOP")["from_number"])
     assert E not in set(queries.top_senders(table(), keyword="STOP")["from_number"])
+
+
+def test_messages_without_a_sender_are_left_out():
+    con = _connect([(None, N1, _t(5, 1), "STOP"), (S1, N1, _t(5, 1), "STOP")])
+    df = queries.opt_outs(con)
+    assert df["from_number"].tolist() == [S1]
+    assert df["pseudonymized"].tolist() == [False]
+
+
+def test_control_characters_and_accents_normalise_like_the_keyword_list():
+    bodies = ["S\x00TOP", "  arrêt\u200b!! ", "STOP\r\n", "ＳＴＯＰ", "stop please"]
+    senders = [f"+3361000000{i}" for i in range(len(bodies))]
+    con = _connect([(s, N1, _t(5, 1), b) for s, b in zip(senders, bodies, strict=True)])
+    got = set(queries.opt_outs(con)["from_number"])
+    kinds = {normalise_keyword(k): v for k, v in DEFAULT_KEYWORDS.items()}
+    expected = {s for s, b in zip(senders, bodies, strict=True)
+                if kinds.get(normalise_keyword(b)) == "opt-out"}
+    assert got == expected and senders[-1] not in got
