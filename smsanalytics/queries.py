@@ -510,8 +510,9 @@ def run_sql(
         IANA time zone to make the session's (DuckDB's ``SET TimeZone``) before running
         `sql`: what ``CAST(created_at AS DATE)``, ``date_trunc`` and ``hour()`` of an
         instant use, and the zone of the returned timestamps. The stored data and the
-        view's ``month`` stay UTC. Default: the connection's (UTC for one from
-        :func:`connect`). DuckDB connections only.
+        view's ``month`` stay UTC. A connection passed in gets its own zone back
+        afterwards (unless `read_only` locked it). Default: the connection's (UTC for
+        one from :func:`connect`). DuckDB connections only.
 
     Returns
     -------
@@ -538,11 +539,14 @@ def run_sql(
         raise ArgumentError("query", sql, "empty: give one SQL statement")
     zone = None if tz is None else arguments.time_zone_name(tz)
     con, owned = _open(source)
+    restore = None
     try:
         if zone is not None:
             if not isinstance(con, duckdb.DuckDBPyConnection):
                 raise ArgumentError("tz", zone, "a session time zone is for DuckDB connections; "
                                     "on Spark, set spark.sql.session.timeZone")
+            if not owned and not read_only:  # a locked connection cannot be set back
+                restore = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
             con.execute("SET TimeZone = ?", [zone])
         if read_only:
             _lock_down(con, dataset.dataset_files(source) if _is_source_dataset(source) else [])
@@ -551,6 +555,8 @@ def run_sql(
     finally:
         if owned:
             con.close()
+        elif restore is not None:  # the caller's connection keeps its own zone
+            con.execute("SET TimeZone = ?", [restore])
     return _frame(table, zone or "UTC", question="sql", currency=None)
 
 

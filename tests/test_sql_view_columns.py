@@ -139,3 +139,12 @@ def test_a_bad_zone_is_one_line_and_exit_2_before_reading(zone, tmp_path):
 def test_run_sql_refuses_a_bad_zone():
     with pytest.raises(ArgumentError, match="tz"):
         queries.run_sql(_connect([]), "SELECT 1", tz="UTC+1")
+
+
+def test_a_connection_passed_in_gets_its_zone_back():
+    con = _connect([{"sid": "a", "created_at": datetime(2025, 3, 31, 22, 30, tzinfo=UTC)}])
+    queries.run_sql(con, "SELECT 1", tz="Europe/Paris")
+    assert con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+    with pytest.raises(Exception, match="(?i)nope"):
+        queries.run_sql(con, "SELECT nope FROM messages", tz="Asia/Tokyo")
+    assert con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
