@@ -356,9 +356,16 @@ def info(dataset: str, as_json: bool) -> None:
     help="Read the dataset and nothing else: no file access, no writes, no extensions "
     "(for SQL from others, behind a service).",
 )
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    help="Session time zone of the SQL, an IANA name (Europe/Paris): what ::DATE, "
+    "date_trunc and printed times use. Default UTC; the view's month stays UTC.",
+)
 @_handle_errors
 def sql(
-    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: str, read_only: bool
+    dataset: str, query: str, as_csv: bool, as_json: bool, max_rows: str, read_only: bool,
+    tz: str | None,
 ) -> None:
     """Run DuckDB SQL over a view named `messages` of DATASET.
 
@@ -368,9 +375,10 @@ def sql(
     from .queries import run_sql
 
     rows = arguments.positive_int(max_rows, "--max-rows")
+    zone = None if tz is None else arguments.time_zone_name(tz, "--tz")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
-    df = _interruptible(run_sql, dataset, query, read_only=read_only)
+    df = _interruptible(run_sql, dataset, query, read_only=read_only, tz=zone)
     if as_csv:
         from .escape import write_csv
 

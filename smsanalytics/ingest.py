@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -184,7 +184,7 @@ class ConversionSummary:
     def __str__(self) -> str:
         rate = self.bytes / self.elapsed / 1e6 if self.elapsed else 0.0
         lines = [
-            f"{self.records:,} records from {self.files:,} files "
+            f"{self.records:,} records from {self.files:,} file{'' if self.files == 1 else 's'} "
             f"({self.bytes / 1e6:,.1f} MB in {self.elapsed:,.1f} s, {rate:,.1f} MB/s)",
             f"  written    {self.written:>12,}"
             + (f"  ({self.replaced:,} newer versions of existing rows)" if self.replaced else ""),
@@ -712,6 +712,19 @@ def _progress_bar(inputs: Sequence[InputFile], quiet: bool) -> tuple[Progress | 
     return bar.update, bar
 
 
+class _BytesRead:
+    """Counts the bytes read from one input, passing them on to a progress bar."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.total = 0
+        self._progress = progress
+
+    def __call__(self, n: int) -> None:
+        self.total += n
+        if self._progress is not None:
+            self._progress(n)
+
+
 def _produce(
     inputs: Sequence[InputFile],
     out: queue.Queue[Any],
@@ -729,7 +742,8 @@ def _produce(
     first = True  # the first batch goes at once: the parse starts sooner
     try:
         for inp in inputs:
-            for raw in iter_raw_batches(inp, progress):
+            read = _BytesRead(progress)
+            for raw in iter_raw_batches(inp, read):
                 if stop.is_set():
                     return
                 if raw.nbytes > _ALONE_BYTES:
@@ -746,7 +760,9 @@ def _produce(
                     if not _put(out, pa.concat_tables(pending), stop):
                         return
                     pending, rows, first = [], 0, False
-            if not _put(out, inp, stop):
+            # Standard input has no size on disk: the summary counts what was read.
+            done = replace(inp, size=read.total) if inp.is_stdin else inp
+            if not _put(out, done, stop):
                 return
         if pending and not _put(out, pa.concat_tables(pending), stop):
             return

@@ -1,8 +1,9 @@
 """The questions asked of a message table, as DuckDB SQL: one place an analyst can copy from.
 
 This module owns the SQL. :func:`connect` opens an embedded DuckDB connection with a
-``messages`` view (exactly the columns of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`) over
-a dataset directory, archive files, or a table already in memory. Each named question
+``messages`` view (the columns of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`, then the
+computed ``month`` and ``cost`` of :data:`~smsanalytics.schema.VIEW_COLUMNS`) over a
+dataset directory, archive files, or a table already in memory. Each named question
 (:func:`volume`, :func:`top_senders`, :func:`costs`, ...) runs one SQL statement over that
 view and returns a small pandas DataFrame; no question loads the whole table into pandas.
 
@@ -38,6 +39,8 @@ import sys
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,11 +51,13 @@ import pyarrow as pa
 from . import arguments, dataset
 from .errors import ArgumentError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
-from .schema import COLUMNS, duckdb_type
+from .privacy import TOKEN_PREFIX
+from .schema import COLUMNS, VIEW_COLUMNS, duckdb_type
 
 __all__ = [
     "FREQS",
     "COST_DIMENSIONS",
+    "UNIT_COST_QUANTUM",
     "DEFAULT_KEYWORDS",
     "Source",
     "connect",
@@ -70,6 +75,7 @@ __all__ = [
     "statuses",
     "activity_pattern",
     "keywords",
+    "opt_outs",
     "VOLUME_SQL",
     "TOP_SENDERS_SQL",
     "SENDER_ACTIVITY_SQL",
@@ -81,12 +87,13 @@ __all__ = [
     "ACTIVITY_PATTERN_SQL",
     "NORMALISED_BODY_SQL",
     "KEYWORDS_SQL",
+    "OPT_OUTS_SQL",
 ]
 
 #: Period lengths a question can bucket by.
-FREQS: tuple[str, ...] = ("hour", "day", "week", "month")
+FREQS: tuple[str, ...] = ("hour", "day", "week", "month", "quarter", "year")
 
-Freq = Literal["hour", "day", "week", "month"]
+Freq = Literal["hour", "day", "week", "month", "quarter", "year"]
 TextFilter = str | Iterable[str] | None
 TimeBound = date | datetime | str | pd.Timestamp | None
 #: Whatever :func:`connect` accepts, or a connection it returned.
@@ -108,6 +115,14 @@ COST_DIMENSIONS: dict[str, str] = {
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
 
 _VIEW = "messages"
+# SQL of the view's computed columns (schema.VIEW_COLUMNS). Both are independent of the
+# session time zone, which `smsanalytics sql --tz` changes. The month is the partition's
+# (smsanalytics.dataset.month_groups).
+_VIEW_COLUMN_SQL = {
+    "month": (f"coalesce(strftime(timezone('UTC', coalesce({', '.join(dataset.MONTH_SOURCES)})),"
+              f" '%Y-%m'), '{dataset.UNKNOWN_MONTH}')"),
+    "cost": "cost_cents * 0.01",
+}
 _SLOT = "epoch_us(created_at) // 900000000"
 _SLOT_START = "to_timestamp(slot * 900)"
 _SOURCE_TABLE = "_smsanalytics_source"
@@ -127,7 +142,7 @@ _FILTER_COLUMNS = {
 # questions that count first aggregate by 15-minute UTC slot ({slot}: integer arithmetic),
 # then convert each slot's start ({slot_start}) once. This is exact: every UTC offset in
 # use is a multiple of 15 minutes and offsets change on slot boundaries, so a whole slot
-# falls in one local hour, day, week and month.
+# falls in one local hour, day, week, month, quarter and year.
 # ---------------------------------------------------------------------------------------
 
 VOLUME_SQL = """
@@ -234,13 +249,18 @@ GROUP BY parts, encoding
 ORDER BY parts NULLS LAST, encoding
 """
 
+# The priced_* sums are what cost_per_message and cost_per_part divide (in Python, exactly:
+# DuckDB divides decimals as doubles); costs() does not return them.
 COSTS_SQL = """
 WITH slots AS (
     SELECT {slot} AS slot,
            {dims}
            count(*) AS messages,
            sum(parts) AS parts,
-           sum(cost_cents) AS cost_cents
+           sum(cost_cents) AS cost_cents,
+           count(cost_cents) AS priced_messages,
+           sum(cost_cents) FILTER (WHERE parts IS NOT NULL) AS priced_part_cost_cents,
+           sum(parts) FILTER (WHERE cost_cents IS NOT NULL) AS priced_parts
     FROM messages
     {where}
     GROUP BY ALL
@@ -249,7 +269,10 @@ groups AS (
     SELECT {keys}
            CAST(coalesce(sum(messages), 0) AS BIGINT) AS messages,
            CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
-           sum(cost_cents) AS cost_cents
+           sum(cost_cents) AS cost_cents,
+           CAST(coalesce(sum(priced_messages), 0) AS BIGINT) AS priced_messages,
+           sum(priced_part_cost_cents) AS priced_part_cost_cents,
+           CAST(coalesce(sum(priced_parts), 0) AS BIGINT) AS priced_parts
     FROM (SELECT *, {slot_start} AS created_at FROM slots)
     GROUP BY ALL
 )
@@ -258,7 +281,10 @@ SELECT {outer_keys}
        parts,
        cost_cents,
        cost_cents * 0.01 AS cost,
-       CAST(cost_cents AS DOUBLE) / sum(cost_cents) OVER () AS share
+       CAST(cost_cents AS DOUBLE) / sum(cost_cents) OVER () AS share,
+       priced_messages,
+       priced_part_cost_cents,
+       priced_parts
 FROM groups
 ORDER BY {order}
 """
@@ -336,6 +362,54 @@ ORDER BY period, messages DESC, keyword
 """
 
 
+# Opt-outs in the period ({where}); opt-ins at any time after ({where_any_time}: the other
+# filters, no start/end), so a sender who wrote START after `end` is not listed as opted out.
+OPT_OUTS_SQL = """
+WITH wanted AS (
+    SELECT unnest($keywords::VARCHAR[]) AS keyword, unnest($kinds::VARCHAR[]) AS kind
+),
+said AS (
+    SELECT from_number, to_number, from_country, created_at,
+           coalesce({normalised}, messages."keyword") AS keyword
+    FROM messages
+    {where_any_time}
+),
+outs AS (
+    SELECT s.*,
+           row_number() OVER (PARTITION BY s.from_number
+                              ORDER BY s.created_at DESC NULLS LAST, s.keyword DESC) AS latest
+    FROM said AS s JOIN wanted AS w USING (keyword)
+    WHERE w.kind = 'opt-out' {and_period}
+),
+ins AS (
+    SELECT s.from_number, s.created_at
+    FROM said AS s JOIN wanted AS w USING (keyword)
+    WHERE w.kind = 'opt-in'
+),
+senders AS (
+    SELECT from_number,
+           max(CASE WHEN latest = 1 THEN from_country END) AS country,
+           max(CASE WHEN latest = 1 THEN keyword END) AS keyword,
+           count(*) AS opt_outs,
+           min(created_at) AS first_opt_out_at,
+           max(created_at) AS last_opt_out_at,
+           CASE WHEN count(to_number) > 0 THEN
+               array_sort(array_agg(DISTINCT to_number) FILTER (WHERE to_number IS NOT NULL))
+           END AS to_numbers
+    FROM outs
+    GROUP BY from_number
+)
+SELECT s.from_number, s.country, s.keyword, s.opt_outs, s.first_opt_out_at,
+       s.last_opt_out_at, s.to_numbers,
+       min(i.created_at) AS opted_back_in_at
+FROM senders AS s
+LEFT JOIN ins AS i ON i.from_number = s.from_number AND i.created_at > s.last_opt_out_at
+GROUP BY s.from_number, s.country, s.keyword, s.opt_outs, s.first_opt_out_at,
+         s.last_opt_out_at, s.to_numbers
+ORDER BY s.last_opt_out_at DESC NULLS LAST, s.from_number
+"""
+
+
 # ---------------------------------------------------------------------------------------
 # Connection
 # ---------------------------------------------------------------------------------------
@@ -374,7 +448,9 @@ def connect(
     Returns
     -------
     duckdb.DuckDBPyConnection or smsanalytics.spark.SparkConnection
-        Session time zone UTC; the ``messages`` view has exactly the schema's columns.
+        Session time zone UTC; the ``messages`` view has the schema's columns, then the
+        computed :data:`~smsanalytics.schema.VIEW_COLUMNS`: ``month`` (``YYYY-MM`` in UTC,
+        the dataset's partition) and ``cost`` (``cost_cents / 100``, an exact decimal).
 
     Examples
     --------
@@ -397,7 +473,8 @@ def connect(
     _OPEN.add(con)
     con.execute("SET TimeZone = 'UTC'")
     if isinstance(source, str | Path) and _is_dataset(Path(source)):
-        con.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM {dataset.scan_sql(source)}")
+        con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
+                    f"FROM {dataset.scan_sql(source)}")
     else:
         if isinstance(source, str | Path) or _is_path_list(source):
             from .ingest import read_messages
@@ -429,6 +506,7 @@ def run_sql(
     params: Sequence[Any] | Mapping[str, Any] | None = None,
     *,
     read_only: bool = False,
+    tz: str | None = None,
 ) -> pd.DataFrame:
     """Run `sql` (which may read the ``messages`` view) and return the result.
 
@@ -446,22 +524,48 @@ def run_sql(
         change no setting. For SQL from someone other than the user running it. With a
         dataset directory as `source`, its Parquet files are the only files readable; with
         a connection, none are (and the connection stays locked).
+    tz : str, optional
+        IANA time zone to make the session's (DuckDB's ``SET TimeZone``) before running
+        `sql`: what ``CAST(created_at AS DATE)``, ``date_trunc`` and ``hour()`` of an
+        instant use, and the zone of the returned timestamps. The stored data and the
+        view's ``month`` stay UTC. A connection passed in gets its own zone back
+        afterwards (unless `read_only` locked it). Default: the connection's (UTC for
+        one from :func:`connect`). DuckDB connections only.
 
     Returns
     -------
     pandas.DataFrame
-        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware UTC. A statement
-        that returns nothing (``SET``, ``CREATE``) gives an empty DataFrame.
+        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware, in `tz` (UTC
+        by default). A statement that returns nothing (``SET``, ``CREATE``) gives an empty
+        DataFrame.
 
     Raises
     ------
     ArgumentError
-        If `sql` holds no statement.
+        If `sql` holds no statement, or `tz` is not a time zone (checked before anything
+        is read).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> con = connect(pd.DataFrame({"created_at": [pd.Timestamp("2025-03-31 22:30", tz="UTC")]}))
+    >>> run_sql(con, "SELECT CAST(created_at AS DATE) AS day, month FROM messages",
+    ...         tz="Europe/Paris").astype(str).values.tolist()
+    [['2025-04-01', '2025-03']]
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ArgumentError("query", sql, "empty: give one SQL statement")
+    zone = None if tz is None else arguments.time_zone_name(tz)
     con, owned = _open(source)
+    restore = None
     try:
+        if zone is not None:
+            if not isinstance(con, duckdb.DuckDBPyConnection):
+                raise ArgumentError("tz", zone, "a session time zone is for DuckDB connections; "
+                                    "on Spark, set spark.sql.session.timeZone")
+            if not owned and not read_only:  # a locked connection cannot be set back
+                restore = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+            con.execute("SET TimeZone = ?", [zone])
         if read_only:
             _lock_down(con, dataset.dataset_files(source) if _is_source_dataset(source) else [])
         result = con.sql(sql, params=params)
@@ -469,7 +573,9 @@ def run_sql(
     finally:
         if owned:
             con.close()
-    return _frame(table, "UTC", question="sql", currency=None)
+        elif restore is not None:  # the caller's connection keeps its own zone
+            con.execute("SET TimeZone = ?", [restore])
+    return _frame(table, zone or "UTC", question="sql", currency=None)
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = ()) -> None:
@@ -523,7 +629,14 @@ def _register_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     for c in COLUMNS:
         value = f'"{c.name}"' if c.name in present else "NULL"
         cols.append(f'CAST({value} AS {duckdb_type(c.type)}) AS "{c.name}"')
-    con.execute(f"CREATE VIEW {_VIEW} AS SELECT {', '.join(cols)} FROM {_SOURCE_TABLE}")
+    con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
+                f"FROM (SELECT {', '.join(cols)} FROM {_SOURCE_TABLE})")
+
+
+def _view_columns() -> str:
+    """The select list of the view's computed columns, typed as the schema says."""
+    return ", ".join(f'CAST({_VIEW_COLUMN_SQL[c.name]} AS {duckdb_type(c.type)}) AS "{c.name}"'
+                     for c in VIEW_COLUMNS)
 
 
 def _is_connection(source: Any) -> bool:
@@ -615,8 +728,9 @@ def bucket_sql(freq: str, column: str = "created_at") -> tuple[str, str]:
 
     Parameters
     ----------
-    freq : {'hour', 'day', 'week', 'month'}
-        Period length. Weeks start on Monday.
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
+        Period length. Weeks start on Monday; quarters on 1 January, April, July and
+        October; years on 1 January (local midnight in ``$tz``).
     column : str
         A ``TIMESTAMPTZ`` column (or expression) to bucket.
 
@@ -718,7 +832,7 @@ def volume(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'}
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
         Period length; periods are buckets of ``created_at`` in `tz`.
     tz : str
         IANA time zone of the periods and of naive `start` / `end` (e.g. "Europe/Paris").
@@ -759,6 +873,7 @@ def top_senders(
     traffic_type: TextFilter = None,
     status: TextFilter = None,
     currency: str | None = None,
+    keyword: str | Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """The senders who sent the most messages (or parts, or cost).
 
@@ -776,6 +891,9 @@ def top_senders(
         Filters, as in :func:`volume`.
     currency : str, optional
         Currency label.
+    keyword : str or iterable of str, optional
+        Only messages that are one of these keywords, matched as in :func:`keywords`
+        (``keyword="stop"`` ranks who sent STOP most; ``keyword=["STOP", "ARRET"]``).
 
     Returns
     -------
@@ -790,9 +908,13 @@ def top_senders(
         raise ValueError(f"by must be one of {', '.join(orders)}, not {by!r}")
     if n is not None and (not isinstance(n, int) or n < 0):
         raise ValueError(f"n must be a non-negative integer or None, not {n!r}")
+    extra, keyword_params = ["from_number IS NOT NULL"], {}
+    if keyword is not None:
+        condition, keyword_params = _keyword_condition(keyword)
+        extra.append(condition)
     where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status,
-                           extra=["from_number IS NOT NULL"])
+                           traffic_type=traffic_type, status=status, extra=extra)
+    params.update(keyword_params)
     sql = TOP_SENDERS_SQL.format(where=where, order=orders[by])
     if n is None:
         sql = sql.replace("LIMIT $n", "")
@@ -822,7 +944,7 @@ def sender_activity(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'}
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
         Period length.
     tz : str
         Time zone of the periods.
@@ -997,9 +1119,10 @@ def costs(
     source : connection or anything :func:`connect` accepts
         The messages.
     by : str or sequence of str
-        Grouping, in order: at most one period (``hour``, ``day``, ``week``, ``month``, in
-        `tz`) and any of :data:`COST_DIMENSIONS` (``country``, ``network``, ``operator``,
-        ``traffic_type``, ``payment_type``, ``to_number``, ``encoding``, ``status``).
+        Grouping, in order: at most one period (``hour``, ``day``, ``week``, ``month``,
+        ``quarter``, ``year``, in `tz`) and any of :data:`COST_DIMENSIONS` (``country``,
+        ``network``, ``operator``, ``traffic_type``, ``payment_type``, ``to_number``,
+        ``encoding``, ``status``).
         Empty: one row, the total.
     tz : str
         Time zone of the periods and of naive `start` / `end`.
@@ -1012,8 +1135,30 @@ def costs(
     -------
     pandas.DataFrame
         The `by` columns, ``messages``, ``parts`` [segments], ``cost_cents`` [cents,
-        decimal], ``cost`` [currency units, decimal], ``share`` [fraction of the total
-        cost]. Sorted by period, then by cost (largest first). ``attrs["currency"]``.
+        decimal], ``cost`` [currency units, decimal], ``cost_per_message`` and
+        ``cost_per_part`` [currency units, decimal(38, 12)], ``share`` [fraction of the
+        total cost]. Sorted by period, then by cost (largest first).
+        ``attrs["currency"]``.
+
+    Notes
+    -----
+    ``cost_per_message`` is ``cost`` divided by the messages *that have a cost*, and
+    ``cost_per_part`` the cost of the messages that have both a cost and a part count
+    divided by their parts: a message Callr did not price does not dilute the rate (the
+    cost report's headline divides the same way). Each is null when nothing is left to
+    divide by (no priced message, or zero priced parts) or when the group has no cost.
+    The quotient is exact, then rounded once, half to even, to
+    :data:`UNIT_COST_QUANTUM` (1e-12 currency units, 1e-10 cent).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from decimal import Decimal
+    >>> con = connect(pd.DataFrame({"sid": ["a", "b", "c"], "parts": [1, 2, None],
+    ...                             "cost_cents": [Decimal("1"), Decimal("2"), None]}))
+    >>> row = costs(con).iloc[0]
+    >>> row["messages"], row["cost"], row["cost_per_message"], row["cost_per_part"]
+    (np.int64(3), Decimal('0.03000000'), Decimal('0.015000000000'), Decimal('0.010000000000'))
     """
     dims = [by] if isinstance(by, str) else list(by)
     periods = [d for d in dims if d in FREQS]
@@ -1047,8 +1192,40 @@ def costs(
         where=where,
         order=", ".join(order),
     )
-    return _run(source, sql, {**params, "tz": tz}, question="costs", tz=tz, money=True,
-                currency=currency, by=tuple(dims))
+    df = _run(source, sql, {**params, "tz": tz}, question="costs", tz=tz, money=True,
+              currency=currency, by=tuple(dims))
+    return _with_unit_costs(df)
+
+
+#: Resolution of ``cost_per_message`` and ``cost_per_part`` [currency units]: 1e-10 cent,
+#: the report's (a quotient such as 1/3 has no finite decimal; this is its one rounding).
+UNIT_COST_QUANTUM = Decimal("1e-12")
+_UNIT_COST_TYPE = pa.decimal128(38, 12)
+_PRICED = ("priced_messages", "priced_part_cost_cents", "priced_parts")
+
+
+def _unit_cost(cents: Any, count: Any) -> Decimal | None:
+    """``cents / count`` in currency units, rounded half-even to UNIT_COST_QUANTUM."""
+    if cents is None or pd.isna(cents) or not count:
+        return None
+    exact = Fraction(Decimal(cents)) / (100 * int(count))
+    # round() of a Fraction rounds half to even, exactly: one rounding, no float, no context.
+    return Decimal(round(exact / Fraction(UNIT_COST_QUANTUM))).scaleb(
+        UNIT_COST_QUANTUM.as_tuple().exponent)
+
+
+def _with_unit_costs(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``cost_per_message`` and ``cost_per_part`` (after ``cost``); drop the sums used."""
+    per_message = [_unit_cost(c, n) for c, n in
+                   zip(df["cost_cents"], df["priced_messages"], strict=True)]
+    per_part = [_unit_cost(c, n) for c, n in
+                zip(df["priced_part_cost_cents"], df["priced_parts"], strict=True)]
+    at = df.columns.get_loc("cost") + 1
+    df = df.drop(columns=list(_PRICED))
+    dtype = pd.ArrowDtype(_UNIT_COST_TYPE)
+    df.insert(at, "cost_per_message", pd.array(per_message, dtype=dtype))
+    df.insert(at + 1, "cost_per_part", pd.array(per_part, dtype=dtype))
+    return df
 
 
 def _breakdown(
@@ -1085,7 +1262,7 @@ def traffic(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'} or None
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals over the whole range (no ``period`` column).
     tz : str
         Time zone of the periods.
@@ -1121,7 +1298,7 @@ def statuses(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    freq : {'hour', 'day', 'week', 'month'} or None
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals over the whole range (no ``period`` column).
     tz : str
         Time zone of the periods.
@@ -1199,7 +1376,7 @@ def keywords(
         Keyword -> kind (e.g. ``{"STOP": "opt-out"}``). Keywords are normalised the same
         way as bodies. A plain list takes kinds from :data:`DEFAULT_KEYWORDS`, else
         ``"keyword"``.
-    freq : {'hour', 'day', 'week', 'month'} or None
+    freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals (no ``period`` column).
     tz : str
         Time zone of the periods.
@@ -1211,15 +1388,7 @@ def keywords(
     pandas.DataFrame
         ``period``, ``keyword`` (normalised), ``kind``, ``messages``.
     """
-    if isinstance(keywords, str):
-        keywords = [keywords]
-    pairs = keywords.items() if isinstance(keywords, Mapping) else (
-        (k, DEFAULT_KEYWORDS.get(normalise_keyword(k), "keyword")) for k in keywords
-    )
-    wanted: dict[str, str] = {}
-    for word, kind in pairs:
-        wanted.setdefault(normalise_keyword(word), kind)
-    wanted.pop("", None)
+    wanted = _wanted_keywords(keywords)
     where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
                            traffic_type=traffic_type, status=status)
     if freq is None:
@@ -1233,3 +1402,131 @@ def keywords(
     params = {**params, "tz": tz, "keywords": list(wanted), "kinds": list(wanted.values())}
     df = _run(source, sql, params, question="keywords", tz=tz, freq=freq)
     return df.drop(columns="period") if freq is None else df
+
+
+def _wanted_keywords(keywords: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    """Normalised keyword -> kind; a plain list takes kinds from DEFAULT_KEYWORDS."""
+    if isinstance(keywords, str):
+        keywords = [keywords]
+    pairs = keywords.items() if isinstance(keywords, Mapping) else (
+        (k, DEFAULT_KEYWORDS.get(normalise_keyword(k), "keyword")) for k in keywords
+    )
+    wanted: dict[str, str] = {}
+    for word, kind in pairs:
+        if not isinstance(word, str) or not isinstance(kind, str):
+            raise TypeError(f"keywords and kinds must be strings, not {word!r}: {kind!r}")
+        wanted.setdefault(normalise_keyword(word), kind)
+    wanted.pop("", None)
+    return wanted
+
+
+def _keyword_condition(keyword: str | Iterable[str]) -> tuple[str, dict[str, Any]]:
+    """SQL condition "the message is one of these keywords", with bound parameters."""
+    words = list(_wanted_keywords(keyword))
+    if not words:
+        return "false", {}
+    names = [f"keyword_{i}" for i in range(len(words))]
+    listing = ", ".join(f"${n}" for n in names)
+    condition = f'coalesce({NORMALISED_BODY_SQL}, messages."keyword") IN ({listing})'
+    return condition, dict(zip(names, words, strict=True))
+
+
+def opt_outs(
+    source: Source,
+    *,
+    keywords: Mapping[str, str] | Iterable[str] = DEFAULT_KEYWORDS,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    tz: str = "UTC",
+    to_number: TextFilter = None,
+    country: TextFilter = None,
+    traffic_type: TextFilter = None,
+    status: TextFilter = None,
+) -> pd.DataFrame:
+    """Who opted out, when, from which of your numbers, and who opted back in: a CRM list.
+
+    A message is an opt-out (or opt-in) when its whole normalised body is a keyword of
+    that kind, as in :func:`keywords` (a redacted body uses the keyword stored at
+    conversion). One row per sender with at least one opt-out in the period; messages
+    without a sender number are left out.
+
+    Parameters
+    ----------
+    source : connection or anything :func:`connect` accepts
+        The messages.
+    keywords : mapping of str to str, or iterable of str
+        Keyword -> kind; kinds ``"opt-out"`` and ``"opt-in"`` are used, others ignored.
+        A plain list takes kinds from :data:`DEFAULT_KEYWORDS`. Only these keywords
+        count, opt-ins too: ``["STOP"]`` finds STOP senders and never an opt-in.
+    start, end : date, datetime or str, optional
+        Opt-outs sent in this period (naive values are wall-clock times in `tz`). Opt-ins
+        count at any time after the sender's last opt-out, even after `end`.
+    tz : str
+        Time zone of naive `start` / `end` only: the times returned are UTC.
+    to_number, country, traffic_type, status
+        Filters, as in :func:`volume` (applied to opt-outs and opt-ins).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Latest opt-out first:
+
+        * ``from_number``: the sender (a token ``anon:...`` in a pseudonymised dataset);
+        * ``country``: sender country (ISO alpha-2) of the latest opt-out;
+        * ``keyword``: the keyword of the latest opt-out, normalised (``ARRET``);
+        * ``opt_outs``: how many opt-out messages;
+        * ``first_opt_out_at``, ``last_opt_out_at``: tz-aware UTC;
+        * ``to_numbers``: the recipient numbers (your campaign numbers) the sender opted
+          out from, a sorted list of str (empty if none was recorded; tokens if
+          recipients were pseudonymised); ``df.explode("to_numbers")`` gives one row
+          per number;
+        * ``opted_back_in``: whether the sender sent an opt-in keyword (to any of your
+          numbers) after the latest opt-out; ``opted_back_in_at``: the first such, UTC;
+        * ``pseudonymized``: whether ``from_number`` is a token, not a phone number.
+
+        ``attrs["pseudonymized"]`` names the columns holding tokens (empty if none).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> con = connect(pd.DataFrame({
+    ...     "from_number": ["+33600000001", "+33600000001", "+33600000002"],
+    ...     "to_number": ["+33639980042", "+33639980042", "+33639980042"],
+    ...     "body_text": ["Stop", "start", "hello"],
+    ...     "created_at": pd.to_datetime(["2025-05-01 08:00", "2025-05-02 08:00",
+    ...                                   "2025-05-01 09:00"], utc=True)}))
+    >>> df = opt_outs(con)
+    >>> df[["from_number", "keyword", "to_numbers", "opted_back_in"]].to_dict("records")
+    [{'from_number': '+33600000001', 'keyword': 'STOP', 'to_numbers': ['+33639980042'], \
+'opted_back_in': True}]
+    """
+    wanted = _wanted_keywords(keywords)
+    wanted = {k: v for k, v in wanted.items() if v in ("opt-out", "opt-in")}
+    filters = dict(to_number=to_number, country=country, traffic_type=traffic_type,
+                   status=status)
+    where_any_time, params = _where(tz=tz, extra=["from_number IS NOT NULL"], **filters)
+    _, period_params = _where(tz=tz, start=start, end=end)
+    period = [f"s.created_at {op} ${name}" for name, op in (("start", ">="), ("end", "<"))
+              if name in period_params]
+    sql = OPT_OUTS_SQL.format(
+        normalised=NORMALISED_BODY_SQL, where_any_time=where_any_time,
+        and_period="".join(f"AND {c} " for c in period).rstrip(),
+    )
+    params = {**params, **period_params, "keywords": list(wanted),
+              "kinds": list(wanted.values())}
+    df = _run(source, sql, params, question="opt_outs", tz="UTC")
+    df["to_numbers"] = pd.Series([[] if v is None else list(v) for v in df["to_numbers"]],
+                                 index=df.index, dtype=object)
+    df["opted_back_in"] = df["opted_back_in_at"].notna()
+    df["pseudonymized"] = df["from_number"].str.startswith(TOKEN_PREFIX).astype(bool)
+    order = ["from_number", "country", "keyword", "opt_outs", "first_opt_out_at",
+             "last_opt_out_at", "to_numbers", "opted_back_in", "opted_back_in_at",
+             "pseudonymized"]
+    df = df[order]
+    tokens = []
+    if df["pseudonymized"].any():
+        tokens.append("from_number")
+    if any(n.startswith(TOKEN_PREFIX) for ns in df["to_numbers"] for n in ns):
+        tokens.append("to_numbers")
+    df.attrs["pseudonymized"] = tuple(tokens)
+    return df

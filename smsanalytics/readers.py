@@ -187,7 +187,7 @@ class _Counted:
 
 def _open(inp: InputFile, on_bytes: Callable[[int], None] | None = None) -> IO[bytes]:
     raw: IO[bytes] = sys.stdin.buffer if inp.is_stdin else open(inp.name, "rb")  # noqa: SIM115
-    if on_bytes is not None and not inp.is_stdin:
+    if on_bytes is not None:  # standard input too: its size is only known once it is read
         raw = _Counted(raw, on_bytes)  # type: ignore[assignment]
     if inp.compression in ("gz", "zst"):
         return _Decompressed(raw, inp.compression)  # type: ignore[return-value]
@@ -976,8 +976,8 @@ def iter_raw_batches(
     inp : InputFile
         The input.
     on_bytes : callable, optional
-        Called with the number of bytes read from the file (on disk, compressed) as
-        reading goes: a progress bar's ``update``.
+        Called with the number of bytes read from the file (on disk, compressed) or
+        from standard input as reading goes: a progress bar's ``update``.
 
     Raises
     ------

@@ -27,6 +27,7 @@ __all__ = [
     "REJECT_SCHEMA",
     "RAW_SCHEMA",
     "PARTITION_COLUMN",
+    "VIEW_COLUMNS",
     "ENUM_VALUES",
     "COST_TYPE",
     "TIMESTAMP_TYPE",
@@ -163,6 +164,18 @@ MESSAGE_SCHEMA: pa.Schema = pa.schema([c.field() for c in COLUMNS])
 #: Hive partition key of a dataset: month of ``created_at`` in UTC, as ``YYYY-MM``. It is
 #: a directory name (``month=2025-03``), not a column stored in the Parquet files.
 PARTITION_COLUMN = "month"
+
+#: Columns the ``messages`` view of :func:`smsanalytics.queries.connect` computes after
+#: the stored ones (never stored in a dataset's files): handy in SQL of your own.
+VIEW_COLUMNS: tuple[Column, ...] = (
+    Column(PARTITION_COLUMN, _S,
+           "Month partition of the message: YYYY-MM of created_at (else of the first of "
+           "updated_at, delivered_at, sent_at, event_at it has) in UTC; 'unknown' if none.",
+           "UTC"),
+    Column("cost", pa.decimal128(18, 8),
+           "cost_cents / 100, exact: the cost in major units of the account currency.",
+           "currency units"),
+)
 
 #: One line of the rejects file (JSON Lines).
 REJECT_SCHEMA: pa.Schema = pa.schema(

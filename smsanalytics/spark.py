@@ -30,6 +30,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ import pyarrow as pa
 
 from . import dataset
 from .errors import ArgumentError
-from .schema import MESSAGE_SCHEMA
+from .schema import MESSAGE_SCHEMA, VIEW_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
@@ -295,7 +296,25 @@ def _frame(spark: SparkSession, source: Any) -> DataFrame:
         spark_type = from_arrow_type(_plain_type(f.type))
         value = F.col(f"`{f.name}`") if f.name in present else F.lit(None)
         columns.append(value.cast(spark_type).alias(f.name))
-    return frame.select(*columns)
+    typed = frame.select(*columns)
+    return typed.select("*", *_view_columns(typed))
+
+
+def _view_columns(frame: DataFrame) -> list[Any]:
+    """The computed columns of DuckDB's ``messages`` view (``schema.VIEW_COLUMNS``).
+
+    The month is formatted in the session time zone, which every query sets to UTC.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    when = F.coalesce(*(F.col(c) for c in dataset.MONTH_SOURCES))
+    computed = {
+        "month": F.coalesce(F.date_format(when, "yyyy-MM"), F.lit(dataset.UNKNOWN_MONTH)),
+        "cost": F.col("cost_cents") * F.lit(Decimal("0.01")),
+    }
+    return [computed[c.name].cast(from_arrow_type(c.type)).alias(c.name)
+            for c in VIEW_COLUMNS]
 
 
 def _is_path_list(source: Any) -> bool:

@@ -37,7 +37,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from .schema import COLUMNS
+from .schema import COLUMNS, VIEW_COLUMNS
 
 __all__ = ["STRIP_ACCENTS_UDF", "UnsupportedSql", "to_spark"]
 
@@ -46,7 +46,8 @@ STRIP_ACCENTS_UDF = "smsanalytics_strip_accents"
 
 #: Columns of the message table that hold instants (bare, they are ``TIMESTAMPTZ``).
 _INSTANT_COLUMNS = frozenset(c.name for c in COLUMNS if pa.types.is_timestamp(c.type))
-_MESSAGE_COLUMNS = tuple(c.name for c in COLUMNS)
+# The view's computed columns too: `*` over it gives them on both engines.
+_MESSAGE_COLUMNS = tuple(c.name for c in (*COLUMNS, *VIEW_COLUMNS))
 # DuckDB's TIMESTAMP (no time zone) parses as TIMESTAMPNTZ.
 _WALL_CLOCK = (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ)
 

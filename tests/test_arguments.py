@@ -317,7 +317,8 @@ def test_keygen_onto_a_directory_is_one_line(tmp_path: Path) -> None:
 def _questions() -> list[str]:
     import inspect
 
-    return [n for n in queries.__all__ if callable(getattr(queries, n))
+    # run_sql takes a session time zone but no period: not a question (tested on its own).
+    return [n for n in queries.__all__ if callable(getattr(queries, n)) and n != "run_sql"
             and "tz" in inspect.signature(getattr(queries, n)).parameters]
 
 

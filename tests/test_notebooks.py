@@ -76,7 +76,8 @@ def _files(directory: Path) -> set[Path]:
 
 def test_notebooks_are_there() -> None:
     names = {p.name for p in NOTEBOOK_PATHS}
-    assert {"01_tour.ipynb", "02_batch_conversion.ipynb", "03_cost_analysis.ipynb"} <= names
+    assert {"01_tour.ipynb", "02_batch_conversion.ipynb", "03_cost_analysis.ipynb",
+            "04_opt_outs.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda p: p.stem)
@@ -116,3 +117,15 @@ def test_tour_draws_every_plot() -> None:
     assert [name for name in drawn if f"plots.{name}(" not in source] == []
     images = [out for out in _outputs(nb) if "image/png" in out.get("data", {})]
     assert len(images) >= len(drawn)
+
+
+def test_opt_outs_notebook_answers_who_when_and_from_which_numbers() -> None:
+    nb = run_notebook(NOTEBOOKS / "04_opt_outs.ipynb")
+    source = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    for call in ("queries.opt_outs(", "top_senders(con, keyword=", 'freq="quarter"'):
+        assert call in source
+    text = "\n".join(str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+                     for out in _outputs(nb))
+    assert re.search(r"\d+ senders opted out; \d+ opted back in later", text)
+    assert "'+" in text  # the CSV for the CRM: numbers neutralised for spreadsheets
+    assert "('from_number', 'to_numbers')" in text  # the pseudonymised list says so

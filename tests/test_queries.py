@@ -44,8 +44,9 @@ def day_counts(df: pd.DataFrame) -> dict[date, int]:
 
 
 def test_connect_view_has_exactly_the_schema_columns(con):
+    """The stored columns, then the computed ones (month, cost), nothing else."""
     names = [r[0] for r in con.execute("DESCRIBE messages").fetchall()]
-    assert names == [f.name for f in table().schema]
+    assert names == [f.name for f in table().schema] + ["month", "cost"]
     assert con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import smsanalytics as sa
 from smsanalytics import queries
+from smsanalytics.errors import ArgumentError
 from tests import _fixtures_queries as fx
 from tests._spark_session import spark  # noqa: F401  (the session fixture)
 from tests.conftest import DATA, SAMPLE
@@ -42,12 +43,14 @@ QUESTIONS = _questions()
 
 #: Extra calls beyond each question's defaults: every freq and every `by` at least once.
 _VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "volume": [{"freq": "hour"}, {"freq": "week"}, {"freq": "month"}],
+    "volume": [{"freq": "hour"}, {"freq": "week"}, {"freq": "month"}, {"freq": "quarter"},
+               {"freq": "year"}],
     "top_senders": [{"by": "cost", "n": None}, {"by": "parts", "n": 2}],
     "sender_activity": [{"freq": "day"}, {"freq": "hour"}],
     "locations": [{"by": "location", "n": 3}],
     "encodings": [{"by": "country"}],
-    "costs": [{"by": "day"}, {"by": ["month", "country"]}, {"by": ["week", "network",
+    "costs": [{"by": "day"}, {"by": ["month", "country"]}, {"by": ["quarter", "country"]},
+              {"by": "year"}, {"by": ["week", "network",
                                                                    "operator"]},
               {"by": ["hour", "traffic_type", "payment_type", "to_number", "encoding",
                       "status"]}],
@@ -158,6 +161,20 @@ def test_run_sql_matches_duckdb(dst_sources):
     sql = ("SELECT from_country, count(*) AS n, sum(cost_cents) AS c, max(created_at) AS t "
            "FROM messages WHERE parts >= $p GROUP BY ALL ORDER BY n DESC, from_country")
     _same(queries.run_sql(on_spark, sql, {"p": 2}), queries.run_sql(duck, sql, {"p": 2}))
+
+
+def test_the_view_columns_month_and_cost_match_duckdb(dst_sources):
+    duck, on_spark = dst_sources
+    sql = "SELECT sid, month, cost, sum(cost) OVER () AS total FROM messages ORDER BY sid"
+    _same(queries.run_sql(on_spark, sql), queries.run_sql(duck, sql))
+    star = "SELECT * FROM messages ORDER BY sid"
+    _same(queries.run_sql(on_spark, star), queries.run_sql(duck, star))
+
+
+def test_a_session_time_zone_is_refused_on_spark(dst_sources):
+    _, on_spark = dst_sources
+    with pytest.raises(ArgumentError, match="DuckDB"):
+        queries.run_sql(on_spark, "SELECT 1", tz=fx.PARIS)
 
 
 @pytest.mark.slow

@@ -66,7 +66,9 @@ def test_star_replace_is_expanded_in_column_order():
     sql = to_spark("SELECT m.* REPLACE (upper(m.sid) AS sid) FROM messages AS m")
     assert "REPLACE" not in sql
     assert sql.startswith("SELECT UPPER(m.sid) AS sid, `m`.`direction`, ")
-    assert sql.count("`m`.") == 36  # the 37 columns of the schema, one replaced
+    # the 37 columns of the schema, one replaced, then the view's computed month and cost
+    assert sql.count("`m`.") == 38
+    assert sql.endswith("`m`.`month`, `m`.`cost` FROM messages AS m")
 
 
 def test_messages_is_renamed_and_keeps_its_name_as_alias():
@@ -92,7 +94,7 @@ def test_every_template_translates(name):
             "slot_start": "to_timestamp(slot * 900)", "order": "country",
             "keys": "from_country AS country", "group": "", "partition": "", "dims": "",
             "outer_keys": "", "column": "status", "name": "status",
-            "normalised": queries.NORMALISED_BODY_SQL}
+            "normalised": queries.NORMALISED_BODY_SQL, "and_period": "AND s.created_at >= $start"}
     if name == "ENCODINGS_SQL":  # the by=None form: its placeholders end in commas
         fill.update(keys="", order="")
     if name == "COSTS_SQL":
