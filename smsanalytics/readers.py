@@ -1098,7 +1098,7 @@ def iter_line_range(inp: InputFile, start: int, end: int, first_line: int) -> It
         Byte offsets, each the start of a line (or the file's size).
     first_line : int
         Number (1-based) of the line starting at `start`: one more than the number of
-        ``\n`` before it.
+        line ends (LF, CRLF or a lone CR) before it.
     """
     with open(inp.name, "rb") as stream:
         stream.seek(start)

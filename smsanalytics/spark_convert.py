@@ -251,17 +251,29 @@ def _pieces(spark: SparkSession, files: list[InputFile], split_bytes: int) -> li
     return pieces
 
 
+_COUNT_BLOCK = 16 << 20  # bytes read at a time when counting lines
+
+
 def _count_newlines(span: tuple[str, int, int]) -> int:
+    """Line ends in bytes [start, end) of a file, counted as the reader counts them.
+
+    LF, CRLF and a lone CR each end one line (:func:`smsanalytics.readers.iter_raw_batches`
+    reads CR-only files line by line), so a CRLF split between two blocks counts once.
+    """
     name, start, end = span
     count = 0
+    cr_before = False  # the previous block ended with CR
     with open(name, "rb") as stream:
         stream.seek(start)
         left = end - start
         while left > 0:
-            block = stream.read(min(left, 16 << 20))
+            block = stream.read(min(left, _COUNT_BLOCK))
             if not block:
                 break
-            count += block.count(b"\n")
+            count += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+            if cr_before and block.startswith(b"\n"):
+                count -= 1
+            cr_before = block.endswith(b"\r")
             left -= len(block)
     return count
 

@@ -6,6 +6,7 @@ Also the byte-range split of large JSON Lines files (no JVM needed for that part
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,7 +52,7 @@ def _ranged(path: Path, step: int) -> list[dict]:
     tables, line = [], 1
     for start, end in zip(cuts[:-1], cuts[1:], strict=True):
         tables.extend(iter_line_range(inp, start, end, line))
-        line += data[start:end].count(b"\n")
+        line += len(re.findall(rb"\r\n|\r|\n", data[start:end]))  # as the reader counts
     return pa.concat_tables(tables).to_pylist() if tables else []
 
 
@@ -64,6 +65,23 @@ def test_ranges_give_the_whole_files_candidates(tmp_path_factory, lines, step,
     path = tmp_path_factory.mktemp("ranges") / "a.jsonl"
     path.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end and lines else b""))
     assert _ranged(path, step) == _whole(path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=40).map(lambda b: b.replace(b"x", b"\r")), block=st.integers(1, 7))
+def test_line_ends_are_counted_as_the_reader_counts_them(tmp_path_factory, data, block):
+    """LF, CRLF and lone CR each end a line, also when a CRLF falls between two blocks."""
+    from smsanalytics import spark_convert
+
+    path = tmp_path_factory.mktemp("count") / "a.jsonl"
+    path.write_bytes(data)
+    old = spark_convert._COUNT_BLOCK
+    spark_convert._COUNT_BLOCK = block
+    try:
+        got = spark_convert._count_newlines((str(path), 0, len(data)))
+    finally:
+        spark_convert._COUNT_BLOCK = old
+    assert got == len(re.findall(rb"\r\n|\r|\n", data))
 
 
 def test_a_byte_order_mark_starting_a_range_mid_file_is_kept(tmp_path):
