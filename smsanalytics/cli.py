@@ -29,9 +29,15 @@ from .escape import for_terminal
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
     import pandas as pd
 
-__all__ = ["main"]
+__all__ = ["main", "returned"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_returned = threading.Event()  # set when a command has returned: see returned()
+
+
+def returned() -> bool:
+    """Whether the command has returned (a Ctrl-C after it interrupted click, not it)."""
+    return _returned.is_set()
 
 
 def _handle_errors(func: F) -> F:
@@ -40,7 +46,9 @@ def _handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            value = func(*args, **kwargs)
+            _returned.set()
+            return value
         except StrictModeError as exc:
             click.echo(f"smsanalytics: {for_terminal(exc)}", err=True)
             sys.exit(1)
@@ -383,12 +391,12 @@ def sql(
 
 @main.command()
 @click.argument("dataset", type=click.Path())
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="HTML file.")
+@click.option("--out", "-o", required=True, help="HTML file (new, or a report written before).")
 @click.option("--start", help="First day of the period (inclusive), e.g. 2025-05-01.")
 @click.option("--end", help="Day after the period (exclusive), e.g. 2025-06-01.")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
 @click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
-@click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
+@click.option("--csv", "csv_dir", help="Also write CSV tables into this folder.")
 @click.option("--top", default="10", show_default=True, help="Senders and rows per table.")
 @_handle_errors
 def report(
@@ -402,6 +410,7 @@ def report(
     top: str,
 ) -> None:
     """Write the cost report of DATASET as one self-contained HTML page."""
+    from .paths import is_report_page
     from .report import cost_report
 
     zone = arguments.time_zone(tz, "--tz")
@@ -410,12 +419,25 @@ def report(
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    _check_outputs(dataset, out, is_report_page, csv_dir)
     r = _interruptible(cost_report, dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
         files = r.to_csv(csv_dir)
         click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}")
+
+
+def _check_outputs(
+    dataset: str, page: str | None, ours: Callable[[Path], bool] | None, csv_dir: str | None
+) -> None:
+    """Refuse a report page or CSV folder that is the dataset, in it, or not ours: early."""
+    from .paths import check_output_path
+
+    if page is not None:
+        check_output_path(page, inputs=[dataset], within=[dataset], ours=ours)
+    if csv_dir is not None:
+        check_output_path(csv_dir, inputs=[dataset], within=[dataset], kind="directory")
 
 
 @main.command()
@@ -431,7 +453,7 @@ def report(
     help="Flag a cost per part above the country's usual rate by more than this fraction.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every table as one JSON object.")
-@click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
+@click.option("--csv", "csv_dir", help="Also write CSV tables into this folder.")
 @click.option("--max-rows", default="20", show_default=True, help="Rows shown per table.")
 @_handle_errors
 def audit(
@@ -457,6 +479,7 @@ def audit(
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    _check_outputs(dataset, None, None, csv_dir)
     a = _interruptible(run, dataset, start=lo, end=hi, tz=zone, currency=label,
                        rate_margin=rate_margin)
     if as_json:
@@ -617,4 +640,6 @@ def serve(
     run(config, host=host, port=port, certfile=certfile, keyfile=keyfile)
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from .__main__ import run
+
+    run()
