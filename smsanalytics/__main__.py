@@ -33,6 +33,7 @@ def run(args: Sequence[str] | None = None) -> NoReturn:
         from . import cli
     except KeyboardInterrupt:
         _interrupted("nothing was changed")
+    cli.COMMAND_RETURNED.clear()
     try:
         code = cli.main.main(
             args=list(args) if args is not None else None,
@@ -42,7 +43,8 @@ def run(args: Sequence[str] | None = None) -> NoReturn:
     except click.Abort:
         # Ctrl-C in click's own work: reading options before the command, or closing its
         # context after (the command catches its own Ctrl-C and says what it changed).
-        _interrupted("the command had finished" if cli.returned() else "nothing was changed")
+        finished = cli.COMMAND_RETURNED.is_set()
+        _interrupted("the command had finished" if finished else "nothing was changed")
     except click.ClickException as exc:  # a usage error: click's own message and status
         exc.show()
         sys.exit(exc.exit_code)

@@ -29,15 +29,12 @@ from .escape import for_terminal
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
     import pandas as pd
 
-__all__ = ["main", "returned"]
+__all__ = ["COMMAND_RETURNED", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_returned = threading.Event()  # set when a command has returned: see returned()
-
-
-def returned() -> bool:
-    """Whether the command has returned (a Ctrl-C after it interrupted click, not it)."""
-    return _returned.is_set()
+#: Set when a command has returned: a Ctrl-C after it interrupted click's own work, and
+#: :func:`smsanalytics.__main__.run` says the command had finished.
+COMMAND_RETURNED = threading.Event()
 
 
 def _handle_errors(func: F) -> F:
@@ -47,7 +44,7 @@ def _handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             value = func(*args, **kwargs)
-            _returned.set()
+            COMMAND_RETURNED.set()
             return value
         except StrictModeError as exc:
             click.echo(f"smsanalytics: {for_terminal(exc)}", err=True)
