@@ -65,7 +65,9 @@ def _handle_errors(func: F) -> F:
             click.echo(f"smsanalytics: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt as exc:  # what was changed, if the library says so
-            click.echo(f"smsanalytics: interrupted; {exc or 'nothing was changed'}", err=True)
+            # str(): the exception itself is always true, even when it says nothing.
+            said = str(exc) or "nothing was changed"
+            click.echo(f"smsanalytics: interrupted; {said}", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]

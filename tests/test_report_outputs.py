@@ -360,3 +360,18 @@ def test_the_entry_point_keeps_usage_errors_and_exit_codes(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         run(["--version"])
     assert stopped.value.code == 0 and "version" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["report", "audit"])
+def test_a_bare_ctrl_c_in_a_command_says_nothing_was_changed(
+    command, tmp_path, dataset, monkeypatch
+):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt  # as the query thread hands it over: no text
+
+    monkeypatch.setattr("smsanalytics.report.cost_report", ctrl_c)
+    monkeypatch.setattr("smsanalytics.audit.audit", ctrl_c)
+    page = ["-o", tmp_path / "r.html"] if command == "report" else []
+    r = _cli(command, dataset, *page)
+    assert r.exit_code == 130
+    assert r.stderr == "smsanalytics: interrupted; nothing was changed\n"
