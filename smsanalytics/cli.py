@@ -546,10 +546,8 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--archive", required=True, type=click.Path(file_okay=False), help="Archive directory."
-)
-@click.option("--dataset", type=click.Path(file_okay=False), help="Dataset kept current.")
+@click.option("--archive", required=True, help="Archive directory.")
+@click.option("--dataset", help="Dataset kept current.")
 @click.option(
     "--convert-every", default="5m", show_default=True, help="Conversion period (90s, 5m, 1h)."
 )
@@ -616,9 +614,17 @@ def serve(
 
     Needs the serve extra: pip install 'smsanalytics[serve]'.
     """
+    from .paths import check_output_path
     from .receiver import ReceiverConfig, parse_duration, read_secret_file
     from .receiver import serve as run
 
+    # The archive may be a link to a folder (a data disk's mount point): it is never
+    # replaced, only written into. A dataset is replaced by each conversion: never the
+    # archive, inside it or around it, never a link.
+    check_output_path(Path(archive).resolve(), kind="directory")
+    if dataset:
+        check_output_path(dataset, inputs=[archive], within=[archive], kind="dataset")
+        check_output_path(Path(archive).resolve(), kind="directory", within=[dataset])
     config = ReceiverConfig(
         Path(archive),
         secrets=tuple(read_secret_file(f) for f in secret_files),

@@ -136,8 +136,9 @@ def check_output_path(
         For an existing regular file: whether we wrote it (a report recognising its own
         page). Refused when it says no. Rejects files are recognised without it.
     within : iterable of str or Path
-        Folders the output may not be inside (the dataset a report reads: its folder is
-        replaced by each conversion, and a file there would be read as part of it).
+        Folders the output may not be inside: the dataset a report reads (its folder is
+        replaced by each conversion, and a file there would be read as part of it), the
+        archive a receiver writes.
 
     Returns
     -------
@@ -191,7 +192,7 @@ def check_output_path(
     for folder in within:
         if _inside(target, Path(folder)):
             raise OutputPathError(
-                str(path), f"is inside {folder}, which this command reads; choose another place"
+                str(path), f"is inside {folder}, which this command also uses; choose another place"
             )
     if st is not None and stat.S_ISREG(st.st_mode):
         if kind == "rejects" and not is_rejects_file(target):

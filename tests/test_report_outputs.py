@@ -375,3 +375,47 @@ def test_a_bare_ctrl_c_in_a_command_says_nothing_was_changed(
     r = _cli(command, dataset, *page)
     assert r.exit_code == 130
     assert r.stderr == "smsanalytics: interrupted; nothing was changed\n"
+
+
+# -- serve: the archive and the dataset ---------------------------------------------------
+
+
+@pytest.fixture
+def served(monkeypatch) -> list:
+    """Record the receiver's configuration instead of serving."""
+    configs: list = []
+    monkeypatch.setattr("smsanalytics.receiver.serve",
+                        lambda config, **kwargs: configs.append(config))
+    return configs
+
+
+@pytest.mark.parametrize("kind", ["file", "device", "fifo"])
+def test_serve_archive_that_is_not_a_folder_is_one_line(kind, tmp_path, served):
+    if kind == "file":
+        archive, words = tmp_path / "archive", "not a directory"
+        archive.write_text("keep me")
+    else:
+        archive, words = _bad_output(kind, tmp_path, tmp_path)
+    r = _cli("serve", "--archive", archive, "--insecure-no-auth")
+    _one_line_error(r, words)
+    assert served == []
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_serve_dataset_and_archive_must_be_apart(where, tmp_path, served):
+    archive = {"same": tmp_path / "a", "inside": tmp_path / "a", "around": tmp_path / "d" / "a"}
+    dataset = {"same": tmp_path / "a", "inside": tmp_path / "a" / "d", "around": tmp_path / "d"}
+    archive[where].mkdir(parents=True)
+    r = _cli("serve", "--archive", archive[where], "--dataset", dataset[where],
+             "--insecure-no-auth")
+    _one_line_error(r)
+    assert served == []
+
+
+def test_serve_archive_may_be_a_link_to_a_folder(tmp_path, served):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "archive").symlink_to(tmp_path / "disk")
+    r = _cli("serve", "--archive", tmp_path / "archive", "--dataset", tmp_path / "ds",
+             "--insecure-no-auth")
+    assert r.exit_code == 0, r.output
+    assert [c.archive for c in served] == [tmp_path / "archive"]
