@@ -436,7 +436,9 @@ def _check_outputs(
     if page is not None:
         check_output_path(page, inputs=[dataset], within=[dataset], ours=ours)
     if csv_dir is not None:
-        check_output_path(csv_dir, inputs=[dataset], within=[dataset], kind="directory")
+        folder = check_output_path(csv_dir, inputs=[dataset], within=[dataset], kind="directory")
+        if page is not None and folder.resolve() == Path(page).resolve():
+            raise OutputPathError(csv_dir, "is also the report page (--out); choose another")
 
 
 @main.command()

@@ -419,3 +419,11 @@ def test_serve_archive_may_be_a_link_to_a_folder(tmp_path, served):
              "--insecure-no-auth")
     assert r.exit_code == 0, r.output
     assert [c.archive for c in served] == [tmp_path / "archive"]
+
+
+def test_report_page_and_csv_folder_at_one_path_is_refused_before_writing(
+    tmp_path, dataset, nothing_computed
+):
+    r = _cli("report", dataset, "-o", tmp_path / "out", "--csv", tmp_path / "out")
+    _one_line_error(r, "is also the report page")
+    assert not (tmp_path / "out").exists()
