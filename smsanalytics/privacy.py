@@ -569,11 +569,12 @@ def pseudonymize_dataset(
     if key is not None:
         _check_key(key)
     src_path = Path(src).absolute()
-    out_path = check_output_path(out, inputs=[src], kind="dataset")
+    out_path = Path(out).absolute()
     if _same_or_nested(src_path.resolve(), out_path.resolve()):
         raise DatasetError(
             str(out), "is the source dataset or inside it; write the copy to another directory"
         )
+    check_output_path(out_path, kind="dataset")  # a link, a device, a file
     if not src_path.is_dir():
         raise DatasetError(str(src), "no dataset here (not a directory)")
     manifest = ds.read_manifest(src_path)
