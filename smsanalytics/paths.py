@@ -246,6 +246,10 @@ def write_atomically(
     try:
         # "x": a file of that name appearing in between is an error, never written into.
         with open(tmp, "x", encoding="utf-8", newline="") as fh:
+            try:  # the replaced file's permissions (a report kept private stays so)
+                os.chmod(fh.fileno(), stat.S_IMODE(target.stat().st_mode))
+            except FileNotFoundError:
+                pass
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -7,6 +7,7 @@ from the first import of the console script to after a command returned.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -21,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 import smsanalytics.privacy
@@ -427,3 +430,44 @@ def test_report_page_and_csv_folder_at_one_path_is_refused_before_writing(
     r = _cli("report", dataset, "-o", tmp_path / "out", "--csv", tmp_path / "out")
     _one_line_error(r, "is also the report page")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_replaced_page_keeps_its_permissions(tmp_path, dataset):
+    page = tmp_path / "r.html"
+    assert _cli("report", dataset, "-o", page).exit_code == 0
+    page.chmod(0o600)
+    assert _cli("report", dataset, "-o", page).exit_code == 0
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(old=st.lists(st.text(max_size=20), min_size=1, max_size=6),
+       new=st.lists(st.text(max_size=20), min_size=1, max_size=6),
+       cut=st.integers(0, 6), names=st.integers(1, 3))
+def test_csv_tables_are_replaced_whole_or_not_at_all(tmp_path_factory, old, new, cut, names):
+    """Whatever the tables and wherever a write fails, each file is the old or the new."""
+    folder = tmp_path_factory.mktemp("tables")
+    tables = {f"t{i}": pd.DataFrame({"x": old}) for i in range(names)}
+    write_csv_tables(tables, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real, calls = escape.write_csv, []
+
+    def failing(df, out) -> None:
+        calls.append(df)
+        if len(calls) > cut:  # the tables before the cut are written, then a failure
+            real(df.head(len(df) // 2), out)
+            raise OSError(28, "No space left on device")
+        real(df, out)
+
+    escape.write_csv = failing
+    try:
+        with contextlib.suppress(OSError):
+            write_csv_tables({f"t{i}": pd.DataFrame({"x": new}) for i in range(names)}, folder)
+    finally:
+        escape.write_csv = real
+    fresh = tmp_path_factory.mktemp("fresh")
+    write_csv_tables({f"t{i}": pd.DataFrame({"x": new}) for i in range(names)}, fresh)
+    for p in folder.iterdir():
+        assert p.read_bytes() in (before[p.name], (fresh / p.name).read_bytes())
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before)
