@@ -434,7 +434,9 @@ def _check_outputs(
     from .paths import check_output_path
 
     if page is not None:
-        check_output_path(page, inputs=[dataset], within=[dataset], ours=ours)
+        where = check_output_path(page, inputs=[dataset], within=[dataset], ours=ours).parent
+        if not where.is_dir():  # found now, not after the report is computed
+            raise OutputPathError(page, f"its folder {where} does not exist")
     if csv_dir is not None:
         folder = check_output_path(csv_dir, inputs=[dataset], within=[dataset], kind="directory")
         if page is not None and folder.resolve() == Path(page).resolve():

@@ -471,3 +471,11 @@ def test_csv_tables_are_replaced_whole_or_not_at_all(tmp_path_factory, old, new,
     for p in folder.iterdir():
         assert p.read_bytes() in (before[p.name], (fresh / p.name).read_bytes())
     assert sorted(p.name for p in folder.iterdir()) == sorted(before)
+
+
+def test_a_page_in_a_missing_folder_is_refused_before_computing(
+    tmp_path, dataset, nothing_computed
+):
+    r = _cli("report", dataset, "-o", tmp_path / "missing" / "r\x1b[31m.html")
+    _one_line_error(r, "does not exist", "\\x1b")
+    assert "\x1b" not in r.stderr
