@@ -29,9 +29,12 @@ from .escape import for_terminal
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
     import pandas as pd
 
-__all__ = ["main"]
+__all__ = ["COMMAND_RETURNED", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Set when a command has returned: a Ctrl-C after it interrupted click's own work, and
+#: :func:`smsanalytics.__main__.run` says the command had finished.
+COMMAND_RETURNED = threading.Event()
 
 
 def _handle_errors(func: F) -> F:
@@ -40,7 +43,9 @@ def _handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            value = func(*args, **kwargs)
+            COMMAND_RETURNED.set()
+            return value
         except StrictModeError as exc:
             click.echo(f"smsanalytics: {for_terminal(exc)}", err=True)
             sys.exit(1)
@@ -60,7 +65,9 @@ def _handle_errors(func: F) -> F:
             click.echo(f"smsanalytics: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt as exc:  # what was changed, if the library says so
-            click.echo(f"smsanalytics: interrupted; {exc or 'nothing was changed'}", err=True)
+            # str(): the exception itself is always true, even when it says nothing.
+            said = str(exc) or "nothing was changed"
+            click.echo(f"smsanalytics: interrupted; {said}", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
@@ -391,12 +398,12 @@ def sql(
 
 @main.command()
 @click.argument("dataset", type=click.Path())
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="HTML file.")
+@click.option("--out", "-o", required=True, help="HTML file (new, or a report written before).")
 @click.option("--start", help="First day of the period (inclusive), e.g. 2025-05-01.")
 @click.option("--end", help="Day after the period (exclusive), e.g. 2025-06-01.")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
 @click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
-@click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
+@click.option("--csv", "csv_dir", help="Also write CSV tables into this folder.")
 @click.option("--top", default="10", show_default=True, help="Senders and rows per table.")
 @_handle_errors
 def report(
@@ -410,6 +417,7 @@ def report(
     top: str,
 ) -> None:
     """Write the cost report of DATASET as one self-contained HTML page."""
+    from .paths import is_report_page
     from .report import cost_report
 
     zone = arguments.time_zone(tz, "--tz")
@@ -418,12 +426,29 @@ def report(
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    _check_outputs(dataset, out, is_report_page, csv_dir)
     r = _interruptible(cost_report, dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
         files = r.to_csv(csv_dir)
         click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}")
+
+
+def _check_outputs(
+    dataset: str, page: str | None, ours: Callable[[Path], bool] | None, csv_dir: str | None
+) -> None:
+    """Refuse a report page or CSV folder that is the dataset, in it, or not ours: early."""
+    from .paths import check_output_path
+
+    if page is not None:
+        where = check_output_path(page, inputs=[dataset], within=[dataset], ours=ours).parent
+        if not where.is_dir():  # found now, not after the report is computed
+            raise OutputPathError(page, f"its folder {where} does not exist")
+    if csv_dir is not None:
+        folder = check_output_path(csv_dir, inputs=[dataset], within=[dataset], kind="directory")
+        if page is not None and folder.resolve() == Path(page).resolve():
+            raise OutputPathError(csv_dir, "is also the report page (--out); choose another")
 
 
 @main.command()
@@ -439,7 +464,7 @@ def report(
     help="Flag a cost per part above the country's usual rate by more than this fraction.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every table as one JSON object.")
-@click.option("--csv", "csv_dir", type=click.Path(file_okay=False), help="Also write CSV tables.")
+@click.option("--csv", "csv_dir", help="Also write CSV tables into this folder.")
 @click.option("--max-rows", default="20", show_default=True, help="Rows shown per table.")
 @_handle_errors
 def audit(
@@ -465,6 +490,7 @@ def audit(
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+    _check_outputs(dataset, None, None, csv_dir)
     a = _interruptible(run, dataset, start=lo, end=hi, tz=zone, currency=label,
                        rate_margin=rate_margin)
     if as_json:
@@ -532,10 +558,8 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--archive", required=True, type=click.Path(file_okay=False), help="Archive directory."
-)
-@click.option("--dataset", type=click.Path(file_okay=False), help="Dataset kept current.")
+@click.option("--archive", required=True, help="Archive directory.")
+@click.option("--dataset", help="Dataset kept current.")
 @click.option(
     "--convert-every", default="5m", show_default=True, help="Conversion period (90s, 5m, 1h)."
 )
@@ -602,9 +626,17 @@ def serve(
 
     Needs the serve extra: pip install 'smsanalytics[serve]'.
     """
+    from .paths import check_output_path
     from .receiver import ReceiverConfig, parse_duration, read_secret_file
     from .receiver import serve as run
 
+    # The archive may be a link to a folder (a data disk's mount point): it is never
+    # replaced, only written into. A dataset is replaced by each conversion: never the
+    # archive, inside it or around it, never a link.
+    check_output_path(Path(archive).resolve(), kind="directory")
+    if dataset:
+        check_output_path(dataset, inputs=[archive], within=[archive], kind="dataset")
+        check_output_path(Path(archive).resolve(), kind="directory", within=[dataset])
     config = ReceiverConfig(
         Path(archive),
         secrets=tuple(read_secret_file(f) for f in secret_files),
@@ -625,4 +657,6 @@ def serve(
     run(config, host=host, port=port, certfile=certfile, keyfile=keyfile)
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from .__main__ import run
+
+    run()

@@ -18,14 +18,18 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from .errors import OutputPathError
+from .paths import check_output_path, write_atomically
 
 if TYPE_CHECKING:  # the terminal and HTML escapes are used where pandas is not needed
     import pandas as pd
@@ -230,10 +234,13 @@ def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
     a bare carriage return cannot start a row); decimals are exact, times ISO 8601, lists
     and structs JSON. Lines end with ``\\n``; an empty cell is a missing value.
     """
-    header = [_quoted(_csv_text(str(c))) for c in df.columns]
-    out.write(",".join(header) + "\n")
+    out.write(_header_line(df))
     for row in _rows(df):
         out.write(",".join(_quoted(_csv_text(v)) for v in row) + "\n")
+
+
+def _header_line(df: pd.DataFrame) -> str:
+    return ",".join(_quoted(_csv_text(str(c))) for c in df.columns) + "\n"
 
 
 def _rows(df: pd.DataFrame) -> Iterable[Sequence[Any]]:
@@ -241,20 +248,54 @@ def _rows(df: pd.DataFrame) -> Iterable[Sequence[Any]]:
     return zip(*columns, strict=True) if columns else ([] for _ in range(len(df)))
 
 
+def _starts_with(header: str) -> Callable[[Path], bool]:
+    """Whether a file's first line is `header`: a table we wrote earlier."""
+
+    def check(path: Path) -> bool:
+        try:
+            with open(path, encoding="utf-8", newline="") as fh:
+                return fh.readline(len(header) + 1) == header
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    return check
+
+
 def write_csv_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
     """Write each table to ``<directory>/<name>.csv`` with :func:`write_csv`.
+
+    The folder is created if needed; other files in it are left alone. An existing
+    ``<name>.csv`` is replaced only when its first line is the header written there now
+    (an earlier export of the same table); otherwise, or when it is a link, a device or
+    a FIFO, nothing is written (:class:`~smsanalytics.errors.OutputPathError`). Each file
+    is replaced atomically: an error or Ctrl-C leaves the previous one whole.
 
     Returns
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    OutputPathError
+        If `directory` or one of the files may not be written (checked before any is).
     """
-    out = Path(directory)
+    out = check_output_path(directory, kind="directory")
+    plan = []
+    for name, df in tables.items():
+        header = _header_line(df)
+        path = check_output_path(out / f"{name}.csv", kind="file")
+        if path.exists() and not _starts_with(header)(path):
+            raise OutputPathError(
+                str(path),
+                "exists and is not this table written earlier (its header differs); "
+                "choose another folder",
+            )
+        plan.append((path, df, header))
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, df in tables.items():
-        path = out / f"{name}.csv"
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            write_csv(df, fh)
-        written.append(path)
+    for path, df, header in plan:
+        written.append(
+            write_atomically(path, functools.partial(write_csv, df), ours=_starts_with(header))
+        )
     return written

@@ -286,8 +286,13 @@ class _Interrupt:
     of the new version is never cut: Ctrl-C during it is raised after it.
     """
 
-    def __init__(self, unchanged: str = "the dataset was not changed") -> None:
+    def __init__(
+        self,
+        unchanged: str = "the dataset was not changed",
+        completed: str = "the conversion had completed: the dataset holds the new version",
+    ) -> None:
         self._unchanged = unchanged  # what to say when stopped before any change
+        self._completed = completed  # ... and after the swap
         self._requested = threading.Event()
         self.con: duckdb.DuckDBPyConnection | None = None
         self._deferred = False
@@ -310,11 +315,7 @@ class _Interrupt:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
         if self.requested or (kind is not None and issubclass(kind, KeyboardInterrupt)):
-            what = (
-                "the conversion had completed: the dataset holds the new version"
-                if self._committed
-                else self._unchanged
-            )
+            what = self._completed if self._committed else self._unchanged
             raise KeyboardInterrupt(what) from None
 
     def _handle(self, signum: int, frame: object) -> None:

@@ -15,8 +15,9 @@ output path is refused, with :class:`~smsanalytics.errors.OutputPathError`, when
   rejects record); a directory that is not ours is refused by its owner
   (:func:`smsanalytics.dataset.check_writable` for a dataset).
 
-The checks look at the path as it is now; writers still replace files atomically, so a
-path swapped for a link in between is replaced, not followed.
+The checks look at the path as it is now; writers still replace files atomically
+(:func:`write_atomically`), so a path swapped for a link in between is replaced, not
+followed, and a write cut short leaves the previous file whole.
 """
 
 from __future__ import annotations
@@ -24,18 +25,34 @@ from __future__ import annotations
 import json
 import os
 import stat
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 from .errors import OutputPathError
 
-__all__ = ["KINDS", "REJECTS_FIELDS", "check_output_path", "same_file", "is_rejects_file"]
+__all__ = [
+    "KINDS",
+    "REJECTS_FIELDS",
+    "PAGE_MARKER",
+    "check_output_path",
+    "is_rejects_file",
+    "is_report_page",
+    "same_file",
+    "write_atomically",
+]
 
 #: What an output path is for: a file we replace, a rejects file, a folder we write files
 #: into, a dataset directory.
 KINDS = ("file", "rejects", "directory", "dataset")
 #: The fields every line of a rejects file has (it may have more).
 REJECTS_FIELDS = ("source_file", "source_line", "reason")
+#: In the head of every HTML report page: how a report knows a page it may replace.
+PAGE_MARKER = '<meta name="generator" content="smsanalytics report">'
+#: Pages written before the marker: their title (the marker is in the first 1,000 bytes).
+_OLD_PAGE_TITLE = "<title>Inbound SMS cost report: "
+_HEAD_LIMIT = 4096
 _FIRST_LINE_LIMIT = 1 << 20  # a rejects line holds at most 10,000 characters of raw text
 
 
@@ -67,6 +84,22 @@ def is_rejects_file(path: str | Path) -> bool:
     return isinstance(record, dict) and all(k in record for k in REJECTS_FIELDS)
 
 
+def is_report_page(path: str | Path) -> bool:
+    """Whether the regular file `path` is an HTML report page smsanalytics wrote.
+
+    Pages carry :data:`PAGE_MARKER` in their head; pages written before it was added are
+    recognised by their doctype and title.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return PAGE_MARKER in head or (
+        head.startswith("<!DOCTYPE html>") and _OLD_PAGE_TITLE in head
+    )
+
+
 def _kind_of(mode: int) -> str | None:
     """What a file of `mode` is, when it is something no output may replace."""
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -84,6 +117,7 @@ def check_output_path(
     inputs: Iterable[str | Path] = (),
     kind: str = "file",
     ours: Callable[[Path], bool] | None = None,
+    within: Iterable[str | Path] = (),
 ) -> Path:
     """Refuse an output path that is an input, a link, a device or not ours; return it.
 
@@ -101,6 +135,10 @@ def check_output_path(
     ours : callable, optional
         For an existing regular file: whether we wrote it (a report recognising its own
         page). Refused when it says no. Rejects files are recognised without it.
+    within : iterable of str or Path
+        Folders the output may not be inside: the dataset a report reads (its folder is
+        replaced by each conversion, and a file there would be read as part of it), the
+        archive a receiver writes.
 
     Returns
     -------
@@ -151,6 +189,11 @@ def check_output_path(
             raise OutputPathError(
                 str(path), f"is one of the inputs ({given}); choose another output"
             )
+    for folder in within:
+        if _inside(target, Path(folder)):
+            raise OutputPathError(
+                str(path), f"is inside {folder}, which this command also uses; choose another place"
+            )
     if st is not None and stat.S_ISREG(st.st_mode):
         if kind == "rejects" and not is_rejects_file(target):
             raise OutputPathError(
@@ -163,3 +206,69 @@ def check_output_path(
                 str(path), "exists and was not written by smsanalytics; choose another name"
             )
     return target
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or below it, once both are resolved."""
+    here, there = path.resolve(), folder.resolve()
+    return here == there or there in here.parents
+
+
+def write_atomically(
+    path: str | Path,
+    write: Callable[[IO[str]], None],
+    *,
+    ours: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Replace the text file `path` by what `write` writes, whole or not at all.
+
+    `path` is checked first (:func:`check_output_path`: never a device, a FIFO, a link
+    or, with `ours`, a file we did not write). The text goes to a new file beside it,
+    which is flushed to disk and renamed over `path`; on any error or Ctrl-C the new
+    file is removed and `path` is as it was.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (its folder must exist).
+    write : callable
+        Called once with the open text stream (UTF-8, newlines as written).
+    ours : callable, optional
+        For an existing file: whether we wrote it (see :func:`check_output_path`).
+
+    Returns
+    -------
+    Path
+        `path`, absolute.
+    """
+    target = check_output_path(path, kind="file", ours=ours)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        # "x": a file of that name appearing in between is an error, never written into.
+        with open(tmp, "x", encoding="utf-8", newline="") as fh:
+            try:  # the replaced file's permissions (a report kept private stays so)
+                os.chmod(fh.fileno(), stat.S_IMODE(target.stat().st_mode))
+            except FileNotFoundError:
+                pass
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush the entries of the folder `path` (a rename is durable once its folder is)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse: the rename still holds
+        pass
+    finally:
+        os.close(fd)

@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 
 from . import dataset as ds
 from .errors import DatasetError, KeyFileError, PrivacyOptionsError
+from .paths import check_output_path
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
 
 __all__ = [
@@ -552,6 +553,12 @@ def pseudonymize_dataset(
     DatasetError
         If `src` is not a readable dataset, `out` is not a new directory, or `src` is
         already pseudonymised with numbers (tokens of tokens would match nothing).
+    OutputPathError
+        If `out` is one of the inputs, a symbolic link, a device or not a directory
+        (:func:`smsanalytics.paths.check_output_path`), before anything is read.
+    KeyboardInterrupt
+        On Ctrl-C (in the main thread): the copy stops at the next batch; the text says
+        whether the copy had been put in place (the swap is never cut short).
     PrivacyOptionsError
         If there is nothing to do (no key, no redaction) or recipients without a key.
     """
@@ -567,6 +574,7 @@ def pseudonymize_dataset(
         raise DatasetError(
             str(out), "is the source dataset or inside it; write the copy to another directory"
         )
+    check_output_path(out_path, kind="dataset")  # a link, a device, a file
     if not src_path.is_dir():
         raise DatasetError(str(src), "no dataset here (not a directory)")
     manifest = ds.read_manifest(src_path)
@@ -582,7 +590,13 @@ def pseudonymize_dataset(
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
         raise DatasetError(str(out), "exists and is not empty; choose a new directory")
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Imported here: ingest imports this module.
+    from .ingest import _Interrupt
+
     with ExitStack() as stack:
+        stop = stack.enter_context(
+            _Interrupt("no copy was written", "the copy had completed: it is in place")
+        )
         try:
             # Hold the source still: a conversion committing into it would swap its files.
             stack.enter_context(ds.locked(src_path, timeout=lock_timeout))
@@ -601,6 +615,7 @@ def pseudonymize_dataset(
             def batches() -> Iterable[pa.RecordBatch]:
                 nonlocal rows
                 for month, batch in _iter_source(src_path, files):
+                    stop.check()
                     rows += batch.num_rows
                     batch = transform_batch(
                         batch,
@@ -630,7 +645,8 @@ def pseudonymize_dataset(
                     MANIFEST_KEY: record,
                 },
             )
-            ds.commit_version(staging, out_path)
+            with stop.deferred():  # Ctrl-C here is raised after the swap, saying so
+                ds.commit_version(staging, out_path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

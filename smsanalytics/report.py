@@ -45,6 +45,7 @@ from . import arguments, dataset, queries
 from . import audit as billing_audit
 from .errors import ArgumentError, DatasetError
 from .escape import for_html, for_markdown, for_terminal, write_csv_tables
+from .paths import PAGE_MARKER, is_report_page, write_atomically
 
 __all__ = [
     "ABOVE_RATE_MARGIN",
@@ -485,16 +486,22 @@ class CostReport:
         return (
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"{PAGE_MARKER}\n"
             f"<title>{for_html(title)}</title>\n"
             f"<style>{_PAGE_CSS}{_CSS}</style>\n</head>\n<body>\n"
             f"{_render_body(self)}\n</body>\n</html>\n"
         )
 
     def write_html(self, path: str | Path) -> Path:
-        """Write :meth:`to_html` to `path` (UTF-8) and return the path."""
-        p = Path(path)
-        p.write_text(self.to_html(), encoding="utf-8")
-        return p
+        """Write :meth:`to_html` to `path` (UTF-8), atomically, and return the path.
+
+        An existing `path` is replaced only if it is a report page written earlier
+        (:func:`is_report_page`); a link, a device, a FIFO or another file is refused with
+        :class:`~smsanalytics.errors.OutputPathError`. The page is written beside `path`
+        and renamed over it, so an error or Ctrl-C leaves the previous page whole.
+        """
+        page = self.to_html()
+        return write_atomically(path, lambda fh: fh.write(page), ours=is_report_page)
 
     def _repr_html_(self) -> str:
         return f"<style>{_CSS}</style>{_render_body(self)}"
