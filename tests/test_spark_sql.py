@@ -149,7 +149,6 @@ class _Recorded(Exception):
 def _spark_sql_of_every_question(monkeypatch) -> str:
     import inspect
 
-    import pandas as pd
 
     seen: list[tuple[str, str]] = []
 
