@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import arguments, dataset
-from .errors import ArgumentError
+from .errors import ArgumentError, DatasetError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .schema import COLUMNS, duckdb_type
 
@@ -106,6 +106,11 @@ COST_DIMENSIONS: dict[str, str] = {
 
 # Connections connect() opened, while they live: interrupt_all() stops their queries.
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+# The dataset directory each of those connections' messages view scans, if it scans one:
+# locking a connection down pins the view to that dataset's files (see _pin_dataset).
+_DATASETS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path] = (
+    weakref.WeakKeyDictionary()
+)
 
 _VIEW = "messages"
 _SLOT = "epoch_us(created_at) // 900000000"
@@ -398,6 +403,7 @@ def connect(
     con.execute("SET TimeZone = 'UTC'")
     if isinstance(source, str | Path) and _is_dataset(Path(source)):
         con.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM {dataset.scan_sql(source)}")
+        _DATASETS[con] = Path(source)
     else:
         if isinstance(source, str | Path) or _is_path_list(source):
             from .ingest import read_messages
@@ -444,8 +450,10 @@ def run_sql(
         Lock the connection down first (see :func:`_lock_down`): the SQL can read the
         ``messages`` view and nothing else on disk, write no file, load no extension and
         change no setting. For SQL from someone other than the user running it. With a
-        dataset directory as `source`, its Parquet files are the only files readable; with
-        a connection, none are (and the connection stays locked).
+        dataset directory as `source` (or a connection :func:`connect` opened over one),
+        the dataset's Parquet files as they are when the call starts are the only files
+        readable; with another source, none are. A connection given stays locked, its
+        ``messages`` view pinned to those files: open a new one to see a later conversion.
 
     Returns
     -------
@@ -457,13 +465,15 @@ def run_sql(
     ------
     ArgumentError
         If `sql` holds no statement.
+    DatasetError
+        With `read_only`, if a file of the dataset is a link to a file outside it.
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ArgumentError("query", sql, "empty: give one SQL statement")
     con, owned = _open(source)
     try:
-        if read_only:
-            _lock_down(con, dataset.dataset_files(source) if _is_source_dataset(source) else [])
+        if read_only and not _is_locked(con):
+            _lock_down(con, _pin_dataset(con))
         result = con.sql(sql, params=params)
         table = result.to_arrow_table() if result is not None else pa.table({})
     finally:
@@ -487,8 +497,37 @@ def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = (
     con.execute("SET lock_configuration = true")
 
 
-def _is_source_dataset(source: Source) -> bool:
-    return isinstance(source, str | Path) and _is_dataset(Path(source))
+def _is_locked(con: Any) -> bool:
+    """Whether `con` is a DuckDB connection already locked down (its settings are final)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return False
+    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0])
+
+
+def _pin_dataset(con: Any) -> list[str]:
+    """Point the ``messages`` view of `con` at its dataset's files as they are now.
+
+    A locked connection may open only the paths it allows and may not list a directory, so
+    the view cannot look its files up at each query (:func:`dataset.scan_sql`): it reads the
+    current files, by their real paths, listed once here. Returns the paths DuckDB opens to
+    read them (each file and its literal glob pattern), for ``allowed_paths``; none for a
+    connection without a dataset. A file linking outside the dataset is refused: read-only
+    SQL reads the dataset and nothing else.
+    """
+    root = _DATASETS.get(con) if isinstance(con, duckdb.DuckDBPyConnection) else None
+    if root is None:
+        return []
+    real_root = root.resolve()
+    files = []
+    for f in dataset.dataset_files(root):
+        real = f.resolve()
+        if not real.is_relative_to(real_root):
+            raise DatasetError(str(root), f"{f.relative_to(root)} links outside the dataset; "
+                                          "read-only SQL reads only the dataset's own files")
+        files.append(real)
+    con.execute(f"CREATE OR REPLACE VIEW {_VIEW} AS "
+                f"SELECT * FROM {dataset.scan_sql(real_root, files)}")
+    return [p for f in files for p in (str(f), dataset.glob_literal(f))]
 
 
 def _is_dataset(path: Path) -> bool:

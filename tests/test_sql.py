@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,9 @@ from click.testing import CliRunner
 import smsanalytics
 from smsanalytics import queries
 from smsanalytics.cli import main
-from smsanalytics.errors import ArgumentError
+from smsanalytics.errors import ArgumentError, DatasetError
 
-from .conftest import SAMPLE
+from .conftest import DATA, SAMPLE
 
 
 def run(*args: str):
@@ -124,6 +125,72 @@ def test_read_only_cannot_read_the_datasets_other_files(ds: Path) -> None:
     manifest = next(p for p in ds.iterdir() if p.suffix == ".json")
     r = run("sql", str(ds), f"SELECT * FROM read_text('{manifest}')", "--read-only")
     assert r.exit_code == 2
+
+
+def payload(sid: str) -> str:
+    """One bare Callr webhook payload, as a JSON Lines line."""
+    data = json.loads((DATA / "webhook-payload.json").read_text())
+    data = data.get("data", data)
+    return json.dumps({**data, "sid": sid}) + "\n"
+
+
+def count(source: object) -> int:
+    return int(queries.run_sql(source, "SELECT count(*) AS n FROM messages",
+                               read_only=True)["n"].iloc[0])
+
+
+def test_read_only_sees_the_version_current_when_it_starts(tmp_path: Path) -> None:
+    archive, out = tmp_path / "a.jsonl", tmp_path / "ds"
+    archive.write_text(payload("r1"))
+    smsanalytics.convert([archive], out, quiet=True)
+    con = queries.connect(out)  # opened before the second conversion
+    archive.write_text(payload("r1") + payload("r2") + payload("r3"))
+    smsanalytics.convert([archive], out, overwrite=True, quiet=True)
+    assert count(out) == 3
+    assert count(con) == 3  # pinned, when locked, to the files current then
+    assert count(con) == 3  # and stays locked
+    r = run("sql", str(out), "SELECT count(*) AS n FROM messages", "--read-only", "--json")
+    assert json.loads(r.stdout)["n"] == 3
+
+
+@pytest.mark.parametrize("name", ["ds[1]", "d*s", "d?s", "d{a,b}s", "it's"])
+def test_read_only_reads_a_dataset_whose_name_is_a_glob(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "a.jsonl"
+    archive.write_text(payload("g1") + payload("g2"))
+    smsanalytics.convert([archive], tmp_path / name, quiet=True)
+    # A folder the name would match as a pattern, with other data: never read.
+    archive.write_text(payload("o1"))
+    for decoy in ("ds1", "dXs", "das"):
+        smsanalytics.convert([archive], tmp_path / decoy, quiet=True)
+    assert count(tmp_path / name) == 2
+
+
+def test_read_only_refuses_a_dataset_file_linking_outside(ds: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "ds"
+    shutil.copytree(ds, copy)
+    outside = tmp_path / "outside.parquet"
+    shutil.copy(next(copy.rglob("*.parquet")), outside)
+    month = next(p for p in copy.iterdir() if p.is_dir())
+    (month / "link.parquet").symlink_to(outside)
+    with pytest.raises(DatasetError, match="outside"):
+        count(copy)
+    r = run("sql", str(copy), "SELECT count(*) FROM messages", "--read-only")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+
+
+def test_read_only_follows_a_link_inside_the_dataset(ds: Path, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    shutil.copytree(ds, real)
+    (tmp_path / "link").symlink_to(real)
+    assert count(tmp_path / "link") == count(real) == len(smsanalytics.read_dataset(ds))
+
+
+def test_read_only_over_an_empty_dataset(tmp_path: Path) -> None:
+    empty = tmp_path / "a.jsonl"
+    empty.write_text("")
+    smsanalytics.convert([empty], tmp_path / "ds", quiet=True)
+    df = queries.run_sql(tmp_path / "ds", "SELECT * FROM messages", read_only=True)
+    assert df.empty and len(df.columns) > 10
 
 
 def test_without_read_only_sql_runs_with_the_users_rights(ds: Path, tmp_path: Path) -> None:
