@@ -458,8 +458,10 @@ def run_sql(
     Returns
     -------
     pandas.DataFrame
-        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware UTC. A statement
-        that returns nothing (``SET``, ``CREATE``) gives an empty DataFrame.
+        Values stay exact: integers have a nullable pandas dtype (``Int64``, ``UInt64``...:
+        a missing value is ``pd.NA``, never a float ``NaN`` that would round integers above
+        2**53), decimals, lists and structs an Arrow dtype; timestamps are tz-aware UTC. A
+        statement that returns nothing (``SET``, ``CREATE``) gives an empty DataFrame.
 
     Raises
     ------
@@ -479,7 +481,7 @@ def run_sql(
     finally:
         if owned:
             con.close()
-    return _frame(table, "UTC", question="sql", currency=None)
+    return _frame(table, "UTC", question="sql", currency=None, types=_exact_dtype)
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = ()) -> None:
@@ -701,10 +703,27 @@ def _decimal_or_default(t: pa.DataType) -> pd.ArrowDtype | None:
     return pd.ArrowDtype(t) if pa.types.is_decimal(t) else None
 
 
+_NULLABLE_INTEGERS: dict[pa.DataType, Any] = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+}
+
+
+def _exact_dtype(t: pa.DataType) -> Any:
+    """Integers nullable, decimals and nested values (lists, structs) Arrow: none via float."""
+    if pa.types.is_nested(t):  # pandas' default makes a list of integers with a null floats
+        return pd.ArrowDtype(t)
+    return _NULLABLE_INTEGERS.get(t) or _decimal_or_default(t)
+
+
 def _frame(table: pa.Table, tz: str, *, question: str, currency: str | None,
-           **attrs: Any) -> pd.DataFrame:
-    """Arrow result -> pandas: decimals exact (Arrow dtype), instants in `tz`, rest numpy."""
-    df = table.to_pandas(types_mapper=_decimal_or_default)
+           types: Any = _decimal_or_default, **attrs: Any) -> pd.DataFrame:
+    """Arrow result -> pandas: decimals exact (Arrow dtype), instants in `tz`, rest numpy.
+
+    `types` maps an Arrow type to the pandas dtype to use (None: pandas' default).
+    """
+    df = table.to_pandas(types_mapper=types)
     for f in table.schema:
         if pa.types.is_timestamp(f.type) and f.type.tz is not None:
             df[f.name] = df[f.name].dt.tz_convert(tz)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import queries
@@ -260,3 +262,82 @@ def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(ds: Path, tmp_path:
     if child.returncode == 130:
         assert err.splitlines() == ["smsanalytics: interrupted; nothing was changed"]
         assert not (tmp_path / "r.html").exists()
+
+
+# -- exact values in every output ---------------------------------------------------------
+
+
+BIG = 2**53 + 1  # the first integer a float cannot hold
+
+
+def output(ds: Path, query: str, fmt: str) -> list[dict[str, str]] | list[dict[str, object]]:
+    """Rows `sql` prints for `query`: CSV cells as text, JSON values as parsed."""
+    r = run("sql", str(ds), query, *([f"--{fmt}"] if fmt != "table" else []))
+    assert r.exit_code == 0, r.output
+    if fmt == "csv":
+        return list(csv.DictReader(io.StringIO(r.stdout)))
+    if fmt == "json":
+        return [json.loads(line) for line in r.stdout.splitlines()]
+    header, _, *rows = r.stdout.splitlines()
+    names = header.split()
+    return [dict(zip(names, row.split(), strict=False)) for row in rows]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_an_integer_column_with_a_null_prints_exactly(ds: Path, fmt: str) -> None:
+    rows = output(ds, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)", fmt)
+    assert str(rows[0]["x"]) == str(BIG)
+    assert rows[1].get("x") in (None, "")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_parts_with_missing_values_print_as_integers(tmp_path: Path, fmt: str) -> None:
+    archive = tmp_path / "a.jsonl"
+    without_parts = json.loads(payload("n1"))
+    del without_parts["parts"]
+    archive.write_text(payload("p1") + json.dumps(without_parts) + "\n")
+    smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
+    rows = output(tmp_path / "ds", "SELECT sid, parts FROM messages ORDER BY sid", fmt)
+    assert [str(r.get("parts") or "") for r in rows] == ["", "1"]
+
+
+def test_nested_integers_decimals_and_floats_print_exactly(ds: Path) -> None:
+    q = (f"SELECT [{BIG}, NULL]::BIGINT[] AS l, {{'a': {BIG}::BIGINT}} AS s, "
+         "0.1234567890123456::DOUBLE AS f, "
+         "123456789012345678901234567890.123::DECIMAL(38, 3) AS d, "
+         f"{BIG}::HUGEINT * 1000000000000 AS h")
+    js = output(ds, q, "json")[0]
+    assert js == {"l": [BIG, None], "s": {"a": BIG}, "f": 0.1234567890123456,
+                  "d": "123456789012345678901234567890.123", "h": BIG * 10**12}
+    cells = output(ds, q, "csv")[0]
+    assert json.loads(cells["l"]) == [BIG, None] and json.loads(cells["s"]) == {"a": BIG}
+    assert cells["d"] == "123456789012345678901234567890.123"
+    assert float(cells["f"]) == 0.1234567890123456 and int(cells["h"]) == BIG * 10**12
+    table = run("sql", str(ds), q).stdout
+    assert "123456789012345678901234567890.123" in table and str(BIG * 10**12) in table
+
+
+def test_times_print_in_utc_to_the_microsecond(ds: Path) -> None:
+    q = "SELECT TIMESTAMPTZ '2025-03-30 03:30:00.123456+02:00' AS t"
+    assert output(ds, q, "json")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
+    assert output(ds, q, "csv")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
+    assert "2025-03-30 01:30:00.123456+00:00" in run("sql", str(ds), q).stdout
+
+
+def test_run_sql_gives_nullable_integers(ds: Path) -> None:
+    df = queries.run_sql(ds, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)")
+    assert str(df["x"].dtype) == "Int64" and df["x"].iloc[0] == BIG and df["x"].isna().iloc[1]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+                       min_size=1, max_size=8))
+def test_int64_with_nulls_round_trip_through_csv_and_json(ds: Path,
+                                                           values: list[int | None]) -> None:
+    rows = ", ".join(f"({'NULL' if v is None else v}::BIGINT)" for v in values)
+    q = f"SELECT x FROM (VALUES {rows}) t(x)"
+    csv_rows = output(ds, q, "csv")
+    json_rows = output(ds, q, "json")
+    assert [None if r["x"] == "" else int(r["x"]) for r in csv_rows] == values
+    assert [r["x"] for r in json_rows] == values
