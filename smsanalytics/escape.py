@@ -216,8 +216,7 @@ def _decimal_text(value: Decimal) -> str | None:
     if value == 0:
         return "0"
     # normalize() rounds to the context's precision (28 digits by default): give it all.
-    digits = len(value.as_tuple().digits)
-    return f"{value.normalize(Context(prec=max(digits, 1))):f}"
+    return f"{value.normalize(Context(prec=len(value.as_tuple().digits))):f}"
 
 
 def _json_value(value: Any) -> Any:

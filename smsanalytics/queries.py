@@ -474,7 +474,7 @@ def run_sql(
         raise ArgumentError("query", sql, "empty: give one SQL statement")
     con, owned = _open(source)
     try:
-        if read_only and not _is_locked(con):
+        if read_only and not _is_locked_down(con):
             _lock_down(con, _pin_dataset(con))
         result = con.sql(sql, params=params)
         table = result.to_arrow_table() if result is not None else pa.table({})
@@ -499,11 +499,17 @@ def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = (
     con.execute("SET lock_configuration = true")
 
 
-def _is_locked(con: Any) -> bool:
-    """Whether `con` is a DuckDB connection already locked down (its settings are final)."""
+def _is_locked_down(con: Any) -> bool:
+    """Whether `con` is a DuckDB connection :func:`_lock_down` locked already.
+
+    Its settings are then final. A connection locked some other way, with external access
+    still on, is not: locking it down again fails (a DuckDB error), never runs the SQL.
+    """
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return False
-    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0])
+    locked, external = con.execute("SELECT current_setting('lock_configuration'), "
+                                    "current_setting('enable_external_access')").fetchall()[0]
+    return bool(locked) and not external
 
 
 def _pin_dataset(con: Any) -> list[str]:

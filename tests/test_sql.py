@@ -15,9 +15,10 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
@@ -180,6 +181,16 @@ def test_read_only_refuses_a_dataset_file_linking_outside(ds: Path, tmp_path: Pa
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
 
 
+def test_read_only_refuses_a_connection_locked_with_access_on(ds: Path,
+                                                             tmp_path: Path) -> None:
+    con = queries.connect(ds)
+    con.execute("SET lock_configuration = true")  # locked, but files still open
+    target = tmp_path / "x.csv"
+    with pytest.raises(duckdb.Error):
+        queries.run_sql(con, f"COPY (SELECT 1) TO '{target}'", read_only=True)
+    assert not target.exists()
+
+
 def test_read_only_follows_a_link_inside_the_dataset(ds: Path, tmp_path: Path) -> None:
     real = tmp_path / "real"
     shutil.copytree(ds, real)
@@ -333,9 +344,10 @@ def test_run_sql_gives_nullable_integers(ds: Path) -> None:
                                                                  HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
                        min_size=1, max_size=8))
+@example(values=[-(2**63), None, 2**63 - 1, BIG])
 def test_int64_with_nulls_round_trip_through_csv_and_json(ds: Path,
                                                            values: list[int | None]) -> None:
-    rows = ", ".join(f"({'NULL' if v is None else v}::BIGINT)" for v in values)
+    rows = ", ".join(f"(({'NULL' if v is None else v})::BIGINT)" for v in values)  # (-2**63)
     q = f"SELECT x FROM (VALUES {rows}) t(x)"
     csv_rows = output(ds, q, "csv")
     json_rows = output(ds, q, "json")
