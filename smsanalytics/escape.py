@@ -225,8 +225,8 @@ def _json_value(value: Any) -> Any:
     Integers stay integers, whatever their size; floats are written as Python's shortest
     repr that reads back the same (NaN is null, infinities the strings ``inf``/``-inf``:
     JSON has no number for them); decimals are exact strings, as in CSV, but those of
-    scale 0 (integers) are integers; times ISO 8601
-    with their offset; lists and structs recursively; anything else its ``str``.
+    scale 0 (integers) are integers; times ISO 8601 with their offset; lists and structs
+    recursively; anything else its ``str``.
     """
     if value is None or isinstance(value, str | bool | int):
         return value
