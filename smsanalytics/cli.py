@@ -391,7 +391,9 @@ def sql(
 
         write_csv(df, sys.stdout)
     elif as_json:
-        click.echo(df.to_json(orient="records", lines=True, date_format="iso", default_handler=str))
+        from .escape import write_json_lines
+
+        write_json_lines(df, sys.stdout)
     else:
         _print_table(df, max_rows=rows)
 

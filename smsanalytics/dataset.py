@@ -21,7 +21,7 @@ import stat
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -53,6 +53,7 @@ __all__ = [
     "partition_of",
     "dataset_files",
     "scan_sql",
+    "glob_literal",
     "read_dataset_table",
     "read_dataset",
     "read_manifest",
@@ -81,12 +82,15 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _glob_literal(path: Path) -> str:
-    """`path` as a DuckDB glob pattern matching itself only (``ds[1]``, ``*``...)."""
+def glob_literal(path: Path) -> str:
+    """`path` as a DuckDB glob pattern matching itself only (``ds[1]``, ``*``...).
+
+    DuckDB globs every path it is given to read, so ``ds[1]`` would read ``ds1``.
+    """
     return re.sub(r"([\[\]*?{}])", r"[\1]", str(path))
 
 
-def scan_sql(path: str | Path) -> str:
+def scan_sql(path: str | Path, files: Sequence[Path] | None = None) -> str:
     """Return a DuckDB table expression reading every message of the dataset at `path`.
 
     The files are looked up each time a query using the expression is run, not when it is
@@ -95,19 +99,29 @@ def scan_sql(path: str | Path) -> str:
     :func:`dataset_files`. The partition column (``month``) is not included; the message
     columns are exactly those of :data:`~smsanalytics.schema.MESSAGE_SCHEMA`. A dataset
     without files scans as an empty table with that schema.
+
+    With `files` (absolute paths), exactly those files are read, each matched literally,
+    and nothing is looked up: DuckDB then needs to open only ``str(f)`` and
+    :func:`glob_literal` of each (what a connection locked with ``allowed_paths`` must
+    allow).
     """
     from .schema import COLUMNS, duckdb_type
 
     root = Path(path).absolute()
     if not root.is_dir():
         raise DatasetError(str(path), "no dataset here (not a directory)")
-    pattern = _sql_string(f"{_glob_literal(root)}/**/[!._]*.parquet")
+    if files is None:
+        patterns = _sql_string(f"{glob_literal(root)}/**/[!._]*.parquet")
+    else:
+        patterns = "[" + ", ".join(_sql_string(glob_literal(f)) for f in files) + "]"
     names = ", ".join(f'"{f.name}"' for f in MESSAGE_SCHEMA)
     # With no file, read_parquet gives one column named "empty": the typed empty select,
     # joined by name, gives every column its type.
     typed = ", ".join(f'CAST(NULL AS {duckdb_type(c.type)}) AS "{c.name}"' for c in COLUMNS)
+    if files is not None and not files:  # read_parquet refuses an empty list
+        return f"(SELECT {names} FROM (SELECT {typed} WHERE false))"
     return (
-        f"(SELECT {names} FROM (SELECT * FROM read_parquet({pattern}, hive_partitioning=false, "
+        f"(SELECT {names} FROM (SELECT * FROM read_parquet({patterns}, hive_partitioning=false, "
         f"union_by_name=true, allow_empty=true) UNION ALL BY NAME SELECT {typed} WHERE false))"
     )
 

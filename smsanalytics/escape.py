@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "to_json",
     "write_csv",
     "write_csv_tables",
+    "write_json_lines",
     "FORMULA_PREFIXES",
 ]
 
@@ -196,16 +197,13 @@ def _csv_text(value: Any) -> str | None:
     if isinstance(value, float):
         return None if value != value else repr(value)
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None if value.is_nan() else str(value)
-        # Exact and unrounded, without exponent or padding zeros.
-        return f"{value.normalize():f}" if value != 0 else "0"
+        return _decimal_text(value)
     import pandas as pd
 
     if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):  # an Arrow list cell
         value = value.tolist()
-    if isinstance(value, list | tuple | dict):
-        return str(for_csv_cell(json.dumps(value, ensure_ascii=False, default=str)))
+    if isinstance(value, list | tuple | dict):  # the same JSON as write_json_lines writes
+        return str(for_csv_cell(json.dumps(_json_value(value), ensure_ascii=False)))
     if pd.isna(value):
         return None
     if isinstance(value, datetime | date):  # pandas' Timestamp too
@@ -213,6 +211,67 @@ def _csv_text(value: Any) -> str | None:
     if hasattr(value, "item"):  # NumPy scalars
         return _csv_text(value.item())
     return str(value)
+
+
+def _decimal_text(value: Decimal) -> str | None:
+    """`value` exact and unrounded, without exponent or padding zeros (None: NaN)."""
+    if not value.is_finite():
+        return None if value.is_nan() else str(value)
+    if value == 0:
+        return "0"
+    # normalize() rounds to the context's precision (28 digits by default): give it all.
+    return f"{value.normalize(Context(prec=len(value.as_tuple().digits))):f}"
+
+
+def _json_value(value: Any) -> Any:
+    """`value` as what :func:`json.dumps` writes exactly (None: null).
+
+    Integers stay integers, whatever their size; floats are written as Python's shortest
+    repr that reads back the same (NaN is null, infinities the strings ``inf``/``-inf``:
+    JSON has no number for them); decimals are exact strings, as in CSV, but those of
+    scale 0 (integers) are integers; times ISO 8601 with their offset; lists and structs
+    recursively; anything else its ``str``.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if value != value:
+            return None
+        return value if value not in (float("inf"), float("-inf")) else repr(value)
+    if isinstance(value, Decimal):
+        # An integral type (DuckDB's HUGEINT, sum() of integers) arrives as a decimal of
+        # scale 0: a JSON integer. Others are exact strings (a float would round them).
+        if value.is_finite() and value.as_tuple().exponent == 0:
+            return int(value)
+        return _decimal_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    import pandas as pd
+
+    if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):  # an Arrow list cell
+        return _json_value(value.tolist())
+    if pd.isna(value):
+        return None
+    if isinstance(value, datetime | date):  # pandas' Timestamp too
+        return value.isoformat()
+    if hasattr(value, "item"):  # NumPy scalars
+        return _json_value(value.item())
+    return str(value)
+
+
+def write_json_lines(df: pd.DataFrame, out: IO[str]) -> None:
+    """Write `df` as JSON Lines to the text stream `out`: one object a row, values exact.
+
+    Keys are the column names, in order. Values as :func:`_json_value` writes them (an
+    integer column with missing values keeps its integers); text is written with
+    :func:`to_json`, so no control or bidirectional character appears raw.
+    """
+    names = [str(c) for c in df.columns]
+    for row in _rows(df):
+        record = dict(zip(names, (_json_value(v) for v in row), strict=True))
+        out.write(to_json(record, allow_nan=False) + "\n")
 
 
 _NEEDS_QUOTES = re.compile(r'[,"\x00-\x1f\x7f-\x9f\u2028\u2029]|^\s|\s$')
@@ -232,11 +291,15 @@ def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
     Each cell is made safe on its own: text is neutralised with :func:`for_csv_cell` and
     quoted when it holds a delimiter, a quote, a line break or any control character (so
     a bare carriage return cannot start a row); decimals are exact, times ISO 8601, lists
-    and structs JSON. Lines end with ``\\n``; an empty cell is a missing value.
+    and structs JSON. Lines end with ``\\n``; an empty cell is a missing value (written
+    ``""`` when it is the row's only cell, so that the row is not a blank line).
     """
     out.write(_header_line(df))
     for row in _rows(df):
-        out.write(",".join(_quoted(_csv_text(v)) for v in row) + "\n")
+        line = ",".join(_quoted(_csv_text(v)) for v in row)
+        # A blank line is no row to a CSV reader: a lone missing cell is written "" (read
+        # back as empty, as a missing cell is), so the row is kept.
+        out.write((line or '""') + "\n")
 
 
 def _header_line(df: pd.DataFrame) -> str:
@@ -244,7 +307,8 @@ def _header_line(df: pd.DataFrame) -> str:
 
 
 def _rows(df: pd.DataFrame) -> Iterable[Sequence[Any]]:
-    columns = [df[c].astype(object).tolist() for c in df.columns]
+    # tolist(), not astype(object): an Arrow list column gives lists, not float arrays.
+    columns = [df[c].tolist() for c in df.columns]
     return zip(*columns, strict=True) if columns else ([] for _ in range(len(df)))
 
 

@@ -49,7 +49,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import arguments, dataset
-from .errors import ArgumentError
+from .errors import ArgumentError, DatasetError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .privacy import TOKEN_PREFIX
 from .schema import COLUMNS, VIEW_COLUMNS, duckdb_type
@@ -113,6 +113,11 @@ COST_DIMENSIONS: dict[str, str] = {
 
 # Connections connect() opened, while they live: interrupt_all() stops their queries.
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+# The dataset directory each of those connections' messages view scans, if it scans one:
+# locking a connection down pins the view to that dataset's files (see _pin_dataset).
+_DATASETS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path] = (
+    weakref.WeakKeyDictionary()
+)
 
 _VIEW = "messages"
 # SQL of the view's computed columns (schema.VIEW_COLUMNS). Both are independent of the
@@ -475,6 +480,7 @@ def connect(
     if isinstance(source, str | Path) and _is_dataset(Path(source)):
         con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
                     f"FROM {dataset.scan_sql(source)}")
+        _DATASETS[con] = Path(source)
     else:
         if isinstance(source, str | Path) or _is_path_list(source):
             from .ingest import read_messages
@@ -522,8 +528,10 @@ def run_sql(
         Lock the connection down first (see :func:`_lock_down`): the SQL can read the
         ``messages`` view and nothing else on disk, write no file, load no extension and
         change no setting. For SQL from someone other than the user running it. With a
-        dataset directory as `source`, its Parquet files are the only files readable; with
-        a connection, none are (and the connection stays locked).
+        dataset directory as `source` (or a connection :func:`connect` opened over one),
+        the dataset's Parquet files as they are when the call starts are the only files
+        readable; with another source, none are. A connection given stays locked, its
+        ``messages`` view pinned to those files: open a new one to see a later conversion.
     tz : str, optional
         IANA time zone to make the session's (DuckDB's ``SET TimeZone``) before running
         `sql`: what ``CAST(created_at AS DATE)``, ``date_trunc`` and ``hour()`` of an
@@ -535,15 +543,19 @@ def run_sql(
     Returns
     -------
     pandas.DataFrame
-        Decimals stay exact (Arrow decimal dtype); timestamps are tz-aware, in `tz` (UTC
-        by default). A statement that returns nothing (``SET``, ``CREATE``) gives an empty
-        DataFrame.
+        Values stay exact: integers have a nullable pandas dtype (``Int64``, ``UInt64``...:
+        a missing value is ``pd.NA``, never a float ``NaN`` that would round integers above
+        2**53), decimals, lists and structs an Arrow dtype; timestamps are tz-aware, in `tz`
+        (UTC by default). A statement that returns nothing (``SET``, ``CREATE``) gives an
+        empty DataFrame.
 
     Raises
     ------
     ArgumentError
         If `sql` holds no statement, or `tz` is not a time zone (checked before anything
         is read).
+    DatasetError
+        With `read_only`, if a file of the dataset is a link to a file outside it.
 
     Examples
     --------
@@ -566,8 +578,8 @@ def run_sql(
             if not owned and not read_only:  # a locked connection cannot be set back
                 restore = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
             con.execute("SET TimeZone = ?", [zone])
-        if read_only:
-            _lock_down(con, dataset.dataset_files(source) if _is_source_dataset(source) else [])
+        if read_only and not _is_locked_down(con):
+            _lock_down(con, _pin_dataset(con))
         result = con.sql(sql, params=params)
         table = result.to_arrow_table() if result is not None else pa.table({})
     finally:
@@ -575,7 +587,7 @@ def run_sql(
             con.close()
         elif restore is not None:  # the caller's connection keeps its own zone
             con.execute("SET TimeZone = ?", [restore])
-    return _frame(table, zone or "UTC", question="sql", currency=None)
+    return _frame(table, zone or "UTC", question="sql", currency=None, types=_exact_dtype)
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = ()) -> None:
@@ -593,8 +605,43 @@ def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = (
     con.execute("SET lock_configuration = true")
 
 
-def _is_source_dataset(source: Source) -> bool:
-    return isinstance(source, str | Path) and _is_dataset(Path(source))
+def _is_locked_down(con: Any) -> bool:
+    """Whether `con` is a DuckDB connection :func:`_lock_down` locked already.
+
+    Its settings are then final. A connection locked some other way, with external access
+    still on, is not: locking it down again fails (a DuckDB error), never runs the SQL.
+    """
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return False
+    locked, external = con.execute("SELECT current_setting('lock_configuration'), "
+                                    "current_setting('enable_external_access')").fetchall()[0]
+    return bool(locked) and not external
+
+
+def _pin_dataset(con: Any) -> list[str]:
+    """Point the ``messages`` view of `con` at its dataset's files as they are now.
+
+    A locked connection may open only the paths it allows and may not list a directory, so
+    the view cannot look its files up at each query (:func:`dataset.scan_sql`): it reads the
+    current files, by their real paths, listed once here. Returns the paths DuckDB opens to
+    read them (each file and its literal glob pattern), for ``allowed_paths``; none for a
+    connection without a dataset. A file linking outside the dataset is refused: read-only
+    SQL reads the dataset and nothing else.
+    """
+    root = _DATASETS.get(con) if isinstance(con, duckdb.DuckDBPyConnection) else None
+    if root is None:
+        return []
+    real_root = root.resolve()
+    files = []
+    for f in dataset.dataset_files(root):
+        real = f.resolve()
+        if not real.is_relative_to(real_root):
+            raise DatasetError(str(root), f"{f.relative_to(root)} links outside the dataset; "
+                                          "read-only SQL reads only the dataset's own files")
+        files.append(real)
+    con.execute(f"CREATE OR REPLACE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
+                f"FROM {dataset.scan_sql(real_root, files)}")
+    return [p for f in files for p in (str(f), dataset.glob_literal(f))]
 
 
 def _is_dataset(path: Path) -> bool:
@@ -776,10 +823,27 @@ def _decimal_or_default(t: pa.DataType) -> pd.ArrowDtype | None:
     return pd.ArrowDtype(t) if pa.types.is_decimal(t) else None
 
 
+_NULLABLE_INTEGERS: dict[pa.DataType, Any] = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+}
+
+
+def _exact_dtype(t: pa.DataType) -> Any:
+    """Integers nullable, decimals and nested values (lists, structs) Arrow: none via float."""
+    if pa.types.is_nested(t):  # pandas' default makes a list of integers with a null floats
+        return pd.ArrowDtype(t)
+    return _NULLABLE_INTEGERS.get(t) or _decimal_or_default(t)
+
+
 def _frame(table: pa.Table, tz: str, *, question: str, currency: str | None,
-           **attrs: Any) -> pd.DataFrame:
-    """Arrow result -> pandas: decimals exact (Arrow dtype), instants in `tz`, rest numpy."""
-    df = table.to_pandas(types_mapper=_decimal_or_default)
+           types: Any = _decimal_or_default, **attrs: Any) -> pd.DataFrame:
+    """Arrow result -> pandas: decimals exact (Arrow dtype), instants in `tz`, rest numpy.
+
+    `types` maps an Arrow type to the pandas dtype to use (None: pandas' default).
+    """
+    df = table.to_pandas(types_mapper=types)
     for f in table.schema:
         if pa.types.is_timestamp(f.type) and f.type.tz is not None:
             df[f.name] = df[f.name].dt.tz_convert(tz)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,15 +15,18 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import queries
 from smsanalytics.cli import main
-from smsanalytics.errors import ArgumentError
+from smsanalytics.errors import ArgumentError, DatasetError
 
-from .conftest import SAMPLE
+from .conftest import DATA, SAMPLE
 
 
 def run(*args: str):
@@ -126,6 +130,82 @@ def test_read_only_cannot_read_the_datasets_other_files(ds: Path) -> None:
     assert r.exit_code == 2
 
 
+def payload(sid: str) -> str:
+    """One bare Callr webhook payload, as a JSON Lines line."""
+    data = json.loads((DATA / "webhook-payload.json").read_text())
+    data = data.get("data", data)
+    return json.dumps({**data, "sid": sid}) + "\n"
+
+
+def count(source: object) -> int:
+    return int(queries.run_sql(source, "SELECT count(*) AS n FROM messages",
+                               read_only=True)["n"].iloc[0])
+
+
+def test_read_only_sees_the_version_current_when_it_starts(tmp_path: Path) -> None:
+    archive, out = tmp_path / "a.jsonl", tmp_path / "ds"
+    archive.write_text(payload("r1"))
+    smsanalytics.convert([archive], out, quiet=True)
+    con = queries.connect(out)  # opened before the second conversion
+    archive.write_text(payload("r1") + payload("r2") + payload("r3"))
+    smsanalytics.convert([archive], out, overwrite=True, quiet=True)
+    assert count(out) == 3
+    assert count(con) == 3  # pinned, when locked, to the files current then
+    assert count(con) == 3  # and stays locked
+    r = run("sql", str(out), "SELECT count(*) AS n FROM messages", "--read-only", "--json")
+    assert json.loads(r.stdout)["n"] == 3
+
+
+@pytest.mark.parametrize("name", ["ds[1]", "d*s", "d?s", "d{a,b}s", "it's"])
+def test_read_only_reads_a_dataset_whose_name_is_a_glob(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "a.jsonl"
+    archive.write_text(payload("g1") + payload("g2"))
+    smsanalytics.convert([archive], tmp_path / name, quiet=True)
+    # A folder the name would match as a pattern, with other data: never read.
+    archive.write_text(payload("o1"))
+    for decoy in ("ds1", "dXs", "das"):
+        smsanalytics.convert([archive], tmp_path / decoy, quiet=True)
+    assert count(tmp_path / name) == 2
+
+
+def test_read_only_refuses_a_dataset_file_linking_outside(ds: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "ds"
+    shutil.copytree(ds, copy)
+    outside = tmp_path / "outside.parquet"
+    shutil.copy(next(copy.rglob("*.parquet")), outside)
+    month = next(p for p in copy.iterdir() if p.is_dir())
+    (month / "link.parquet").symlink_to(outside)
+    with pytest.raises(DatasetError, match="outside"):
+        count(copy)
+    r = run("sql", str(copy), "SELECT count(*) FROM messages", "--read-only")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+
+
+def test_read_only_refuses_a_connection_locked_with_access_on(ds: Path,
+                                                             tmp_path: Path) -> None:
+    con = queries.connect(ds)
+    con.execute("SET lock_configuration = true")  # locked, but files still open
+    target = tmp_path / "x.csv"
+    with pytest.raises(duckdb.Error):
+        queries.run_sql(con, f"COPY (SELECT 1) TO '{target}'", read_only=True)
+    assert not target.exists()
+
+
+def test_read_only_follows_a_link_inside_the_dataset(ds: Path, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    shutil.copytree(ds, real)
+    (tmp_path / "link").symlink_to(real)
+    assert count(tmp_path / "link") == count(real) == len(smsanalytics.read_dataset(ds))
+
+
+def test_read_only_over_an_empty_dataset(tmp_path: Path) -> None:
+    empty = tmp_path / "a.jsonl"
+    empty.write_text("")
+    smsanalytics.convert([empty], tmp_path / "ds", quiet=True)
+    df = queries.run_sql(tmp_path / "ds", "SELECT * FROM messages", read_only=True)
+    assert df.empty and len(df.columns) > 10
+
+
 def test_without_read_only_sql_runs_with_the_users_rights(ds: Path, tmp_path: Path) -> None:
     # What the README warns about: the plain command can write files.
     target = tmp_path / "out.csv"
@@ -193,3 +273,83 @@ def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(ds: Path, tmp_path:
     if child.returncode == 130:
         assert err.splitlines() == ["smsanalytics: interrupted; nothing was changed"]
         assert not (tmp_path / "r.html").exists()
+
+
+# -- exact values in every output ---------------------------------------------------------
+
+
+BIG = 2**53 + 1  # the first integer a float cannot hold
+
+
+def output(ds: Path, query: str, fmt: str) -> list[dict[str, str]] | list[dict[str, object]]:
+    """Rows `sql` prints for `query`: CSV cells as text, JSON values as parsed."""
+    r = run("sql", str(ds), query, *([f"--{fmt}"] if fmt != "table" else []))
+    assert r.exit_code == 0, r.output
+    if fmt == "csv":
+        return list(csv.DictReader(io.StringIO(r.stdout)))
+    if fmt == "json":
+        return [json.loads(line) for line in r.stdout.splitlines()]
+    header, _, *rows = r.stdout.splitlines()
+    names = header.split()
+    return [dict(zip(names, row.split(), strict=False)) for row in rows]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_an_integer_column_with_a_null_prints_exactly(ds: Path, fmt: str) -> None:
+    rows = output(ds, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)", fmt)
+    assert str(rows[0]["x"]) == str(BIG)
+    assert rows[1].get("x") in (None, "")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_parts_with_missing_values_print_as_integers(tmp_path: Path, fmt: str) -> None:
+    archive = tmp_path / "a.jsonl"
+    without_parts = json.loads(payload("n1"))
+    del without_parts["parts"]
+    archive.write_text(payload("p1") + json.dumps(without_parts) + "\n")
+    smsanalytics.convert([archive], tmp_path / "ds", quiet=True)
+    rows = output(tmp_path / "ds", "SELECT sid, parts FROM messages ORDER BY sid", fmt)
+    assert [str(r.get("parts") or "") for r in rows] == ["", "1"]
+
+
+def test_nested_integers_decimals_and_floats_print_exactly(ds: Path) -> None:
+    q = (f"SELECT [{BIG}, NULL]::BIGINT[] AS l, {{'a': {BIG}::BIGINT}} AS s, "
+         "0.1234567890123456::DOUBLE AS f, "
+         "123456789012345678901234567890.123::DECIMAL(38, 3) AS d, "
+         f"{BIG}::HUGEINT * 1000000000000 AS h")
+    js = output(ds, q, "json")[0]
+    assert js == {"l": [BIG, None], "s": {"a": BIG}, "f": 0.1234567890123456,
+                  "d": "123456789012345678901234567890.123", "h": BIG * 10**12}
+    cells = output(ds, q, "csv")[0]
+    assert json.loads(cells["l"]) == [BIG, None] and json.loads(cells["s"]) == {"a": BIG}
+    assert cells["d"] == "123456789012345678901234567890.123"
+    assert float(cells["f"]) == 0.1234567890123456 and int(cells["h"]) == BIG * 10**12
+    table = run("sql", str(ds), q).stdout
+    assert "123456789012345678901234567890.123" in table and str(BIG * 10**12) in table
+
+
+def test_times_print_in_utc_to_the_microsecond(ds: Path) -> None:
+    q = "SELECT TIMESTAMPTZ '2025-03-30 03:30:00.123456+02:00' AS t"
+    assert output(ds, q, "json")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
+    assert output(ds, q, "csv")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
+    assert "2025-03-30 01:30:00.123456+00:00" in run("sql", str(ds), q).stdout
+
+
+def test_run_sql_gives_nullable_integers(ds: Path) -> None:
+    df = queries.run_sql(ds, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)")
+    assert str(df["x"].dtype) == "Int64" and df["x"].iloc[0] == BIG and df["x"].isna().iloc[1]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+                       min_size=1, max_size=8))
+@example(values=[-(2**63), None, 2**63 - 1, BIG])
+def test_int64_with_nulls_round_trip_through_csv_and_json(ds: Path,
+                                                           values: list[int | None]) -> None:
+    rows = ", ".join(f"(({'NULL' if v is None else v})::BIGINT)" for v in values)  # (-2**63)
+    q = f"SELECT x FROM (VALUES {rows}) t(x)"
+    csv_rows = output(ds, q, "csv")
+    json_rows = output(ds, q, "json")
+    assert [None if r["x"] == "" else int(r["x"]) for r in csv_rows] == values
+    assert [r["x"] for r in json_rows] == values
