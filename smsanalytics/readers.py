@@ -566,16 +566,17 @@ def _line_of(text: str, pos: int) -> int:
 
 def _to_text(obj: dict[Any, Any]) -> tuple[str, str | None]:
     """A YAML document's mapping as JSON text, and a reason if it cannot be one."""
+    # (no ``default``: a value JSON cannot write is a reject, never its Python repr)
     try:
-        text = json.dumps(obj, ensure_ascii=False, default=str)
-    except (ValueError, RecursionError) as exc:
+        text = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         return repr(obj)[:_RAW_TEXT_LIMIT], f"cannot be represented as JSON: {exc}"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate ("\ud83d": half of an emoji), which only an escape can write:
         # handed over escaped, as a JSON file writes it, so that the parse judges it alike.
-        text = json.dumps(obj, default=str)
+        text = json.dumps(obj)
     return text, None
 
 
@@ -797,8 +798,15 @@ class _YamlLoader(yaml.SafeLoader):
 _YamlLoader.yaml_implicit_resolvers = {}
 _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:null", _YAML_NULL, ["~", "n", "N", ""])
 _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:merge", _YAML_MERGE, ["<"])
-for _tag in ("bool", "int", "float", "timestamp"):
+# Every standard tag gives text, a mapping, a list or null, never a Python object (whose
+# repr would have been stored: ``!!binary aGVsbG8=`` became ``b'hello'``). A binary keeps
+# its base64 text as written; a set is the mapping it is written as (keys to nulls); an
+# ordered map or pairs, the list of one-key mappings it is written as; ``!!null`` is null.
+for _tag in ("bool", "int", "float", "timestamp", "binary"):
     _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_scalar)
+_YamlLoader.add_constructor("tag:yaml.org,2002:set", yaml.SafeLoader.construct_yaml_map)
+for _tag in ("omap", "pairs"):
+    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_seq)
 
 
 #: Most values one YAML document may construct, aliases expanded.
@@ -907,7 +915,7 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
                 if isinstance(obj, dict):
                     items.append((first + at, *_to_text(obj)))
                 elif obj is not None or child is not node:
-                    text = json.dumps(obj, default=str)[:_RAW_TEXT_LIMIT]
+                    text = json.dumps(obj)[:_RAW_TEXT_LIMIT]
                     items.append((first + at, text, f"not an object ({_kind_of(obj)})"))
     except (yaml.YAMLError, RecursionError) as exc:
         reject(exc, at, record=False)

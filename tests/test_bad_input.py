@@ -211,6 +211,50 @@ def test_yaml_scalars_keep_their_text(write):
     assert str(row["created_at"]) == "2025-03-31 15:42:00+00:00"
 
 
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("!!binary aGVsbG8=", "aGVsbG8="),
+        ("!!binary |\n    aGVs\n    bG8=", "aGVs\nbG8=\n"),
+        ("!!timestamp 2025-01-01 10:00:00", "2025-01-01 10:00:00"),
+        ("!!float 1.50", "1.50"),
+        ("!!int 0x10", "0x10"),
+        ("!!bool yes", "yes"),
+        ("!!str 5", "5"),
+        ("!!null x", None),
+        ("!!set {a, b}", 'body_text is an object'),
+        ("!!omap [a: 1, b: 2]", 'body_text is a list'),
+        ("!!pairs [a: 1, a: 2]", 'body_text is a list'),
+        ("!!seq [a]", 'body_text is a list'),
+        ("!!map {a: 1}", 'body_text is an object'),
+    ],
+)
+def test_yaml_standard_tags_give_text_never_a_python_repr(value, want):
+    """``bodyText: !!binary aGVsbG8=`` was stored as the Python repr ``b'hello'``."""
+    doc = f"sms:\n  sid: s\n  fromNumber: '+1'\n  toNumber: '+2'\n  bodyText: {value}\n"
+    [table] = readers._iter_yaml("a.yaml", doc.encode())
+    [row] = table.to_pylist()
+    assert row["pre_error"] is None
+    body = json.loads(row["text"])["sms"]["bodyText"]
+    if want is None or not want.startswith("body_text is"):
+        assert body == want
+    elif want == "body_text is a list":
+        assert isinstance(body, list) and all(isinstance(x, dict) or x == "a" for x in body)
+    else:
+        assert isinstance(body, dict)
+    assert "b'" not in row["text"] and "{'" not in row["text"] and "('" not in row["text"]
+
+
+def test_yaml_set_and_ordered_map_are_what_they_are_written_as():
+    doc = "- !!set {a, b, a}\n- !!omap [x: 1, y: 2]\n- {k: !!set [a]}\n"
+    [table] = readers._iter_yaml("a.yaml", doc.encode())
+    rows = table.to_pylist()
+    assert json.loads(rows[0]["text"]) == {"a": None, "b": None}
+    assert json.loads(rows[1]["text"]) == [{"x": "1"}, {"y": "2"}]
+    assert rows[1]["pre_error"] == "not an object (a list)"
+    assert rows[2]["pre_error"].startswith("invalid YAML: expected a mapping node")
+
+
 def test_yaml_merge_keys_and_duplicates(write):
     text = ("- &b {fromNumber: '+33612345678', toNumber: '+1', sid: x}\n"
             "- sms:\n    <<: *b\n    sid: y\n    sid: z\n")  # fmt: skip
