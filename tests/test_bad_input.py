@@ -222,11 +222,11 @@ def test_yaml_scalars_keep_their_text(write):
         ("!!bool yes", "yes"),
         ("!!str 5", "5"),
         ("!!null x", None),
-        ("!!set {a, b}", 'body_text is an object'),
-        ("!!omap [a: 1, b: 2]", 'body_text is a list'),
-        ("!!pairs [a: 1, a: 2]", 'body_text is a list'),
-        ("!!seq [a]", 'body_text is a list'),
-        ("!!map {a: 1}", 'body_text is an object'),
+        ("!!set {a, b}", "body_text is an object"),
+        ("!!omap [a: 1, b: 2]", "body_text is a list"),
+        ("!!pairs [a: 1, a: 2]", "body_text is a list"),
+        ("!!seq [a]", "body_text is a list"),
+        ("!!map {a: 1}", "body_text is an object"),
     ],
 )
 def test_yaml_standard_tags_give_text_never_a_python_repr(value, want):
