@@ -15,7 +15,8 @@ What one record is, by container:
   text; scalars are the text that was written (see :class:`_YamlLoader`).
 
 Nothing is lost silently: an element, document or list item that does not parse is one
-candidate with a ``pre_error``, and reading goes on at the next one; a record above
+candidate with a ``pre_error``, and reading goes on at the next one (a YAML list that does
+not parse is cut into its items, see :func:`_yaml_recovered`); a record above
 :data:`RECORD_LIMIT` is one too. A UTF-8 byte order mark and LF, CRLF or lone-CR line
 endings are accepted. Line files are read in chunks with NumPy, so memory stays flat
 whatever the file size; ``.json`` and YAML files are read whole (they are small, one event
@@ -566,16 +567,17 @@ def _line_of(text: str, pos: int) -> int:
 
 def _to_text(obj: dict[Any, Any]) -> tuple[str, str | None]:
     """A YAML document's mapping as JSON text, and a reason if it cannot be one."""
+    # (no ``default``: a value JSON cannot write is a reject, never its Python repr)
     try:
-        text = json.dumps(obj, ensure_ascii=False, default=str)
-    except (ValueError, RecursionError) as exc:
+        text = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         return repr(obj)[:_RAW_TEXT_LIMIT], f"cannot be represented as JSON: {exc}"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate ("\ud83d": half of an emoji), which only an escape can write:
         # handed over escaped, as a JSON file writes it, so that the parse judges it alike.
-        text = json.dumps(obj, default=str)
+        text = json.dumps(obj)
     return text, None
 
 
@@ -797,8 +799,15 @@ class _YamlLoader(yaml.SafeLoader):
 _YamlLoader.yaml_implicit_resolvers = {}
 _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:null", _YAML_NULL, ["~", "n", "N", ""])
 _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:merge", _YAML_MERGE, ["<"])
-for _tag in ("bool", "int", "float", "timestamp"):
+# Every standard tag gives text, a mapping, a list or null, never a Python object (whose
+# repr would have been stored: ``!!binary aGVsbG8=`` became ``b'hello'``). A binary keeps
+# its base64 text as written; a set is the mapping it is written as (keys to nulls); an
+# ordered map or pairs, the list of one-key mappings it is written as; ``!!null`` is null.
+for _tag in ("bool", "int", "float", "timestamp", "binary"):
     _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_scalar)
+_YamlLoader.add_constructor("tag:yaml.org,2002:set", yaml.SafeLoader.construct_yaml_map)
+for _tag in ("omap", "pairs"):
+    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_seq)
 
 
 #: Most values one YAML document may construct, aliases expanded.
@@ -863,28 +872,79 @@ def _yaml_problem(exc: BaseException) -> tuple[int, str]:
     return (mark.line if mark is not None else 0), f"invalid YAML: {problem}"
 
 
-def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
+_YamlItem = tuple[int, str, str | None]
+# An item of a top-level block sequence starts with "-" at column 0, then a blank or the
+# line's end. No line inside an item can (its content is indented), except the
+# continuation of a quoted or plain scalar, which a document that parses never has here.
+_YAML_ITEM_START = re.compile(r"-(?:[ \t]|$)")
+# Lines before a document's content: directives, a bare "---", blanks and comments.
+_YAML_PREAMBLE = re.compile(r"%.*|---[ \t]*(?:#.*)?|[ \t]*(?:#.*)?")
+
+
+def _yaml_items(doc: str, first: int) -> list[_YamlItem]:
     """The candidates of one YAML document that starts at line `first`.
 
-    A document that does not parse is one reject; in a document that is a list, an item
-    that cannot be built (an unknown tag) is one reject and the others are read.
+    In a document that is a list, an item that cannot be built (an unknown tag) is one
+    reject and the others are read. A document that does not parse as a whole is
+    recovered as far as it can be (see :func:`_yaml_recovered`).
     """
-    excerpt = doc.splitlines()
-    items: list[tuple[int, str, str | None]] = []
-
-    def reject(exc: BaseException, at: int, record: bool) -> None:
-        # A value that cannot be built is the record's (its line); a document that does
-        # not parse has no record to speak of: the line of the problem.
-        line, reason = _yaml_problem(exc)
-        # (a problem found at the end of the document is on its last line)
-        line = at if record else min(max(line, at), max(len(excerpt) - 1, 0))
-        items.append((first + line, "\n".join(excerpt[line : line + 5]), reason))
-
-    at = 0
-    loader: _YamlLoader | None = None
     try:
-        # The loader checks the characters at once: a NUL anywhere raises already.
-        loader = _YamlLoader(doc)
+        return _yaml_parsed(doc, first)
+    except (yaml.YAMLError, RecursionError) as exc:
+        return _yaml_recovered(doc, first, exc)
+
+
+def _yaml_recovered(doc: str, first: int, exc: BaseException) -> list[_YamlItem]:
+    """The candidates of a document that does not parse (`exc` says why).
+
+    The parser stops at the first problem, so it cannot tell the items after it. When
+    the document's content is a top-level block sequence (its first content line starts
+    with ``- `` at column 0), it is cut before every line that starts so, and each item is
+    parsed alone: the items that parse are read, and each one that does not is one
+    reject, at its own first line, with its text. (An item that refers to an anchor of
+    another item is such a reject too.) Any other document is one reject at the line
+    where its content starts, with its whole text. Nothing is dropped.
+    """
+    lines = doc.split("\n")
+    start = 0
+    while start < len(lines) - 1 and _YAML_PREAMBLE.fullmatch(lines[start]):
+        start += 1
+    starts = [i for i in range(start, len(lines)) if _YAML_ITEM_START.match(lines[i])]
+    if not starts or starts[0] != start or len(starts) == 1:
+        problem_line, reason = _yaml_problem(exc)
+        text = "\n".join(lines[start:]).rstrip("\n")
+        # (a problem found at the end of the stream is on the last line)
+        problem_line = min(problem_line, start + text.count("\n"))
+        return [(first + start, text, f"{reason} (line {first + problem_line})")]
+    items: list[_YamlItem] = []
+    for begin, end in itertools.pairwise([*starts, len(lines)]):
+        piece = "\n".join(lines[begin:end])
+        try:
+            items.extend(_yaml_parsed(piece, first + begin))
+        except (yaml.YAMLError, RecursionError) as item_exc:
+            problem_line, reason = _yaml_problem(item_exc)
+            piece = piece.rstrip("\n")
+            at = f"line {first + begin + min(problem_line, piece.count(chr(10)))}"
+            items.append((first + begin, piece, f"{reason} ({at})"))
+    return items
+
+
+def _yaml_parsed(doc: str, first: int) -> list[_YamlItem]:
+    """The candidates of one YAML document that starts at line `first`.
+
+    Raises
+    ------
+    yaml.YAMLError, RecursionError
+        If the document does not parse as a whole (a value that cannot be built is one
+        reject instead).
+    """
+    items: list[_YamlItem] = []
+
+    def node_text(node: yaml.Node) -> str:
+        return doc[node.start_mark.index : node.end_mark.index]
+
+    loader = _YamlLoader(doc)  # it checks the characters at once: a NUL raises already
+    try:
         # (after a "..." line, more than one document: read them all)
         while loader.check_node():
             node = loader.get_node()
@@ -894,7 +954,7 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
                 reason = (
                     f"invalid YAML: aliases expand to more than {_YAML_EXPANDED_LIMIT:,} values"
                 )
-                items.append((first + at, "\n".join(excerpt[at : at + 5]), reason))
+                items.append((first + at, node_text(node), reason))
                 continue
             children = node.value if isinstance(node, yaml.SequenceNode) else [node]
             for child in children:
@@ -902,18 +962,16 @@ def _yaml_items(doc: str, first: int) -> list[tuple[int, str, str | None]]:
                 try:
                     obj = loader.construct_document(child)
                 except (yaml.YAMLError, RecursionError) as exc:
-                    reject(exc, at, record=True)
+                    # A value that cannot be built is its record's: the record's line.
+                    items.append((first + at, node_text(child), _yaml_problem(exc)[1]))
                     continue
                 if isinstance(obj, dict):
                     items.append((first + at, *_to_text(obj)))
                 elif obj is not None or child is not node:
-                    text = json.dumps(obj, default=str)[:_RAW_TEXT_LIMIT]
+                    text = json.dumps(obj)[:_RAW_TEXT_LIMIT]
                     items.append((first + at, text, f"not an object ({_kind_of(obj)})"))
-    except (yaml.YAMLError, RecursionError) as exc:
-        reject(exc, at, record=False)
     finally:
-        if loader is not None:
-            loader.dispose()
+        loader.dispose()
     return items
 
 

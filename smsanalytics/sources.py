@@ -223,15 +223,15 @@ def _starts_with_digit(expr: str) -> str:
 _PLAIN_AMOUNT = r"regexp_full_match({v}, '[+-]?\d{{1,12}}(\.\d{{0," + str(_COST_SCALE) + r"}})?')"
 
 
-def _exact_amount(v: str) -> str:
-    """SQL: text `v` is a number (any JSON notation, or ``.5``, ``5.``, a ``+``) whose
-    value has at most the cost's decimals, so that the cast to it is exact.
+def _exact_number(v: str, decimals: int, signs: str) -> str:
+    """SQL: text `v` is a number (any JSON notation, or ``.5``, ``5.``, a sign from
+    `signs`) whose value has at most `decimals` decimals, so that a cast is exact.
 
     The digits D (integer and fraction parts) with the point moved by the exponent stand
     at position P = len(integer part) + exponent; the value needs
     len(D without trailing zeros) - P decimals (none when every digit is zero).
     """
-    number = r"'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?'"
+    number = rf"'[{signs}]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{{1,4}})?'"
     digits = rf"regexp_extract({v}, '^[+-]?(\d*)', 1) || regexp_extract({v}, '\.(\d*)', 1)"
     point = (
         rf"strlen(regexp_extract({v}, '^[+-]?(\d*)', 1)) + "
@@ -239,28 +239,54 @@ def _exact_amount(v: str) -> str:
     )
     return (
         f"(regexp_full_match({v}, {number}) AND (ltrim({digits}, '0') = '' "
-        f"OR strlen(rtrim({digits}, '0')) - ({point}) <= {_COST_SCALE}))"
+        f"OR strlen(rtrim({digits}, '0')) - ({point}) <= {decimals}))"
     )
 
 
-def _number_text(expr: str) -> str:
-    """SQL: the text of a cost, `expr`, as the record wrote it.
+def _exact_amount(v: str) -> str:
+    """SQL: text `v` is an amount the cost's type holds exactly (see :func:`_exact_number`)."""
+    return _exact_number(v, _COST_SCALE, "+-")
+
+
+def _whole_number(v: str) -> str:
+    """SQL: text `v` is a whole number, in any notation that :func:`_exact_number` reads
+    (``100``, ``1E2``, ``100.0``, ``+1e2``, ``.1e3``, ``-0``).
+
+    Wholeness is judged from the text, never through a double (which made
+    ``2.00000000000000000001`` the whole number 2). Whether the value fits the column is
+    left to the cast; a negative count is a reject, but ``-0`` is 0 (DuckDB hands the
+    JSON number ``-0`` over as ``0``: the string ``"-0"`` reads the same).
+    """
+    return _exact_number(v, 0, "+-")
+
+
+def _number_text(expr: str, key: str, rare: str) -> str:
+    """SQL: the text of a number, `expr`, as the record wrote it after key `key` (a
+    regular expression of key names).
 
     DuckDB's JSON reader hands a JSON *number* over through a double: past 15
     significant digits it is not what was written (``123456789012.123456`` came back as
-    ``123456789012.12346``, ``999999999999.999999`` as ``1000000000000.0``). Such a double
-    is written long, or as a whole number ending in ``.0``: for those (rare) values the
-    text is taken from the record instead, where it is the number written after the
-    cost's key whose double is the same. (Left: a number of 17 or more digits whose
-    double is short and not whole, such as ``0.10000000000000000001``, reads as that
-    double.)
+    ``123456789012.12346``, ``999999999999.999999`` as ``1000000000000.0``,
+    ``2.00000000000000000001`` as ``2.0``, ``1E2`` as ``100.0``). For the values that
+    SQL condition `rare` (on `expr`) picks out, the text is taken from the record
+    instead, where it is the number written after the first such key whose double is the
+    same. A string is never re-read (no number follows its key). (Left: for an amount, a
+    number of 17 or more digits whose double is short and not whole, such as
+    ``0.10000000000000000001``, reads as that double.)
     """
-    written = r"""regexp_extract(text, '"(cost|billingDebit)"\s*:\s*(-?\d[0-9.eE+-]*)', 2)"""
+    written = rf"""regexp_extract(text, '"({key})"\s*:\s*(-?\d[0-9.eE+-]*)', 2)"""
     return (
-        f"CASE WHEN (strlen({expr}) > 15 OR suffix({expr}, '.0')) "
+        f"CASE WHEN ({rare.format(v=expr)}) "
         f"AND TRY_CAST({written} AS DOUBLE) = TRY_CAST({expr} AS DOUBLE) "
         f"THEN {written} ELSE {expr} END"
     )
+
+
+# A cost whose double may not be what was written: long, or rounded to a whole number.
+_RARE_AMOUNT = "strlen({v}) > 15 OR suffix({v}, '.0')"
+# A count that is not plain digits: a JSON number written as 1E2 or 2.0000000000000000001
+# comes back as the double 100.0 or 2.0, and only the text tells whether it is whole.
+_RARE_INTEGER = r"strlen({v}) > 1 AND NOT regexp_full_match({v}, '\d+')"
 
 
 def _rfc3339_fixed(v: str) -> str:
@@ -397,17 +423,18 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     text_cols = {name: _blank_null(f'"r_{name}"') for name in trimmed}
     # (column, raw text, SQL cast, SQL validity test on the raw text)
     casts = [
-        ("parts", _raw_value("parts"), _INT, r"regexp_full_match({v}, '\+?\d{{1,9}}(\.0*)?')"),
+        ("parts", _raw_value("parts"), _INT, None),
         ("cost_cents", _raw_value("cost_cents"), _COST, _PLAIN_AMOUNT),
         ("created_at", _raw_value("created_at"), _TS, None),
         ("sent_at", _raw_value("sent_at"), _TS, None),
         ("delivered_at", _raw_value("delivered_at"), _TS, None),
         ("updated_at", _raw_value("updated_at"), _TS, None),
         ("event_at", None, _TS, None),  # r_event_at comes from the envelope
-        ("event_try", None, _INT, r"regexp_full_match({v}, '\d{{1,9}}(\.0*)?')"),
+        ("event_try", None, _INT, None),
     ]
     picked |= {f"r_{name}": expr for name, expr, _, _ in casts if expr is not None}
-    picked["r_cost_cents"] = _number_text(picked["r_cost_cents"])
+    picked["r_cost_cents"] = _number_text(picked["r_cost_cents"], "cost|billingDebit", _RARE_AMOUNT)
+    picked["r_parts"] = _number_text(picked["r_parts"], "parts", _RARE_INTEGER)
     # Blank ends trimmed, blank is null: the text every check and cast reads.
     valued = {f"v_{name}": _blank_null(f'"r_{name}"') for name, _, _, _ in casts}
     valued |= text_cols
@@ -418,11 +445,13 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         v = f'"v_{name}"'
         cast = f"TRY_CAST({v} AS {sqltype})"
         if sqltype == _INT:
-            # A single digit (the usual parts count) needs neither pattern nor decimal.
+            # A single digit (the usual parts count) needs no other test. A whole
+            # number's double is exact (a correctly rounded conversion of a value it can
+            # hold), and one out of range casts to null: a reject.
             cast = (
                 f"CASE WHEN strlen({v}) = 1 AND {v} BETWEEN '0' AND '9' THEN {cast} "
-                f"WHEN {test.format(v=v)} "
-                f"THEN TRY_CAST(TRY_CAST({v} AS DECIMAL(18,6)) AS {sqltype}) END"
+                f"WHEN {_whole_number(v)} AND TRY_CAST({v} AS DOUBLE) >= 0 "
+                f"THEN TRY_CAST(TRY_CAST({v} AS DOUBLE) AS {sqltype}) END"
             )
         elif sqltype == _COST:
             # The usual plain amount at once; other notations (1e-2, .5) when exact.
@@ -541,6 +570,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     # The envelope's own fields, null unless the record is an envelope.
     envelope = {"r_event_id": "id", "r_event_at": "at", "e_type": "type", "r_event_try": "try"}
     envelope = {name: f"CASE WHEN is_envelope THEN p.{key} END" for name, key in envelope.items()}
+    envelope["r_event_try"] = _number_text(envelope["r_event_try"], "try", _RARE_INTEGER)
     # A line written by the webhook receiver (smsanalytics.receiver_archive) starts with
     # the time of receipt: a record without an event time of its own takes that one.
     envelope["r_event_at"] = (

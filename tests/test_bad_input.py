@@ -211,6 +211,50 @@ def test_yaml_scalars_keep_their_text(write):
     assert str(row["created_at"]) == "2025-03-31 15:42:00+00:00"
 
 
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("!!binary aGVsbG8=", "aGVsbG8="),
+        ("!!binary |\n    aGVs\n    bG8=", "aGVs\nbG8=\n"),
+        ("!!timestamp 2025-01-01 10:00:00", "2025-01-01 10:00:00"),
+        ("!!float 1.50", "1.50"),
+        ("!!int 0x10", "0x10"),
+        ("!!bool yes", "yes"),
+        ("!!str 5", "5"),
+        ("!!null x", None),
+        ("!!set {a, b}", "body_text is an object"),
+        ("!!omap [a: 1, b: 2]", "body_text is a list"),
+        ("!!pairs [a: 1, a: 2]", "body_text is a list"),
+        ("!!seq [a]", "body_text is a list"),
+        ("!!map {a: 1}", "body_text is an object"),
+    ],
+)
+def test_yaml_standard_tags_give_text_never_a_python_repr(value, want):
+    """``bodyText: !!binary aGVsbG8=`` was stored as the Python repr ``b'hello'``."""
+    doc = f"sms:\n  sid: s\n  fromNumber: '+1'\n  toNumber: '+2'\n  bodyText: {value}\n"
+    [table] = readers._iter_yaml("a.yaml", doc.encode())
+    [row] = table.to_pylist()
+    assert row["pre_error"] is None
+    body = json.loads(row["text"])["sms"]["bodyText"]
+    if want is None or not want.startswith("body_text is"):
+        assert body == want
+    elif want == "body_text is a list":
+        assert isinstance(body, list) and all(isinstance(x, dict) or x == "a" for x in body)
+    else:
+        assert isinstance(body, dict)
+    assert "b'" not in row["text"] and "{'" not in row["text"] and "('" not in row["text"]
+
+
+def test_yaml_set_and_ordered_map_are_what_they_are_written_as():
+    doc = "- !!set {a, b, a}\n- !!omap [x: 1, y: 2]\n- {k: !!set [a]}\n"
+    [table] = readers._iter_yaml("a.yaml", doc.encode())
+    rows = table.to_pylist()
+    assert json.loads(rows[0]["text"]) == {"a": None, "b": None}
+    assert json.loads(rows[1]["text"]) == [{"x": "1"}, {"y": "2"}]
+    assert rows[1]["pre_error"] == "not an object (a list)"
+    assert rows[2]["pre_error"].startswith("invalid YAML: expected a mapping node")
+
+
 def test_yaml_merge_keys_and_duplicates(write):
     text = ("- &b {fromNumber: '+33612345678', toNumber: '+1', sid: x}\n"
             "- sms:\n    <<: *b\n    sid: y\n    sid: z\n")  # fmt: skip
@@ -319,6 +363,81 @@ def test_json_array_one_element_cut_anywhere_costs_that_element_only(n, broken, 
                                                  strict=True) if e is None]  # fmt: skip
     assert good == [f"s{i}" for i in range(n) if i != broken]
     assert sum(e is not None for e in errors) == (1 if elements[broken] else 0)
+
+
+def _yaml_item(i: int, style: str) -> str:
+    """A list item holding record ``s{i}``, in flow or block style, with quoted values."""
+    if style == "flow":
+        return f"- {{sid: s{i}, fromNumber: '+33612345678', bodyText: \"a: b, [c]\", n: 1}}"
+    return f"- sid: s{i}\n  fromNumber: '+33612345678'\n  bodyText: \"a: b, [c]\"\n  n: 1"
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    n=st.integers(2, 5),
+    broken=st.integers(0, 4),
+    cut=st.floats(0.0, 1.0, exclude_max=True),
+    style=st.sampled_from(["flow", "block"]),
+    header=st.sampled_from(["", "---\n", "# list\n---\n"]),
+)
+def test_yaml_list_one_item_cut_anywhere_costs_that_item_only(n, broken, cut, style, header):
+    """One broken item took the whole list document with it (the valid items vanished)."""
+    broken %= n
+    items = [_yaml_item(i, style) for i in range(n)]
+    items[broken] = items[broken][: int(cut * len(items[broken]))]
+    kept = [(i, item) for i, item in enumerate(items) if item]
+    text = header + "".join(item + "\n" for _, item in kept)
+    lines, line = {}, header.count("\n") + 1
+    for i, item in kept:
+        lines[i] = line
+        line += item.count("\n") + 1
+    rows = [r for t in readers._iter_yaml("a.yaml", text.encode()) for r in t.to_pylist()]
+    for i in range(n):
+        got = [r for r in rows if r["source_line"] == lines.get(i)]
+        if i != broken:
+            [row] = got
+            assert row["pre_error"] is None and json.loads(row["text"])["sid"] == f"s{i}"
+        else:
+            assert len(got) == (1 if items[broken] else 0)
+            if got and got[0]["pre_error"] is not None and "YAML" in got[0]["pre_error"]:
+                assert got[0]["text"] == items[broken].rstrip("\n")  # its own text, whole
+    assert len(rows) == len(kept)
+
+
+def test_yaml_list_with_a_broken_item_keeps_the_others(write):
+    """The hostile tester's case: a1 was neither written nor rejected; the reject's raw
+    was empty."""
+    text = ('- {sid: a1, fromNumber: "+33612345678", toNumber: "+33612345679"}\n'
+            '- {sid: a2, fromNumber: "+33612345678", bodyText: "oops}\n'
+            '- {sid: a3, fromNumber: "+33612345678", toNumber: "+33612345679"}\n')  # fmt: skip
+    r = load(write("l.yaml", text))
+    assert sids(r) == ["a1", "a3"]
+    [reject] = r.rejects.to_dict("records")
+    assert reject["source_line"] == 2
+    assert reject["raw"] == '- {sid: a2, fromNumber: "+33612345678", bodyText: "oops}'
+    assert reject["reason"].startswith("invalid YAML: ")
+
+
+def test_yaml_broken_document_is_rejected_at_its_start_with_its_text(write):
+    """The reject pointed at the blank line before the next ``---`` (line 6) and its raw
+    text was empty."""
+    text = ("---\n{sid: b1, fromNumber: '+1', toNumber: '+2'}\n\n"
+            "---\n{sid: b2, bodyText: \"oops}\n\n"
+            "---\n{sid: b3, fromNumber: '+1', toNumber: '+2'}\n")  # fmt: skip
+    r = load(write("m.yaml", text))
+    assert sids(r) == ["b1", "b3"]
+    [reject] = r.rejects.to_dict("records")
+    assert reject["source_line"] == 5
+    assert reject["raw"] == '{sid: b2, bodyText: "oops}'
+    assert reject["reason"] == "invalid YAML: found unexpected end of stream (line 5)"
+
+
+def test_yaml_document_that_is_no_list_is_rejected_whole(write):
+    text = "sms:\n  sid: [x\n  bodyText: hi\n"
+    [table] = readers._iter_yaml("a.yaml", text.encode())
+    [row] = table.to_pylist()
+    assert (row["source_line"], row["text"]) == (1, text.rstrip("\n"))
+    assert row["pre_error"].startswith("invalid YAML: ") and row["pre_error"].endswith("(line 3)")
 
 
 def test_record_with_too_many_values_is_rejected_alone(write, monkeypatch):

@@ -3,8 +3,9 @@
 Hypothesis draws a few Callr records (webhook payload bare or in its envelope, Actions
 ``sms`` object bare or under ``sms``) with hostile values: bodies with lone surrogates,
 NUL, CR, ESC, DEL, U+202E; amounts in exotic but exact notations, as numbers or strings;
-valid RFC 3339 timestamps in their odd forms; YAML scalars that YAML 1.1 read as other
-types (``NO``, ``Yes``, ``010``, ``1_000``, ``~``). Each record is written into every
+valid RFC 3339 timestamps in their odd forms; parts counts in odd whole-number notations
+(``1E2``, ``100.0``, ``+7``); YAML scalars that YAML 1.1 read as other types (``NO``,
+``Yes``, ``010``, ``1_000``, ``~``). Each record is written into every
 container (JSON Lines, log lines, a JSON array, a YAML stream, gzip, zstd, one file per
 event) and all are loaded together. Checked: the accounting identity, that nothing is
 lost (every record is counted), that every written value is what the record said, and
@@ -58,6 +59,10 @@ TIMESTAMPS = [
 # Amount texts, written as JSON numbers where JSON allows, else as strings.
 AMOUNTS = ["2.00", "0.10", "1e-2", "1E+1", "-0", "0", "123456789012.123456", "100e-8",
            "0.000012345e5", "999999999999.999999", "7", "0.0512"]  # fmt: skip
+# Whole-number texts for parts (and their value), written as JSON numbers where JSON
+# allows, else as strings: each is the same count in every container.
+PARTS = [("1", 1), ("1E2", 100), ("100.0", 100), ("10e-1", 1), ("0e5", 0),
+         ("1.000000000000000000000e1", 10), ("+7", 7), ("007", 7), (".2e1", 2)]  # fmt: skip
 # Values YAML 1.1 (and a careless writer) turn into something else.
 YAML_SCALARS = ["NO", "Yes", "on", "010", "0o17", "0x1F", "1_000", "10:30", "1e3", ".inf",
                 "true", "null", "~", "", "01234567", "+1", "2025-03-31"]  # fmt: skip
@@ -79,9 +84,11 @@ def records(draw):
         status = draw(st.sampled_from(YAML_SCALARS))
         network = draw(st.sampled_from(YAML_SCALARS))
         as_number = draw(st.booleans())
+        parts = draw(st.sampled_from(PARTS))
         out.append(
             {"i": i, "shape": shape, "body": body, "amount": amount, "as_number": as_number,
-             "ts": ts_text, "instant": instant, "status": status, "network": network}
+             "ts": ts_text, "instant": instant, "status": status, "network": network,
+             "parts": parts, "parts_as_number": draw(st.booleans())}
         )  # fmt: skip
     return out
 
@@ -93,17 +100,20 @@ class Number(str):
 def as_record(r: dict, container: str) -> dict:
     sid = f"s{r['i']}-{container}"
     cost = Number(r["amount"]) if r["as_number"] else r["amount"]
+    parts_text = r["parts"][0]
+    json_number = not parts_text.startswith(("+", ".")) and not parts_text.startswith("00")
+    parts = Number(parts_text) if r["parts_as_number"] and json_number else parts_text
     if r["shape"] in ("webhook", "envelope"):
         rec = {"sid": sid, "from": "+33612345678", "to": "+33639980044",
                "body": {"text": r["body"]}, "cost": cost, "created": r["ts"],
-               "status": r["status"], "network": r["network"]}  # fmt: skip
+               "status": r["status"], "network": r["network"], "parts": parts}  # fmt: skip
         if r["shape"] == "envelope":
             rec = {"id": "e" + sid, "at": "2025-03-31T15:42:01.000Z",
                    "type": "v2.sms.inbound.received", "try": 0, "payload": rec}  # fmt: skip
         return rec
     rec = {"sid": sid, "fromNumber": "+33612345678", "toNumber": "+33639980044",
            "bodyText": r["body"], "billingDebit": cost, "createdAt": r["ts"],
-           "status": r["status"], "network": r["network"]}  # fmt: skip
+           "status": r["status"], "network": r["network"], "parts": parts}  # fmt: skip
     return {"sms": rec} if r["shape"] == "actions-sms" else rec
 
 
@@ -206,6 +216,7 @@ def check(recs: list[dict]) -> None:
             assert row["body_text"] == body, (container, rec)
             assert row["cost_cents"] == Decimal(rec["amount"]), (container, rec)
             assert row["created_at"].to_pydatetime() == rec["instant"], (container, rec)
+            assert row["parts"] == rec["parts"][1], (container, rec)
             for column in ("status", "network"):
                 want = rec[column]
                 # (network is trimmed, blank is null; status is kept as written)

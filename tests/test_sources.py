@@ -9,6 +9,8 @@ from decimal import Decimal
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsanalytics.schema import MESSAGE_SCHEMA, RAW_SCHEMA
 from smsanalytics.sources import _blank_null, parse_records
@@ -423,3 +425,84 @@ def test_status_history_reads_rfc3339_like_the_other_times():
     assert row["reject_reason"] is None
     leap = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert row["status_history"][0]["at"] == leap
+
+
+_INT_MAX = 2**31 - 1
+
+
+def _whole_value(text: str) -> int | None:
+    """The whole number `text` stands for in [0, 2^31 - 1] (exactly, by Decimal), or None."""
+    if "n" in text.lower():  # no NaN or Infinity
+        return None
+    value = Decimal(text)
+    if value != value.to_integral_value() or not 0 <= value <= _INT_MAX:
+        return None
+    return int(value)
+
+
+def _integer_fields(text: str, as_number: bool) -> tuple[str, str]:
+    """A webhook with `text` as its parts, and an envelope with `text` as its try."""
+    value = text if as_number else json.dumps(text)
+    record = json.dumps(dict(WEBHOOK, parts="N")).replace('"N"', value)
+    envelope = json.dumps(
+        {"type": "v2.sms.inbound.received", "id": "e", "at": "2025-01-01T00:00:00Z",
+         "try": "N", "payload": WEBHOOK}
+    ).replace('"N"', value)  # fmt: skip
+    return record, envelope
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("1E2", 100), ("100.0", 100), ("1e0", 1), ("10e-1", 1), ("0e5", 0),
+        ("2147483647", _INT_MAX), ("-0", 0), ("-0.0e3", 0),
+        ("2.00000000000000000001", None), ("0.99999999999999999999", None), ("1e-2", None),
+        ("2147483648", None), ("1e400", None), ("-1", None), ("-1e0", None),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("as_number", [False, True])
+def test_integer_fields_read_alike_as_number_or_string(text, want, as_number):
+    """A JSON number is not read through its double: 2.00000000000000000001 was 2."""
+    rows = parse(*_integer_fields(text, as_number))
+    assert [rows[0]["parts"], rows[1]["event_try"]] == [want, want]
+    for row, column in zip(rows, ("parts", "event_try"), strict=True):
+        if want is None:
+            assert row["reject_reason"] == f"{column}: '{text}' is not a whole number"
+        else:
+            assert row["reject_reason"] is None
+
+
+_DIGITS = st.text("0123456789", min_size=1, max_size=22)
+
+
+@st.composite
+def _json_numbers(draw: st.DrawFn) -> str:
+    """JSON number texts, many of them whole numbers written in long or odd ways."""
+    sign = draw(st.sampled_from(["", "", "-"]))
+    integer = draw(_DIGITS | st.integers(0, 2**32).map(str))
+    integer = integer.lstrip("0") or "0"  # JSON allows no leading zero
+    fraction = draw(st.none() | st.text("0", max_size=20) | _DIGITS)
+    exponent = draw(st.none() | st.integers(-25, 25))
+    text = sign + integer
+    if fraction:
+        text += "." + fraction
+    if exponent is not None:
+        text += draw(st.sampled_from(["e", "E"])) + draw(st.sampled_from(["", "+"])) * (
+            exponent >= 0
+        ) + str(exponent)
+    return text
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(_json_numbers(), min_size=1, max_size=40))
+def test_integer_fields_same_outcome_whatever_the_notation(texts):
+    """Whole or not is decided exactly from the text, for a JSON number as for a string."""
+    records = [r for t in texts for form in (True, False) for r in _integer_fields(t, form)]
+    rows = parse(*records)
+    for i, text in enumerate(texts):
+        want = _whole_value(text)
+        got = rows[4 * i : 4 * i + 4]
+        assert [got[0]["parts"], got[1]["event_try"], got[2]["parts"], got[3]["event_try"]] == [
+            want
+        ] * 4, text
+        assert [r["reject_reason"] is None for r in got] == [want is not None] * 4, text
