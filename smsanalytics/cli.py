@@ -286,10 +286,14 @@ def _print_summary(summary: Any, as_json: bool, quiet: bool) -> None:
 def _convert_on_spark(inputs: tuple[str, ...], out: str, master: str | None, *,
                       private: bool, **options: Any) -> Any:
     """``convert --engine spark``: the same conversion as a Spark job (see spark_convert)."""
+    from .spark_convert import check_arguments
+
+    # Everything that can be refused is refused before a session starts (seconds of JVM).
     if private:
         raise SmsAnalyticsError(
             "--pseudonymize, --redact-bodies and --key-file are not available with "
             "--engine spark yet; convert with the default engine")
+    check_arguments(inputs, out, options.get("rejects"), partition_by=options["partition_by"])
     try:
         import pyspark  # noqa: F401
     except ImportError as exc:
