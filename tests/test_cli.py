@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics.cli import main
@@ -127,7 +129,7 @@ def _run_named(*args: str):
 
 def _assert_one_usage_line(r, command: str) -> None:
     assert r.exit_code == 2, r.output
-    lines = r.stderr.splitlines()
+    lines = r.stderr.rstrip("\n").split("\n")  # what a terminal shows as lines
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("smsanalytics: error: "), lines[0]
     assert f"{command} --help" in lines[0]
@@ -183,3 +185,20 @@ def test_usage_error_from_the_installed_command_is_one_line(tmp_path):
         "smsanalytics: error: Invalid value for '--partition-by': 'weekly' is not one of "
         "'month', 'none'. (see: smsanalytics convert --help)"
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=st.text(min_size=1, max_size=40).filter(lambda v: v not in ("month", "none")
+                                                        and not v.startswith("-")),
+       command=st.sampled_from(COMMANDS))
+def test_any_bad_value_or_option_is_one_escaped_line(value, command):
+    """Whatever text the user typed, the usage error stays one line with no control
+    character reaching the terminal."""
+    r = _run_named("convert", str(DATA), "--out", "never-written", "--partition-by", value)
+    _assert_one_usage_line(r, "smsanalytics convert")
+    r = _run_named(command, f"--{value}")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("smsanalytics: error: ")
+    for line in (r.stderr, _run_named("convert", str(DATA), "--out", "x", "--partition-by",
+                                      value).stderr):
+        assert not any(ord(c) < 32 for c in line.rstrip("\n")), line
