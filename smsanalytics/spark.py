@@ -83,6 +83,12 @@ def get_session(master: str | None = None, *, app_name: str = "smsanalytics") ->
     says otherwise (a worker on another Python fails on import), has no UI, few shuffle
     partitions (the questions' results are small) and writes Parquet timestamps as
     ``TIMESTAMP_MICROS`` (Spark's default, INT96, changes answers).
+
+    Raises
+    ------
+    SmsAnalyticsError
+        If the session cannot start (a master Spark cannot parse or reach, no Java): the
+        line of Spark's error that names it, not its Java stack.
     """
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
