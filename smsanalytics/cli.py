@@ -8,13 +8,14 @@ messages is escaped before it reaches the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -148,7 +149,47 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> N
         click.echo(f"... {len(df) - max_rows:,} more rows (use --csv or --json for all)")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineUsageError(click.UsageError):
+    """A usage error shown as the project's errors are: one line, ``smsanalytics: error:``."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"smsanalytics: error: {for_terminal(self.message)}", err=True)
+
+
+class _Group(click.Group):
+    """The command group: click's usage errors (a bad choice, a missing option or argument,
+    an unknown option or command) become one line and exit 2, for every command at once.
+
+    Click shows them as four lines (usage, hint, blank, error); the library's errors are
+    one line, and so are these. ``--help`` is unchanged, and so is the help shown for
+    ``smsanalytics`` without a command.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_in_one_line():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_in_one_line() -> Iterator[None]:
+    """Raise click's usage errors again as :class:`_OneLineUsageError`, with a hint."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # `smsanalytics` alone: the help is what was asked for
+    except click.UsageError as exc:
+        if isinstance(exc, _OneLineUsageError):
+            raise
+        where = exc.ctx.command_path if exc.ctx is not None else "smsanalytics"
+        message = f"{exc.format_message()} (see: {where} --help)"
+        raise _OneLineUsageError(message, exc.ctx) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="smsanalytics")
 def main() -> None:
     """Callr inbound-SMS archives as typed tables, answers and reports."""
@@ -252,10 +293,14 @@ def _print_summary(summary: Any, as_json: bool, quiet: bool) -> None:
 def _convert_on_spark(inputs: tuple[str, ...], out: str, master: str | None, *,
                       private: bool, **options: Any) -> Any:
     """``convert --engine spark``: the same conversion as a Spark job (see spark_convert)."""
+    from .spark_convert import check_arguments
+
+    # Everything that can be refused is refused before a session starts (seconds of JVM).
     if private:
         raise SmsAnalyticsError(
             "--pseudonymize, --redact-bodies and --key-file are not available with "
             "--engine spark yet; convert with the default engine")
+    check_arguments(inputs, out, options.get("rejects"), partition_by=options["partition_by"])
     try:
         import pyspark  # noqa: F401
     except ImportError as exc:

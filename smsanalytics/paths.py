@@ -6,7 +6,7 @@ was converting; ``--rejects /dev/null`` replaced the device with a regular file)
 output path is refused, with :class:`~smsanalytics.errors.OutputPathError`, when it is:
 
 * one of the inputs: the same path once resolved, or the same file under another name
-  (a hard link);
+  (a hard link), or the file standard input is redirected from when ``-`` is an input;
 * a symbolic link: writing would replace the link or follow it to somewhere else; the
   user is asked for the path it points to, so that what is written is what was meant;
 * a device, a named pipe (FIFO) or a socket;
@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -100,6 +101,16 @@ def is_report_page(path: str | Path) -> bool:
     )
 
 
+def _is_stdin(st: os.stat_result) -> bool:
+    """Whether `st` is the file standard input reads (``convert - < ds.rejects.jsonl``)."""
+    try:
+        fd = sys.stdin.fileno()
+        own = os.fstat(fd)
+    except (AttributeError, ValueError, OSError):  # closed, or not a real file (a buffer)
+        return False
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)
+
+
 def _kind_of(mode: int) -> str | None:
     """What a file of `mode` is, when it is something no output may replace."""
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -126,8 +137,9 @@ def check_output_path(
     path : str or Path
         Where the output would go.
     inputs : iterable of str or Path
-        What the same command reads (files or folders; ``-`` is ignored). The output may
-        be none of them; a folder output may not be one of the folders either.
+        What the same command reads (files or folders; ``-``, standard input, is compared
+        by its file: ``convert - < ds.rejects.jsonl`` may not write that file). The output
+        may be none of them; a folder output may not be one of the folders either.
     kind : {'file', 'rejects', 'directory', 'dataset'}
         A file that is replaced whole (a report), a rejects file (an existing one must be
         a rejects file), a folder files are written into (CSV tables), a dataset
@@ -184,6 +196,10 @@ def check_output_path(
             raise OutputPathError(str(path), "is a directory; give a file name")
     for given in inputs:
         if str(given) == "-":
+            if st is not None and _is_stdin(st):
+                raise OutputPathError(
+                    str(path), "is standard input (-) of this command; choose another output"
+                )
             continue
         if same_file(target, given):
             raise OutputPathError(

@@ -623,6 +623,34 @@ def _http_protocol(header_timeout: float) -> Any:
     return Protocol
 
 
+def _check_dataset(archive: Path, dataset: Path) -> None:
+    """Refuse a dataset the periodic conversions could never write, before listening.
+
+    What ``convert`` would refuse at each period (a file, a folder that is not a dataset,
+    a link, a dataset partitioned otherwise; see :func:`smsanalytics.paths.check_output_path`
+    and :func:`smsanalytics.dataset.check_writable`) is refused once, at start-up; so are
+    the archive itself, a folder inside it or holding it (the archive's files and the
+    dataset's versions would mix), and a rejects folder beside it that is not a folder.
+    """
+    from . import dataset as ds
+    from .errors import OutputPathError
+    from .paths import check_output_path
+
+    real, real_archive = dataset.absolute().resolve(), archive.absolute().resolve()
+    if real == real_archive:
+        raise OutputPathError(
+            str(dataset), "is the archive folder; put the dataset beside it")
+    out = check_output_path(dataset, inputs=[archive], kind="dataset")
+    if real_archive in real.parents:
+        raise OutputPathError(
+            str(dataset), f"is inside the archive ({archive}); put the dataset beside it")
+    if real in real_archive.parents:
+        raise OutputPathError(
+            str(dataset), f"holds the archive ({archive}); put the dataset beside it")
+    ds.check_writable(out, partition_by="month", overwrite=False)
+    check_output_path(out.parent / f"{out.name}.rejects", kind="directory")
+
+
 def serve(
     config: ReceiverConfig,
     *,
@@ -644,12 +672,16 @@ def serve(
     ------
     ArgumentError
         If the archive directory cannot be written or only one of certfile/keyfile is set.
+    OutputPathError, DatasetError
+        If the dataset could never be converted into (see :func:`_check_dataset`).
     """
     import uvicorn
 
     if (certfile is None) != (keyfile is None):
         given = "--certfile" if certfile is not None else "--keyfile"
         raise ArgumentError(given, str(certfile or keyfile), "give --certfile and --keyfile both")
+    if config.dataset is not None:
+        _check_dataset(config.archive, config.dataset)
     try:
         config.archive.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from . import dataset
-from .errors import ArgumentError
+from .errors import ArgumentError, SmsAnalyticsError
 from .schema import MESSAGE_SCHEMA, VIEW_COLUMNS
 
 if TYPE_CHECKING:
@@ -84,6 +84,12 @@ def get_session(master: str | None = None, *, app_name: str = "smsanalytics") ->
     says otherwise (a worker on another Python fails on import), has no UI, few shuffle
     partitions (the questions' results are small) and writes Parquet timestamps as
     ``TIMESTAMP_MICROS`` (Spark's default, INT96, changes answers).
+
+    Raises
+    ------
+    SmsAnalyticsError
+        If the session cannot start (a master Spark cannot parse or reach, no Java): the
+        line of Spark's error that names it, not its Java stack.
     """
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
@@ -92,18 +98,45 @@ def get_session(master: str | None = None, *, app_name: str = "smsanalytics") ->
     if active is not None and master is None:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    # Start (or join, under spark-submit) the JVM first: only then does SparkConf see the
-    # configured master, which a default must not override.
-    SparkContext._ensure_initialized()
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    )
-    if master is not None or not SparkConf().contains("spark.master"):
-        builder = builder.master(master or "local[*]")
-    return builder.getOrCreate()
+    try:
+        # Start (or join, under spark-submit) the JVM first: only then does SparkConf see
+        # the configured master, which a default must not override.
+        SparkContext._ensure_initialized()
+        builder = (
+            SparkSession.builder.appName(app_name)
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        )
+        if master is not None or not SparkConf().contains("spark.master"):
+            builder = builder.master(master or "local[*]")
+        return builder.getOrCreate()
+    except Exception as exc:
+        if not is_spark_error(exc):
+            raise
+        where = f" (master {master})" if master else ""
+        raise SmsAnalyticsError(
+            f"cannot start a Spark session{where}: {spark_error_reason(exc)}"
+        ) from exc
+
+
+def is_spark_error(exc: BaseException) -> bool:
+    """Whether `exc` comes from Spark (the JVM, its gateway or a Python worker)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return isinstance(exc, PySparkException | Py4JError)
+
+
+def spark_error_reason(exc: BaseException) -> str:
+    """The line of a Spark error that names it (the last ``...Error: ...``), for one line.
+
+    A JVM error arrives with its whole Java stack; a Python worker's, with a traceback.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if "Error: " in line or "Exception: " in line]
+    line = named[-1] if named else lines[0] if lines else type(exc).__name__
+    return line.lstrip(": ")[:300]  # a JVM error's line starts ": org.apache..."
 
 
 class _Result:

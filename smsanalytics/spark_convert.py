@@ -46,11 +46,12 @@ from .errors import ArgumentError, SmsAnalyticsError, StrictModeError
 from .ingest import PARTITIONINGS, ConversionSummary, default_rejects_path
 from .readers import InputFile, find_inputs, line_boundaries
 from .schema import MESSAGE_SCHEMA
+from .spark import is_spark_error, spark_error_reason
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["convert", "DEFAULT_SPLIT_BYTES", "GROUP_RECORDS"]
+__all__ = ["check_arguments", "convert", "DEFAULT_SPLIT_BYTES", "GROUP_RECORDS"]
 
 #: A JSON Lines file larger than this is read by several tasks, one range each [bytes].
 DEFAULT_SPLIT_BYTES = 128 << 20
@@ -104,16 +105,12 @@ def convert(
     -------
     ConversionSummary
     """
-    if partition_by not in PARTITIONINGS:
-        raise ArgumentError("partition_by", partition_by, f"choose from {PARTITIONINGS}")
-    if not isinstance(split_bytes, int) or split_bytes < 1:
-        raise ArgumentError("split_bytes", split_bytes, "must be a positive number of bytes")
+    inputs = list(inputs)
+    check_arguments(inputs, out, rejects, partition_by=partition_by, split_bytes=split_bytes)
     started = time.perf_counter()
     out = _local(out).absolute()
     rejects_path = _local(rejects).absolute() if rejects else default_rejects_path(out)
     files = find_inputs([_local(p) for p in inputs])
-    if any(f.is_stdin for f in files):
-        raise ArgumentError("inputs", "-", "standard input cannot be read by Spark tasks")
     out.parent.mkdir(parents=True, exist_ok=True)
     with ds.locked(out, timeout=lock_timeout):
         ds.clean_leftovers(out)
@@ -125,9 +122,10 @@ def convert(
                            partition_by=partition_by, overwrite=overwrite, strict=strict,
                            enrich_rows=enrich_rows, split_bytes=split_bytes)
         except Exception as exc:
-            if _from_spark(exc):
+            if is_spark_error(exc):
                 raise SmsAnalyticsError(
-                    f"the Spark job failed: {_reason(exc)}; the dataset was not changed"
+                    f"the Spark job failed: {spark_error_reason(exc)}; "
+                    "the dataset was not changed"
                 ) from exc
             raise
         finally:
@@ -136,18 +134,32 @@ def convert(
     return summary
 
 
-def _from_spark(exc: BaseException) -> bool:
-    """An error of the Spark job (JVM or Python worker), not one of this module's."""
-    from pyspark.errors import PySparkException
+def check_arguments(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    rejects: str | Path | None = None,
+    *,
+    partition_by: str = "month",
+    split_bytes: int = DEFAULT_SPLIT_BYTES,
+) -> None:
+    """Refuse what :func:`convert` cannot do, before a Spark session is started for it.
 
-    return isinstance(exc, PySparkException) or type(exc).__name__ == "Py4JJavaError"
-
-
-def _reason(exc: BaseException) -> str:
-    """The line of a task's traceback that names the error (the last ``...Error: ...``)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    named = [line for line in lines if "Error: " in line or "Exception: " in line]
-    return (named[-1] if named else lines[0] if lines else type(exc).__name__)[:300]
+    Raises
+    ------
+    ArgumentError
+        If `inputs` hold standard input (``-``: Spark tasks cannot read it), a path has a
+        scheme other than ``file://``, or `partition_by` or `split_bytes` is not valid.
+    """
+    if partition_by not in PARTITIONINGS:
+        raise ArgumentError("partition_by", partition_by, f"choose from {PARTITIONINGS}")
+    if not isinstance(split_bytes, int) or split_bytes < 1:
+        raise ArgumentError("split_bytes", split_bytes, "must be a positive number of bytes")
+    if any(str(p) == "-" for p in inputs):
+        raise ArgumentError(
+            "inputs", "-", "standard input cannot be read by Spark tasks; save it to a file "
+            "every node sees, or convert with the default engine")
+    for location in [*inputs, out, *([rejects] if rejects else [])]:
+        _local(location)
 
 
 def _local(location: str | Path) -> Path:

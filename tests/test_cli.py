@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics.cli import main
@@ -100,3 +103,102 @@ def test_python_dash_m_entry_point(tmp_path):
 def test_every_command_is_in_the_readme(command):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"smsanalytics {command}" in readme
+
+
+# Every command, and a usage error of each kind click finds before the command runs. The
+# command list comes from the group, so that a new command is covered without a new line.
+COMMANDS = sorted(main.commands)
+USAGE_ERRORS = {
+    "unknown option": ("convert", "P", "--out", "x", "--no-such-option"),
+    "bad choice": ("convert", "P", "--out", "x", "--partition-by", "weekly"),
+    "missing option": ("convert", "P"),
+    "missing argument": ("sql",),
+    "directory given for a file": ("report", "DIR", "--out", "DIR"),
+    "file given for a directory": ("convert", "P", "--out", "FILE"),
+    "not a number": ("sample", "--out", "x", "--n", "many"),
+    "out of range": ("serve", "--archive", "x", "--port", "99999"),
+    "unknown command": ("no-such-command",),
+    "unknown group option": ("--no-such-option",),
+}
+
+
+def _run_named(*args: str):
+    """Run as the installed ``smsanalytics`` command: hints name the program."""
+    return CliRunner().invoke(main, list(args), prog_name="smsanalytics", catch_exceptions=False)
+
+
+def _assert_one_usage_line(r, command: str) -> None:
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.rstrip("\n").split("\n")  # what a terminal shows as lines
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("smsanalytics: error: "), lines[0]
+    assert f"{command} --help" in lines[0]
+    assert "Usage:" not in r.output and "Traceback" not in r.output
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("error", ["unknown option", "nothing given"])
+def test_every_command_shows_usage_errors_in_one_line(command, error):
+    args = [command, "--no-such-option"] if error == "unknown option" else [command]
+    r = _run_named(*args)  # every command needs an argument or an option: none is a usage error
+    _assert_one_usage_line(r, f"smsanalytics {command}")
+
+
+@pytest.mark.parametrize("kind", sorted(USAGE_ERRORS))
+def test_each_kind_of_usage_error_is_one_line_exit_2(kind, tmp_path):
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "P").write_text((DATA / "webhook-envelope.json").read_text())
+    args = [str(tmp_path / a) if a in ("P", "FILE", "DIR") else a for a in USAGE_ERRORS[kind]]
+    r = _run_named(*args)
+    where = "smsanalytics" if kind.startswith("unknown g") or "command" in kind else (
+        f"smsanalytics {args[0]}")
+    _assert_one_usage_line(r, where)
+    assert not (tmp_path / "x").exists()
+
+
+def test_usage_error_escapes_what_the_user_typed(tmp_path):
+    r = _run_named("convert", str(DATA), "--out", str(tmp_path / "x"), "--partition-by",
+                   "a\nb\x1b[2J")
+    _assert_one_usage_line(r, "smsanalytics convert")
+    assert "\x1b" not in r.stderr and "a\\nb\\x1b[2J" in r.stderr
+
+
+def test_help_is_unchanged_by_the_one_line_errors():
+    for args in (["--help"], ["convert", "--help"], ["serve", "-h"]):
+        r = _run_named(*args)
+        assert r.exit_code == 0 and r.stdout.startswith("Usage: smsanalytics")
+        assert "Options:" in r.stdout and r.stderr == ""
+    bare = _run_named()  # the group alone shows its help, as click does
+    assert "Usage: smsanalytics" in bare.output and "Commands:" in bare.output
+
+
+def test_usage_error_from_the_installed_command_is_one_line(tmp_path):
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "smsanalytics"), "convert", str(DATA),
+         "--partition-by", "weekly",
+         "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        "smsanalytics: error: Invalid value for '--partition-by': 'weekly' is not one of "
+        "'month', 'none'. (see: smsanalytics convert --help)"
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=st.text(min_size=1, max_size=40).filter(lambda v: v not in ("month", "none")
+                                                        and not v.startswith("-")),
+       command=st.sampled_from(COMMANDS))
+def test_any_bad_value_or_option_is_one_escaped_line(value, command):
+    """Whatever text the user typed, the usage error stays one line with no control
+    character reaching the terminal."""
+    r = _run_named("convert", str(DATA), "--out", "never-written", "--partition-by", value)
+    _assert_one_usage_line(r, "smsanalytics convert")
+    r = _run_named(command, f"--{value}")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("smsanalytics: error: ")
+    for line in (r.stderr, _run_named("convert", str(DATA), "--out", "x", "--partition-by",
+                                      value).stderr):
+        assert not any(ord(c) < 32 for c in line.rstrip("\n")), line

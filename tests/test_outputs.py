@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,49 @@ def test_rejects_file_that_is_a_hard_link_of_the_input_is_refused(archive, tmp_p
     with pytest.raises(OutputPathError, match="one of the inputs"):
         smsanalytics.convert([archive], tmp_path / "ds", rejects=tmp_path / "other-name.jsonl")
     assert b"not json" in archive.read_bytes()
+
+
+def _convert_from_stdin(stdin: Path, *args: object) -> subprocess.CompletedProcess:
+    """``smsanalytics convert - ARGS < stdin``, as a shell runs it: a real file on fd 0."""
+    fd = os.open(stdin, os.O_RDONLY)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "smsanalytics", "convert", "-", *map(str, args)],
+            stdin=fd, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("which", ["default rejects", "named rejects", "hard link"])
+def test_stdin_that_is_the_rejects_file_is_refused_and_kept(archive, tmp_path, which):
+    out = tmp_path / "ds"
+    assert _cli("convert", archive, "--out", out, "-q").exit_code == 0
+    rejects = tmp_path / "ds.rejects.jsonl"
+    before = rejects.read_bytes()
+    assert b"not json" in before
+    stdin, args = rejects, []
+    if which == "named rejects":
+        args = ["--rejects", rejects]
+    elif which == "hard link":  # stdin read through another name: still the same file
+        stdin = tmp_path / "other-name.jsonl"
+        os.link(rejects, stdin)
+    r = _convert_from_stdin(stdin, "--out", out, *args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [
+        f"smsanalytics: error: {rejects}: is standard input (-) of this command; "
+        "choose another output"
+    ]
+    assert rejects.read_bytes() == before
+    assert len(smsanalytics.read_dataset(out)) == 2
+
+
+def test_stdin_from_another_file_still_converts(archive, tmp_path):
+    out = tmp_path / "ds"
+    assert _cli("convert", archive, "--out", out, "-q").exit_code == 0
+    r = _convert_from_stdin(archive, "--out", tmp_path / "ds2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["written"] == 2
 
 
 @pytest.fixture

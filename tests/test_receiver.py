@@ -681,3 +681,80 @@ def test_real_server_on_a_full_disk_answers_503_and_keeps_running(tmp_path):
         if mounted:
             subprocess.run(["umount", str(archive)], check=False)
     assert statuses.count(200) >= 1
+
+
+class _Listening(Exception):
+    """Raised instead of serving: the receiver got as far as listening."""
+
+
+def _serve_cli(monkeypatch, tmp_path, archive, dataset):
+    """``smsanalytics serve --archive A --dataset D`` in process, stopped where it would listen."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    def listen(self):
+        raise _Listening
+
+    monkeypatch.setattr(uvicorn.Server, "run", listen)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(main, ["serve", "--archive", str(archive), "--dataset",
+                                     str(dataset), "--insecure-no-auth", "--port", "0"])
+
+
+def _make(tmp_path, what: str) -> None:
+    """Lay out the folders of a start-up case (paths relative to tmp_path)."""
+    if what == "archive with a file":
+        (tmp_path / "arch").mkdir()
+        (tmp_path / "arch" / "x.txt").write_text("x")
+    elif what == "a file":
+        (tmp_path / "ds").write_text("notes")
+    elif what == "a folder of other things":
+        (tmp_path / "ds").mkdir()
+        (tmp_path / "ds" / "notes.txt").write_text("keep me")
+    elif what == "a link to a dataset":
+        smsanalytics.convert([DATA / "webhook-envelope.json"], tmp_path / "real", quiet=True)
+        (tmp_path / "ds").symlink_to(tmp_path / "real")
+    elif what == "partitioned otherwise":
+        smsanalytics.convert([DATA / "webhook-envelope.json"], tmp_path / "ds", quiet=True,
+                             partition_by="none")
+    elif what == "rejects folder is a file":
+        (tmp_path / "ds.rejects").write_text("x")
+    elif what == "a dataset":
+        smsanalytics.convert([DATA / "webhook-envelope.json"], tmp_path / "ds", quiet=True)
+    elif what == "an empty folder":
+        (tmp_path / "ds").mkdir()
+
+
+@pytest.mark.parametrize(
+    "archive, dataset, layout, message",
+    [
+        ("arch", "arch", "", "is the archive folder"),
+        ("arch", "arch", "archive with a file", "is the archive folder"),
+        ("arch", "arch/ds", "", "is inside the archive"),
+        ("ds/arch", "ds", "", "holds the archive"),
+        ("arch", "ds", "a file", "Directory 'ds' is a file"),  # click's own check
+        ("arch", "ds", "a folder of other things", "is not a smsanalytics dataset"),
+        ("arch", "ds", "a link to a dataset", "is a symbolic link"),
+        ("arch", "ds", "partitioned otherwise", "is partitioned by 'none'"),
+        ("arch", "ds", "rejects folder is a file", "ds.rejects: exists and is not a directory"),
+    ],
+)
+def test_serve_refuses_a_dataset_it_could_never_convert_into_at_start(
+    monkeypatch, tmp_path, archive, dataset, layout, message
+):
+    _make(tmp_path, layout)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    r = _serve_cli(monkeypatch, tmp_path, archive, dataset)
+    assert r.exit_code == 2, (r.output, r.exception)
+    [line] = r.stderr.splitlines()
+    assert line.startswith("smsanalytics: error: ") and message in line, line
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("layout", ["", "an empty folder", "a dataset"])
+def test_serve_starts_with_a_dataset_it_can_convert_into(monkeypatch, tmp_path, layout):
+    _make(tmp_path, layout)
+    r = _serve_cli(monkeypatch, tmp_path, "arch", "ds")
+    assert isinstance(r.exception, _Listening), r.output

@@ -6,6 +6,7 @@ Also the byte-range split of large JSON Lines files (no JVM needed for that part
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -205,6 +206,99 @@ def test_cli_spark_master_needs_the_spark_engine(tmp_path):
                                        str(tmp_path / "ds"), "--spark-master", "local[1]"])
     assert result.exit_code == 2
     assert "--spark-master is only used with --engine spark" in result.output
+
+
+def _no_session(monkeypatch) -> None:
+    """Fail the test if a Spark session is asked for."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Spark session was started")
+
+    monkeypatch.setattr(spark_engine, "get_session", refuse)
+
+
+@pytest.mark.parametrize("options", [
+    ["--redact-bodies"], ["--pseudonymize", "--key-file", "KEY"], ["--key-file", "KEY"],
+    ["--pseudonymize-recipients"],
+])
+def test_cli_spark_refuses_privacy_options_before_a_session(tmp_path, monkeypatch, options):
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    _no_session(monkeypatch)
+    args = [str(tmp_path / "k") if a == "KEY" else a for a in options]
+    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
+                                       str(tmp_path / "ds"), "--engine", "spark", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "smsanalytics: error: --pseudonymize, --redact-bodies and --key-file are not "
+        "available with --engine spark yet; convert with the default engine"]
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("inputs", [["-"], ["EXAMPLE", "-"]])
+def test_cli_spark_refuses_stdin_before_a_session(tmp_path, monkeypatch, inputs):
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    _no_session(monkeypatch)
+    args = [str(CALLR_EXAMPLES[0]) if a == "EXAMPLE" else a for a in inputs]
+    result = CliRunner().invoke(
+        main, ["convert", *args, "--out", str(tmp_path / "ds"), "--engine", "spark"],
+        input=CALLR_EXAMPLES[0].read_text())
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("smsanalytics: error: inputs '-': standard input cannot be read")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_cli_spark_session_that_cannot_start_is_one_line(tmp_path, monkeypatch):
+    """A JVM that cannot start (no Java, a bad master): the error is the library's."""
+    pytest.importorskip("pyspark")
+    from click.testing import CliRunner
+    from pyspark import SparkContext
+    from pyspark.errors import PySparkRuntimeError
+
+    from smsanalytics.cli import main
+
+    def no_gateway(*args, **kwargs):
+        raise PySparkRuntimeError(errorClass="JAVA_GATEWAY_EXITED", messageParameters={})
+
+    monkeypatch.setattr(SparkContext, "_ensure_initialized", no_gateway)
+    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
+                                       str(tmp_path / "ds"), "--engine", "spark",
+                                       "--spark-master", "local[1]"])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("smsanalytics: error: cannot start a Spark session (master local[1]): ")
+    assert "JAVA_GATEWAY_EXITED" in line
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.slow
+def test_cli_spark_bogus_master_is_one_line_exit_2(tmp_path):
+    """The real thing, in a process of its own (no session of the tests' to reuse): a JVM
+    starts and refuses the master. The JVM's own log lines come before ours."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java 17+")
+    r = subprocess.run(
+        [sys.executable, "-m", "smsanalytics", "convert", str(CALLR_EXAMPLES[0]), "--out",
+         str(tmp_path / "ds"), "--engine", "spark", "--spark-master", "bogus://x"],
+        capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    mine = [line for line in r.stderr.splitlines() if line.startswith("smsanalytics")]
+    assert mine == [
+        "smsanalytics: error: cannot start a Spark session (master bogus://x): "
+        "org.apache.spark.SparkException: Could not parse Master URL: 'bogus://x'"]
+    assert r.stderr.splitlines()[-1] == mine[0]
+    assert not (tmp_path / "ds").exists()
 
 
 @pytest.mark.spark
