@@ -113,7 +113,7 @@ USAGE_ERRORS = {
     "bad choice": ("convert", "P", "--out", "x", "--partition-by", "weekly"),
     "missing option": ("convert", "P"),
     "missing argument": ("sql",),
-    "directory given for a file": ("report", "DIR", "--out", "DIR"),
+    "directory given for a file": ("convert", "P", "--out", "x", "--rejects", "DIR"),
     "file given for a directory": ("convert", "P", "--out", "FILE"),
     "not a number": ("sample", "--out", "x", "--n", "many"),
     "out of range": ("serve", "--archive", "x", "--port", "99999"),
