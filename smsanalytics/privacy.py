@@ -47,6 +47,7 @@ import hmac
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -155,6 +156,55 @@ def _decode_key(data: bytes) -> bytes | None:
     return data
 
 
+def _not_a_file(mode: int) -> str | None:
+    """What a file of `mode` is, when it is not a regular file (None when it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _read_key_file(path: str | Path) -> bytes:
+    """The first bytes of the key file `path` (at most a little more than a key).
+
+    Only a regular file is read. A named pipe would block the open or the read until
+    something writes to it, forever if nothing does; a device such as ``/dev/zero`` or a
+    terminal is no key either. It is refused by its kind before it is opened, and opened
+    without blocking and checked again, in case it was swapped in between.
+    """
+    def refuse(kind: str) -> KeyFileError:
+        return KeyFileError(
+            str(path),
+            f"is {kind}, not a regular file; a key file is a file "
+            "(make one with `smsanalytics keygen FILE`)",
+        )
+
+    try:
+        kind = _not_a_file(os.stat(path).st_mode)
+        if kind is not None:
+            raise refuse(kind)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    try:
+        kind = _not_a_file(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise refuse(kind)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
 def load_key(path: str | Path) -> bytes:
     """Read a pseudonymisation key from file `path`.
 
@@ -172,7 +222,9 @@ def load_key(path: str | Path) -> bytes:
     Raises
     ------
     KeyFileError
-        If the file cannot be read or holds fewer than :data:`MIN_KEY_BYTES` bytes of key.
+        If the file cannot be read, is not a regular file (a named pipe, a device, a
+        directory), or holds fewer than :data:`MIN_KEY_BYTES` bytes of key, or key
+        material that is not plausibly random.
 
     Examples
     --------
@@ -182,11 +234,7 @@ def load_key(path: str | Path) -> bytes:
     >>> len(load_key(p))
     32
     """
-    try:
-        with Path(path).open("rb") as fh:  # at most a little more than a key: not /dev/zero
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    data = _read_key_file(path)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(str(path), f"is larger than {MAX_KEY_FILE_BYTES:,} bytes: not a key "
                            "file (make one with `smsanalytics keygen FILE`)")
