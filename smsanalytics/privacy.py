@@ -427,7 +427,10 @@ def transform_batch(
     text = [
         n
         for n in names
-        if n in _SCANNED and n not in tokenised and not (redact_bodies and n == "body_text")
+        if n in _SCANNED
+        and n not in tokenised
+        and not (redact_bodies and n == "body_text")
+        and columns[n].null_count < batch.num_rows  # (columns a shape lacks: nothing to scan)
     ]
     amounts = [n for n in _AMOUNTS if n in columns] if key is not None else []
     flags = _secret_flags(columns, text, amounts, secrets)
@@ -508,7 +511,8 @@ class _Secret:
         if self.tokens is None:
             literal, pattern, replacement = value.strip(_BLANKS), None, WITHHELD
         else:
-            literal, _, pattern = _number_secret(value)
+            literal, core, code = _number_secret(value)
+            pattern = None if core is None else _number_pattern(core, code)
             replacement = self.tokens[row].as_py()
         found = []
         if pattern is not None:
@@ -524,14 +528,13 @@ class _Secret:
 
 
 @lru_cache(maxsize=1 << 16)
-def _number_secret(number: str) -> tuple[str, str | None, re.Pattern[str] | None]:
-    """A number's literal text, its significant digits, and a pattern of its notations.
+def _number_secret(number: str) -> tuple[str, str | None, str | None]:
+    """A number's literal text, its significant digits, and its country code.
 
     The digits are those after the country code (``+33 6 87 65 43 21`` -> ``687654321``)
-    or after a trunk 0 (``06 87 65 43 21``): every notation of the number holds them. The
-    pattern finds them with separators between the digits, together with whatever
-    country code or trunk 0 stands before them. None of either for what is not a number
-    (``INFO``) or has fewer than :data:`MIN_NUMBER_DIGITS` such digits.
+    or after a trunk 0 (``06 87 65 43 21``): every notation of the number holds them.
+    None for what is not a number (``INFO``) or has fewer than
+    :data:`MIN_NUMBER_DIGITS` such digits.
     """
     literal = number.strip(_BLANKS)
     plain = re.fullmatch(r"(\+|00)?([0-9]+)", normalise_number(literal))
@@ -546,9 +549,19 @@ def _number_secret(number: str) -> tuple[str, str | None, re.Pattern[str] | None
     core = digits[len(code):] if code else digits.lstrip("0")
     if len(core) < MIN_NUMBER_DIGITS:
         return literal, None, None
-    before = rf"(?:(?:\+|00){_SEP})?{code}{_SEP}" if code else rf"(?:\+|00){_SEP}[0-9]{{1,3}}{_SEP}"
-    pattern = rf"(?:{before})?(?:0{_SEP})?" + _SEP.join(core)
-    return literal, core, re.compile(pattern)
+    return literal, core, code
+
+
+@lru_cache(maxsize=1 << 12)
+def _number_pattern(core: str, code: str | None) -> re.Pattern[str]:
+    """The digits `core` with separators between them, and the country code or trunk 0
+    before them if there is one. Compiled only for rows where a number was found (a
+    pattern takes a millisecond or two)."""
+    if code:
+        before = rf"(?:(?:\+|00){_SEP})?{code}{_SEP}"
+    else:
+        before = rf"(?:\+|00){_SEP}[0-9]{{1,3}}{_SEP}"
+    return re.compile(rf"(?:{before})?(?:0{_SEP})?" + _SEP.join(core))
 
 
 @lru_cache(maxsize=1)
@@ -577,14 +590,17 @@ def _secret_flags(
             inputs[f"core{k}"] = secret.core
     seps = _NUMBER_SEPARATORS.replace("'", "''")
     blanks = _BLANKS.replace("'", "''")
+    # (RE2 reads \t and \u00a0 as Python does; the class holds no quote)
+    digits = f"[0-9](?:{_SEP}[0-9]){{{MIN_NUMBER_DIGITS - 1}}}"
     selects = []
     for i, _ in enumerate(text):
         x = f"CAST(c{i} AS VARCHAR)"
         tests = []
         for k, secret in enumerate(secrets):
             tests.append(f"contains({x}, lit{k}) OR trim({x}, '{blanks}') = lit{k}")
-            if secret.core is not None:
-                tests.append(f"contains(translate({x}, '{seps}', ''), core{k})")
+            if secret.core is not None:  # (the pattern first: translating every cell is slow)
+                tests.append(f"(regexp_matches({x}, '{digits}') "
+                             f"AND contains(translate({x}, '{seps}', ''), core{k}))")
         selects.append(f"coalesce({' OR '.join(tests)}, false) AS c{i}")
     for i in range(len(text), len(text) + len(amounts)):
         x = f"CAST(c{i} AS VARCHAR)"
