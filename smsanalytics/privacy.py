@@ -18,8 +18,29 @@ Numbers are normalised before hashing: surrounding white space and the separator
 token; nothing else is changed (no ``+`` is guessed). Nulls stay null.
 
 Redacting bodies nulls ``body_text`` and keeps every column computed from it (encoding,
-parts, keyword flags, ...). Every other column is kept as it is: country, type, location
-and network of the numbers, times, costs, sids.
+parts, keyword flags, ...).
+
+A record may repeat its number or body in other fields (an error quoting the sender, a
+status holding the body). In a private batch (a key, or bodies redacted), each row's
+other columns are cleared of what that row's tokens and redaction hide:
+
+* Text columns that may hold what the record said (``_SCANNED``: sid, error, network,
+  the number type/country/location columns, a recipient or body that is kept): each
+  occurrence of the row's pseudonymised numbers, in any common notation (the digits
+  after the country code or trunk 0, at least :data:`MIN_NUMBER_DIGITS`, with
+  separators between them, and the code or 0 before them), becomes the number's token;
+  each occurrence of the redacted body becomes :data:`WITHHELD`. Secrets shorter than
+  :data:`MIN_SECRET_CHARS` replace only a whole value. Overlapping matches of two
+  secrets become :data:`WITHHELD` together. DuckDB finds the candidate cells in one
+  vectorised pass; only those are rewritten one by one.
+* Enumerated columns, and the statuses of ``status_history``: a value Callr does not
+  document becomes :data:`WITHHELD`.
+* ``cost_cents``, ``parts``, ``event_try``: a value whose digits hold the row's
+  pseudonymised number becomes null.
+* ``source_file``: a ``+`` number in a file name becomes its token (:func:`label_files`).
+
+The rule is per row: another row's number or body is not looked for. Every other column
+is kept as it is: country, type, location and network of the numbers, times, costs.
 
 The key never enters a dataset. Its *check value*, ``HMAC(key, "smsanalytics/key-check/v1")``
 cut to 64 bits, is recorded in the manifest so that a later conversion with another key
