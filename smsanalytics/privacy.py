@@ -601,9 +601,8 @@ def _secret_flags(
     number's significant digits once separators are taken out. True rows are few in real
     data; only they are looked at one by one.
     """
-    n = len(next(iter(columns.values())))
     if not secrets or not (text or amounts):
-        return {c: pa.nulls(n, pa.bool_()).fill_null(False) for c in [*text, *amounts]}
+        return {c: pa.repeat(False, len(columns[c])) for c in [*text, *amounts]}
     inputs = {f"c{i}": columns[c] for i, c in enumerate([*text, *amounts])}
     for k, secret in enumerate(secrets):
         inputs[f"lit{k}"] = secret.literal
