@@ -364,6 +364,7 @@ class _Run:
         *,
         enricher: Future[enrich.Enricher] | None = None,
         protect: Callable[[pa.Table], pa.Table] | None = None,
+        protect_rejects: Callable[[pa.Table], pa.Table] | None = None,
         interrupt: _Interrupt | None = None,
         private: bool = False,
     ) -> None:
@@ -401,6 +402,7 @@ class _Run:
         self.sink = sink
         self.enricher = enricher
         self.protect = protect
+        self.protect_rejects = protect_rejects
         self.private = private
         self.records = 0
         self.files = 0
@@ -501,7 +503,10 @@ class _Run:
         reason = parsed.column("reject_reason")
         if reason.null_count < len(reason):
             bad = pc.is_valid(reason)
-            self.aux.register("_bad", parsed.filter(bad))
+            rejected = parsed.filter(bad)
+            if self.protect_rejects is not None:
+                rejected = self.protect_rejects(rejected)
+            self.aux.register("_bad", rejected)
             # A private run keeps no record text, and no value quoted in a reason.
             reason, text = (_WITHHELD_REASON, "NULL") if self.private else ("reject_reason", "text")
             try:
@@ -1113,6 +1118,7 @@ def convert(
                     writer,
                     enricher=enricher,
                     protect=options.protect if options.private else None,
+                    protect_rejects=options.protect_rejects if options.private else None,
                     interrupt=interrupt,
                     private=options.private,
                 )
@@ -1220,6 +1226,18 @@ class _WriteOptions:
             key=self.key,
             redact_bodies=self.redact_bodies,
             pseudonymize_recipients=self.pseudonymize_recipients,
+        )
+
+    def protect_rejects(self, table: pa.Table) -> pa.Table:
+        """Label the files of rejected records without numbers (see privacy.label_files).
+
+        Their raw text and the values their reasons quote are withheld by the run.
+        """
+        if self.key is None:
+            return table
+        i = table.schema.get_field_index("source_file")
+        return table.set_column(
+            i, "source_file", privacy.label_files(table.column(i), self.key)
         )
 
     def manifest_record(self) -> dict[str, Any]:

@@ -18,8 +18,29 @@ Numbers are normalised before hashing: surrounding white space and the separator
 token; nothing else is changed (no ``+`` is guessed). Nulls stay null.
 
 Redacting bodies nulls ``body_text`` and keeps every column computed from it (encoding,
-parts, keyword flags, ...). Every other column is kept as it is: country, type, location
-and network of the numbers, times, costs, sids.
+parts, keyword flags, ...).
+
+A record may repeat its number or body in other fields (an error quoting the sender, a
+status holding the body). In a private batch (a key, or bodies redacted), each row's
+other columns are cleared of what that row's tokens and redaction hide:
+
+* Text columns that may hold what the record said (``_SCANNED``: sid, error, network,
+  the number type/country/location columns, a recipient or body that is kept): each
+  occurrence of the row's pseudonymised numbers, in any common notation (the digits
+  after the country code or trunk 0, at least :data:`MIN_NUMBER_DIGITS`, with
+  separators between them, and the code or 0 before them), becomes the number's token;
+  each occurrence of the redacted body becomes :data:`WITHHELD`. Secrets shorter than
+  :data:`MIN_SECRET_CHARS` replace only a whole value. Overlapping matches of two
+  secrets become :data:`WITHHELD` together. DuckDB finds the candidate cells in one
+  vectorised pass; only those are rewritten one by one.
+* Enumerated columns, and the statuses of ``status_history``: a value Callr does not
+  document becomes :data:`WITHHELD`.
+* ``cost_cents``, ``parts``, ``event_try``: a value whose digits hold the row's
+  pseudonymised number becomes null.
+* ``source_file``: a ``+`` number in a file name becomes its token (:func:`label_files`).
+
+The rule is per row: another row's number or body is not looked for. Every other column
+is kept as it is: country, type, location and network of the numbers, times, costs.
 
 The key never enters a dataset. Its *check value*, ``HMAC(key, "smsanalytics/key-check/v1")``
 cut to 64 bits, is recorded in the manifest so that a later conversion with another key
@@ -47,11 +68,14 @@ import hmac
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -59,7 +83,7 @@ import pyarrow.parquet as pq
 from . import dataset as ds
 from .errors import DatasetError, KeyFileError, PrivacyOptionsError
 from .paths import check_output_path
-from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
+from .schema import ENUM_VALUES, MESSAGE_SCHEMA, PARTITION_COLUMN
 
 __all__ = [
     "KeyFileError",
@@ -76,6 +100,10 @@ __all__ = [
     "pseudonymize_numbers",
     "transform_batch",
     "transform_table",
+    "label_files",
+    "WITHHELD",
+    "MIN_SECRET_CHARS",
+    "MIN_NUMBER_DIGITS",
     "manifest_record",
     "check_compatible",
     "pseudonymize_dataset",
@@ -156,6 +184,55 @@ def _decode_key(data: bytes) -> bytes | None:
     return data
 
 
+def _not_a_file(mode: int) -> str | None:
+    """What a file of `mode` is, when it is not a regular file (None when it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _read_key_file(path: str | Path) -> bytes:
+    """The first bytes of the key file `path` (at most a little more than a key).
+
+    Only a regular file is read. A named pipe would block the open or the read until
+    something writes to it, forever if nothing does; a device such as ``/dev/zero`` or a
+    terminal is no key either. It is refused by its kind before it is opened, and opened
+    without blocking and checked again, in case it was swapped in between.
+    """
+    def refuse(kind: str) -> KeyFileError:
+        return KeyFileError(
+            str(path),
+            f"is {kind}, not a regular file; a key file is a file "
+            "(make one with `smsanalytics keygen FILE`)",
+        )
+
+    try:
+        kind = _not_a_file(os.stat(path).st_mode)
+        if kind is not None:
+            raise refuse(kind)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    try:
+        kind = _not_a_file(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise refuse(kind)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
 def load_key(path: str | Path) -> bytes:
     """Read a pseudonymisation key from file `path`.
 
@@ -173,7 +250,9 @@ def load_key(path: str | Path) -> bytes:
     Raises
     ------
     KeyFileError
-        If the file cannot be read or holds fewer than :data:`MIN_KEY_BYTES` bytes of key.
+        If the file cannot be read, is not a regular file (a named pipe, a device, a
+        directory), or holds fewer than :data:`MIN_KEY_BYTES` bytes of key, or key
+        material that is not plausibly random.
 
     Examples
     --------
@@ -183,11 +262,7 @@ def load_key(path: str | Path) -> bytes:
     >>> len(load_key(p))
     32
     """
-    try:
-        with Path(path).open("rb") as fh:  # at most a little more than a key: not /dev/zero
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
+    data = _read_key_file(path)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(str(path), f"is larger than {MAX_KEY_FILE_BYTES:,} bytes: not a key "
                            "file (make one with `smsanalytics keygen FILE`)")
@@ -326,6 +401,11 @@ def transform_batch(
 ) -> pa.RecordBatch:
     """Pseudonymise one batch of messages.
 
+    Besides the tokens and the redacted body, the other columns are cleared of what the
+    tokens and the redaction hide (the module's docstring has the rules): occurrences of
+    each row's own numbers and body in its text columns, unknown enumerated values,
+    amounts holding a number, and numbers in file names.
+
     Parameters
     ----------
     batch : pyarrow.RecordBatch
@@ -341,7 +421,7 @@ def transform_batch(
     Returns
     -------
     pyarrow.RecordBatch
-        The batch with the same schema; only those columns changed.
+        The batch with the same schema.
 
     Raises
     ------
@@ -350,22 +430,305 @@ def transform_batch(
     """
     if pseudonymize_recipients and key is None:
         raise PrivacyOptionsError("pseudonymising recipients needs a key (--key-file)")
-    columns = list(batch.columns)
+    if key is None and not redact_bodies:
+        return batch
     names = batch.schema.names
-    targets = []
+    columns = dict(zip(names, batch.columns, strict=True))
+    secrets = []
+    tokenised = []
     if key is not None:
-        targets.append("from_number")
-        if pseudonymize_recipients:
-            targets.append("to_number")
-    for name in targets:
-        if name in names:
-            i = names.index(name)
-            tokens = pseudonymize_numbers(columns[i], key)  # type: ignore[arg-type]
-            columns[i] = tokens.cast(batch.schema.field(i).type)
-    if redact_bodies and "body_text" in names:
-        i = names.index("body_text")
-        columns[i] = pa.nulls(batch.num_rows, batch.schema.field(i).type)
-    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+        tokenised = ["from_number", "to_number"] if pseudonymize_recipients else ["from_number"]
+        for name in tokenised:
+            if name in columns:
+                tokens = pseudonymize_numbers(columns[name], key)
+                secrets.append(_Secret(columns[name], tokens))
+                columns[name] = tokens
+    if redact_bodies and "body_text" in columns:
+        secrets.append(_Secret(columns["body_text"], None))
+        columns["body_text"] = pa.nulls(batch.num_rows, pa.string())
+    text = [
+        n
+        for n in names
+        if n in _SCANNED
+        and n not in tokenised
+        and not (redact_bodies and n == "body_text")
+        and columns[n].null_count < batch.num_rows  # (columns a shape lacks: nothing to scan)
+    ]
+    amounts = [n for n in _AMOUNTS if n in columns] if key is not None else []
+    flags = _secret_flags(columns, text, amounts, secrets)
+    for name in text:
+        columns[name] = _scrub_column(columns[name], flags[name], secrets)
+    for name in amounts:
+        columns[name] = pc.if_else(flags[name], pa.scalar(None, columns[name].type),
+                                   columns[name])  # fmt: skip
+    for name in ENUM_VALUES:
+        if name in columns:
+            columns[name] = _known_or_withheld(columns[name], ENUM_VALUES[name])
+    if "status_history" in columns:
+        columns["status_history"] = _history_known_or_withheld(columns["status_history"])
+    if key is not None and "source_file" in columns:
+        columns["source_file"] = label_files(columns["source_file"], key)
+    return pa.RecordBatch.from_arrays(
+        [columns[n].cast(batch.schema.field(n).type) for n in names], schema=batch.schema
+    )
+
+
+#: What replaces, in a private dataset, a redacted body found in another column, an
+#: enumerated value Callr does not document, and a match of several secrets at once.
+WITHHELD = "\u2026"
+#: A secret this long or longer is replaced wherever it occurs; a shorter one only where
+#: it is a column's whole value (blanks aside): "ok" or "1" is in too much other text.
+MIN_SECRET_CHARS = 4
+#: A number's digits after its country code (or trunk 0) are looked for when at least
+#: this many: fewer would match unrelated digits.
+MIN_NUMBER_DIGITS = 6
+# What may stand between the digits of a number as people write it. The same characters
+# in the SQL that finds candidates (translate) and in the patterns that replace them.
+_NUMBER_SEPARATORS = " \t\n\r\f\v-.()/\u00a0\u2009\u202f"
+_SEP = "[" + re.escape(_NUMBER_SEPARATORS) + "]*"
+_BLANKS = " \t\n\r\f\v"
+# Text columns that may hold what a record said, so may repeat its numbers or body.
+# Left out: the tokens, the file name (labelled on its own, see label_files), and the
+# columns this package computes (from the body: keyword, unicode_chars; from the
+# numbers' metadata: from_carrier, network_country, network_operator).
+_SCANNED = (
+    "sid", "from_number", "to_number", "body_text", "error", "network", "from_type",
+    "from_country", "from_location", "to_type", "to_country", "to_location", "event_id",
+)  # fmt: skip
+# Amounts and counts whose digits can hold a number (a `cost` of "+33612345678" is a
+# valid amount).
+_AMOUNTS = ("cost_cents", "parts", "event_try")
+# In file names: a + and at least 7 digits (separators between them allowed). Bare runs
+# of digits are left: names hold dates, times and ids (the receiver's archives have runs
+# of 12 digits), which would be tokenised past recognition.
+_NUMBER_IN_NAME = re.compile(rf"\+{_SEP}[0-9](?:{_SEP}[0-9]){{6,}}")
+
+
+class _Secret:
+    """A column each row of which must not show up in the row's other columns.
+
+    `tokens` replace a number's occurrences (so that text keeps pointing at the sender,
+    as its token does); without them (a body), :data:`WITHHELD` does.
+    """
+
+    def __init__(self, values: pa.Array, tokens: pa.Array | None) -> None:
+        self.values = values.cast(pa.string())
+        self.tokens = tokens
+        if tokens is None:
+            self.literal = pc.utf8_trim(self.values, _BLANKS)
+            self.core = None
+        else:
+            encoded = pc.dictionary_encode(self.values)
+            found = [_number_secret(v) for v in encoded.dictionary.to_pylist()]
+            self.literal = pa.array([f[0] for f in found], pa.string()).take(encoded.indices)
+            self.core = pa.array([f[1] for f in found], pa.string()).take(encoded.indices)
+        empty = pc.equal(pc.utf8_length(self.literal), 0)
+        self.literal = pc.if_else(empty, pa.scalar(None, pa.string()), self.literal)
+
+    def spans(self, text: str, row: int) -> list[tuple[int, int, str]]:
+        """Where row `row`'s secret occurs in `text`, and what replaces it."""
+        value = self.values[row].as_py()
+        if value is None:
+            return []
+        if self.tokens is None:
+            literal, pattern, replacement = value.strip(_BLANKS), None, WITHHELD
+        else:
+            literal, core, code = _number_secret(value)
+            pattern = None if core is None else _number_pattern(core, code)
+            replacement = self.tokens[row].as_py()
+        found = []
+        if pattern is not None:
+            found += [(m.start(), m.end(), replacement) for m in pattern.finditer(text)]
+        if len(literal) >= MIN_SECRET_CHARS:
+            at = text.find(literal)
+            while at >= 0:
+                found.append((at, at + len(literal), replacement))
+                at = text.find(literal, at + 1)
+        elif literal and text.strip(_BLANKS) == literal:
+            found.append((0, len(text), replacement))
+        return found
+
+
+@lru_cache(maxsize=1 << 16)
+def _number_secret(number: str) -> tuple[str, str | None, str | None]:
+    """A number's literal text, its significant digits, and its country code.
+
+    The digits are those after the country code (``+33 6 87 65 43 21`` -> ``687654321``)
+    or after a trunk 0 (``06 87 65 43 21``): every notation of the number holds them.
+    None for what is not a number (``INFO``) or has fewer than
+    :data:`MIN_NUMBER_DIGITS` such digits.
+    """
+    literal = number.strip(_BLANKS)
+    plain = re.fullmatch(r"(\+|00)?([0-9]+)", normalise_number(literal))
+    if plain is None:
+        return literal, None, None
+    international, digits = plain.groups()
+    code = None
+    if international or not digits.startswith("0"):
+        code = next(
+            (digits[:n] for n in (1, 2, 3) if digits[:n] in _calling_codes()), None
+        )
+    core = digits[len(code):] if code else digits.lstrip("0")
+    if len(core) < MIN_NUMBER_DIGITS:
+        return literal, None, None
+    return literal, core, code
+
+
+@lru_cache(maxsize=1 << 12)
+def _number_pattern(core: str, code: str | None) -> re.Pattern[str]:
+    """The digits `core` with separators between them, and the country code or trunk 0
+    before them if there is one. Compiled only for rows where a number was found (a
+    pattern takes a millisecond or two)."""
+    if code:
+        before = rf"(?:(?:\+|00){_SEP})?{code}{_SEP}"
+    else:
+        before = rf"(?:\+|00){_SEP}[0-9]{{1,3}}{_SEP}"
+    return re.compile(rf"(?:{before})?(?:0{_SEP})?" + _SEP.join(core))
+
+
+@lru_cache(maxsize=1)
+def _calling_codes() -> frozenset[str]:
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE  # prefix-free: one reading
+
+    return frozenset(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _secret_flags(
+    columns: dict[str, pa.Array], text: list[str], amounts: list[str], secrets: list[_Secret]
+) -> dict[str, pa.Array]:
+    """For each column, the rows where a secret of the row may occur (DuckDB, vectorised).
+
+    A superset of where :meth:`_Secret.spans` finds one: the literal text anywhere, and a
+    number's significant digits once separators are taken out. True rows are few in real
+    data; only they are looked at one by one.
+    """
+    if not secrets or not (text or amounts):
+        return {c: pa.repeat(False, len(columns[c])) for c in [*text, *amounts]}
+    inputs = {f"c{i}": columns[c] for i, c in enumerate([*text, *amounts])}
+    for k, secret in enumerate(secrets):
+        inputs[f"lit{k}"] = secret.literal
+        if secret.core is not None:
+            inputs[f"core{k}"] = secret.core
+    seps = _NUMBER_SEPARATORS.replace("'", "''")
+    blanks = _BLANKS.replace("'", "''")
+    # (RE2 reads \t and \u00a0 as Python does; the class holds no quote)
+    digits = f"[0-9](?:{_SEP}[0-9]){{{MIN_NUMBER_DIGITS - 1}}}"
+    selects = []
+    for i, _ in enumerate(text):
+        x = f"CAST(c{i} AS VARCHAR)"
+        tests = []
+        for k, secret in enumerate(secrets):
+            tests.append(f"contains({x}, lit{k}) OR trim({x}, '{blanks}') = lit{k}")
+            if secret.core is not None:  # (the pattern first: translating every cell is slow)
+                tests.append(f"(regexp_matches({x}, '{digits}') "
+                             f"AND contains(translate({x}, '{seps}', ''), core{k}))")
+        selects.append(f"coalesce({' OR '.join(tests)}, false) AS c{i}")
+    for i in range(len(text), len(text) + len(amounts)):
+        x = f"CAST(c{i} AS VARCHAR)"
+        tests = [f"contains({x}, core{k})" for k, s in enumerate(secrets) if s.core is not None]
+        selects.append(f"coalesce({' OR '.join(tests) or 'false'}, false) AS c{i}")
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("_rows", pa.table(inputs))
+        flags = con.sql(f"SELECT {', '.join(selects)} FROM _rows").to_arrow_table()
+    finally:
+        con.close()
+    return {c: flags.column(i).combine_chunks() for i, c in enumerate([*text, *amounts])}
+
+
+def _scrub_column(values: pa.Array, flags: pa.Array, secrets: list[_Secret]) -> pa.Array:
+    """`values` with each row's secrets replaced, in the rows `flags` marks."""
+    rows = pc.indices_nonzero(flags).to_pylist()
+    if not rows:
+        return values
+    plain = values.cast(pa.string())
+    new = []
+    for row in rows:
+        text = plain[row].as_py()
+        spans = [span for secret in secrets for span in secret.spans(text, row)]
+        new.append(_replace_spans(text, spans))
+    return pc.replace_with_mask(plain, flags, pa.array(new, pa.string()))
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """`text` with each span replaced; overlapping spans of two secrets by WITHHELD."""
+    if not spans:
+        return text
+    merged: list[list[Any]] = []
+    for start, end, replacement in sorted(spans):
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            if end > last[1] or replacement != last[2]:
+                last[2] = WITHHELD if replacement != last[2] else replacement
+            last[1] = max(last[1], end)
+        else:
+            merged.append([start, end, replacement])
+    out, at = [], 0
+    for start, end, replacement in merged:
+        out += [text[at:start], replacement]
+        at = end
+    return "".join([*out, text[at:]])
+
+
+def _known_or_withheld(values: pa.Array, known: Iterable[str]) -> pa.Array:
+    """An enumerated column with every value Callr does not document as WITHHELD.
+
+    Letter case and blanks around a value do not make it unknown (``Delivered`` stays).
+    """
+    encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+    words = encoded.dictionary.cast(pa.string())
+    is_known = pc.is_in(pc.utf8_lower(pc.utf8_trim(words, _BLANKS)), value_set=pa.array(known))
+    if pc.all(is_known).as_py() is not False:
+        return values
+    words = pc.if_else(is_known, words, pa.scalar(WITHHELD))
+    return words.take(encoded.indices).cast(values.type)
+
+
+def _history_known_or_withheld(history: pa.Array) -> pa.Array:
+    """``status_history`` with its before/after statuses as :func:`_known_or_withheld`."""
+    offsets = history.offsets
+    first = offsets[0].as_py()
+    # The entries of this slice of the list, in order (null lists included: their entries
+    # are kept with them, so the offsets still fit).
+    entries = history.values.slice(first, offsets[-1].as_py() - first)
+    known = ENUM_VALUES["status"]
+    fields = list(entries.type)
+    arrays = [entries.field(f.name) for f in fields]
+    checked = [
+        _known_or_withheld(a, known) if f.name in ("before", "after") else a
+        for f, a in zip(fields, arrays, strict=True)
+    ]
+    if all(c is a for c, a in zip(checked, arrays, strict=True)):
+        return history
+    rebuilt = pa.StructArray.from_arrays(checked, fields=fields, mask=entries.is_null())
+    return pa.ListArray.from_arrays(
+        pc.subtract(offsets, offsets[0]), rebuilt, type=history.type, mask=history.is_null()
+    )
+
+
+def label_files(names: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array | pa.ChunkedArray:
+    """File names with each number in them replaced by its token.
+
+    A file named for a sender (``+33687654321.jsonl``) would show the number in every
+    row and reject read from it, whoever sent them. A number here is a ``+`` followed by
+    at least 7 digits, separators between them allowed, and its token is the number's
+    token. Digits without a ``+`` are left as they are: file names hold dates, times and
+    ids, which cannot be told from a number written without its country code. Each
+    distinct name is looked at once.
+    """
+    token = _tokeniser(key)
+
+    def label(name: str | None) -> str | None:
+        return None if name is None else _NUMBER_IN_NAME.sub(lambda m: token(m[0]), name)
+
+    if isinstance(names, pa.ChunkedArray):
+        return pa.chunked_array([label_files(c, key) for c in names.chunks], names.type)
+    encoded = names if pa.types.is_dictionary(names.type) else pc.dictionary_encode(names)
+    words = encoded.dictionary.cast(pa.string()).to_pylist()
+    relabelled = pa.array([label(w) for w in words], pa.string())
+    if pa.types.is_dictionary(names.type):
+        return pa.DictionaryArray.from_arrays(encoded.indices, relabelled)
+    return relabelled.take(encoded.indices).cast(names.type)
 
 
 def transform_table(

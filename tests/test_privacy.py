@@ -434,7 +434,7 @@ def test_random_keys_of_every_accepted_size_and_encoding_pass(tmp_path):
 
 
 def test_an_endless_or_huge_key_file_is_refused_without_reading_it_all(tmp_path):
-    with pytest.raises(pv.KeyFileError, match="larger than"):
+    with pytest.raises(pv.KeyFileError, match="is a device, not a regular file"):
         pv.load_key("/dev/zero")
     big = tmp_path / "big"
     big.write_bytes(os.urandom(pv.MAX_KEY_FILE_BYTES + 1))
@@ -451,3 +451,108 @@ def test_weak_key_patterns_are_the_brute_force_ones(data):
     reason = pv.weak_key_reason(data) if data else None
     if brute is not None:
         assert reason == f"its bytes repeat a pattern of {brute} byte{'s' if brute > 1 else ''}"
+
+
+# -- a key file is a regular file: a named pipe used to hang the command forever -----------
+
+
+def _load_key_within(path, unblock=None, seconds: float = 10.0):
+    """load_key(path) in a thread: its outcome, or a failure if it is still blocked.
+
+    A blocked thread is freed by `unblock` (default: a writer opening and closing the
+    pipe, which ends a blocked open and then the read) so that the test run goes on.
+    """
+    import threading
+
+    outcome: list[BaseException | bytes] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_outcome_of(pv.load_key, path)), daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        if unblock is None:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        else:
+            unblock()
+        worker.join(seconds)
+        pytest.fail(f"load_key({path}) still blocked after {seconds} s")
+    return outcome[0]
+
+
+def _outcome_of(function, *args):
+    try:
+        return function(*args)
+    except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        return exc
+
+
+def test_a_named_pipe_as_key_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "kf"
+    os.mkfifo(fifo)
+    got = _load_key_within(fifo)
+    assert isinstance(got, pv.KeyFileError), got
+    assert str(got) == (f"{fifo}: is a named pipe (FIFO), not a regular file; a key file is a "
+                        "file (make one with `smsanalytics keygen FILE`)")  # fmt: skip
+
+
+def test_a_named_pipe_with_a_writer_is_refused_too_and_its_data_left_unread(tmp_path):
+    fifo = tmp_path / "kf"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer open it
+    writer = os.open(fifo, os.O_WRONLY)
+    closed = []
+
+    def close_writer():
+        closed.append(writer)
+        os.close(writer)
+
+    try:
+        os.write(writer, KEY.hex().encode())
+        got = _load_key_within(fifo, close_writer)
+        assert isinstance(got, pv.KeyFileError) and "named pipe" in str(got), got
+        assert os.read(reader, 100) == KEY.hex().encode()  # nothing was taken from it
+    finally:
+        if not closed:
+            os.close(writer)
+        os.close(reader)
+
+
+@pytest.mark.parametrize("kind", ["directory", "device", "socket"])
+def test_a_key_file_that_is_not_a_regular_file_is_refused_by_its_kind(tmp_path, kind):
+    import socket
+
+    path = tmp_path / "kf"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path = "/dev/null"
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+    with pytest.raises(pv.KeyFileError, match=f"is a {kind}, not a regular file"):
+        pv.load_key(path)
+
+
+def test_a_link_to_a_key_file_is_read(tmp_path):
+    (tmp_path / "real").write_text(KEY.hex())
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert pv.load_key(tmp_path / "link") == KEY
+
+
+def test_the_cli_refuses_a_named_pipe_key_file_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "kf"
+    os.mkfifo(fifo)
+    r = subprocess.run(
+        [sys.executable, "-m", "smsanalytics", "convert", str(DATA / "webhook-payload.json"),
+         "--out", str(tmp_path / "d"), "--pseudonymize", "--key-file", str(fifo)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.endswith(f"{fifo}: is a named pipe (FIFO), not a regular file; a key file is a "
+                         "file (make one with `smsanalytics keygen FILE`)")  # fmt: skip
+    assert not (tmp_path / "d").exists()
