@@ -678,12 +678,8 @@ def serve(
     from .receiver import serve as run
 
     # The archive may be a link to a folder (a data disk's mount point): it is never
-    # replaced, only written into. A dataset is replaced by each conversion: never the
-    # archive, inside it or around it, never a link.
+    # replaced, only written into. The dataset is checked by the receiver before it listens.
     check_output_path(Path(archive).resolve(), kind="directory")
-    if dataset:
-        check_output_path(dataset, inputs=[archive], within=[archive], kind="dataset")
-        check_output_path(Path(archive).resolve(), kind="directory", within=[dataset])
     config = ReceiverConfig(
         Path(archive),
         secrets=tuple(read_secret_file(f) for f in secret_files),

@@ -734,7 +734,7 @@ def _make(tmp_path, what: str) -> None:
         ("arch", "arch", "archive with a file", "is the archive folder"),
         ("arch", "arch/ds", "", "is inside the archive"),
         ("ds/arch", "ds", "", "holds the archive"),
-        ("arch", "ds", "a file", "Directory 'ds' is a file"),  # click's own check
+        ("arch", "ds", "a file", "exists and is not a directory"),
         ("arch", "ds", "a folder of other things", "is not a smsanalytics dataset"),
         ("arch", "ds", "a link to a dataset", "is a symbolic link"),
         ("arch", "ds", "partitioned otherwise", "is partitioned by 'none'"),

@@ -404,15 +404,9 @@ def test_serve_archive_that_is_not_a_folder_is_one_line(kind, tmp_path, served):
     assert served == []
 
 
-@pytest.mark.parametrize("where", ["same", "inside", "around"])
-def test_serve_dataset_and_archive_must_be_apart(where, tmp_path, served):
-    archive = {"same": tmp_path / "a", "inside": tmp_path / "a", "around": tmp_path / "d" / "a"}
-    dataset = {"same": tmp_path / "a", "inside": tmp_path / "a" / "d", "around": tmp_path / "d"}
-    archive[where].mkdir(parents=True)
-    r = _cli("serve", "--archive", archive[where], "--dataset", dataset[where],
-             "--insecure-no-auth")
-    _one_line_error(r)
-    assert served == []
+# The dataset's own refusals (the archive, inside it, around it) are the receiver's, before it
+# listens: see test_serve_refuses_a_dataset_it_could_never_convert_into_at_start
+# in tests/test_receiver.py.
 
 
 def test_serve_archive_may_be_a_link_to_a_folder(tmp_path, served):
