@@ -14,6 +14,15 @@ CALLR_EXAMPLES = sorted(
 )
 
 
+def assert_one_line_error(result, *words: str) -> None:
+    """A CLI result failed the project's way: exit 2, one line on stderr, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for w in words:
+        assert w in result.stderr, result.stderr
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Close every matplotlib figure a test opened."""

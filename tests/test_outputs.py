@@ -27,7 +27,7 @@ from smsanalytics.cli import main
 from smsanalytics.errors import OutputPathError
 from smsanalytics.paths import check_output_path
 
-from .conftest import DATA
+from .conftest import DATA, assert_one_line_error
 
 PAYLOAD = DATA / "webhook-payload.json"
 
@@ -55,21 +55,13 @@ def _cli(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def _one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for w in words:
-        assert w in result.stderr, result.stderr
-
-
 # -- output paths ------------------------------------------------------------------------
 
 
 def test_rejects_file_that_is_the_input_is_refused_and_the_input_kept(archive, tmp_path):
     before = archive.read_bytes()
     r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", archive)
-    _one_line_error(r, "is one of the inputs")
+    assert_one_line_error(r, "is one of the inputs")
     assert archive.read_bytes() == before
     assert not (tmp_path / "ds").exists()
 
@@ -138,7 +130,7 @@ def device(tmp_path) -> Path:
 
 def test_rejects_to_a_device_is_refused_and_the_device_left(archive, tmp_path, device):
     r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", device)
-    _one_line_error(r, "is a device")
+    assert_one_line_error(r, "is a device")
     assert device.is_char_device()
 
 
@@ -146,7 +138,7 @@ def test_rejects_to_a_fifo_is_refused(archive, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", fifo)
-    _one_line_error(r, "named pipe")
+    assert_one_line_error(r, "named pipe")
 
 
 def test_rejects_through_a_symlink_is_refused_and_its_target_untouched(archive, tmp_path):
@@ -154,7 +146,7 @@ def test_rejects_through_a_symlink_is_refused_and_its_target_untouched(archive, 
     victim.write_text("precious")
     (tmp_path / "link.jsonl").symlink_to(victim)
     r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", tmp_path / "link.jsonl")
-    _one_line_error(r, "symbolic link")
+    assert_one_line_error(r, "symbolic link")
     assert victim.read_text() == "precious"
     assert (tmp_path / "link.jsonl").is_symlink()
 
@@ -184,7 +176,7 @@ def test_a_dataset_that_is_a_symlink_is_refused(archive, tmp_path):
     smsanalytics.convert([archive], real, quiet=True)
     (tmp_path / "ds").symlink_to(real)
     r = _cli("convert", archive, "--out", tmp_path / "ds")
-    _one_line_error(r, "symbolic link", str(real))
+    assert_one_line_error(r, "symbolic link", str(real))
     assert (tmp_path / "ds").is_symlink()
 
 
@@ -238,7 +230,7 @@ def test_pseudonymize_into_a_symlink_is_refused(archive, tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "anon").symlink_to(tmp_path / "elsewhere")
     r = _cli("pseudonymize", tmp_path / "ds", "--out", tmp_path / "anon", "--key-file", key)
-    _one_line_error(r, "symbolic link")
+    assert_one_line_error(r, "symbolic link")
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
@@ -310,7 +302,7 @@ def test_the_lock_never_writes_through_a_link(archive, tmp_path, how):
     else:  # opening a FIFO could hang a run
         os.mkfifo(lock)
     r = _cli("convert", archive, "--out", tmp_path / "ds")
-    _one_line_error(r, "lock file", "remove")
+    assert_one_line_error(r, "lock file", "remove")
     assert victim.read_text() == "precious"
 
 
@@ -430,6 +422,6 @@ def test_a_connection_to_an_empty_dataset_sees_its_first_rows(tmp_path, write):
 def test_a_folder_that_is_not_a_dataset_is_refused_without_a_trace(archive, write, tmp_path):
     write("docs/letter.txt", "dear")
     r = _cli("convert", archive, "--out", tmp_path / "docs")
-    _one_line_error(r, "not a smsanalytics dataset")
+    assert_one_line_error(r, "not a smsanalytics dataset")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "in.jsonl"]
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["letter.txt"]

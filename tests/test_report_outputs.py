@@ -34,7 +34,7 @@ from smsanalytics.errors import OutputPathError
 from smsanalytics.escape import write_csv_tables
 from smsanalytics.paths import PAGE_MARKER, is_report_page
 
-from .conftest import DATA
+from .conftest import DATA, assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,14 +59,6 @@ def dataset(tmp_path_factory) -> Path:
 
 def _cli(*args: object):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for w in words:
-        assert w in result.stderr, result.stderr
 
 
 @pytest.fixture
@@ -114,7 +106,7 @@ def test_report_out_is_refused_before_computing(kind, tmp_path, dataset, nothing
     before = sorted(p.name for p in dataset.rglob("*"))
     out, words = _bad_output(kind, tmp_path, dataset)
     r = _cli("report", dataset, "-o", out)
-    _one_line_error(r, words if kind != "dataset" else "is a directory")
+    assert_one_line_error(r, words if kind != "dataset" else "is a directory")
     assert sorted(p.name for p in dataset.rglob("*")) == before
     assert not out.exists() or not out.is_file() or out.is_symlink() or kind == "inside"
     if kind == "symlink":
@@ -122,7 +114,7 @@ def test_report_out_is_refused_before_computing(kind, tmp_path, dataset, nothing
 
 
 def test_report_out_a_folder_is_one_line_not_a_usage_error(tmp_path, dataset, nothing_computed):
-    _one_line_error(_cli("report", dataset, "-o", tmp_path), "is a directory")
+    assert_one_line_error(_cli("report", dataset, "-o", tmp_path), "is a directory")
 
 
 def test_report_out_a_page_we_did_not_write_is_refused_and_kept(
@@ -130,7 +122,7 @@ def test_report_out_a_page_we_did_not_write_is_refused_and_kept(
 ):
     notes = tmp_path / "notes.html"
     notes.write_text("<!DOCTYPE html><title>My notes</title>")
-    _one_line_error(_cli("report", dataset, "-o", notes), "not written by smsanalytics")
+    assert_one_line_error(_cli("report", dataset, "-o", notes), "not written by smsanalytics")
     assert notes.read_text() == "<!DOCTYPE html><title>My notes</title>"
 
 
@@ -152,7 +144,7 @@ def test_csv_folder_is_refused_before_computing(
             out = dataset / "tables"
     page = ["-o", tmp_path / "r.html"] if command == "report" else []
     r = _cli(command, dataset, *page, "--csv", out)
-    _one_line_error(r, words if kind != "device" else "is a device")
+    assert_one_line_error(r, words if kind != "device" else "is a device")
     assert not (tmp_path / "r.html").exists()
     assert not (dataset / "tables").exists()
     if kind == "symlink":
@@ -184,7 +176,7 @@ def test_a_csv_that_is_not_this_table_is_refused_and_kept(tmp_path, dataset):
     tables.mkdir()
     (tables / "summary.csv").write_text("my,own,sheet\n1,2,3\n")
     r = _cli("audit", dataset, "--csv", tables)
-    _one_line_error(r, "summary.csv", "is not this table written earlier")
+    assert_one_line_error(r, "summary.csv", "is not this table written earlier")
     assert (tables / "summary.csv").read_text() == "my,own,sheet\n1,2,3\n"
     assert sorted(p.name for p in tables.iterdir()) == ["summary.csv"]  # none written
 
@@ -400,7 +392,7 @@ def test_serve_archive_that_is_not_a_folder_is_one_line(kind, tmp_path, served):
     else:
         archive, words = _bad_output(kind, tmp_path, tmp_path)
     r = _cli("serve", "--archive", archive, "--insecure-no-auth")
-    _one_line_error(r, words)
+    assert_one_line_error(r, words)
     assert served == []
 
 
@@ -422,7 +414,7 @@ def test_report_page_and_csv_folder_at_one_path_is_refused_before_writing(
     tmp_path, dataset, nothing_computed
 ):
     r = _cli("report", dataset, "-o", tmp_path / "out", "--csv", tmp_path / "out")
-    _one_line_error(r, "is also the report page")
+    assert_one_line_error(r, "is also the report page")
     assert not (tmp_path / "out").exists()
 
 
@@ -471,5 +463,5 @@ def test_a_page_in_a_missing_folder_is_refused_before_computing(
     tmp_path, dataset, nothing_computed
 ):
     r = _cli("report", dataset, "-o", tmp_path / "missing" / "r\x1b[31m.html")
-    _one_line_error(r, "does not exist", "\\x1b")
+    assert_one_line_error(r, "does not exist", "\\x1b")
     assert "\x1b" not in r.stderr
