@@ -698,11 +698,15 @@ def test_cli_sample_reports_and_refuses_cleanly(tmp_path: Path) -> None:
     assert not (tmp_path / "b").exists()
 
 
+# The peak is this process image's own high-water mark (VmHWM): getrusage's ru_maxrss
+# counts from the fork, so a child of a large pytest process inherits its parent's size.
 MEASURE = r"""
-import json, resource, sys
+import json, sys
 from smsanalytics.sample import write_sample
 m = write_sample(sys.argv[1], n=int(sys.argv[2]), seed=5)
-print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+with open("/proc/self/status") as f:
+    peak = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) * 1024
+print(json.dumps({"peak": peak,
                   "records": m.records, "messages": m.messages, "duplicates": m.duplicates,
                   "rejects": m.rejects, "senders": m.senders}))
 """
