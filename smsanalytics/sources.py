@@ -304,10 +304,19 @@ def _history_at(at: str) -> str:
 
 def _bad_offset(v: str) -> str:
     """SQL: timestamp text `v` ends with a UTC offset no place has (hours above 23 or
-    minutes above 59), which DuckDB would read as given."""
+    minutes above 59), which DuckDB would read as given.
+
+    The usual ``+HH:MM`` with hours up to 23 and minutes up to 59 is recognised by
+    position first (cheap: four timestamps a record), so the pattern runs on the others.
+    """
+    usual = (
+        f"(substr({v}, -6, 1) IN ('+', '-') AND substr({v}, -3, 1) = ':' "
+        f"AND substr({v}, -5, 2) <= '23' AND substr({v}, -2, 2) <= '59')"
+    )
     return (
+        f"(NOT {usual} AND "
         rf"regexp_matches({v}, '[T ]\d\d:\d\d(:\d\d(\.\d*)?)? ?[+-]"
-        rf"(2[4-9]|[3-9]\d|\d\d:?[6-9]\d)(:?\d\d)?$', 'i')"
+        rf"(2[4-9]|[3-9]\d|\d\d:?[6-9]\d)(:?\d\d)?$', 'i'))"
     )
 
 

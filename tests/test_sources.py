@@ -506,3 +506,15 @@ def test_integer_fields_same_outcome_whatever_the_notation(texts):
             want
         ] * 4, text
         assert [r["reject_reason"] is None for r in got] == [want is not None] * 4, text
+
+
+@settings(max_examples=60, deadline=None)
+@given(hours=st.integers(0, 99), minutes=st.integers(0, 99), sign=st.sampled_from("+-"),
+       colon=st.booleans())
+def test_an_offset_is_impossible_exactly_when_its_hours_or_minutes_are(hours, minutes, sign,
+                                                                        colon):
+    offset = f"{sign}{hours:02d}{':' if colon else ''}{minutes:02d}"
+    rec = {"sid": "a", "from": "+33612345678", "to": "+33612345679",
+           "created": f"2025-03-31T15:42:00{offset}"}
+    reason = parse(json.dumps(rec))[0]["reject_reason"] or ""
+    assert ("impossible UTC offset" in reason) == (hours > 23 or minutes > 59), (offset, reason)
