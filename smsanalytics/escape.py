@@ -49,8 +49,9 @@ __all__ = [
 
 # C0 and C1 control characters, DEL, and the bidirectional controls that can make text
 # read differently from what it is (Trojan Source): embeddings and overrides, isolates,
-# the left-to-right, right-to-left and Arabic letter marks. Tab is kept.
-_INVISIBLE = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# the left-to-right, right-to-left and Arabic letter marks; and the Unicode line and
+# paragraph separators, which some terminals and parsers take as a line break. Tab is kept.
+_INVISIBLE = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _CONTROL = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{_INVISIBLE}]")
 # The same, but line breaks kept (HTML and CSV show them as what they are).
 _CONTROL_NOT_BREAKS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]")

@@ -30,9 +30,11 @@ from smsanalytics.schema import MESSAGE_SCHEMA
 from ._fixtures_queries import rows
 
 # Characters that must never reach an output raw: C0 controls but tab and line breaks,
-# DEL, C1 controls (U+009B is an 8-bit CSI), and the bidirectional controls and marks.
+# DEL, C1 controls (U+009B is an 8-bit CSI), the bidirectional controls and marks, and the
+# Unicode line and paragraph separators (a line break to some terminals and parsers).
 HOSTILE = ("\x00\x01\x07\x08\x0b\x0c\x1b\x7f\x80\x85\x9b\x9f"
-           "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+           "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+           "\u2028\u2029")
 RAW_ANYWHERE = re.compile(f"[{HOSTILE}]")
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
@@ -158,7 +160,8 @@ def test_hostile_characters_never_survive_any_renderer(text: str) -> None:
 
 @pytest.mark.parametrize("char, shown", [("\u202e", "\\u202e"), ("\x00", "\\x00"),
                                          ("\x1b", "\\x1b"), ("\u2066", "\\u2066"),
-                                         ("\u200f", "\\u200f"), ("\x9b", "\\x9b")])
+                                         ("\u200f", "\\u200f"), ("\x9b", "\\x9b"),
+                                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")])
 def test_html_shows_controls_as_the_terminal_does(char: str, shown: str) -> None:
     assert for_html(f"a{char}b") == f"a{shown}b"
     assert for_terminal(f"a{char}b") == f"a{shown}b"
