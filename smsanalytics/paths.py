@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from .errors import OutputPathError
+from .errors import InputError, OutputPathError
 
 __all__ = [
+    "read_regular_file",
     "KINDS",
     "REJECTS_FIELDS",
     "PAGE_MARKER",
@@ -286,5 +287,50 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     except OSError:  # pragma: no cover - some filesystems refuse: the rename still holds
         pass
+    finally:
+        os.close(fd)
+
+
+def _not_a_file(mode: int) -> str | None:
+    """What a file of `mode` is, when it is not a regular file (None when it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return _kind_of(mode) or "not a regular file"
+
+
+def read_regular_file(path: str | Path, limit: int) -> bytes:
+    """The first ``limit + 1`` bytes of the small regular file `path` (a key, a secret).
+
+    Anything else is refused by its kind before it is opened: a named pipe would block the
+    open or the read forever, a device such as ``/dev/zero`` never ends. The file is opened
+    without blocking and checked again, in case it was swapped in between. Reading one byte
+    more than `limit` lets the caller tell a file that is too large.
+
+    Raises
+    ------
+    InputError
+        If `path` is not a regular file or cannot be read.
+    """
+
+    def refuse(kind: str) -> InputError:
+        return InputError(str(path), f"is {kind}, not a regular file")
+
+    try:
+        kind = _not_a_file(os.stat(path).st_mode)
+        if kind is not None:
+            raise refuse(kind)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be read: {exc.strerror or exc}") from exc
+    try:
+        kind = _not_a_file(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise refuse(kind)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be read: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)

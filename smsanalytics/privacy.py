@@ -68,7 +68,6 @@ import hmac
 import os
 import re
 import shutil
-import stat
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from functools import lru_cache
@@ -81,8 +80,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import dataset as ds
-from .errors import DatasetError, KeyFileError, PrivacyOptionsError
-from .paths import check_output_path
+from .errors import DatasetError, InputError, KeyFileError, PrivacyOptionsError
+from .paths import check_output_path, read_regular_file
 from .schema import ENUM_VALUES, MESSAGE_SCHEMA, PARTITION_COLUMN
 
 __all__ = [
@@ -184,53 +183,18 @@ def _decode_key(data: bytes) -> bytes | None:
     return data
 
 
-def _not_a_file(mode: int) -> str | None:
-    """What a file of `mode` is, when it is not a regular file (None when it is one)."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _read_key_file(path: str | Path) -> bytes:
     """The first bytes of the key file `path` (at most a little more than a key).
 
-    Only a regular file is read. A named pipe would block the open or the read until
-    something writes to it, forever if nothing does; a device such as ``/dev/zero`` or a
-    terminal is no key either. It is refused by its kind before it is opened, and opened
-    without blocking and checked again, in case it was swapped in between.
+    Only a regular file is read (:func:`smsanalytics.paths.read_regular_file`): a named
+    pipe would block forever, a device such as ``/dev/zero`` is no key either.
     """
-    def refuse(kind: str) -> KeyFileError:
-        return KeyFileError(
-            str(path),
-            f"is {kind}, not a regular file; a key file is a file "
-            "(make one with `smsanalytics keygen FILE`)",
-        )
-
     try:
-        kind = _not_a_file(os.stat(path).st_mode)
-        if kind is not None:
-            raise refuse(kind)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
-    try:
-        kind = _not_a_file(os.fstat(fd).st_mode)
-        if kind is not None:
-            raise refuse(kind)
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read the key file: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
+        return read_regular_file(path, MAX_KEY_FILE_BYTES)
+    except InputError as exc:
+        hint = "; a key file is a file (make one with `smsanalytics keygen FILE`)"
+        reason = exc.reason.replace("cannot be read", "cannot read the key file", 1)
+        raise KeyFileError(str(path), reason + (hint if "regular" in reason else "")) from exc
 
 
 def load_key(path: str | Path) -> bytes:

@@ -103,18 +103,33 @@ def parse_duration(text: str, name: str = "duration") -> float:
     return float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[m[2]]
 
 
+#: A secret or token file is one line; anything larger is not one.
+MAX_SECRET_FILE_BYTES = 4096
+
+
 def read_secret_file(path: str | Path, what: str = "secret") -> bytes:
     """The secret in `path`, without surrounding white space (as pasted from the portal).
+
+    Only a regular file of at most :data:`MAX_SECRET_FILE_BYTES` is read: a named pipe
+    or a device (``/dev/zero``) is refused by its kind, never read.
 
     Raises
     ------
     ArgumentError
-        If the file cannot be read or holds only white space.
+        If the file is not a regular file, cannot be read, is too large or holds only
+        white space.
     """
+    from .errors import InputError
+    from .paths import read_regular_file
+
     try:
-        data = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise ArgumentError(f"{what} file", str(path), exc.strerror or str(exc)) from exc
+        data = read_regular_file(path, MAX_SECRET_FILE_BYTES)
+    except InputError as exc:
+        raise ArgumentError(f"{what} file", str(path), exc.reason) from exc
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ArgumentError(f"{what} file", str(path),
+                            f"is larger than {MAX_SECRET_FILE_BYTES:,} bytes; a secret is a line")
+    data = data.strip()
     if not data:
         raise ArgumentError(f"{what} file", str(path), "is empty")
     return data

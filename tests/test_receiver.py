@@ -758,3 +758,23 @@ def test_serve_starts_with_a_dataset_it_can_convert_into(monkeypatch, tmp_path, 
     _make(tmp_path, layout)
     r = _serve_cli(monkeypatch, tmp_path, "arch", "ds")
     assert isinstance(r.exception, _Listening), r.output
+
+
+@pytest.mark.parametrize("option", ["--secret-file", "--token-file"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_secret_or_token_file_that_is_not_a_regular_file_is_one_line(tmp_path, option, kind):
+    # A FIFO used to block serve forever, /dev/zero to eat memory without end.
+    if kind == "fifo":
+        path = tmp_path / "ff"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    proc = subprocess.run(
+        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "arc"),
+         option, str(path), "--port", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a regular file" in lines[0], proc.stderr
+    assert not (tmp_path / "arc").exists()
