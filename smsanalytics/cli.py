@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -135,6 +136,8 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> N
         if not pd.api.types.is_scalar(v):  # shown as JSON, as --csv writes it
             v = json.dumps(v.tolist() if hasattr(v, "tolist") else v, ensure_ascii=False,
                            default=str)
+        elif isinstance(v, Decimal):  # exact, never an exponent (0E-8 reads 0.00000000)
+            v = format(v, "f")
         text = for_terminal(v)
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
@@ -428,6 +431,8 @@ def sql(
 
     rows = arguments.positive_int(max_rows, "--max-rows")
     zone = None if tz is None else arguments.time_zone_name(tz, "--tz")
+    if as_csv and as_json:
+        raise ArgumentError("--csv", "--json", "choose one output: --csv or --json")
     if not Path(dataset).is_dir():
         raise ds.DatasetError(dataset, "no dataset here (not a directory)")
     df = _interruptible(run_sql, dataset, query, read_only=read_only, tz=zone)
@@ -526,7 +531,6 @@ def audit(
     max_rows: str,
 ) -> None:
     """Audit the billing of DATASET: parts, encodings, rates, networks, numbers."""
-    from decimal import Decimal
 
     from .audit import audit as run
 
@@ -548,9 +552,7 @@ def audit(
                 continue
             title = name.replace("_", " ")
             click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
-            # Exact decimals without exponent (0E-10 reads as 0.0000000000).
-            shown = df.astype(object).map(lambda v: f"{v:f}" if isinstance(v, Decimal) else v)
-            _print_table(shown, max_rows=len(df) if name == "summary" else rows)
+            _print_table(df, max_rows=len(df) if name == "summary" else rows)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")

@@ -353,3 +353,18 @@ def test_int64_with_nulls_round_trip_through_csv_and_json(ds: Path,
     json_rows = output(ds, q, "json")
     assert [None if r["x"] == "" else int(r["x"]) for r in csv_rows] == values
     assert [r["x"] for r in json_rows] == values
+
+
+def test_the_table_shows_decimals_exactly_without_an_exponent(ds: Path) -> None:
+    r = run("sql", str(ds), "SELECT 0.00000001::DECIMAL(18,8) AS a, 0::DECIMAL(18,8) AS b, "
+            "-0.0000001::DECIMAL(18,8) AS c")
+    assert r.exit_code == 0, r.output
+    values = r.stdout.splitlines()[2].split()
+    assert values == ["0.00000001", "0.00000000", "-0.00000010"]
+    assert "E-" not in r.stdout
+
+
+def test_csv_and_json_together_are_refused(ds: Path) -> None:
+    r = run("sql", str(ds), "SELECT 1 AS x", "--csv", "--json")
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "--csv" in r.stderr, r.stderr
