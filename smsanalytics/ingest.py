@@ -37,7 +37,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,9 +50,16 @@ import pyarrow.parquet as pq
 
 from . import dataset as ds
 from . import privacy
-from .errors import DatasetError, OutputPathError, StrictModeError
+from .errors import DatasetError, InputError, OutputPathError, StrictModeError
 from .paths import check_output_path, same_file
-from .readers import InputFile, arrow_ints, find_inputs, iter_raw_batches
+from .readers import (
+    InputFile,
+    arrow_ints,
+    find_inputs,
+    iter_raw_batches,
+    lines_cover_file,
+    lines_sql,
+)
 from .schema import MESSAGE_SCHEMA, RAW_SCHEMA
 from .sources import UNPARSED_COLUMNS, parse_sql
 
@@ -413,6 +420,11 @@ class _Run:
         self._pending: deque[tuple[pa.Table, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
 
     def parse(self, candidates: Iterator[pa.Table]) -> None:
+        """Parse record candidates (see :meth:`parse_stream`), then :meth:`finish`."""
+        self.parse_stream(candidates)
+        self.finish()
+
+    def parse_stream(self, candidates: Iterator[pa.Table]) -> None:
         """Parse the record candidates with one streaming query; take each batch it yields.
 
         DuckDB pulls the candidates (numbered here) from the iterator, parses them on all
@@ -435,23 +447,95 @@ class _Run:
         # The parse hands back each record's file as its number, not its name: a million
         # copies of a path cost DuckDB and the writer a tenth of the conversion. (The sink
         # works out each row's month partition, see dataset.month_groups.)
-        query = parse_sql("_candidates", keep=("record_no", "file_no"))
         try:
-            # (nor the columns no record supplies: they are added as nulls, see _take)
-            left_out = ", ".join(("source_file", *UNPARSED_COLUMNS))
-            parsed = self.con.sql(
-                f"SELECT * EXCLUDE ({left_out}), hash(sid) AS sid_hash FROM ({query})"
-            ).to_arrow_reader(_FLUSH_ROWS)
-            try:
-                for batch in parsed:
-                    self.interrupt.check()
+            with closing(self._parsed("_candidates", ("record_no", "file_no"))) as batches:
+                for batch in batches:
                     self._take(pa.Table.from_batches([batch]))
-            finally:
-                parsed.close()  # the connection takes no other query while a result is open
         finally:
             self.con.unregister("_candidates")
         self.interrupt.check()  # before the last writes: they would be abandoned
-        self._finish()
+
+    def parse_file(self, inp: InputFile) -> bool:
+        """Parse a whole JSON Lines file read by DuckDB's own (parallel) reader.
+
+        For a clean file (:func:`~smsanalytics.readers.lines_sql`), nothing is cut or
+        copied in Python: DuckDB reads the lines and parses them in one query, in file
+        order, and the lines are numbered here as the batches come. A first pass over
+        the lines proves that DuckDB reads every line as :mod:`~smsanalytics.readers`
+        would; if it does not, nothing was taken and False is returned: the caller then
+        reads the file the careful way.
+        """
+        lines = lines_sql(inp)
+        if lines is None:
+            return False
+        try:
+            rows, text_bytes = _row(
+                self.con, f"SELECT count(*), coalesce(sum(strlen(text)), 0) FROM {lines}"
+            )
+        except duckdb.Error:
+            return False
+        if not lines_cover_file(inp, rows, text_bytes):
+            return False
+        file_no = self._file_nos.setdefault(inp.name, len(self._file_nos))
+        raw = (
+            f"(SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, text, "
+            f"NULL::VARCHAR AS pre_error, NULL::BIGINT AS record_no, {file_no} AS file_no, "
+            f"blank FROM {lines}) AS _lines"
+        )
+        line = 1
+        self.con.execute("SET preserve_insertion_order=true")  # the lines come in order
+        try:
+            batches = closing(self._parsed(raw, ("record_no", "file_no", "blank")))
+            with batches as parsed:
+                for batch in parsed:
+                    self._take_lines(batch, line)
+                    line += batch.num_rows
+        except duckdb.InvalidInputException as exc:  # read once cleanly, then not
+            raise InputError(inp.name, f"changed while it was read ({exc})") from exc
+        finally:
+            self.con.execute("SET preserve_insertion_order=false")
+        self.interrupt.check()
+        self.files += 1
+        self.bytes += inp.size
+        return True
+
+    def _take_lines(self, batch: pa.RecordBatch, line: int) -> None:
+        """Number a parsed batch of lines (the first is line `line`), drop the blank ones
+        (no records) and take the rest."""
+        numbers = np.arange(line, line + batch.num_rows, dtype=np.int64)
+        table = pa.Table.from_batches([batch])
+        blank = table.column("blank")
+        table = table.drop_columns(["blank"])
+        if pc.any(blank).as_py():
+            keep = pc.invert(blank)
+            table = table.filter(keep)
+            numbers = numbers[keep.to_numpy(zero_copy_only=False)]
+        first = self.records
+        self.records += len(numbers)
+        table = table.set_column(
+            table.schema.get_field_index("source_line"), "source_line", arrow_ints(numbers)
+        ).set_column(
+            table.schema.get_field_index("record_no"),
+            "record_no",
+            arrow_ints(np.arange(first, self.records, dtype=np.int64)),
+        )
+        if table.num_rows:
+            self._take(table)
+
+    def _parsed(self, raw: str, keep: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+        """The parse of the candidates in `raw` (SQL), as Arrow batches as they come."""
+        query = parse_sql(raw, keep=keep)
+        # (nor the columns no record supplies: they are added as nulls, see _take)
+        left_out = ", ".join(("source_file", *UNPARSED_COLUMNS))
+        parsed = self.con.sql(
+            f"SELECT * EXCLUDE ({left_out}), hash(sid) AS sid_hash FROM ({query})"
+        ).to_arrow_reader(_FLUSH_ROWS)
+        try:
+            for batch in parsed:
+                self.interrupt.check()
+                yield batch
+        finally:
+            parsed.close()  # the connection takes no other query while a result is open
 
     def _file_numbers(self, files: pa.ChunkedArray) -> pa.ChunkedArray:
         """The number of each record's file (dictionary-encoded names) in this run."""
@@ -537,7 +621,7 @@ class _Run:
         )
         self._keys.write_table(keys.cast(_KEYS))
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         """Wait for the writes, close the sink; what follows works on keys and rejects."""
         while self._pending:
             self._settle()
@@ -828,7 +912,36 @@ def _import_pandas() -> None:
 
 
 def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
+    """Parse every input, in order: a large clean JSON Lines file read by DuckDB itself
+    (:meth:`_Run.parse_file`), the others cut into records in Python and parsed in
+    streams (:func:`_stream`)."""
     progress, bar = _progress_bar(inputs, quiet)
+    careful: list[InputFile] = []
+    try:
+        for inp in inputs:
+            if lines_sql(inp) is None:
+                careful.append(inp)
+                continue
+            if careful:
+                _stream(run, careful, progress, bar, len(inputs))
+                careful = []
+            if run.parse_file(inp):
+                if progress is not None:
+                    progress(inp.size)
+            else:
+                _stream(run, [inp], progress, bar, len(inputs))
+        if careful:
+            _stream(run, careful, progress, bar, len(inputs))
+        run.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _stream(
+    run: _Run, inputs: Sequence[InputFile], progress: Progress | None, bar: Any, total: int
+) -> None:
+    """Parse `inputs` in one streaming query, read and cut into records by a thread."""
     batches: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
     reader = threading.Thread(
@@ -853,13 +966,13 @@ def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
                 run.files += 1
                 run.bytes += item.size
                 if bar is not None:
-                    bar.set_description(f"{run.files}/{len(inputs)} files", refresh=False)
+                    bar.set_description(f"{run.files}/{total} files", refresh=False)
                 continue
             yield item
 
     reader.start()
     try:
-        run.parse(candidates())
+        run.parse_stream(candidates())
     except Exception:
         if failure:
             raise failure[0] from None
@@ -868,8 +981,6 @@ def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
         stop.set()  # the reader ends at its next batch; after Ctrl-C, nobody waits for it
         if not run.interrupt.requested:
             reader.join()
-        if bar is not None:
-            bar.close()
 
 
 def _new_enricher() -> Future[enrich.Enricher]:

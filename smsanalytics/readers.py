@@ -29,6 +29,7 @@ import gzip
 import io
 import itertools
 import json
+import os
 import re
 import sys
 import zlib
@@ -54,6 +55,9 @@ __all__ = [
     "iter_raw_batches",
     "arrow_ints",
     "BATCH_ROWS",
+    "DIRECT_MIN_BYTES",
+    "lines_sql",
+    "lines_cover_file",
     "RECORD_LIMIT",
     "VALUE_LIMIT",
 ]
@@ -1169,3 +1173,62 @@ def iter_line_range(inp: InputFile, start: int, end: int, first_line: int) -> It
     for table in _rebatch(_iter_lines(io.BytesIO(data), inp.name)):
         lines = table.column("source_line").to_numpy() + offset
         yield table.set_column(1, "source_line", arrow_ints(lines))
+
+
+#: Smallest uncompressed JSON Lines file that :func:`lines_sql` offers to DuckDB's own
+#: reader [bytes]: below it, a query per file costs more than it saves.
+DIRECT_MIN_BYTES = 16 << 20
+# Characters of a name that DuckDB's readers take as a pattern (glob) or a URL.
+_PATTERN_CHARS = frozenset("*?[]{}")
+
+
+def lines_sql(inp: InputFile) -> str | None:
+    """SQL that reads the lines of `inp` with DuckDB's parallel CSV reader, or None.
+
+    Offered for an uncompressed lines file of at least :data:`DIRECT_MIN_BYTES` whose
+    name DuckDB cannot take for a pattern. The query gives one row per line, in file
+    order when the connection preserves insertion order: ``text`` (the line without its
+    LF; null for an empty line) and ``blank`` (whether the line is no record, as
+    :func:`iter_raw_batches` decides). A UTF-8 byte order mark at the start is dropped,
+    as here.
+
+    DuckDB reads only what this module would read as it is: the query *fails* on
+    anything else (a CR, which this module reads as a line end; invalid UTF-8; a line
+    long enough to need the record limits' checks; most uses of the separator byte
+    ``\\x01``), and the caller then reads the file with :func:`iter_raw_batches`. What
+    the CSV reader drops silently (a separator at the end of a line) is caught by
+    counting: see :func:`lines_cover_file`.
+    """
+    if inp.kind != "lines" or inp.compression or inp.is_stdin or inp.size < DIRECT_MIN_BYTES:
+        return None
+    path = str(Path(inp.name).resolve())
+    if _PATTERN_CHARS & set(path):
+        return None
+    # Python reads a line of this many bytes (newline included) the careful way.
+    longest = _checked_size() - 2
+    quoted = path.replace("'", "''")
+    space = "(' ', chr(9))"  # a blank line starts with one of these (no CR, no LF here)
+    return (
+        "(SELECT text, text IS NULL OR (left(text, 1) IN " + space
+        + " AND ltrim(text, ' ' || chr(9) || chr(11) || chr(12)) = '') AS blank "
+        f"FROM read_csv('{quoted}', columns = {{'text': 'VARCHAR'}}, header = false, "
+        "auto_detect = false, delim = chr(1), quote = '', escape = '', new_line = '\\n', "
+        f"max_line_size = {longest}, strict_mode = true))"
+    )
+
+
+def lines_cover_file(inp: InputFile, rows: int, text_bytes: int) -> bool:
+    """Whether `rows` lines of `text_bytes` bytes in all (:func:`lines_sql`'s ``text``)
+    are the whole file `inp`, every byte but the line ends and a byte order mark.
+
+    The proof that DuckDB's reader dropped nothing: a line it skipped, or a byte it
+    took for a separator, leaves the sizes unequal.
+    """
+    with open(inp.name, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        head = stream.read(len(_BOM))
+        stream.seek(max(size - 1, 0))
+        last = stream.read(1)
+    ends = rows if last == b"\n" else rows - 1  # the last line may have no LF
+    bom = len(_BOM) if head == _BOM else 0
+    return rows > 0 and text_bytes + ends + bom == size
