@@ -569,12 +569,19 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     rules = early + _shape_rules() + checks
     # A cheap OR of flags finds the bad rows; the reason is worked out for those only.
     # (A null flag counts as false, in this OR as in the reason's CASE.)
-    any_bad = " OR ".join(cond for cond, _ in rules)
-    reason = "CASE " + " ".join(f"WHEN {cond} THEN {why}" for cond, why in rules) + " END"
+    # (One rule, column or check a line: the reference copy, tests/data/parse.sql, then
+    # shows a change to the parsing as a readable diff.)
+    any_bad = "\n        OR ".join(cond for cond, _ in rules)
+    reason = (
+        "CASE\n"
+        + "".join(f"        WHEN {cond}\n            THEN {why}\n" for cond, why in rules)
+        + "    END"
+    )
     carry = "".join(f'"{k}", ' for k in keep)
+    selected = ",\n       ".join(select)
 
     def columns(exprs: dict[str, str]) -> str:
-        return ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
+        return ",\n    ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
 
     # The envelope's own fields, null unless the record is an envelope.
     envelope = {"r_event_id": "id", "r_event_at": "at", "e_type": "type", "r_event_try": "try"}
@@ -618,17 +625,29 @@ WITH located AS (
            {columns(envelope)}
     FROM detected
 ), picked AS (
-    SELECT * EXCLUDE (w, a), {columns(picked)} FROM shaped
+    SELECT * EXCLUDE (w, a),
+    {columns(picked)}
+    FROM shaped
 ), valued AS (
-    SELECT *, {columns(valued)} FROM picked
+    SELECT *,
+    {columns(valued)}
+    FROM picked
 ), typed AS (
-    SELECT *, {columns(typed)} FROM valued
+    SELECT *,
+    {columns(typed)}
+    FROM valued
 ), retyped AS (
-    SELECT *, {columns(retyped)} FROM typed
+    SELECT *,
+    {columns(retyped)}
+    FROM typed
 ), judged AS (
-    SELECT *, CASE WHEN {any_bad} THEN {reason} END AS reject_reason FROM retyped
+    SELECT *,
+    CASE WHEN {any_bad}
+    THEN {reason} END AS reject_reason
+    FROM retyped
 )
-SELECT {", ".join(select)}, {carry}
+SELECT {selected},
+       {carry}
        reject_reason,
        CASE WHEN reject_reason IS NOT NULL THEN text END AS text
 FROM judged

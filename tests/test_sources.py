@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsanalytics.schema import MESSAGE_SCHEMA, RAW_SCHEMA
-from smsanalytics.sources import _blank_null, parse_records
+from smsanalytics.sources import _blank_null, parse_records, parse_sql
 
 WEBHOOK = {
     "direction": "inbound",
@@ -518,3 +520,17 @@ def test_an_offset_is_impossible_exactly_when_its_hours_or_minutes_are(hours, mi
            "created": f"2025-03-31T15:42:00{offset}"}
     reason = parse(json.dumps(rec))[0]["reject_reason"] or ""
     assert ("impossible UTC offset" in reason) == (hours > 23 or minutes > 59), (offset, reason)
+
+
+# The parse's SQL, kept in the repository so that a change to parsing shows up in review
+# as a readable SQL diff (SMSANALYTICS_UPDATE_REFERENCE=1 rewrites the file).
+PARSE_REFERENCE = Path(__file__).parent / "data" / "parse.sql"
+
+
+def test_the_parse_sql_is_the_reference_copy():
+    text = "-- sources.parse_sql('raw_records'), generated: see tests/test_sources.py\n"
+    text += parse_sql("raw_records").strip() + ";\n"
+    if os.environ.get("SMSANALYTICS_UPDATE_REFERENCE"):
+        PARSE_REFERENCE.write_text(text, encoding="utf-8")
+    assert text == PARSE_REFERENCE.read_text(encoding="utf-8"), (
+        "the parse's SQL changed: review it, then rerun with SMSANALYTICS_UPDATE_REFERENCE=1")
