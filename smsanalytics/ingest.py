@@ -352,16 +352,220 @@ class _Interrupt:
             self._deferred = False
 
 
-class _Run:
-    """One pass over the inputs: parse, reject, enrich and write each batch as it comes.
+class _Rejects:
+    """The rejected records of a run: file, line, reason and text, in a DuckDB table.
 
-    One streaming DuckDB query parses all record candidates into Arrow batches; of each,
-    the rejects go to a DuckDB table (spilled to disk when large), and the good rows are
-    de-duplicated within the batch, enriched, optionally pseudonymised and handed to the
-    sink, which a second thread writes while DuckDB parses on. The key of every row
-    written (sid, its rank, where it was written) goes to a table, so that
-    de-duplication across batches and against the dataset is decided at the end, on keys
-    only (:meth:`decide`).
+    The table lives in the run's connection (spilled to disk when large). A private run
+    (:attr:`_WriteOptions.private`) keeps no record text and no value quoted in a reason,
+    and labels pseudonymised runs' files without their names.
+    """
+
+    _SQL = """SELECT source_file, source_line, reason,
+                     left(rtrim(text, E'\\r\\n'), 10000) AS raw
+              FROM rejects ORDER BY source_file, source_line"""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, options: _WriteOptions | None) -> None:
+        self.con = con
+        self.options = options
+        con.execute(
+            "CREATE TABLE rejects (source_file VARCHAR, source_line BIGINT, reason VARCHAR, "
+            "text VARCHAR)"
+        )
+
+    def file(self, parsed: pa.Table, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
+        """File the rejected rows of `parsed` (through `cursor`); return the others."""
+        reason = parsed.column("reject_reason")
+        if reason.null_count < len(reason):
+            bad = pc.is_valid(reason)
+            rejected = parsed.filter(bad)
+            private = self.options is not None and self.options.private
+            if private:
+                rejected = self.options.protect_rejects(rejected)
+            cursor.register("_bad", rejected)
+            reason, text = (_WITHHELD_REASON, "NULL") if private else ("reject_reason", "text")
+            try:
+                cursor.execute(
+                    f"INSERT INTO rejects SELECT source_file, source_line, {reason}, {text} "
+                    "FROM _bad"
+                )
+            finally:
+                cursor.unregister("_bad")
+            parsed = parsed.filter(pc.invert(bad))
+        return parsed.drop_columns(["reject_reason", "text"])
+
+    def count(self) -> int:
+        (bad,) = _row(self.con, "SELECT count(*) FROM rejects")
+        return int(bad)
+
+    def damaged_files(self) -> dict[str, str]:
+        rows = self.con.execute(
+            """SELECT source_file, min(reason) FROM rejects
+               WHERE starts_with(reason, 'compressed data is truncated or corrupt')
+               GROUP BY source_file ORDER BY source_file"""
+        ).fetchall()
+        return {str(f): str(r) for f, r in rows}
+
+    def reasons(self) -> dict[str, int]:
+        """Rejected records per reason, the reason cut at its first colon."""
+        rows = self.con.execute(
+            r"""SELECT regexp_replace(split_part(reason, ':', 1), ' \(.*', '') AS r,
+                      count(*) FROM rejects GROUP BY r ORDER BY count(*) DESC, r"""
+        ).fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    def write(self, path: Path) -> None:
+        """Write the rejects file atomically (an empty file when nothing was rejected).
+
+        In a private run, ``raw`` is null and values quoted in reasons are withheld:
+        file, line and reason still say where the record is in the archive and why.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            self.con.execute(f"COPY ({self._SQL}) TO '{_sql_path(tmp)}' (FORMAT json)")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def table(self) -> pa.Table:
+        return self.con.sql(self._SQL).to_arrow_table()
+
+
+class _KeyLedger:
+    """The key of every row written (sid, its rank, where it was written): it decides
+    which record of each sid wins.
+
+    Within a batch at once (:meth:`drop_duplicates`: most duplicates are near); across
+    batches and against the dataset at the end, on the keys only (:meth:`decide`). The
+    keys go to a scratch Parquet file, not to DuckDB's memory: millions of sids would
+    crowd out the parsing, which needs the room for huge records.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, workdir: Path) -> None:
+        self.con = con
+        self._path = workdir / "keys.parquet"
+        # Written plain (no compression, dictionary or statistics): it is read once, and
+        # encoding it cost the main thread 0.5 s per million rows.
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self._path,
+            _KEYS,
+            compression="none",
+            use_dictionary=False,
+            write_statistics=False,
+        )
+
+    def drop_duplicates(self, good: pa.Table, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
+        """Keep the winner of each sid within the batch `good` (ranked through `cursor`)."""
+        if pc.count_distinct(good.column("sid_hash")).as_py() == good.num_rows:
+            return good  # as many hashes as rows: no sid twice
+        cursor.register("_batch", good.select(_KEY_COLUMNS))
+        try:
+            losers = cursor.sql(
+                f"SELECT record_no FROM _batch QUALIFY row_number() OVER {_WINNER_FIRST} > 1"
+            ).to_arrow_table().column(0)
+        finally:
+            cursor.unregister("_batch")
+        return good.filter(pc.invert(pc.is_in(good.column("record_no"), value_set=losers)))
+
+    def add(self, keys: pa.Table, file_no: np.ndarray, position: np.ndarray) -> None:
+        """Record the keys of rows written at `position` of sink file `file_no`."""
+        assert self._writer is not None
+        keys = keys.append_column("file", pa.array(file_no)).append_column(
+            "pos", pa.array(position)
+        )
+        self._writer.write_table(keys.cast(_KEYS))
+
+    def close(self) -> None:
+        """Close the keys file; :meth:`decide` may follow."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self.con.execute(f"CREATE VIEW keys AS SELECT * FROM '{_sql_path(self._path)}'")
+
+    def decide(self, existing: Sequence[Path]) -> _Outcome:
+        """Pick the winner of each sid among this run's rows and the dataset's.
+
+        The winner has the latest ``updated_at``, then ``event_at``, then ``event_try``,
+        then is the record read last; a dataset row is replaced only by a strictly newer
+        record.
+        """
+        con = self.con
+        # As many distinct hashes as keys proves every sid distinct. Fewer means a sid in
+        # two batches, or (once in billions of runs) two sids with one hash: either way
+        # the exact ranking below, by sid, decides.
+        n_keys, n_hashes = _row(con, "SELECT count(*), count(DISTINCT sid_hash) FROM keys")
+        if n_keys > n_hashes:
+            con.execute(
+                f"""CREATE TABLE ranked AS SELECT *, row_number() OVER {_WINNER_FIRST} AS rn
+                    FROM keys"""
+            )
+            con.execute("CREATE VIEW best AS SELECT * FROM ranked WHERE rn = 1")
+            con.execute("CREATE TABLE losers AS SELECT file, pos FROM ranked WHERE rn > 1")
+        else:
+            con.execute("CREATE VIEW best AS SELECT * FROM keys")
+            con.execute("CREATE TABLE losers AS SELECT file, pos FROM keys WHERE false")
+        old_rows, replaced = 0, []
+        if existing:
+            listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in existing) + "]"
+            con.execute(
+                f"""CREATE TABLE old AS
+                    SELECT sid, updated_at, event_at, event_try, filename AS file
+                    FROM read_parquet({listing}, filename=true, hive_partitioning=false)"""
+            )
+            con.execute(
+                f"""CREATE TABLE clash AS
+                    SELECT b.file AS new_file, b.pos, o.file AS old_file, sid,
+                           {_rank("b")} > {_rank("o")} AS newer
+                    FROM best b JOIN old o USING (sid)"""
+            )
+            con.execute(
+                "INSERT INTO losers SELECT new_file, pos FROM clash WHERE NOT newer"
+            )
+            (old_rows,) = _row(con, "SELECT count(*) FROM old")
+            replaced = con.execute(
+                "SELECT old_file, list(sid) FROM clash WHERE newer GROUP BY old_file"
+            ).fetchall()
+        (n_losers,) = _row(con, "SELECT count(*) FROM losers")
+        drop = {
+            int(f): np.asarray(p, dtype=np.int64)
+            for f, p in con.execute(
+                "SELECT file, list(pos) FROM losers GROUP BY file"
+            ).fetchall()
+        }
+        return _Outcome(
+            written=int(n_keys) - int(n_losers),
+            old_rows=int(old_rows),
+            drop_positions=drop,
+            replace={Path(f): pa.array(sids, pa.string()) for f, sids in replaced},
+        )
+
+
+@dataclass
+class _Outcome:
+    """What :meth:`_KeyLedger.decide` found."""
+
+    written: int
+    old_rows: int
+    #: file number of this run's sink -> row positions that lost to another record
+    drop_positions: dict[int, np.ndarray]
+    #: dataset file -> sids whose row there is replaced by a newer record
+    replace: dict[Path, pa.Array]
+
+    @property
+    def replaced(self) -> int:
+        return sum(len(s) for s in self.replace.values())
+
+
+class _Run:
+    """The batch pipeline: parse, reject, enrich and write each batch as it comes.
+
+    DuckDB parses the record candidates into Arrow batches (:meth:`parse_stream` for
+    records cut in Python, :meth:`parse_file` for a file DuckDB reads itself); of each,
+    the rejects go to the :class:`_Rejects` store, and the good rows are de-duplicated
+    within the batch by the :class:`_KeyLedger`, enriched, optionally pseudonymised and
+    handed to the sink, which a second thread writes while DuckDB parses on. The ledger
+    keeps each written row's key, so that :meth:`decide` settles duplicates across
+    batches and against the dataset at the end.
     """
 
     def __init__(
@@ -370,10 +574,8 @@ class _Run:
         sink: _Sink,
         *,
         enricher: Future[enrich.Enricher] | None = None,
-        protect: Callable[[pa.Table], pa.Table] | None = None,
-        protect_rejects: Callable[[pa.Table], pa.Table] | None = None,
+        options: _WriteOptions | None = None,
         interrupt: _Interrupt | None = None,
-        private: bool = False,
     ) -> None:
         self.con = duckdb.connect(":memory:")
         self.interrupt = interrupt or _Interrupt()
@@ -389,28 +591,13 @@ class _Run:
             self.con.execute("SET enable_progress_bar=false")
         except duckdb.Error:  # in Jupyter, DuckDB wants ipywidgets to change it
             pass
-        self.con.execute(
-            "CREATE TABLE rejects (source_file VARCHAR, source_line BIGINT, reason VARCHAR, "
-            "text VARCHAR)"
-        )
-        # The keys go to a file, not to DuckDB's memory: millions of sids would crowd out
-        # the parsing, which needs the room for huge records.
-        self._keys_path = workdir / "keys.parquet"
-        # Written plain (no compression, dictionary or statistics): it is read once, and
-        # encoding it cost the main thread 0.5 s per million rows.
-        self._keys = pq.ParquetWriter(
-            self._keys_path,
-            _KEYS,
-            compression="none",
-            use_dictionary=False,
-            write_statistics=False,
-        )
+        self.rejects = _Rejects(self.con, options)
+        self.ledger = _KeyLedger(self.con, workdir)
         self.aux = self.con.cursor()  # for the batches' small queries while the parse streams
         self.sink = sink
         self.enricher = enricher
-        self.protect = protect
-        self.protect_rejects = protect_rejects
-        self.private = private
+        # Pseudonymise new rows (rows already in the dataset were, when written).
+        self.protect = options.protect if options is not None and options.private else None
         self.records = 0
         self.files = 0
         self.bytes = 0
@@ -564,7 +751,7 @@ class _Run:
         for name in UNPARSED_COLUMNS:
             field = MESSAGE_SCHEMA.field(name)
             parsed = parsed.append_column(field, pa.nulls(parsed.num_rows, field.type))
-        good = self._drop_duplicates(self._file_rejects(parsed))
+        good = self.ledger.drop_duplicates(self.rejects.file(parsed, self.aux), self.aux)
         if not good.num_rows:
             return
         if self.enricher is not None:
@@ -576,50 +763,9 @@ class _Run:
         while len(self._pending) > 1:  # one batch being written while the next is taken
             self._settle()
 
-    def _query(self, sql: str, table: pa.Table) -> pa.Table:
-        self.aux.register("_batch", table)
-        try:
-            return self.aux.sql(sql).to_arrow_table()
-        finally:
-            self.aux.unregister("_batch")
-
-    def _file_rejects(self, parsed: pa.Table) -> pa.Table:
-        reason = parsed.column("reject_reason")
-        if reason.null_count < len(reason):
-            bad = pc.is_valid(reason)
-            rejected = parsed.filter(bad)
-            if self.protect_rejects is not None:
-                rejected = self.protect_rejects(rejected)
-            self.aux.register("_bad", rejected)
-            # A private run keeps no record text, and no value quoted in a reason.
-            reason, text = (_WITHHELD_REASON, "NULL") if self.private else ("reject_reason", "text")
-            try:
-                self.aux.execute(
-                    f"INSERT INTO rejects SELECT source_file, source_line, {reason}, {text} "
-                    "FROM _bad"
-                )
-            finally:
-                self.aux.unregister("_bad")
-            parsed = parsed.filter(pc.invert(bad))
-        return parsed.drop_columns(["reject_reason", "text"])
-
-    def _drop_duplicates(self, good: pa.Table) -> pa.Table:
-        """Keep the winner of each sid within the batch (most duplicates are near)."""
-        if pc.count_distinct(good.column("sid_hash")).as_py() == good.num_rows:
-            return good  # as many hashes as rows: no sid twice
-        losers = self._query(
-            f"SELECT record_no FROM _batch QUALIFY row_number() OVER {_WINNER_FIRST} > 1",
-            good.select(_KEY_COLUMNS),
-        ).column(0)
-        return good.filter(pc.invert(pc.is_in(good.column("record_no"), value_set=losers)))
-
     def _settle(self) -> None:
         keys, written = self._pending.popleft()
-        file_no, position = written.result()
-        keys = keys.append_column("file", pa.array(file_no)).append_column(
-            "pos", pa.array(position)
-        )
-        self._keys.write_table(keys.cast(_KEYS))
+        self.ledger.add(keys, *written.result())
 
     def finish(self) -> None:
         """Wait for the writes, close the sink; what follows works on keys and rejects."""
@@ -627,109 +773,36 @@ class _Run:
             self._settle()
         self._writer.shutdown(wait=True)
         self.sink.close()
-        self._keys.close()
+        self.ledger.close()
         self._finished = True
-        self.con.execute(f"CREATE VIEW keys AS SELECT * FROM '{_sql_path(self._keys_path)}'")
         self.con.execute(f"SET memory_limit='{_LATER_MEMORY_LIMIT}'")
 
     def decide(self, existing: Sequence[Path]) -> _Outcome:
-        """Pick the winner of each sid among this run's rows and the dataset's.
+        """Settle duplicates across batches and against `existing` (the dataset's files)."""
+        return self.ledger.decide(existing)
 
-        The winner has the latest ``updated_at``, then ``event_at``, then ``event_try``,
-        then is the record read last; a dataset row is replaced only by a strictly newer
-        record.
-        """
-        con = self.con
-        # As many distinct hashes as keys proves every sid distinct. Fewer means a sid in
-        # two batches, or (once in billions of runs) two sids with one hash: either way
-        # the exact ranking below, by sid, decides.
-        n_keys, n_hashes = _row(con, "SELECT count(*), count(DISTINCT sid_hash) FROM keys")
-        if n_keys > n_hashes:
-            con.execute(
-                f"""CREATE TABLE ranked AS SELECT *, row_number() OVER {_WINNER_FIRST} AS rn
-                    FROM keys"""
-            )
-            con.execute("CREATE VIEW best AS SELECT * FROM ranked WHERE rn = 1")
-            con.execute("CREATE TABLE losers AS SELECT file, pos FROM ranked WHERE rn > 1")
-        else:
-            con.execute("CREATE VIEW best AS SELECT * FROM keys")
-            con.execute("CREATE TABLE losers AS SELECT file, pos FROM keys WHERE false")
-        old_rows, replaced = 0, []
-        if existing:
-            listing = "[" + ", ".join(f"'{_sql_path(f)}'" for f in existing) + "]"
-            con.execute(
-                f"""CREATE TABLE old AS
-                    SELECT sid, updated_at, event_at, event_try, filename AS file
-                    FROM read_parquet({listing}, filename=true, hive_partitioning=false)"""
-            )
-            con.execute(
-                f"""CREATE TABLE clash AS
-                    SELECT b.file AS new_file, b.pos, o.file AS old_file, sid,
-                           {_rank("b")} > {_rank("o")} AS newer
-                    FROM best b JOIN old o USING (sid)"""
-            )
-            con.execute(
-                "INSERT INTO losers SELECT new_file, pos FROM clash WHERE NOT newer"
-            )
-            (old_rows,) = _row(con, "SELECT count(*) FROM old")
-            replaced = con.execute(
-                "SELECT old_file, list(sid) FROM clash WHERE newer GROUP BY old_file"
-            ).fetchall()
-        (n_losers,) = _row(con, "SELECT count(*) FROM losers")
-        drop = {
-            int(f): np.asarray(p, dtype=np.int64)
-            for f, p in con.execute(
-                "SELECT file, list(pos) FROM losers GROUP BY file"
-            ).fetchall()
-        }
-        return _Outcome(
-            written=int(n_keys) - int(n_losers),
-            old_rows=int(old_rows),
-            drop_positions=drop,
-            replace={Path(f): pa.array(sids, pa.string()) for f, sids in replaced},
+    def summary(self, outcome: _Outcome, **where: Any) -> ConversionSummary:
+        """The counts of the run once `outcome` is decided (`where`: out, rejects_path)."""
+        rejected = self.rejects.count()
+        return ConversionSummary(
+            records=self.records,
+            written=outcome.written,
+            duplicates=self.records - rejected - outcome.written,
+            rejected=rejected,
+            replaced=outcome.replaced,
+            rows_total=outcome.old_rows + outcome.written - outcome.replaced,
+            files=self.files,
+            bytes=self.bytes,
+            reject_reasons=self.rejects.reasons(),
+            damaged_files=self.rejects.damaged_files(),
+            **where,
         )
 
-    def counts(self) -> tuple[int, int]:
-        (bad,) = _row(self.con, "SELECT count(*) FROM rejects")
-        return self.records, int(bad)
+    def __enter__(self) -> _Run:
+        return self
 
-    def damaged_files(self) -> dict[str, str]:
-        rows = self.con.execute(
-            """SELECT source_file, min(reason) FROM rejects
-               WHERE starts_with(reason, 'compressed data is truncated or corrupt')
-               GROUP BY source_file ORDER BY source_file"""
-        ).fetchall()
-        return {str(f): str(r) for f, r in rows}
-
-    def reject_reasons(self) -> dict[str, int]:
-        rows = self.con.execute(
-            r"""SELECT regexp_replace(split_part(reason, ':', 1), ' \(.*', '') AS r,
-                      count(*) FROM rejects GROUP BY r ORDER BY count(*) DESC, r"""
-        ).fetchall()
-        return {str(r): int(n) for r, n in rows}
-
-    _REJECTS_SQL = """SELECT source_file, source_line, reason,
-                             left(rtrim(text, E'\\r\\n'), 10000) AS raw
-                      FROM rejects ORDER BY source_file, source_line"""
-
-    def write_rejects(self, path: Path) -> None:
-        """Write the rejects file atomically (an empty file when nothing was rejected).
-
-        In a private run, ``raw`` is null and values quoted in reasons are withheld:
-        file, line and reason still say where the record is in the archive and why.
-        """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            self.con.execute(
-                f"COPY ({self._REJECTS_SQL}) TO '{_sql_path(tmp)}' (FORMAT json)"
-            )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def rejects_table(self) -> pa.Table:
-        return self.con.sql(self._REJECTS_SQL).to_arrow_table()
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Release everything; after a failure, the sink is closed without writing more."""
@@ -737,27 +810,11 @@ class _Run:
         if not self._finished:
             try:
                 self.sink.close(flush=False)
-                self._keys.close()
+                self.ledger.close()
             except Exception:  # noqa: BLE001 - the error that stopped the run matters
                 pass
         self.aux.close()
         self.con.close()
-
-
-@dataclass
-class _Outcome:
-    """What :meth:`_Run.decide` found."""
-
-    written: int
-    old_rows: int
-    #: file number of this run's sink -> row positions that lost to another record
-    drop_positions: dict[int, np.ndarray]
-    #: dataset file -> sids whose row there is replaced by a newer record
-    replace: dict[Path, pa.Array]
-
-    @property
-    def replaced(self) -> int:
-        return sum(len(s) for s in self.replace.values())
 
 
 def _row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
@@ -1021,25 +1078,15 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
     started = time.perf_counter()
     inputs = find_inputs(paths)
     memory = _InMemory()
-    with _workdir(None) as work, _Interrupt("nothing was read") as interrupt:
-        run = _Run(work, memory, enricher=_new_enricher(), interrupt=interrupt)
-        try:
-            _read_inputs(run, inputs, quiet)
-            outcome = run.decide([])
-            rejects = run.rejects_table()
-            records, rejected = run.counts()
-            summary = ConversionSummary(
-                records=records,
-                written=outcome.written,
-                rejected=rejected,
-                duplicates=records - rejected - outcome.written,
-                files=run.files,
-                bytes=run.bytes,
-                reject_reasons=run.reject_reasons(),
-                damaged_files=run.damaged_files(),
-            )
-        finally:
-            run.close()
+    with (
+        _workdir(None) as work,
+        _Interrupt("nothing was read") as interrupt,
+        _Run(work, memory, enricher=_new_enricher(), interrupt=interrupt) as run,
+    ):
+        _read_inputs(run, inputs, quiet)
+        outcome = run.decide([])
+        rejects = run.rejects.table()
+        summary = run.summary(outcome)
     if memory.tables:
         table = pa.concat_tables(memory.tables)
         if 0 in outcome.drop_positions:
@@ -1051,7 +1098,6 @@ def load_messages(paths: Iterable[str | Path], *, quiet: bool = True) -> LoadRes
         table = MESSAGE_SCHEMA.empty_table()
     messages = ds.to_pandas(_conform(table))
     summary.elapsed = time.perf_counter() - started
-    summary.rows_total = len(messages)
     return LoadResult(messages, rejects.to_pandas(), summary)
 
 
@@ -1189,8 +1235,9 @@ def convert(
 
     Examples
     --------
-    >>> import smsanalytics
-    >>> s = smsanalytics.convert(["sample_data"], "/tmp/doc_ds", overwrite=True, quiet=True)
+    >>> import tempfile, smsanalytics
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     s = smsanalytics.convert(["sample_data"], f"{tmp}/ds", quiet=True)
     >>> s.records == s.written + s.duplicates + s.rejected
     True
     """
@@ -1209,64 +1256,58 @@ def convert(
         partition_by, overwrite, pseudonymize_key, redact_bodies, pseudonymize_recipients
     )
     with _write_errors(out), ds.locked(out, timeout=lock_timeout), _Interrupt() as interrupt:
-        ds.clean_leftovers(out)
-        manifest = ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
-        if not overwrite:
-            privacy.check_compatible(
-                manifest,
-                out,
-                pseudonymize_key,
-                redact_bodies=redact_bodies,
-                pseudonymize_recipients=pseudonymize_recipients,
-            )
-        existing = [] if overwrite else ds.dataset_files(out) if manifest else []
-        with _workdir(out) as work:
-            version = ds.new_version_dir(out)
-            try:
-                writer = ds.PartitionWriter(version, partition_by=partition_by)
-                run = _Run(
-                    work,
-                    writer,
-                    enricher=enricher,
-                    protect=options.protect if options.private else None,
-                    protect_rejects=options.protect_rejects if options.private else None,
-                    interrupt=interrupt,
-                    private=options.private,
-                )
-                try:
-                    _read_inputs(run, inputs, quiet)
-                    run.write_rejects(rejects_path)
-                    records, rejected = run.counts()
-                    summary = ConversionSummary(
-                        records=records,
-                        rejected=rejected,
-                        files=run.files,
-                        bytes=run.bytes,
-                        out=str(out),
-                        rejects_path=str(rejects_path),
-                        reject_reasons=run.reject_reasons(),
-                        damaged_files=run.damaged_files(),
-                    )
-                    if strict and rejected:
-                        raise StrictModeError(
-                            f"{rejected:,} of {records:,} records rejected (strict mode); "
-                            f"see {rejects_path}; the dataset was not changed"
-                        )
-                    outcome = run.decide(existing)
-                finally:
-                    run.close()
-                summary.written, summary.replaced = outcome.written, outcome.replaced
-                summary.duplicates = records - rejected - outcome.written
-                summary.rows_total = outcome.old_rows + outcome.written - outcome.replaced
-                if summary.written or overwrite or not existing:
-                    _commit(
-                        version, out, writer, existing, outcome, options, summary, interrupt
-                    )
-                # else nothing new: the dataset is left as it is, byte for byte
-            finally:
-                shutil.rmtree(version, ignore_errors=True)
+        summary = _convert_locked(
+            inputs, out, rejects_path, options, strict, quiet, enricher, interrupt
+        )
     summary.elapsed = time.perf_counter() - started
     return summary
+
+
+def _convert_locked(
+    inputs: Sequence[InputFile],
+    out: Path,
+    rejects_path: Path,
+    options: _WriteOptions,
+    strict: bool,
+    quiet: bool,
+    enricher: Future[enrich.Enricher] | None,
+    interrupt: _Interrupt,
+) -> ConversionSummary:
+    """The conversion into `out`, locked: read the inputs once, decide, commit."""
+    ds.clean_leftovers(out)
+    manifest = ds.check_writable(
+        out, partition_by=options.partition_by, overwrite=options.overwrite
+    )
+    if not options.overwrite:
+        options.check_compatible(manifest, out)
+    existing = ds.dataset_files(out) if manifest and not options.overwrite else []
+    with _workdir(out) as work, _version_dir(out) as version:
+        writer = ds.PartitionWriter(version, partition_by=options.partition_by)
+        with _Run(work, writer, enricher=enricher, options=options, interrupt=interrupt) as run:
+            _read_inputs(run, inputs, quiet)
+            run.rejects.write(rejects_path)
+            rejected = run.rejects.count()
+            if strict and rejected:
+                raise StrictModeError(
+                    f"{rejected:,} of {run.records:,} records rejected (strict mode); "
+                    f"see {rejects_path}; the dataset was not changed"
+                )
+            outcome = run.decide(existing)
+            summary = run.summary(outcome, out=str(out), rejects_path=str(rejects_path))
+        if summary.written or options.overwrite or not existing:
+            _commit(version, out, writer, existing, outcome, options, summary, interrupt)
+        # else nothing new: the dataset is left as it is, byte for byte
+    return summary
+
+
+@contextmanager
+def _version_dir(out: Path) -> Iterator[Path]:
+    """The folder of the dataset's next version (removed after, unless swapped in)."""
+    version = ds.new_version_dir(out)
+    try:
+        yield version
+    finally:
+        shutil.rmtree(version, ignore_errors=True)
 
 
 def _check_outputs(
@@ -1320,6 +1361,8 @@ def _find_inputs(given: Sequence[str | Path], out: Path, rejects: Path) -> list[
 
 @dataclass(frozen=True)
 class _WriteOptions:
+    """How a conversion writes: the layout, and the privacy options (see privacy)."""
+
     partition_by: str
     overwrite: bool
     key: bytes | None = None
@@ -1329,6 +1372,16 @@ class _WriteOptions:
     @property
     def private(self) -> bool:
         return self.key is not None or self.redact_bodies
+
+    def check_compatible(self, manifest: dict[str, Any] | None, out: Path) -> None:
+        """Refuse to add to a dataset written with other privacy options."""
+        privacy.check_compatible(
+            manifest,
+            out,
+            self.key,
+            redact_bodies=self.redact_bodies,
+            pseudonymize_recipients=self.pseudonymize_recipients,
+        )
 
     def protect(self, table: pa.Table) -> pa.Table:
         """Pseudonymise new rows (rows already in the dataset were, when written)."""
@@ -1470,14 +1523,11 @@ def parse_candidates(
         Record candidates read.
     """
     memory = _InMemory()
-    with _workdir(None) as work:
-        run = _Run(work, memory, enricher=_new_enricher() if enrich_rows else None)
-        try:
-            run.parse(iter(candidates))
-            rejects = run.rejects_table()
-            records, _ = run.counts()
-        finally:
-            run.close()
+    enricher = _new_enricher() if enrich_rows else None
+    with _workdir(None) as work, _Run(work, memory, enricher=enricher) as run:
+        run.parse(iter(candidates))
+        rejects = run.rejects.table()
+        records = run.records
     if memory.tables:
         rows = pa.concat_tables(memory.tables, promote_options="permissive")
     else:
