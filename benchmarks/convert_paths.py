@@ -1,11 +1,12 @@
 """Prove that DuckDB's own reading of JSON Lines converts exactly as the careful reading.
 
-A large clean JSON Lines file is read by DuckDB's parallel reader (see
-``smsanalytics.readers.lines_sql``); every other file, or one with anything unusual, is cut
-into records in Python. This converts the same inputs both ways (DuckDB's reading offered
-to every lines file, then to none) and compares what matters: the summary's counts and
-reasons, the partitions, every row and column of the dataset, and the rejects file byte
-for byte. Prints the differences; exits 1 if there are any.
+With ``SMSANALYTICS_DUCKDB_LINES_MIN_BYTES`` set (opt-in, see README "Performance"), a
+large clean JSON Lines file is read by DuckDB's parallel reader
+(``smsanalytics.readers.lines_sql``); every other file, or one with anything unusual, is
+cut into records in Python. This converts the same inputs both ways (DuckDB's reading
+offered to every lines file, then to none) and compares what matters: the summary's
+counts and reasons, the partitions, every row and column of the dataset, and the rejects
+file byte for byte. Prints the differences; exits 1 if there are any.
 
 Usage: python benchmarks/convert_paths.py [--rows N] [--workdir DIR] [--no-enrich] [INPUT ...]
 (without inputs: N generated bare payloads, default 1,000,000, with a few bad lines mixed in)
@@ -31,7 +32,7 @@ _SKIPPED = ("elapsed", "out", "rejects_path", "partitions_written")
 
 def _convert(inputs: Sequence[Path], out: Path, direct: bool, **kwargs: object) -> dict:
     before = readers.DIRECT_MIN_BYTES
-    readers.DIRECT_MIN_BYTES = 0 if direct else 1 << 62
+    readers.DIRECT_MIN_BYTES = 0 if direct else None
     try:
         summary = smsanalytics.convert(inputs, out, overwrite=True, quiet=True, **kwargs)
     finally:

@@ -969,9 +969,9 @@ def _import_pandas() -> None:
 
 
 def _read_all(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
-    """Parse every input, in order: a large clean JSON Lines file read by DuckDB itself
-    (:meth:`_Run.parse_file`), the others cut into records in Python and parsed in
-    streams (:func:`_stream`)."""
+    """Parse every input, in order: cut into records in Python and parsed in streams
+    (:func:`_stream`), or, when offered (opt-in: readers.DIRECT_MIN_BYTES), a large clean
+    JSON Lines file read by DuckDB itself (:meth:`_Run.parse_file`)."""
     progress, bar = _progress_bar(inputs, quiet)
     careful: list[InputFile] = []
     try:

@@ -1176,8 +1176,15 @@ def iter_line_range(inp: InputFile, start: int, end: int, first_line: int) -> It
 
 
 #: Smallest uncompressed JSON Lines file that :func:`lines_sql` offers to DuckDB's own
-#: reader [bytes]: below it, a query per file costs more than it saves.
-DIRECT_MIN_BYTES = 16 << 20
+#: reader [bytes]; None (the default): no file is. Measured on this project's 2-core
+#: machine, DuckDB's reading cost about 0.9 CPU-s more per million records than cutting
+#: the lines in Python (README, "Performance"), so it is opt-in: set
+#: ``SMSANALYTICS_DUCKDB_LINES_MIN_BYTES`` (e.g. ``16777216``) to try it elsewhere.
+DIRECT_MIN_BYTES: int | None = (
+    int(os.environ["SMSANALYTICS_DUCKDB_LINES_MIN_BYTES"])
+    if os.environ.get("SMSANALYTICS_DUCKDB_LINES_MIN_BYTES")
+    else None
+)
 # Characters of a name that DuckDB's readers take as a pattern (glob) or a URL.
 _PATTERN_CHARS = frozenset("*?[]{}")
 
@@ -1185,11 +1192,11 @@ _PATTERN_CHARS = frozenset("*?[]{}")
 def lines_sql(inp: InputFile) -> str | None:
     """SQL that reads the lines of `inp` with DuckDB's parallel CSV reader, or None.
 
-    Offered for an uncompressed lines file of at least :data:`DIRECT_MIN_BYTES` whose
-    name DuckDB cannot take for a pattern. The query gives one row per line, in file
-    order when the connection preserves insertion order: ``text`` (the line without its
-    LF; null for an empty line) and ``blank`` (whether the line is no record, as
-    :func:`iter_raw_batches` decides). A UTF-8 byte order mark at the start is dropped,
+    Offered (when :data:`DIRECT_MIN_BYTES` is set) for an uncompressed lines file of at
+    least that size whose name DuckDB cannot take for a pattern. The query gives one row
+    per line, in file order when the connection preserves insertion order: ``text`` (the
+    line without its LF; null for an empty line) and ``blank`` (whether the line is no
+    record, as :func:`iter_raw_batches` decides). A UTF-8 byte order mark at the start is dropped,
     as here.
 
     DuckDB reads only what this module would read as it is: the query *fails* on
@@ -1199,7 +1206,9 @@ def lines_sql(inp: InputFile) -> str | None:
     the CSV reader drops silently (a separator at the end of a line) is caught by
     counting: see :func:`lines_cover_file`.
     """
-    if inp.kind != "lines" or inp.compression or inp.is_stdin or inp.size < DIRECT_MIN_BYTES:
+    if DIRECT_MIN_BYTES is None or inp.size < DIRECT_MIN_BYTES:
+        return None
+    if inp.kind != "lines" or inp.compression or inp.is_stdin:
         return None
     path = str(Path(inp.name).resolve())
     if _PATTERN_CHARS & set(path):

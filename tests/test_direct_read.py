@@ -100,12 +100,21 @@ def test_names_duckdb_would_take_for_a_pattern_are_not_offered(tmp_path, monkeyp
     assert lines_sql(inp) is not None
 
 
-def test_small_and_compressed_files_are_not_offered(tmp_path):
+def test_only_large_uncompressed_lines_files_are_offered_and_only_on_request(
+    tmp_path, monkeypatch
+):
     import gzip
 
     (tmp_path / "a.jsonl").write_text(GOOD + "\n")
     (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(GOOD.encode() * 10))
-    assert [lines_sql(i) for i in find_inputs([tmp_path])] == [None, None]
+    (tmp_path / "c.json").write_text(GOOD + "\n" + GOOD + "\n")
+    inputs = find_inputs([tmp_path])
+    monkeypatch.setattr(readers, "DIRECT_MIN_BYTES", None)  # the default
+    assert [lines_sql(i) for i in inputs] == [None, None, None]
+    monkeypatch.setattr(readers, "DIRECT_MIN_BYTES", 1000)
+    assert [lines_sql(i) for i in inputs] == [None, None, None]
+    monkeypatch.setattr(readers, "DIRECT_MIN_BYTES", 0)
+    assert [lines_sql(i) is None for i in inputs] == [False, True, True]
 
 
 _PIECES = st.sampled_from([
