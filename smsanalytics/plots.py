@@ -32,6 +32,7 @@ Readable by default, on a 6 x 3 inch Axes as on a wide one:
 
 from __future__ import annotations
 
+import textwrap
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
+from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from . import queries
@@ -230,7 +232,10 @@ def _name(value: Any) -> str:
     if _is_missing(value):
         return _UNKNOWN
     # Labels come from the data: text, never mathtext (a "$" would be parsed, and fail).
-    return for_plot(value)
+    # A tab has no glyph; a value spelled like the tail or a missing value is quoted so it
+    # stays its own category.
+    text = for_plot(value).replace("\t", " ")
+    return f'"{text}"' if text in (OTHER, _UNKNOWN) else text
 
 
 def _shorten(text: str) -> str:
@@ -307,14 +312,41 @@ def _period_ends(starts: np.ndarray, freq: str | None) -> np.ndarray:
     return starts + (float(np.min(gaps)) if len(gaps) else 1.0)
 
 
+# Width [inches] one date tick label needs: "Jan 2025" or "Mar-15" at 10 pt and a gap.
+_DATE_TICK_INCHES = 0.9
+
+
+class _RoomyDateLocator(mdates.AutoDateLocator):
+    """AutoDateLocator placing as many ticks as the Axes' width has room for, side by side.
+
+    The width is read when the ticks are placed (at draw time, after the layout gave the
+    legend and labels their room), not when the plot is made.
+    """
+
+    def __call__(self) -> Any:
+        axes = self.axis.axes if self.axis is not None else None
+        if axes is not None:
+            room = axes.bbox.width / _figure(axes).dpi / _DATE_TICK_INCHES
+            self.maxticks = dict.fromkeys(self.maxticks, max(2, int(room)))
+        return super().__call__()
+
+
 def _date_axis(ax: Axes) -> None:
-    locator = mdates.AutoDateLocator()
+    locator = _RoomyDateLocator(minticks=2)
     formatter = mdates.ConciseDateFormatter(locator)
     # Month ticks read "Jan 2025", "Feb", ...: January says its year instead of replacing
     # the month by it (matplotlib's default writes "2025" alone).
     formatter.zero_formats = ["", "%b %Y", "%b", "%b-%d", "%H:%M", "%H:%M"]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(formatter)
+
+
+def _title(ax: Axes, text: str) -> None:
+    """Set the title, wrapped at spaces to the Axes' width so it never leaves the figure."""
+    size = FontProperties(size=plt.rcParams["axes.titlesize"]).get_size_in_points()
+    # 0.6 em a character: wider than DejaVu Sans' average, so a line never overflows.
+    chars = int(ax.bbox.width / _figure(ax).dpi * 72.0 / (0.6 * size))
+    ax.set_title("\n".join(textwrap.wrap(text, max(chars, 12), break_long_words=False)) or text)
 
 
 def _period_words(df: pd.DataFrame) -> tuple[str, str]:
@@ -367,7 +399,7 @@ def _time_series(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str,
                  freq: str | None, *, kind: str = "auto", **kwargs: Any) -> str:
     """Draw `table` (rows = periods starting at `x`, columns = stacked series) over time.
 
-    Bars are centred on the start of their period, 0.8 of its length wide; steps cover
+    Bars stand in the middle of their period, 0.8 of its length wide; steps cover
     each period from its start to its end, with zero where a period is absent (an empty
     period has no row). Returns the kind drawn.
     """
@@ -381,7 +413,9 @@ def _time_series(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str,
     ends = _period_ends(x, freq)
     drawn = _series_kind(ax, x, ends, kind)
     if drawn == "bar":
-        _stacked(ax, x, table, dimension, width=0.8 * (ends - x), **kwargs)
+        # Each bar in the middle of its period (a year's bar is that year, not the half
+        # years around its 1 January), 0.8 of its length.
+        _stacked(ax, x + (ends - x) / 2, table, dimension, width=0.8 * (ends - x), **kwargs)
     else:
         edges, slots = [float(x[0])] if len(x) else [], []
         for i, (start, end) in enumerate(zip(x, ends, strict=True)):
@@ -400,13 +434,26 @@ def _time_series(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str,
                       label=_shorten(str(name)), **style)
             bottom = bottom + values
     ax.set_ylim(bottom=0)
+    if len(x):
+        # The axis spans the periods drawn, from the first start to the last end, so the
+        # first period's start (1 January of a year, say) gets its tick.
+        pad = 0.01 * float(ends[-1] - x[0])
+        ax.set_xlim(float(x[0]) - pad, float(ends[-1]) + pad)
     return drawn
 
 
 def _legend_beside(ax: Axes, title: str, **kwargs: Any) -> None:
-    """A legend to the right of the Axes, where it hides no bar."""
+    """A legend to the right of the Axes, where it hides no bar.
+
+    Entries go in as many columns as it takes for the legend to be no taller than the
+    Axes (one entry is about 1.8 times the legend's font size tall, with its spacing).
+    """
+    entries = len(kwargs.get("labels") or ax.get_legend_handles_labels()[1])
+    size = FontProperties(size=plt.rcParams["legend.fontsize"]).get_size_in_points()
+    height = 0.85 * ax.bbox.height / _figure(ax).dpi * 72.0
+    rows = max(1, int(height / (1.8 * size)) - 1)  # the title takes a row
     ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-              **kwargs)
+              ncols=max(1, -(-entries // rows)), **kwargs)
 
 
 def _room_for_labels(ax: Axes, labels: Sequence[str], axis: str) -> None:
@@ -455,10 +502,12 @@ def _limit_rows(table: pd.DataFrame, n: int | None) -> pd.DataFrame:
     return table.loc[list(keep.index)]
 
 
-def _pivot(df: pd.DataFrame, index: str, column: str, value: str) -> pd.DataFrame:
+def _pivot(df: pd.DataFrame, index: str, column: str, value: str, *,
+           named: bool = False) -> pd.DataFrame:
+    """Sum `value` by `index` (rows) and `column` (columns: names, escaped unless `named`)."""
     frame = pd.DataFrame({
         index: df[index],
-        column: df[column].map(_name),
+        column: df[column] if named else df[column].map(_name),
         value: _floats(df[value]),
     })
     return frame.pivot_table(index=index, columns=column, values=value, aggfunc="sum",
@@ -511,7 +560,7 @@ def plot_volume(
     _thousands(ax.yaxis, money=y.startswith("cost"))
     per, zone = _period_words(df)
     what = "Cost" if y.startswith("cost") else y.replace("_", " ").capitalize()
-    ax.set_title(f"{what}{per}{zone}")
+    _title(ax, f"{what}{per}{zone}")
     ax.set_ylabel(_value_label(df, y))
     ax.set_xlabel(f"period{zone}")
     return ax
@@ -553,7 +602,7 @@ def plot_top_senders(
     _thousands(ax.xaxis, money=x.startswith("cost"))
     ax.set_xlabel(_value_label(df, x))
     ax.set_ylabel("sender")
-    ax.set_title(f"Top {len(df)} senders by {'cost' if x.startswith('cost') else x}")
+    _title(ax, f"Top {len(df)} senders by {'cost' if x.startswith('cost') else x}")
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[c]) for c in countries]
     if countries:
         _legend_beside(ax, "country", handles=handles,
@@ -591,7 +640,7 @@ def plot_sender_activity(
     _date_axis(ax)
     _thousands(ax.yaxis)
     per, zone = _period_words(df)
-    ax.set_title(f"New and returning senders{per}{zone}")
+    _title(ax, f"New and returning senders{per}{zone}")
     ax.set_ylabel("senders [count]")
     ax.set_xlabel(f"period{zone}")
     _legend_beside(ax, "senders")
@@ -655,7 +704,7 @@ def plot_locations(
     ax.set_xlabel(_value_label(df, x))
     ax.set_ylabel("sender location" if by_location else "sender country")
     what = "Cost" if x.startswith("cost") else x.capitalize()
-    ax.set_title(f"{what} by sender {'location' if by_location else 'country'}")
+    _title(ax, f"{what} by sender {'location' if by_location else 'country'}")
     return ax
 
 
@@ -698,7 +747,7 @@ def plot_encodings(
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
         ax.set_xlabel("share of the country's messages [%]")
         ax.set_ylabel("sender country")
-        ax.set_title("Encoding by sender country")
+        _title(ax, "Encoding by sender country")
         _legend_beside(ax, "encoding")
         return ax
     labels = [_label(e) for e in df["encoding"]]
@@ -713,7 +762,7 @@ def plot_encodings(
     _thousands(ax.yaxis)
     ax.set_ylabel("messages [count]")
     ax.set_xlabel("encoding")
-    ax.set_title("Messages by encoding (GSM vs unicode)")
+    _title(ax, "Messages by encoding (GSM vs unicode)")
     return ax
 
 
@@ -767,7 +816,7 @@ def plot_parts_distribution(
         ax.set_ylabel("messages [count]")
     _thousands(ax.yaxis)
     ax.set_xlabel("parts [segments per message]")
-    ax.set_title("Messages by number of parts")
+    _title(ax, "Messages by number of parts")
     _legend_beside(ax, "encoding")
     return ax
 
@@ -838,11 +887,14 @@ def plot_costs(
         _room_for_labels(ax, totals, "y")
         _thousands(ax.yaxis, money=True)
         ax.set_ylabel(label)
-        ax.set_title("Total cost")
+        _title(ax, "Total cost")
         return ax
     frame = df.copy()
     if "operator" in dims:
         frame["operator"], dims = _operator_names(frame, dims)
+    for d in dims:
+        if d not in queries.FREQS and d != "operator":
+            frame[d] = frame[d].map(_name)
     first, second = dims[0], (dims[1] if len(dims) > 1 else None)
     tz = df.attrs.get("tz")
     is_time = first in queries.FREQS
@@ -854,8 +906,8 @@ def plot_costs(
     if is_time:
         frame["_x"] = _local_dates(frame[first], tz)
     else:
-        frame["_x"] = frame[first].map(_name)
-    table = _pivot(frame, "_x", second_col, "cost")
+        frame["_x"] = frame[first]
+    table = _pivot(frame, "_x", second_col, "cost", named=True)
     table = _limit_columns(table, n)
     if is_time:
         _time_series(ax, table.index.to_numpy(dtype=float), table, second or "cost", first,
@@ -881,40 +933,38 @@ def plot_costs(
     if second is not None:
         title += f" and {second.replace('_', ' ')}"
         _legend_beside(ax, second.replace("_", " "))
-    ax.set_title(title + (f" ({for_plot(tz)})" if is_time and tz else ""))
+    _title(ax, title + (f" ({for_plot(tz)})" if is_time and tz else ""))
     return ax
 
 
 def _plot_breakdown(df: pd.DataFrame, column: str, title: str, ax: Axes, n: int | None,
                     kind: str, **kwargs: Any) -> Axes:
     if "period" not in df.columns:
+        # Horizontal bars: category names of any length read side by side, unrotated.
         names = [_name(v) for v in df[column]]
         pos = np.arange(len(df))
         style = {"color": _distinct_colors(column, names), **kwargs}
-        bars = ax.bar(pos, _floats(df["messages"]), **style)
-        ax.set_xticks(pos, [_shorten(s) for s in names])
-        if len(names) > 4:
-            # Statuses side by side ("remote-queued", "delivered") overlap when upright.
-            ax.tick_params(axis="x", labelrotation=30)
-            for tick in ax.get_xticklabels():
-                tick.set_horizontalalignment("right")
-                tick.set_rotation_mode("anchor")
+        bars = ax.barh(pos, _floats(df["messages"]), **style)
+        ax.set_yticks(pos, [_shorten(s) for s in names])
+        ax.invert_yaxis()
         shares = [f"{s:.1%}" for s in df["share"]]
         ax.bar_label(bars, labels=shares, padding=3)
-        _room_for_labels(ax, shares, "y")
-        ax.set_xlabel(column.replace("_", " "))
-        ax.set_title(title)
-    else:
-        tz = df.attrs.get("tz")
-        table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", column, "messages")
-        table = _limit_columns(table, n)
-        _time_series(ax, table.index.to_numpy(dtype=float), table, column,
-                     df.attrs.get("freq"), kind=kind, **kwargs)
-        _date_axis(ax)
-        per, zone = _period_words(df)
-        ax.set_title(f"{title}{per}{zone}")
-        ax.set_xlabel(f"period{zone}")
-        _legend_beside(ax, column.replace("_", " "))
+        _room_for_labels(ax, shares, "x")
+        _thousands(ax.xaxis)
+        ax.set_ylabel(column.replace("_", " "))
+        ax.set_xlabel("messages [count]")
+        _title(ax, title)
+        return ax
+    tz = df.attrs.get("tz")
+    table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", column, "messages")
+    table = _limit_columns(table, n)
+    _time_series(ax, table.index.to_numpy(dtype=float), table, column, df.attrs.get("freq"),
+                 kind=kind, **kwargs)
+    _date_axis(ax)
+    per, zone = _period_words(df)
+    _title(ax, f"{title}{per}{zone}")
+    ax.set_xlabel(f"period{zone}")
+    _legend_beside(ax, column.replace("_", " "))
     _thousands(ax.yaxis)
     ax.set_ylabel("messages [count]")
     return ax
@@ -1015,7 +1065,7 @@ def plot_activity_pattern(
     zone = f" ({for_plot(tz)})" if tz else ""
     ax.set_xlabel(f"hour of day{zone}")
     ax.set_ylabel("day of week")
-    ax.set_title(f"Messages by hour and day of week{zone}")
+    _title(ax, f"Messages by hour and day of week{zone}")
     if colorbar:
         bar = _figure(ax).colorbar(image, ax=ax)
         bar.set_label("messages [count]")
@@ -1065,7 +1115,7 @@ def plot_keywords(
         _thousands(ax.xaxis)
         ax.set_xlabel("messages [count]")
         ax.set_ylabel(by)
-        ax.set_title(f"Keyword messages by {by}")
+        _title(ax, f"Keyword messages by {by}")
         return ax
     tz = df.attrs.get("tz")
     table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", by, "messages")
@@ -1075,7 +1125,7 @@ def plot_keywords(
     _date_axis(ax)
     _thousands(ax.yaxis)
     per, zone = _period_words(df)
-    ax.set_title(f"Opt-out and opt-in keywords{per}{zone}")
+    _title(ax, f"Opt-out and opt-in keywords{per}{zone}")
     ax.set_xlabel(f"period{zone}")
     ax.set_ylabel("messages [count]")
     _legend_beside(ax, by)

@@ -246,7 +246,7 @@ def test_plot_traffic_and_statuses(con):
         plots.TRAFFIC_COLORS[ax.containers[0].get_label()])
     st = plots.plot_statuses(queries.statuses(con, freq=None), ax=plt.figure().add_subplot())
     counts = Counter(r["status"] for r in rows())
-    assert dict(zip(tick_labels(st.xaxis), heights(st), strict=True)) == dict(counts)
+    assert dict(zip(tick_labels(st.yaxis), widths(st), strict=True)) == dict(counts)
 
 
 def test_plot_activity_pattern(con):
