@@ -44,7 +44,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.font_manager import FontProperties
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from . import queries
 from .escape import for_plot
@@ -272,9 +272,31 @@ def _value_label(df: pd.DataFrame, y: str) -> str:
     return f"{y.replace('_', ' ')} [count]"
 
 
+class _RoomyLocator(MaxNLocator):
+    """Nice ticks, no more than the axis has room for with its labels side by side.
+
+    Along x, labels such as "1,250,000.00" are wider than matplotlib's guess of three
+    font sizes each; the number of ticks follows the widest label's length instead, read
+    at draw time (after the layout).
+    """
+
+    def __call__(self) -> Any:
+        axis = self.axis
+        if axis is not None and axis.axis_name == "x":
+            low, high = axis.get_view_interval()
+            widest = max(len(axis.get_major_formatter()(v, 0)) for v in (low, high))
+            size = FontProperties(size=plt.rcParams["xtick.labelsize"]).get_size_in_points()
+            label = 0.62 * size * widest + 1.5 * size
+            width = axis.axes.bbox.width / _figure(axis.axes).dpi * 72.0
+            self.set_params(nbins=max(1, int(width / label)))
+        return super().__call__()
+
+
 def _thousands(axis: Any, money: bool = False) -> None:
     fmt = "{:,.2f}" if money else "{:,.0f}"
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.format(v)))
+    if axis.axis_name == "x":
+        axis.set_major_locator(_RoomyLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10]))
 
 
 def _local_times(series: pd.Series, tz: str | None) -> pd.Series:
@@ -460,18 +482,19 @@ def _room_for_labels(ax: Axes, labels: Sequence[str], axis: str) -> None:
     """Extend the value axis so that labels written past the bar ends stay in the frame.
 
     The room is estimated from the labels' length in characters (0.62 of the font size
-    each, more than the digits and "%" of DejaVu Sans take) and the Axes' size in points.
+    each, more than the digits and "%" of DejaVu Sans take) and the Axes' size in points,
+    of which the layout may later take a fifth (tick labels, a colour bar).
     """
     if not labels:
         return
     figure = _figure(ax)
     points = 0.62 * plt.rcParams["font.size"] * max(len(s) for s in labels) + 8.0
     if axis == "x":
-        size = ax.bbox.width * 72.0 / figure.dpi
+        size = 0.8 * ax.bbox.width * 72.0 / figure.dpi
         low, high = ax.get_xlim()
     else:
         points = 1.4 * plt.rcParams["font.size"] + 8.0  # one line of text, upright
-        size = ax.bbox.height * 72.0 / figure.dpi
+        size = 0.8 * ax.bbox.height * 72.0 / figure.dpi
         low, high = ax.get_ylim()
     share = min(0.5, points / max(size, 1.0))
     high = low + (high - low) / (1.0 - share)

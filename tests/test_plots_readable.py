@@ -124,6 +124,21 @@ def test_every_plot_reads_on_the_sample_data(sample_con, name, size):
     assert readability_problems(ax.figure) == []
 
 
+def test_large_counts_and_amounts_leave_room_between_tick_labels(sample_con):
+    # Found on 200,000 messages: "100,000" ran into "125,000" on horizontal bars.
+    statuses = queries.statuses(sample_con, freq=None)
+    statuses["messages"] = statuses["messages"] * 997
+    costs = queries.costs(sample_con, by="country")
+    costs["cost"] = costs["cost"].map(lambda v: v * 99991)
+    for size in SIZES.values():
+        fig, ax = plt.subplots(figsize=size)
+        plots.plot_statuses(statuses, ax=ax)
+        assert readability_problems(fig) == []
+        fig, ax = plt.subplots(figsize=size)
+        plots.plot_costs(costs, ax=ax)
+        assert readability_problems(fig) == []
+
+
 # ---------------------------------------------------------------- dense time series
 
 
