@@ -425,6 +425,8 @@ def _time_series(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str,
     each period from its start to its end, with zero where a period is absent (an empty
     period has no row). Returns the kind drawn.
     """
+    if len(x) == 0:
+        return "bar" if kind == "auto" else kind  # no period: nothing to draw
     order = np.argsort(x, kind="stable")
     x = np.asarray(x, dtype=float)[order]
     table = table.iloc[order]
@@ -471,6 +473,8 @@ def _legend_beside(ax: Axes, title: str, **kwargs: Any) -> None:
     Axes (one entry is about 1.8 times the legend's font size tall, with its spacing).
     """
     entries = len(kwargs.get("labels") or ax.get_legend_handles_labels()[1])
+    if not entries:
+        return  # nothing drawn (no rows): no empty legend box, no warning
     size = FontProperties(size=plt.rcParams["legend.fontsize"]).get_size_in_points()
     height = 0.85 * ax.bbox.height / _figure(ax).dpi * 72.0
     rows = max(1, int(height / (1.8 * size)) - 1)  # the title takes a row
@@ -944,7 +948,8 @@ def plot_costs(
         pos = np.arange(len(table))
         if second is None:
             colors = _distinct_colors(first, table.index)
-            ax.barh(pos, table["cost"].to_numpy(), label="cost", **{"color": colors, **kwargs})
+            costs = table["cost"].to_numpy() if "cost" in table else np.zeros(len(table))
+            ax.barh(pos, costs, label="cost", **{"color": colors, **kwargs})
         else:
             _stacked(ax, pos, table, second, width=0.8, horizontal=True, **kwargs)
         ax.set_yticks(pos, [_shorten(str(k)) for k in table.index])

@@ -139,6 +139,25 @@ def test_large_counts_and_amounts_leave_room_between_tick_labels(sample_con):
         assert readability_problems(fig) == []
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("rows", [0, 1])
+def test_every_plot_draws_no_rows_and_one_row_without_a_warning(rows):
+    frame = messages(["FR"])[:rows]
+    con = queries.connect(frame if rows else pd.DataFrame({"sid": pd.Series([], dtype=str)}),
+                          currency="EUR")
+    try:
+        for name in CASES:
+            fig, ax = plt.subplots()
+            CASES[name](con, ax)
+            assert readability_problems(fig) == [], name
+            plt.close(fig)
+        ax = plots.plot_volume(queries.volume(con, freq="hour"), kind="step",
+                               ax=plt.figure().add_subplot())
+        assert len(ax.patches) == rows
+    finally:
+        con.close()
+
+
 # ---------------------------------------------------------------- dense time series
 
 
