@@ -335,7 +335,7 @@ def _period_ends(starts: np.ndarray, freq: str | None) -> np.ndarray:
 
 
 # Width [inches] one date tick label needs: "Jan 2025" or "Mar-15" at 10 pt and a gap.
-_DATE_TICK_INCHES = 0.9
+_DATE_TICK_INCHES = 0.8
 
 
 class _RoomyDateLocator(mdates.AutoDateLocator):
