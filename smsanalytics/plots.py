@@ -1095,7 +1095,10 @@ def plot_activity_pattern(
     ax.set_ylabel("day of week")
     _title(ax, f"Messages by hour and day of week{zone}")
     if colorbar:
-        bar = _figure(ax).colorbar(image, ax=ax)
+        # In an inset of the Axes, not an Axes of the figure's own: matplotlib refuses to
+        # change layout engines (a later fig.tight_layout()) once a figure has a colour bar
+        # laid out by one.
+        bar = _figure(ax).colorbar(image, cax=ax.inset_axes((1.03, 0.0, 0.03, 1.0)))
         bar.set_label("messages [count]")
         _thousands(bar.ax.yaxis)
     return ax

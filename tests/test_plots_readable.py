@@ -158,6 +158,19 @@ def test_every_plot_draws_no_rows_and_one_row_without_a_warning(rows):
         con.close()
 
 
+def test_a_figure_without_layout_gets_one_and_tight_layout_still_works(sample_con):
+    fig, ax = plt.subplots()
+    plots.plot_statuses(queries.statuses(sample_con, freq="month"), ax=ax)
+    assert fig.get_layout_engine() is not None  # the legend beside the Axes fits
+    fig.tight_layout()  # the user's own choice still works
+    fig, ax = plt.subplots()
+    plots.plot_activity_pattern(queries.activity_pattern(sample_con), ax=ax)
+    fig.tight_layout()  # a colour bar made under constrained layout would refuse this
+    fig, ax = plt.subplots(layout="tight")
+    plots.plot_traffic(queries.traffic(sample_con, freq="month"), ax=ax)
+    assert fig.get_layout_engine().__class__.__name__ == "TightLayoutEngine"
+
+
 # ---------------------------------------------------------------- dense time series
 
 
@@ -326,6 +339,18 @@ def test_many_categories_still_distinct():
     assert colors[-2] == plots.OTHER_COLOR.lower()
     assert colors[-1] == plots.UNKNOWN_COLOR.lower()
     assert plots.OTHER_COLOR.lower() not in colors[:-2]
+
+
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=20), st.sampled_from(
+    ["other", "unknown", "gsm", "delivered", "FR", "Orange", "CI", "TN"])), unique=True,
+    max_size=60), dimension=st.sampled_from(["country", "operator", "status", "encoding"]))
+def test_one_plot_never_gives_two_categories_one_colour(values, dimension):
+    colors = plots._distinct_colors(dimension, values)
+    assert len(set(colors)) == len(colors)
+    reserved = {plots.OTHER_COLOR.lower(), plots.UNKNOWN_COLOR.lower()}
+    for value, color in zip(values, colors, strict=True):
+        if value not in (None, "other", "unknown"):
+            assert color not in reserved, value
 
 
 def test_no_category_colour_is_grey():
