@@ -246,10 +246,18 @@ def test_every_freq_plots(sample_con, freq):
     assert ax.patches
 
 
+def test_every_freq_of_the_questions_has_its_period_length():
+    assert set(plots._FREQ_STEP) == set(queries.FREQS)
+
+
 def test_a_quarter_bar_is_a_quarter_wide(sample_con):
     ax = plots.plot_volume(queries.volume(sample_con, freq="quarter", tz=TZ), kind="bar")
     # Q1 2025 is 90 days; bars are 0.8 of their period
     assert ax.patches[0].get_width() == pytest.approx(0.8 * 90)
+    # one year alone: its length comes from the freq, not from the spacing of rows
+    year = plots.plot_volume(queries.volume(sample_con, freq="year", tz=TZ), kind="bar",
+                             ax=plt.figure().add_subplot())
+    assert [p.get_width() for p in year.patches] == [pytest.approx(0.8 * 365)]
 
 
 # ---------------------------------------------------------------- ticks and labels
