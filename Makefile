@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: demo test test-slow lint venv clean bench bench-queries
+.PHONY: demo test test-slow lint venv clean bench bench-queries docs-images
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP) lint
 # Long soaks (minutes): random SIGKILLs, many writers, 1M-row generator. CI runs them.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# The README's images (docs/*.png, docs/images.json) from the code, on sample_data.
+docs-images: $(STAMP)
+	$(BIN)/python docs/make_images.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py

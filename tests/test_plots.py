@@ -95,7 +95,7 @@ def test_consistent_colours():
     assert plots.country_color("FR") != plots.country_color("BE")
     assert plots.country_color("ZZ") == plots.country_color("ZZ")
     assert plots.color_for("encoding", "gsm") == plots.ENCODING_COLORS["gsm"]
-    assert plots.color_for("country", None) == plots.OTHER_COLOR
+    assert plots.color_for("country", None) == plots.UNKNOWN_COLOR != plots.OTHER_COLOR
     assert plots.color_for("status", plots.OTHER) == plots.OTHER_COLOR
 
 
@@ -104,7 +104,7 @@ def test_consistent_colours():
 
 def test_plot_volume_bars_labels_and_dates(con):
     df = queries.volume(con, freq="day", tz=PARIS)
-    ax = plots.plot_volume(df)
+    ax = plots.plot_volume(df, kind="bar")
     assert heights(ax) == df["messages"].tolist()
     assert "Paris" in ax.get_title() and "day" in ax.get_title()
     assert ax.get_ylabel() == "messages [count]"
@@ -246,7 +246,7 @@ def test_plot_traffic_and_statuses(con):
         plots.TRAFFIC_COLORS[ax.containers[0].get_label()])
     st = plots.plot_statuses(queries.statuses(con, freq=None), ax=plt.figure().add_subplot())
     counts = Counter(r["status"] for r in rows())
-    assert dict(zip(tick_labels(st.xaxis), heights(st), strict=True)) == dict(counts)
+    assert dict(zip(tick_labels(st.yaxis), widths(st), strict=True)) == dict(counts)
 
 
 def test_plot_activity_pattern(con):
@@ -278,8 +278,8 @@ def test_plot_handles_unknown_country():
     ax = plots.plot_locations(queries.locations(df), n=None)
     assert "unknown" in tick_labels(ax.yaxis)
     bar = ax.patches[tick_labels(ax.yaxis).index("unknown")]
-    assert bar.get_facecolor() == to_rgba(plots.OTHER_COLOR)
-    assert plots.color_for("country", "unknown") == plots.OTHER_COLOR
+    assert bar.get_facecolor() == to_rgba(plots.UNKNOWN_COLOR)
+    assert plots.color_for("country", "unknown") == plots.UNKNOWN_COLOR
 
 
 # ---------------------------------------------------------------- labels from the data
