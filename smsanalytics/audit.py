@@ -41,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,7 +50,22 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import arguments, queries
+from . import arguments
+from ._analysis import (
+    MONEY_TYPE,
+    RATIO_TYPE,
+    Selection,
+    Source,
+    TimeBound,
+    currency_of,
+    dsum,
+    is_na,
+    isum,
+    opened,
+    quantize,
+    to_frame,
+    used_params,
+)
 from .escape import for_html, to_json, write_csv_tables
 from .networks import lookup_networks
 from .numbers import describe_numbers
@@ -91,11 +106,6 @@ CHECKS: dict[str, str] = {
     "typed plainly; at stake: the cost of the parts that would save",
 }
 
-TimeBound = date | datetime | str | pd.Timestamp | None
-
-_Q = Decimal("1e-10")  # precision of ratios [cents]
-_RATIO = pa.decimal128(38, 10)
-_MONEY = pa.decimal128(38, 6)
 _MONTH = "strftime(timezone($tz, created_at), '%Y-%m')"
 # The checks that read a sender number, and the rows where it is a token instead.
 _NUMBER_CHECKS = ("invalid_number", "country_mismatch")
@@ -426,7 +436,7 @@ class AuditResult:
 
 
 def audit(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -480,14 +490,12 @@ def audit(
     (10, '16.3175000000')
     """
     margin = arguments.margin(rate_margin)
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
+    bounds = arguments.bounds(start, end, tz)
+    tz, lo, hi = bounds.tz, bounds.start, bounds.end
     currency = arguments.currency_label(currency)
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source, currency=currency)
-    try:
-        label = queries._currency(con, currency)
-        where, params = queries._where(tz=tz, start=lo, end=hi)
+    with opened(source, currency=currency) as con:
+        label = currency_of(con, currency)
+        where, params = Selection(bounds).where()
         # A pseudonymised sender is a token, not a number: the number checks skip it.
         sql = TOKENS_SQL.format(where=_and(where, _TOKEN_CONDITION))
         tokens = int(_arrow(con, sql, params).column(0)[0].as_py())
@@ -508,9 +516,6 @@ def audit(
                 f"AND NOT {_TOKEN_CONDITION} "
                 "AND n.country IS NOT NULL AND r.from_country <> n.country"), params, tz)
             smart, saving = _smart_punctuation(con, names, where, params, tz)
-    finally:
-        if owned:
-            con.close()
     summary = _summary(mismatches, over_billed, above, excess, networks, invalid, country,
                        smart, saving, tokens)
     result = AuditResult(
@@ -525,7 +530,7 @@ def audit(
 
 
 def billing_mismatches(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -548,21 +553,15 @@ def billing_mismatches(
     pandas.DataFrame
         :attr:`AuditResult.mismatches`.
     """
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source)
-    try:
-        where, params = queries._where(tz=tz, start=lo, end=hi)
+    bounds = arguments.bounds(start, end, tz)
+    with opened(source) as con:
+        where, params = Selection(bounds).where()
         with _prepared(con, where, params, numbers=False) as names:
-            return _mismatches(con, names, where, params, tz)[0]
-    finally:
-        if owned:
-            con.close()
+            return _mismatches(con, names, where, params, bounds.tz)[0]
 
 
 def above_rate(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -592,17 +591,12 @@ def above_rate(
         usual rate to compare with and are never flagged.
     """
     margin = arguments.margin(rate_margin)
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source)
-    try:
-        where, params = queries._where(tz=tz, start=lo, end=hi)
+    bounds = arguments.bounds(start, end, tz)
+    with opened(source) as con:
+        where, params = Selection(bounds).where()
         with _prepared(con, where, params, numbers=False) as names:
-            return _above_rate(con, names, where, params, tz, margin, by_month=by_month)[0]
-    finally:
-        if owned:
-            con.close()
+            return _above_rate(con, names, where, params, bounds.tz, margin,
+                               by_month=by_month)[0]
 
 
 def usual_rate(points: Sequence[tuple[Fraction, int]]) -> Fraction:
@@ -725,13 +719,13 @@ def _mismatches(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: st
         if enc is not None and enc_needed is not None and str(enc) != str(enc_needed):
             found.append("encoding_mismatch")
         differences.append(difference)
-        stakes.append(_ratio(stake))
+        stakes.append(quantize(stake))
         findings.append("; ".join(found))
         total += stake
     table = (table.append_column("parts_difference", pa.array(differences, pa.int32()))
-                  .append_column("cost_at_stake_cents", pa.array(stakes, _RATIO))
+                  .append_column("cost_at_stake_cents", pa.array(stakes, RATIO_TYPE))
                   .append_column("finding", pa.array(findings, pa.string())))
-    return _frame(table, tz), total
+    return to_frame(table, tz), total
 
 
 def _points(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
@@ -764,13 +758,13 @@ def _rates(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
     rates, usuals = [], []
     for r in table.select(["month", "country", "rated_cost_cents", "rated_parts"]).to_pylist():
         cost, parts = r["rated_cost_cents"], r["rated_parts"]
-        rates.append(_ratio(Fraction(cost) / parts) if cost is not None and parts else None)
+        rates.append(quantize(Fraction(cost) / parts) if cost is not None and parts else None)
         found = usual.get((r["month"], r["country"]))
-        usuals.append(None if found is None else _ratio(found))
+        usuals.append(None if found is None else quantize(found))
     table = (table.drop_columns(["rated_cost_cents", "rated_parts"])
-                  .append_column("rate_cents", pa.array(rates, _RATIO))
-                  .append_column("usual_rate_cents", pa.array(usuals, _RATIO)))
-    return _frame(table, tz)
+                  .append_column("rate_cents", pa.array(rates, RATIO_TYPE))
+                  .append_column("usual_rate_cents", pa.array(usuals, RATIO_TYPE)))
+    return to_frame(table, tz)
 
 
 def _above_rate(
@@ -804,13 +798,13 @@ def _above_rate(
         rate = usual[(r["month"], r["country"])]
         excess = Fraction(r["cost_cents"]) - rate * r["parts"]
         total += excess
-        rates.append(_ratio(Fraction(r["cost_cents"]) / r["parts"]))
-        usuals.append(_ratio(rate))
-        excesses.append(_ratio(excess))
-    table = (table.append_column("rate_cents", pa.array(rates, _RATIO))
-                  .append_column("usual_rate_cents", pa.array(usuals, _RATIO))
-                  .append_column("excess_cents", pa.array(excesses, _RATIO)))
-    return _frame(table, tz), total
+        rates.append(quantize(Fraction(r["cost_cents"]) / r["parts"]))
+        usuals.append(quantize(rate))
+        excesses.append(quantize(excess))
+    table = (table.append_column("rate_cents", pa.array(rates, RATIO_TYPE))
+                  .append_column("usual_rate_cents", pa.array(usuals, RATIO_TYPE))
+                  .append_column("excess_cents", pa.array(excesses, RATIO_TYPE)))
+    return to_frame(table, tz), total
 
 
 def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
@@ -828,12 +822,12 @@ def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], wh
         if saved is not None and base and r["cost_cents"] is not None:
             exact = Fraction(r["cost_cents"]) * saved / base
             total += exact
-            cost = _ratio(exact)
+            cost = quantize(exact)
         saved_parts.append(saved)
         saved_cost.append(cost)
     table = (table.append_column("parts_saved", pa.array(saved_parts, pa.int32()))
-                  .append_column("cost_saved_cents", pa.array(saved_cost, _RATIO)))
-    return _frame(table, tz), total
+                  .append_column("cost_saved_cents", pa.array(saved_cost, RATIO_TYPE)))
+    return to_frame(table, tz), total
 
 
 
@@ -848,27 +842,27 @@ def _summary(mismatches: pd.DataFrame, over_billed: Fraction, above: pd.DataFram
     under = mismatches[finding.str.contains("parts_under_billed")]
     encoding = mismatches[finding.str.contains("encoding_mismatch")]
     rows = [
-        ("parts_over_billed", len(over), _isum(difference[over.index]), over, over_billed),
-        ("parts_under_billed", len(under), -_isum(difference[under.index]), under,
+        ("parts_over_billed", len(over), isum(difference[over.index]), over, over_billed),
+        ("parts_under_billed", len(under), -isum(difference[under.index]), under,
          Fraction(0)),
         ("encoding_mismatch", len(encoding), None, encoding, None),
-        ("above_rate", len(above), _isum(above["parts"]), above, excess),
-        ("unknown_network", _isum(networks["messages"]), None, networks, None),
-        ("invalid_number", _isum(invalid["messages"]), None, invalid, None),
-        ("country_mismatch", _isum(country["messages"]), None, country, None),
-        ("smart_punctuation", len(smart), _isum(smart["parts_saved"]), smart, saving),
+        ("above_rate", len(above), isum(above["parts"]), above, excess),
+        ("unknown_network", isum(networks["messages"]), None, networks, None),
+        ("invalid_number", isum(invalid["messages"]), None, invalid, None),
+        ("country_mismatch", isum(country["messages"]), None, country, None),
+        ("smart_punctuation", len(smart), isum(smart["parts_saved"]), smart, saving),
     ]
     skipped = (f" (not checked for the {tokens:,} messages whose sender is a pseudonymised "
                "token, not a number)") if tokens else ""
     records = [{"check": check, "messages": messages, "parts": parts,
-                "cost_cents": _dsum(df["cost_cents"]),
-                "at_stake_cents": None if stake is None else _ratio(stake),
+                "cost_cents": dsum(df["cost_cents"]),
+                "at_stake_cents": None if stake is None else quantize(stake),
                 "meaning": CHECKS[check] + (skipped if check in _NUMBER_CHECKS else "")}
                for check, messages, parts, df, stake in rows]
     schema = pa.schema([("check", pa.string()), ("messages", pa.int64()),
-                        ("parts", pa.int64()), ("cost_cents", _MONEY),
-                        ("at_stake_cents", _RATIO), ("meaning", pa.string())])
-    return _frame(pa.Table.from_pylist(records, schema=schema), "UTC")
+                        ("parts", pa.int64()), ("cost_cents", MONEY_TYPE),
+                        ("at_stake_cents", RATIO_TYPE), ("meaning", pa.string())])
+    return to_frame(pa.Table.from_pylist(records, schema=schema), "UTC")
 
 
 # ---------------------------------------------------------------------------------------
@@ -881,64 +875,18 @@ def _and(where: str, condition: str) -> str:
     return f"{where}\n  AND {condition}" if where else f"WHERE {condition}"
 
 
-def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    return queries._used(sql, params)
-
-
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pa.Table:
     # to_arrow_table reads the result to the end, so the connection is free afterwards.
-    return con.sql(sql, params=_used(sql, params)).to_arrow_table()
+    return con.sql(sql, params=used_params(sql, params)).to_arrow_table()
 
 
 def _run(con: duckdb.DuckDBPyConnection, template: str, names: dict[str, str], where: str,
          params: dict[str, Any], tz: str) -> pd.DataFrame:
-    return _frame(_arrow(con, template.format(**names, where=where), params), tz)
-
-
-def _frame(table: pa.Table, tz: str) -> pd.DataFrame:
-    """Arrow -> pandas: decimals exact (Arrow dtype), dictionaries as text, instants in tz."""
-    columns = []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        columns.append(col.cast(f.type.value_type) if pa.types.is_dictionary(f.type) else col)
-    table = pa.Table.from_arrays(columns, names=table.column_names)
-    df = table.to_pandas(types_mapper=_dtype)
-    for f in table.schema:
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            df[f.name] = df[f.name].dt.tz_convert(tz)
-    return df
-
-
-def _dtype(t: pa.DataType) -> Any:
-    """Decimals stay exact (Arrow dtype); integers stay integers when some are null."""
-    if pa.types.is_decimal(t):
-        return pd.ArrowDtype(t)
-    if pa.types.is_integer(t):
-        return pd.Int64Dtype()
-    return None
-
-
-def _ratio(value: Fraction) -> Decimal:
-    """An exact ratio as a Decimal, rounded once, half-even, to 10 decimals of a cent."""
-    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
-        _Q, ROUND_HALF_EVEN)
-
-
-def _is_na(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and value != value
-
-
-def _dsum(values: Any) -> Decimal:
-    return sum((Decimal(v) for v in values if not _is_na(v)), Decimal(0))
-
-
-def _isum(values: Any) -> int:
-    return int(sum(int(v) for v in values if not _is_na(v)))
+    return to_frame(_arrow(con, template.format(**names, where=where), params), tz)
 
 
 def _json_value(value: Any) -> Any:
-    if _is_na(value):
+    if is_na(value):
         return None
     if isinstance(value, Decimal):
         return f"{value.normalize():f}" if value != 0 else "0"
@@ -952,7 +900,7 @@ def _json_value(value: Any) -> Any:
 def _html_table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{for_html(c)}</th>" for c in df.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{for_html('' if _is_na(v) else _json_value(v))}</td>"
+        "<tr>" + "".join(f"<td>{for_html('' if is_na(v) else _json_value(v))}</td>"
                          for v in row) + "</tr>"
         for row in df.astype(object).itertuples(index=False, name=None))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

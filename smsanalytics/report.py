@@ -29,9 +29,9 @@ from __future__ import annotations
 import io
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +43,19 @@ import pyarrow as pa
 
 from . import arguments, dataset, queries
 from . import audit as billing_audit
+from ._analysis import (
+    MONEY_TYPE,
+    RATIO_TYPE,
+    Source,
+    TimeBound,
+    dec,
+    dsum,
+    is_na,
+    opened,
+    ratio,
+    to_frame,
+    used_params,
+)
 from .errors import ArgumentError, DatasetError
 from .escape import for_html, for_markdown, for_terminal, write_csv_tables
 from .paths import PAGE_MARKER, is_report_page, write_atomically
@@ -59,16 +72,11 @@ __all__ = [
 #: median per-part cost of the period) by more than this fraction.
 ABOVE_RATE_MARGIN = billing_audit.RATE_MARGIN
 
-_Q = Decimal("1e-10")  # precision of ratios [cents]
-_RATIO = pa.decimal128(38, 10)
-_MONEY = pa.decimal128(38, 6)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 _NO_CURRENCY = "currency not set"
 _UNKNOWN = "(unknown)"
 _EXAMPLES = 10
-
-TimeBound = date | datetime | str | pd.Timestamp | None
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,14 +268,7 @@ WHERE created_at >= $start AND created_at < $end
 
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
          tz: str) -> pd.DataFrame:
-    used = set(re.findall(r"\$([A-Za-z_]\w*)", sql))
-    table = con.sql(sql, params={k: v for k, v in params.items() if k in used}).to_arrow_table()
-    df = table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_decimal(t)
-                         else None)
-    for f in table.schema:
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            df[f.name] = df[f.name].dt.tz_convert(tz)
-    return df
+    return to_frame(con.sql(sql, params=used_params(sql, params)).to_arrow_table(), tz)
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,46 +276,21 @@ def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
 # ---------------------------------------------------------------------------------------
 
 
-def _is_na(value: Any) -> bool:
-    """None, NA, NaN or NaT (a missing scalar of any kind)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and value != value
-
-
-def _dec(value: Any) -> Decimal:
-    """A cost as Decimal; missing is 0 (SQL sums skip nulls the same way)."""
-    return Decimal(0) if _is_na(value) else Decimal(value)
-
-
-def _dsum(values: Iterable[Any]) -> Decimal:
-    return sum((_dec(v) for v in values), Decimal(0))
-
-
-def _ratio(num: Decimal | Fraction, den: int | Decimal | Fraction) -> Decimal | None:
-    if not den:
-        return None
-    q = Fraction(num) / Fraction(den)
-    return (Decimal(q.numerator) / Decimal(q.denominator)).quantize(_Q, ROUND_HALF_EVEN)
-
-
 def _pct_change(current: Decimal | int | None, previous: Decimal | int | None) -> Decimal | None:
     if current is None or previous is None or previous == 0:
         return None
-    return _ratio(Fraction(Decimal(current)) - Fraction(Decimal(previous)),
+    return ratio(Fraction(Decimal(current)) - Fraction(Decimal(previous)),
                   Fraction(Decimal(previous)) / 100)
 
 
 def _arrow_frame(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pd.DataFrame:
     """Rows -> DataFrame with exact decimal columns (Arrow dtype), like the queries return."""
     schema = pa.schema([pa.field(k, t) for k, t in types.items()])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_decimal(t)
-                           else None)
+    return to_frame(pa.Table.from_pylist(rows, schema=schema))
 
 
 def _key(value: Any) -> Any:
-    return None if _is_na(value) else value
+    return None if is_na(value) else value
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,7 +493,7 @@ class CostReport:
 
 
 def cost_report(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -570,13 +546,8 @@ def cost_report(
     lo, hi = arguments.period_bounds(start, end, _zone(tz))
     top = arguments.positive_int(top, "top")
     currency = arguments.currency_label(currency)
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source, currency=currency)
-    try:
+    with opened(source, currency=currency) as con:
         return _build(con, source, start=lo, end=hi, tz=tz, currency=currency, top=top)
-    finally:
-        if owned:
-            con.close()
 
 
 def _source_label(source: Any) -> str | None:
@@ -617,7 +588,7 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
     by_month = queries.costs(con, by="month", tz=tz)
     role = []
     for m in by_month["month"]:
-        if _is_na(m):
+        if is_na(m):
             role.append("")
         else:
             t = m.to_pydatetime()
@@ -659,11 +630,11 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
              "parts", "computed_parts", "cost_cents", "body_text"])
 
     excluded = _excluded(_sql(con, EXCLUDED_SQL, params_now, tz))
-    total = _dec(total_now["cost_cents"].iloc[0])
-    checks = [("by_month", _dsum(by_month["cost_cents"]),
-               total + _dsum(excluded["cost_cents"]))]
+    total = dec(total_now["cost_cents"].iloc[0])
+    checks = [("by_month", dsum(by_month["cost_cents"]),
+               total + dsum(excluded["cost_cents"]))]
     for name, df in (*breakdowns.items(), ("rates", rates)):
-        checks.append((name, _dsum(df["cost_cents"]), total))
+        checks.append((name, dsum(df["cost_cents"]), total))
     reconciliation = pd.DataFrame({
         "table": [c[0] for c in checks],
         "sum_cents": [c[1] for c in checks],
@@ -687,10 +658,10 @@ def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None,
               priced_now: tuple[Any, ...], priced_prev: tuple[Any, ...]) -> pd.DataFrame:
     def stats(df: pd.DataFrame, priced: tuple[Any, ...]) -> dict[str, Any]:
         messages, parts = int(df["messages"].iloc[0]), int(df["parts"].iloc[0])
-        cents = _dec(df["cost_cents"].iloc[0])
+        cents = dec(df["cost_cents"].iloc[0])
         priced_messages, part_cents, priced_parts = priced
-        per_message = _ratio(cents, priced_messages)
-        per_part = _ratio(_dec(part_cents), priced_parts or 0)
+        per_message = ratio(cents, priced_messages)
+        per_part = ratio(dec(part_cents), priced_parts or 0)
         return {
             "messages": messages,
             "parts": parts,
@@ -716,17 +687,17 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
     """Cost of each value in the period, with the previous period's beside it."""
     before: dict[tuple[Any, ...], Decimal] = {}
     for row in prev.itertuples(index=False):
-        before[tuple(_key(getattr(row, k)) for k in keys)] = _dec(row.cost_cents)
+        before[tuple(_key(getattr(row, k)) for k in keys)] = dec(row.cost_cents)
     rows = []
     seen = set()
     for row in now.itertuples(index=False):
         k = tuple(_key(getattr(row, c)) for c in keys)
         seen.add(k)
-        cents = _dec(row.cost_cents)
+        cents = dec(row.cost_cents)
         was = before.get(k, Decimal(0))
         rows.append({**dict(zip(keys, k, strict=True)), "messages": int(row.messages),
                      "parts": int(row.parts), "cost_cents": cents, "cost": cents.scaleb(-2),
-                     "share": float(row.share) if not _is_na(row.share) else None,
+                     "share": float(row.share) if not is_na(row.share) else None,
                      "previous_cost_cents": was, "change_cents": cents - was})
     for k, was in before.items():
         if k not in seen:
@@ -734,9 +705,9 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
                          "cost_cents": Decimal(0), "cost": Decimal(0), "share": 0.0,
                          "previous_cost_cents": was, "change_cents": -was})
     types = {k: pa.string() for k in keys}
-    types.update({"messages": pa.int64(), "parts": pa.int64(), "cost_cents": _MONEY,
+    types.update({"messages": pa.int64(), "parts": pa.int64(), "cost_cents": MONEY_TYPE,
                   "cost": pa.decimal128(38, 8), "share": pa.float64(),
-                  "previous_cost_cents": _MONEY, "change_cents": _MONEY})
+                  "previous_cost_cents": MONEY_TYPE, "change_cents": MONEY_TYPE})
     df = _arrow_frame([{**r, **{k: None if r[k] is None else str(r[k]) for k in keys}}
                        for r in rows], types)
     df.attrs.update(now.attrs)
@@ -752,9 +723,9 @@ def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[An
             c = out[_key(row.country)]
             n, parts, cost = int(row.messages), row.parts, row.cost_cents
             c["messages"] += n
-            c["parts"] += 0 if _is_na(parts) else int(parts) * n
-            c["cost"] += _dec(cost) * n if not _is_na(cost) else Decimal(0)
-            if not _is_na(parts) and int(parts) > 0 and not _is_na(cost):
+            c["parts"] += 0 if is_na(parts) else int(parts) * n
+            c["cost"] += dec(cost) * n if not is_na(cost) else Decimal(0)
+            if not is_na(parts) and int(parts) > 0 and not is_na(cost):
                 c["rated_cost"] += Decimal(cost) * n
                 c["rated_parts"] += int(parts) * n
                 c["points"].append((Fraction(Decimal(cost)) / int(parts), n))
@@ -768,21 +739,21 @@ def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[An
     for k in sorted(set(a) | set(b), key=lambda k: (-(a[k]["cost"] if k in a else 0),
                                                     k is None, k or "")):
         c = a.get(k)
-        rate = _ratio(usual[k], 1) if k in usual else None
-        was = _ratio(usual_prev[k], 1) if k in usual_prev else None
+        rate = ratio(usual[k], 1) if k in usual else None
+        was = ratio(usual_prev[k], 1) if k in usual_prev else None
         rows.append({
             "country": k,
             "messages": c["messages"] if c else 0,
             "parts": c["parts"] if c else 0,
             "cost_cents": c["cost"] if c else Decimal(0),
             "rate_cents": rate,
-            "average_rate_cents": _ratio(c["rated_cost"], c["rated_parts"]) if c else None,
+            "average_rate_cents": ratio(c["rated_cost"], c["rated_parts"]) if c else None,
             "previous_rate_cents": was,
             "rate_change_cents": None if rate is None or was is None else rate - was,
         })
     types = {"country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
-             "cost_cents": _MONEY, "rate_cents": _RATIO, "average_rate_cents": _RATIO,
-             "previous_rate_cents": _RATIO, "rate_change_cents": _RATIO}
+             "cost_cents": MONEY_TYPE, "rate_cents": RATIO_TYPE, "average_rate_cents": RATIO_TYPE,
+             "previous_rate_cents": RATIO_TYPE, "rate_change_cents": RATIO_TYPE}
     return _arrow_frame(rows, types), usual
 
 
@@ -799,11 +770,11 @@ def _above_rate(flagged: pd.DataFrame, usual: dict[Any, Fraction]) -> pd.DataFra
         c["parts"] += int(row.parts)
         c["cost"] += Decimal(row.cost_cents)
     excess = {k: Fraction(v["cost"]) - usual[k] * v["parts"] for k, v in acc.items()}
-    rows = [{"country": k, "rate_cents": _ratio(usual[k], 1), "messages": v["messages"],
-             "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": _ratio(excess[k], 1)}
+    rows = [{"country": k, "rate_cents": ratio(usual[k], 1), "messages": v["messages"],
+             "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": ratio(excess[k], 1)}
             for k, v in sorted(acc.items(), key=lambda kv: -excess[kv[0]])]
-    types = {"country": pa.string(), "rate_cents": _RATIO, "messages": pa.int64(),
-             "parts": pa.int64(), "cost_cents": _MONEY, "excess_cents": _RATIO}
+    types = {"country": pa.string(), "rate_cents": RATIO_TYPE, "messages": pa.int64(),
+             "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
 
@@ -819,7 +790,7 @@ def _audit(mismatches: pd.DataFrame) -> pd.DataFrame:
              "parts billed below those needed": [0, Decimal(0), Fraction(0)],
              "encoding differs from the one needed": [0, Decimal(0), Fraction(0)]}
     for row in mismatches.itertuples(index=False):
-        cost = _dec(row.cost_cents)
+        cost = dec(row.cost_cents)
         if "parts_over_billed" in row.finding:
             k = kinds["parts billed above those needed"]
             k[0], k[1] = k[0] + 1, k[1] + cost
@@ -832,18 +803,18 @@ def _audit(mismatches: pd.DataFrame) -> pd.DataFrame:
             k = kinds["encoding differs from the one needed"]
             k[0], k[1] = k[0] + 1, k[1] + cost
     rows = [{"finding": kind, "messages": v[0], "cost_cents": v[1],
-             "excess_cents": _ratio(v[2], 1)} for kind, v in kinds.items()]
+             "excess_cents": ratio(v[2], 1)} for kind, v in kinds.items()]
     return _arrow_frame(rows, {"finding": pa.string(), "messages": pa.int64(),
-                               "cost_cents": _MONEY, "excess_cents": _RATIO})
+                               "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE})
 
 
 def _excluded(df: pd.DataFrame) -> pd.DataFrame:
-    found = {r.excluded: (int(r.messages), _dec(r.cost_cents)) for r in df.itertuples()}
+    found = {r.excluded: (int(r.messages), dec(r.cost_cents)) for r in df.itertuples()}
     rows = [{"excluded": k, "messages": found.get(k, (0, Decimal(0)))[0],
              "cost_cents": found.get(k, (0, Decimal(0)))[1]}
             for k in ("before the period", "after the period", "no created_at")]
     return _arrow_frame(rows, {"excluded": pa.string(), "messages": pa.int64(),
-                               "cost_cents": _MONEY})
+                               "cost_cents": MONEY_TYPE})
 
 
 # ---------------------------------------------------------------------------------------
@@ -857,7 +828,7 @@ def _round(value: Decimal, places: int) -> Decimal:
 
 def _money(cents: Any, *, signed: bool = False) -> str:
     """Cents -> major units, 2 decimals, half-even, thousands separators."""
-    if _is_na(cents):
+    if is_na(cents):
         return "–"
     v = _round(Decimal(cents).scaleb(-2), 2)
     text = f"{abs(v):,}" if signed else f"{v:,}"
@@ -869,7 +840,7 @@ def _money(cents: Any, *, signed: bool = False) -> str:
 def _unit_money(cents: Any, *, signed: bool = False) -> str:
     """A per-message or per-part cost: 4 to 6 decimals of major units (Callr bills to 4
     decimals of a cent)."""
-    if _is_na(cents):
+    if is_na(cents):
         return "–"
     v = _round(Decimal(cents).scaleb(-2), 6)
     text = f"{abs(v):f}" if signed else f"{v:f}"
@@ -882,7 +853,7 @@ def _unit_money(cents: Any, *, signed: bool = False) -> str:
 
 
 def _count(n: Any, *, signed: bool = False) -> str:
-    if _is_na(n):
+    if is_na(n):
         return "–"
     n = int(n)
     if signed:
@@ -891,7 +862,7 @@ def _count(n: Any, *, signed: bool = False) -> str:
 
 
 def _pct(value: Any, *, signed: bool = False) -> str:
-    if _is_na(value):
+    if is_na(value):
         return "–"
     v = _round(Decimal(value), 1)
     if signed:
@@ -900,15 +871,15 @@ def _pct(value: Any, *, signed: bool = False) -> str:
 
 
 def _share(value: Any) -> str:
-    return "–" if _is_na(value) else f"{float(value) * 100:.1f} %"
+    return "–" if is_na(value) else f"{float(value) * 100:.1f} %"
 
 
 def _text(value: Any) -> str:
-    return _UNKNOWN if _is_na(value) or value == "" else str(value)
+    return _UNKNOWN if is_na(value) or value == "" else str(value)
 
 
 def _when(value: Any) -> str:
-    return "–" if _is_na(value) else value.strftime("%Y-%m-%d %H:%M")
+    return "–" if is_na(value) else value.strftime("%Y-%m-%d %H:%M")
 
 
 def _currency_label(report: CostReport) -> str:
@@ -942,22 +913,22 @@ def _breakdown_table(report: CostReport, df: pd.DataFrame, key_headers: list[str
         rows.append([*(_text(getattr(r, k)) for k in keys), _count(r.messages),
                      _count(r.parts), _money(r.cost_cents), _share(r.share),
                      _money(r.previous_cost_cents), _money(r.change_cents, signed=True)])
-        bars.append(None if _is_na(r.share) else float(r.share))
+        bars.append(None if is_na(r.share) else float(r.share))
     n = len(keys)
     table = _Table(headers, rows, set(range(n, n + 6)), bars=bars)
     rest = df.iloc[len(shown):]
     if len(rest):
         table.rows.append([f"{len(rest):,} more", *[""] * (n - 1),
                            _count(rest["messages"].sum()), _count(rest["parts"].sum()),
-                           _money(_dsum(rest["cost_cents"])), _share(rest["share"].sum()),
-                           _money(_dsum(rest["previous_cost_cents"])),
-                           _money(_dsum(rest["change_cents"]), signed=True)])
+                           _money(dsum(rest["cost_cents"])), _share(rest["share"].sum()),
+                           _money(dsum(rest["previous_cost_cents"])),
+                           _money(dsum(rest["change_cents"]), signed=True)])
         table.bars.append(None)
         table.classes = [""] * len(shown) + ["muted"]
     table.footer = ["Total", *[""] * (n - 1), _count(df["messages"].sum()),
-                    _count(df["parts"].sum()), _money(_dsum(df["cost_cents"])),
-                    "100.0 %" if len(df) else "–", _money(_dsum(df["previous_cost_cents"])),
-                    _money(_dsum(df["change_cents"]), signed=True)]
+                    _count(df["parts"].sum()), _money(dsum(df["cost_cents"])),
+                    "100.0 %" if len(df) else "–", _money(dsum(df["previous_cost_cents"])),
+                    _money(dsum(df["change_cents"]), signed=True)]
     return table
 
 
@@ -965,16 +936,16 @@ def _month_table(report: CostReport) -> _Table:
     cur = _currency_label(report)
     rows, classes = [], []
     for r in report.by_month.itertuples(index=False):
-        month = "no date" if _is_na(r.month) else r.month.strftime("%Y-%m")
+        month = "no date" if is_na(r.month) else r.month.strftime("%Y-%m")
         note = {"period": " (period)", "previous": " (comparison)"}.get(r.role, "")
         rows.append([month + note, _count(r.messages), _count(r.parts), _money(r.cost_cents),
-                     _unit_money(_ratio(_dec(r.cost_cents), int(r.parts)))])
+                     _unit_money(ratio(dec(r.cost_cents), int(r.parts)))])
         classes.append("hl" if r.role == "period" else "hl2" if r.role == "previous" else "")
     df = report.by_month
     return _Table(["Month", "Messages", "Parts", f"Cost ({cur})", f"Per part ({cur})"], rows,
                   {1, 2, 3, 4}, classes,
                   footer=["All the data", _count(df["messages"].sum()),
-                          _count(df["parts"].sum()), _money(_dsum(df["cost_cents"])), ""])
+                          _count(df["parts"].sum()), _money(dsum(df["cost_cents"])), ""])
 
 
 def _senders_table(report: CostReport) -> _Table:
@@ -983,13 +954,13 @@ def _senders_table(report: CostReport) -> _Table:
     total = report.total_cents()
     rows = []
     for i, r in enumerate(df.itertuples(index=False), 1):
-        share = _ratio(_dec(r.cost_cents), total)
+        share = ratio(dec(r.cost_cents), total)
         rows.append([str(i), _text(r.from_number), _text(r.country), _count(r.messages),
                      _count(r.parts), _money(r.cost_cents),
                      _pct(None if share is None else share * 100), _count(r.active_days),
                      _when(r.last_seen)])
-    top_cost = _dsum(df["cost_cents"])
-    share = _ratio(top_cost, total)
+    top_cost = dsum(df["cost_cents"])
+    share = ratio(top_cost, total)
     note = (f"These {len(df):,} senders cost {_money(top_cost)} {cur}, "
             f"{_pct(None if share is None else share * 100)} of the period's total.")
     return _Table(["#", "Sender", "Country", "Messages", "Parts", f"Cost ({cur})", "Share",
@@ -1001,12 +972,12 @@ def _rates_table(report: CostReport) -> _Table:
     cur = _currency_label(report)
     rows, classes = [], []
     for r in report.rates.itertuples(index=False):
-        changed = not _is_na(r.rate_change_cents) and r.rate_change_cents != 0
+        changed = not is_na(r.rate_change_cents) and r.rate_change_cents != 0
         rows.append([_text(r.country), _count(r.messages), _count(r.parts),
                      _unit_money(r.rate_cents), _unit_money(r.average_rate_cents),
                      _unit_money(r.previous_rate_cents),
                      _unit_money(r.rate_change_cents, signed=True) if changed else
-                     ("no change" if not _is_na(r.rate_change_cents) else "–")])
+                     ("no change" if not is_na(r.rate_change_cents) else "–")])
         classes.append("warn" if changed else "")
     return _Table(["Country", "Messages", "Parts", f"Usual rate ({cur}/part)",
                    f"Average ({cur}/part)", f"{report.previous.label}", "Change"], rows,
@@ -1076,7 +1047,7 @@ def _reconciliation_table(report: CostReport) -> _Table:
 
 def _exact(cents: Any) -> str:
     """Exact major units, every decimal kept (reconciliation shows equality, not rounding)."""
-    v = _dec(cents).scaleb(-2)
+    v = dec(cents).scaleb(-2)
     text = f"{v.normalize():f}" if v != 0 else "0"
     head, dot, tail = text.partition(".")
     tail = tail.ljust(2, "0")
@@ -1131,7 +1102,7 @@ def _month_chart(report: CostReport) -> str:
         return ""
     labels = [m.strftime("%b\n%Y") if i == 0 or m.month == 1 else m.strftime("%b")
               for i, m in enumerate(df["month"])]
-    values = [float(_dec(v).scaleb(-2)) for v in df["cost_cents"]]  # drawing only
+    values = [float(dec(v).scaleb(-2)) for v in df["cost_cents"]]  # drawing only
     colors = [{"period": _ACCENT, "previous": _ACCENT2}.get(r, _MUTED) for r in df["role"]]
     with matplotlib.rc_context({"svg.hashsalt": "smsanalytics-report", "font.size": 9,
                                 "axes.edgecolor": "#9aa5b1", "text.color": _INK,
@@ -1141,7 +1112,7 @@ def _month_chart(report: CostReport) -> str:
         x = list(range(len(values)))
         bars = ax.bar(x, values, color=colors, width=0.72)
         if len(values) <= 24:
-            ax.bar_label(bars, labels=[_money(_dec(v)) for v in df["cost_cents"]], padding=2,
+            ax.bar_label(bars, labels=[_money(dec(v)) for v in df["cost_cents"]], padding=2,
                          fontsize=7.5, color="#52606d")
         ax.set_xticks(x, labels)
         for t in ax.get_xticklabels():
@@ -1315,9 +1286,9 @@ def _headline_cards(report: CostReport) -> str:
     cards = []
     for metric, title, fmt, unit, main in specs:
         row = h.loc[metric]
-        value = fmt(row["current"]) if not _is_na(row["current"]) else "–"
+        value = fmt(row["current"]) if not is_na(row["current"]) else "–"
         pct = row["change_pct"]
-        if _is_na(row["previous"]) or _is_na(pct):
+        if is_na(row["previous"]) or is_na(pct):
             change, cls = f"{prev}: no messages", ""
         else:
             arrow = "▲" if pct > 0 else "▼" if pct < 0 else "="
@@ -1337,14 +1308,14 @@ def _summary_sentence(report: CostReport) -> str:
             f"messages ({_count(h.loc['parts', 'current'])} parts) cost "
             f"{_money(cost * 100)} {cur}")
     pct = h.loc["cost", "change_pct"]
-    if not _is_na(pct):
+    if not is_na(pct):
         direction = "more" if pct > 0 else "less"
         text += (f", {_money(abs(cost - was) * 100)} {cur} {direction} than in {prev} "
                  f"({_pct(pct, signed=True)})" if pct != 0 else f", the same as in {prev}")
     else:
         text += f"; {prev} had no messages to compare with"
     top = report.by_country.head(1)
-    if len(top) and _dec(top["cost_cents"].iloc[0]) > 0:
+    if len(top) and dec(top["cost_cents"].iloc[0]) > 0:
         text += (f". The largest share came from {_text(top['country'].iloc[0])} "
                  f"({_share(top['share'].iloc[0])})")
     if report.unpriced:
@@ -1484,8 +1455,8 @@ def _render_markdown(report: CostReport) -> str:
            "cost_per_part": lambda v: _unit_money(v * 100)}
     headline = _Table(["", report.period.label, report.previous.label, "Change"], [
         [m.replace("_", " ") + (f" ({cur})" if m.startswith("cost") else ""),
-         fmt[m](h.loc[m, "current"]) if not _is_na(h.loc[m, "current"]) else "–",
-         fmt[m](h.loc[m, "previous"]) if not _is_na(h.loc[m, "previous"]) else "–",
+         fmt[m](h.loc[m, "current"]) if not is_na(h.loc[m, "current"]) else "–",
+         fmt[m](h.loc[m, "previous"]) if not is_na(h.loc[m, "previous"]) else "–",
          _pct(h.loc[m, "change_pct"], signed=True)] for m in fmt], {1, 2, 3})
     sections = [
         f"# Inbound SMS cost report: {for_markdown(report.period.label)}\n",
