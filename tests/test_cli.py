@@ -15,11 +15,7 @@ from hypothesis import strategies as st
 import smsanalytics
 from smsanalytics.cli import main
 
-from .conftest import DATA, ROOT
-
-
-def run(*args: str, input: str | None = None):
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+from .conftest import DATA, ROOT, run
 
 
 def test_convert_json_summary_and_read_back(tmp_path):
