@@ -25,7 +25,13 @@ import duckdb
 
 from . import arguments
 from . import dataset as ds
-from .errors import ArgumentError, OutputPathError, SmsAnalyticsError, StrictModeError
+from .errors import (
+    ArgumentError,
+    DatasetError,
+    OutputPathError,
+    SmsAnalyticsError,
+    StrictModeError,
+)
 from .escape import for_terminal
 
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
@@ -434,7 +440,7 @@ def sql(
     if as_csv and as_json:
         raise ArgumentError("--csv", "--json", "choose one output: --csv or --json")
     if not Path(dataset).is_dir():
-        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+        raise DatasetError(dataset, "no dataset here (not a directory)")
     df = _interruptible(run_sql, dataset, query, read_only=read_only, tz=zone)
     if as_csv:
         from .escape import write_csv
@@ -477,7 +483,7 @@ def report(
     n = arguments.positive_int(top, "--top")
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
-        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+        raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, out, is_report_page, csv_dir)
     r = _interruptible(cost_report, dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
     path = r.write_html(out)
@@ -540,7 +546,7 @@ def audit(
     rate_margin = arguments.margin(margin, "--margin")
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
-        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+        raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, None, None, csv_dir)
     a = _interruptible(run, dataset, start=lo, end=hi, tz=zone, currency=label,
                        rate_margin=rate_margin)
