@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -37,9 +36,8 @@ from smsanalytics.cli import main
 from smsanalytics.readers import find_inputs, iter_raw_batches
 from smsanalytics.sample import write_webhook_jsonl
 
-from .conftest import DATA
+from .conftest import DATA, ROOT, beside, convert_command, dataset_state, signal_when
 
-ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(
     max_examples=12,
     deadline=None,
@@ -396,69 +394,37 @@ def _sids(path: Path) -> set[str]:
         return {json.loads(line)["sid"] for line in fh}
 
 
-def _state(out: Path) -> pa.Table:
-    return ds.read_dataset_table(out).sort_by("sid")
-
-
-def _convert_cmd(inputs: list[Path], out: Path) -> list[str]:
-    return [sys.executable, "-m", "smsanalytics", "convert", *map(str, inputs), "--out",
-            str(out), "--quiet"]  # fmt: skip
-
-
-def _beside(out: Path, kind: str) -> list[Path]:
-    return list(out.parent.glob(f".{out.name}.{kind}-*"))
-
-
-def _kill_when(cmd: list[str], ready: Callable[[float], bool], timeout: float = 60) -> bool:
-    """Run `cmd`; SIGKILL it once ``ready(elapsed)`` holds. True if it was killed."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    started = time.monotonic()
-    try:
-        while proc.poll() is None:
-            elapsed = time.monotonic() - started
-            if ready(elapsed) or elapsed > timeout:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.002)
-        return False
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_sigkill_at_any_point_leaves_the_dataset_whole_and_a_rerun_completes(tmp_path):
     first, big, out = tmp_path / "first.jsonl", tmp_path / "big.jsonl", tmp_path / "ds"
     write_webhook_jsonl(first, n=2_000, senders=300, seed=1)
     write_webhook_jsonl(big, n=25_000, senders=3_000, seed=2)
     smsanalytics.convert([first], out, quiet=True)
-    before = _state(out)
+    before = dataset_state(out)
     expected = _sids(first) | _sids(big)
 
     def stage_for(seconds: float) -> Callable[[float], bool]:
         seen: list[float] = []
 
         def ready(elapsed: float) -> bool:
-            if not seen and _beside(out, "stage"):
+            if not seen and beside(out, "stage"):
                 seen.append(elapsed)
             return bool(seen) and elapsed - seen[0] >= seconds
 
         return ready
 
     def manifest_written(_: float) -> bool:
-        return any((v / ds.MANIFEST_NAME).exists() for v in _beside(out, "version"))
+        return any((v / ds.MANIFEST_NAME).exists() for v in beside(out, "version"))
 
     points = {
         "after 0.3 s": lambda t: t >= 0.3,
         "while parsing": stage_for(0.3),
-        "while writing the new version": lambda t: bool(_beside(out, "version")),
+        "while writing the new version": lambda t: bool(beside(out, "version")),
         "just before the swap": manifest_written,
     }
     killed_before_commit = 0
     for name, ready in points.items():
-        killed = _kill_when(_convert_cmd([big], out), ready)
-        state = _state(out)  # always readable, whatever happened
+        killed = signal_when(convert_command([big], out), ready, signal.SIGKILL)[2]
+        state = dataset_state(out)  # always readable, whatever happened
         if state.equals(before):
             killed_before_commit += killed
         else:  # the swap happened: then the new version is whole
@@ -471,7 +437,7 @@ def test_sigkill_at_any_point_leaves_the_dataset_whole_and_a_rerun_completes(tmp
     assert s.balanced
     after = ds.read_dataset_table(out, ["sid"]).column("sid").to_pylist()
     assert len(after) == len(set(after)) and set(after) == expected
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
 
 
 # -- two writers at once ----------------------------------------------------------------
@@ -486,7 +452,7 @@ def test_two_conversions_at_once_never_corrupt_the_dataset(tmp_path):
     smsanalytics.convert([first], out, quiet=True)
     procs = {
         name: subprocess.Popen(
-            _convert_cmd([path], out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            convert_command([path], out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
         for name, path in (("a", a), ("b", b))
@@ -500,7 +466,7 @@ def test_two_conversions_at_once_never_corrupt_the_dataset(tmp_path):
             assert proc.returncode == 2 and "another conversion" in err, err
     got = ds.read_dataset_table(out, ["sid"]).column("sid").to_pylist()
     assert len(got) == len(set(got)) and set(got) == expected
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
 
 
 # -- read-only and full disks -------------------------------------------------------------
@@ -539,13 +505,13 @@ def test_dataset_on_a_disk_made_read_only(tmp_path):
     with tmpfs(tmp_path / "disk", "size=4m") as disk:
         out = disk / "ds"
         smsanalytics.convert([DATA / "webhook-payload.json"], out, quiet=True)
-        before = _state(out)
+        before = dataset_state(out)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         r = CliRunner().invoke(main, ["convert", str(DATA / "actions-log-line.txt"),
                                       "--out", str(out)])  # fmt: skip
         assert r.exit_code == 2, r.output
         assert len(r.stderr.strip().splitlines()) == 1 and "Read-only" in r.stderr
-        assert _state(out).equals(before)
+        assert dataset_state(out).equals(before)
 
 
 @pytest.fixture(scope="module")
@@ -560,12 +526,12 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_behind(tmp_path, big_inpu
     with tmpfs(tmp_path / "disk", f"size={size}") as disk:
         out = disk / "ds"
         smsanalytics.convert([DATA / "webhook-payload.json"], out, quiet=True)
-        before = _state(out)
+        before = dataset_state(out)
         r = CliRunner().invoke(main, ["convert", str(big_input), "--out", str(out)])
         assert r.exit_code == 2, r.output
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
         assert "No space left on device" in r.stderr
-        assert _state(out).equals(before)
+        assert dataset_state(out).equals(before)
         assert _leftovers(disk) == []
 
 
