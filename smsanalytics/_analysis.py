@@ -149,14 +149,16 @@ def connect(
 
     Parameters
     ----------
-    source : str, Path, sequence of paths, pandas.DataFrame, pyarrow.Table or connection
+    source : str, Path, sequence of paths, a table (pandas, polars, Arrow) or connection
         * a dataset directory (one holding Parquet files or a ``_smsanalytics.json``),
           scanned in place; its files are looked up by every query, so the connection
           sees the dataset's current version after a later conversion;
         * any other path, or a list of paths: Callr archive files, read with
           :func:`smsanalytics.ingest.read_messages`;
-        * a DataFrame or Arrow table of messages (columns of ``MESSAGE_SCHEMA``; missing
-          ones are null, extra ones ignored);
+        * a table of messages (columns of ``MESSAGE_SCHEMA``; missing ones are null,
+          extra ones ignored): a pandas DataFrame, a pyarrow Table, a polars DataFrame or
+          LazyFrame (collected), or any object with the Arrow PyCapsule interface
+          (``__arrow_c_stream__``); it is read once, when the connection is made;
         * a connection: returned as it is (its currency label is only set if given).
     currency : str, optional
         Label of the account currency (e.g. ``"EUR"``); costs are reported with it.
@@ -293,13 +295,22 @@ def _is_path_list(source: Any) -> bool:
 
 
 def _as_arrow(source: Any) -> pa.Table:
+    """A table in memory as Arrow: pandas, Arrow, polars, or any Arrow PyCapsule exporter."""
     if isinstance(source, pa.Table):
         return source
     if isinstance(source, pd.DataFrame):
         return pa.Table.from_pandas(source, preserve_index=False)
+    if type(source).__module__.split(".")[0] == "polars" and hasattr(source, "collect"):
+        # A polars LazyFrame: run its plan (polars itself is never imported here).
+        source = source.collect()
+    if hasattr(source, "__arrow_c_stream__") or hasattr(source, "__arrow_c_array__"):
+        # The Arrow PyCapsule interface: polars, DuckDB relations, nanoarrow, Arrow tables
+        # of other libraries. pyarrow reads the stream without copying the buffers.
+        return pa.table(source)
     raise TypeError(
-        "source must be a dataset directory, archive path(s), a pandas DataFrame, a pyarrow "
-        f"Table or a DuckDB connection, not {type(source).__name__}"
+        "source must be a dataset directory, archive path(s), a table (pandas or polars "
+        "DataFrame, polars LazyFrame, pyarrow Table, or any object with the Arrow PyCapsule "
+        f"interface __arrow_c_stream__) or a connection, not {type(source).__name__}"
     )
 
 

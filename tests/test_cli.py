@@ -198,3 +198,30 @@ def test_any_bad_value_or_option_is_one_escaped_line(value, command):
     for line in (r.stderr, _run_named("convert", str(DATA), "--out", "x", "--partition-by",
                                       value).stderr):
         assert not any(ord(c) < 32 for c in line.rstrip("\n")), line
+
+
+# ---------------------------------------------------------------- help texts
+
+
+def _commands() -> list[str]:
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_help_names_each_value_and_marks_what_is_required(command: str) -> None:
+    import click
+
+    r = run(command, "--help")
+    assert r.exit_code == 0, r.output
+    # click's generic metavars say nothing about the value: each option names its own.
+    for generic in (" TEXT", " INTEGER", " FLOAT"):
+        assert generic not in r.stdout, (command, r.stdout)
+    for param in main.commands[command].params:
+        if not isinstance(param, click.Option):
+            continue
+        name = max(param.opts, key=len)
+        entry = r.stdout[r.stdout.index(name + " "):].split("\n  -")[0]  # to the next option
+        if not param.is_flag:
+            shown = entry.split()[1]  # its metavar: FILE, ZONE, N..., or [a|b] for choices
+            assert shown.isupper() or shown.startswith("["), entry
+        assert ("[required]" in entry) == param.required, entry

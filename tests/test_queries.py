@@ -537,3 +537,45 @@ def test_counts_are_one_integer_type_in_every_table(con):
               audit.audit(con).rates, audit.audit(con).summary]
     for df in tables:
         assert str(df["messages"].dtype) == "Int64", df.attrs
+
+
+# ---------------------------------------------------------------- polars and Arrow capsules
+
+
+def test_connect_takes_polars_frames_and_lazy_frames():
+    pl = pytest.importorskip("polars")
+    frame = pl.from_arrow(table())
+    want = queries.costs(table(), by="country")
+    for source in (frame, frame.lazy()):
+        got = queries.costs(source, by="country")
+        pd.testing.assert_frame_equal(got, want)
+
+
+def test_connect_takes_any_arrow_pycapsule_exporter():
+    class Capsule:  # only the interface: no pandas, no polars, no pyarrow Table type
+        def __init__(self, t: pa.Table) -> None:
+            self._t = t
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            return self._t.__arrow_c_stream__(requested_schema)
+
+    df = queries.volume(Capsule(table()), tz=PARIS)
+    pd.testing.assert_frame_equal(df, queries.volume(table(), tz=PARIS))
+
+
+def test_the_core_never_imports_polars():
+    import subprocess
+    import sys
+
+    code = ("import sys, smsanalytics, pandas as pd\n"
+            "from smsanalytics import queries, audit, report\n"
+            "queries.costs(pd.DataFrame({'sid': ['a']}))\n"
+            "print('polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_an_object_without_the_interface_is_refused_by_name():
+    with pytest.raises(TypeError, match="__arrow_c_stream__.*not object"):
+        queries.connect(object())
