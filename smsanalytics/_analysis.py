@@ -15,8 +15,9 @@ Internal (its names may change): :mod:`smsanalytics.queries`, :mod:`smsanalytics
 * **Arrow -> pandas.** :func:`to_frame` is the one converter of query results: integers
   are nullable pandas integers (``Int64``: a missing count is ``pd.NA``, never a float),
   decimals and nested values Arrow dtypes, dictionaries their values, instants tz-aware in
-  the question's zone. A column name means one thing in every table (see the README's
-  "Column names" note): ``usual_rate_cents`` is a median, ``rate_cents`` a cost per part.
+  the question's zone. A column name means one thing in every table
+  (``tests/test_column_names.py``): ``usual_rate_cents`` is a median, ``rate_cents`` and
+  ``average_rate_cents`` a cost divided by parts.
 """
 
 from __future__ import annotations

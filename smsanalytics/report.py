@@ -331,13 +331,15 @@ class CostReport:
     top_senders : pandas.DataFrame
         :func:`~smsanalytics.queries.top_senders` by cost in the period.
     rates : pandas.DataFrame
-        Per sender country: ``messages``, ``parts``, ``cost_cents``, ``rate_cents`` (the
-        usual cost of a part: median per-part cost), ``average_rate_cents``,
-        ``previous_rate_cents``, ``rate_change_cents`` [cents per part].
+        Per sender country: ``messages``, ``parts``, ``cost_cents``, ``usual_rate_cents``
+        (the usual cost of a part: the lower weighted median per-part cost, as
+        :func:`~smsanalytics.audit.usual_rate` and the audit's column of that name),
+        ``average_rate_cents`` (cost over parts, of the messages with both),
+        ``previous_usual_rate_cents``, ``usual_rate_change_cents`` [cents per part].
     above_rate : pandas.DataFrame
         Per country, messages whose per-part cost exceeds the usual rate by more than
-        :data:`ABOVE_RATE_MARGIN`: ``messages``, ``parts``, ``cost_cents``,
-        ``excess_cents`` (cost above the usual rate).
+        :data:`ABOVE_RATE_MARGIN`: ``usual_rate_cents``, ``messages``, ``parts``,
+        ``cost_cents``, ``excess_cents`` (cost above the usual rate).
     above_rate_examples : pandas.DataFrame
         The most expensive of those messages (``body_text`` is untrusted text).
     audit : pandas.DataFrame or None
@@ -746,14 +748,15 @@ def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[An
             "messages": c["messages"] if c else 0,
             "parts": c["parts"] if c else 0,
             "cost_cents": c["cost"] if c else Decimal(0),
-            "rate_cents": rate,
+            "usual_rate_cents": rate,
             "average_rate_cents": ratio(c["rated_cost"], c["rated_parts"]) if c else None,
-            "previous_rate_cents": was,
-            "rate_change_cents": None if rate is None or was is None else rate - was,
+            "previous_usual_rate_cents": was,
+            "usual_rate_change_cents": None if rate is None or was is None else rate - was,
         })
     types = {"country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
-             "cost_cents": MONEY_TYPE, "rate_cents": RATIO_TYPE, "average_rate_cents": RATIO_TYPE,
-             "previous_rate_cents": RATIO_TYPE, "rate_change_cents": RATIO_TYPE}
+             "cost_cents": MONEY_TYPE, "usual_rate_cents": RATIO_TYPE,
+             "average_rate_cents": RATIO_TYPE, "previous_usual_rate_cents": RATIO_TYPE,
+             "usual_rate_change_cents": RATIO_TYPE}
     return _arrow_frame(rows, types), usual
 
 
@@ -770,10 +773,10 @@ def _above_rate(flagged: pd.DataFrame, usual: dict[Any, Fraction]) -> pd.DataFra
         c["parts"] += int(row.parts)
         c["cost"] += Decimal(row.cost_cents)
     excess = {k: Fraction(v["cost"]) - usual[k] * v["parts"] for k, v in acc.items()}
-    rows = [{"country": k, "rate_cents": ratio(usual[k], 1), "messages": v["messages"],
+    rows = [{"country": k, "usual_rate_cents": ratio(usual[k], 1), "messages": v["messages"],
              "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": ratio(excess[k], 1)}
             for k, v in sorted(acc.items(), key=lambda kv: -excess[kv[0]])]
-    types = {"country": pa.string(), "rate_cents": RATIO_TYPE, "messages": pa.int64(),
+    types = {"country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
              "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
@@ -972,12 +975,12 @@ def _rates_table(report: CostReport) -> _Table:
     cur = _currency_label(report)
     rows, classes = [], []
     for r in report.rates.itertuples(index=False):
-        changed = not is_na(r.rate_change_cents) and r.rate_change_cents != 0
+        changed = not is_na(r.usual_rate_change_cents) and r.usual_rate_change_cents != 0
         rows.append([_text(r.country), _count(r.messages), _count(r.parts),
-                     _unit_money(r.rate_cents), _unit_money(r.average_rate_cents),
-                     _unit_money(r.previous_rate_cents),
-                     _unit_money(r.rate_change_cents, signed=True) if changed else
-                     ("no change" if not is_na(r.rate_change_cents) else "–")])
+                     _unit_money(r.usual_rate_cents), _unit_money(r.average_rate_cents),
+                     _unit_money(r.previous_usual_rate_cents),
+                     _unit_money(r.usual_rate_change_cents, signed=True) if changed else
+                     ("no change" if not is_na(r.usual_rate_change_cents) else "–")])
         classes.append("warn" if changed else "")
     return _Table(["Country", "Messages", "Parts", f"Usual rate ({cur}/part)",
                    f"Average ({cur}/part)", f"{report.previous.label}", "Change"], rows,
@@ -988,7 +991,8 @@ def _rates_table(report: CostReport) -> _Table:
 
 def _above_rate_table(report: CostReport) -> _Table:
     cur = _currency_label(report)
-    rows = [[_text(r.country), _unit_money(r.rate_cents), _count(r.messages), _count(r.parts),
+    rows = [[_text(r.country), _unit_money(r.usual_rate_cents), _count(r.messages),
+             _count(r.parts),
              _money(r.cost_cents), _money(r.excess_cents)]
             for r in report.above_rate.itertuples(index=False)]
     return _Table(["Country", f"Usual rate ({cur}/part)", "Messages", "Parts",

@@ -177,10 +177,10 @@ def test_excluded_rows_are_counted(utc: CostReport) -> None:
 
 def test_rates_and_above_rate_messages(utc: CostReport) -> None:
     rates = utc.rates.set_index("country")
-    assert rates.loc["FR", "rate_cents"] == Decimal("0.8925")
-    assert rates.loc["FR", "previous_rate_cents"] == Decimal("1.0")  # median of 1.0, 1.5
-    assert rates.loc["FR", "rate_change_cents"] == Decimal("-0.1075")
-    assert rates.loc["BE", "rate_cents"] == Decimal("0.8925")
+    assert rates.loc["FR", "usual_rate_cents"] == Decimal("0.8925")
+    assert rates.loc["FR", "previous_usual_rate_cents"] == Decimal("1.0")  # median of 1.0, 1.5
+    assert rates.loc["FR", "usual_rate_change_cents"] == Decimal("-0.1075")
+    assert rates.loc["BE", "usual_rate_cents"] == Decimal("0.8925")
     above = utc.above_rate.set_index("country")
     assert list(above.index) == ["FR"]
     assert above.loc["FR", "messages"] == 1
