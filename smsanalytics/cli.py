@@ -110,9 +110,10 @@ def _interruptible(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         while not done.wait(0.05):
             pass
     except KeyboardInterrupt:
-        queries = sys.modules.get(f"{__package__}.queries")
-        if queries is not None:
-            queries.interrupt_all()
+        # The module that opens every connection (audit opens its own, without queries).
+        shared = sys.modules.get(f"{__package__}._analysis")
+        if shared is not None:
+            shared.interrupt_all()
         done.wait(10)
         raise
     if "error" in outcome:

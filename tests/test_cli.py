@@ -225,3 +225,25 @@ def test_help_names_each_value_and_marks_what_is_required(command: str) -> None:
             shown = entry.split()[1]  # its metavar: FILE, ZONE, N..., or [a|b] for choices
             assert shown.isupper() or shown.startswith("["), entry
         assert ("[required]" in entry) == param.required, entry
+
+
+def test_ctrl_c_stops_the_queries_of_a_command_that_never_imports_queries(monkeypatch):
+    # audit opens its connections through smsanalytics._analysis, not queries: Ctrl-C must
+    # reach them there (DuckDB does not see SIGINT while a query runs).
+    import _thread
+    import sys
+    import threading
+
+    from smsanalytics import _analysis, cli
+
+    stopped = threading.Event()
+    monkeypatch.setattr(_analysis, "interrupt_all", stopped.set)
+    monkeypatch.delitem(sys.modules, "smsanalytics.queries", raising=False)
+
+    def query() -> None:  # a query that runs until interrupted
+        assert stopped.wait(30)
+
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        cli._interruptible(query)
+    assert stopped.is_set()
