@@ -29,7 +29,7 @@ CALLR_EXAMPLES = sorted(
 )
 
 
-def run(*args: str | Path, input: str | None = None) -> Result:
+def run(*args: str | Path, input: str | bytes | None = None) -> Result:
     """Run the command line in this process; a traceback fails the test, never hides in
     the output (``catch_exceptions=False``)."""
     from click.testing import CliRunner

@@ -26,17 +26,15 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import dataset as ds
-from smsanalytics.cli import main
 from smsanalytics.readers import find_inputs, iter_raw_batches
 from smsanalytics.sample import write_webhook_jsonl
 
-from .conftest import DATA, ROOT, beside, convert_command, dataset_state, signal_when
+from .conftest import DATA, ROOT, beside, convert_command, dataset_state, run, signal_when
 
 SETTINGS = settings(
     max_examples=12,
@@ -368,20 +366,17 @@ def test_concatenated_members_and_frames_are_all_read(tmp_path, kind):
 
 
 def test_cli_names_damaged_files_and_strict_fails(damaged_inputs, tmp_path):
-    runner = CliRunner()
-    r = runner.invoke(main, ["convert", str(damaged_inputs), "--out", str(tmp_path / "a")])
+    r = run("convert", str(damaged_inputs), "--out", str(tmp_path / "a"))
     assert r.exit_code == 0, r.output
     assert "compressed data is truncated or corrupt" in r.stdout
-    strict = runner.invoke(
-        main, ["convert", str(damaged_inputs), "--out", str(tmp_path / "b"), "--strict"]
-    )
+    strict = run("convert", str(damaged_inputs), "--out", str(tmp_path / "b"), "--strict")
     assert strict.exit_code == 1
     assert "rejected (strict mode)" in strict.stderr
     assert not (tmp_path / "b").exists()
 
 
 def test_summary_names_the_damaged_files(damaged_inputs, tmp_path):
-    r = CliRunner().invoke(main, ["convert", str(damaged_inputs), "--out", str(tmp_path / "a")])
+    r = run("convert", str(damaged_inputs), "--out", str(tmp_path / "a"))
     for name in ("truncated.jsonl.gz", "truncated.jsonl.zst", "corrupt.ndjson.gz"):
         assert name in r.stdout
 
@@ -493,8 +488,8 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_read_only_output_is_a_clear_error(tmp_path):
     with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
-        r = CliRunner().invoke(main, ["convert", str(DATA / "webhook-payload.json"),
-                                      "--out", str(ro / "ds")])  # fmt: skip
+        r = run("convert", str(DATA / "webhook-payload.json"),
+                                      "--out", str(ro / "ds"))  # fmt: skip
         assert r.exit_code == 2
         assert len(r.stderr.strip().splitlines()) == 1
         assert "Read-only file system" in r.stderr and "Traceback" not in r.stderr
@@ -507,8 +502,8 @@ def test_dataset_on_a_disk_made_read_only(tmp_path):
         smsanalytics.convert([DATA / "webhook-payload.json"], out, quiet=True)
         before = dataset_state(out)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        r = CliRunner().invoke(main, ["convert", str(DATA / "actions-log-line.txt"),
-                                      "--out", str(out)])  # fmt: skip
+        r = run("convert", str(DATA / "actions-log-line.txt"),
+                                      "--out", str(out))  # fmt: skip
         assert r.exit_code == 2, r.output
         assert len(r.stderr.strip().splitlines()) == 1 and "Read-only" in r.stderr
         assert dataset_state(out).equals(before)
@@ -527,7 +522,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_behind(tmp_path, big_inpu
         out = disk / "ds"
         smsanalytics.convert([DATA / "webhook-payload.json"], out, quiet=True)
         before = dataset_state(out)
-        r = CliRunner().invoke(main, ["convert", str(big_input), "--out", str(out)])
+        r = run("convert", str(big_input), "--out", str(out))
         assert r.exit_code == 2, r.output
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
         assert "No space left on device" in r.stderr
@@ -538,7 +533,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_behind(tmp_path, big_inpu
 def test_disk_full_message_names_the_dataset_not_sql(tmp_path, big_input):
     with tmpfs(tmp_path / "disk", "size=1m") as disk:
         out = disk / "ds"
-        r = CliRunner().invoke(main, ["convert", str(big_input), "--out", str(out)])
+        r = run("convert", str(big_input), "--out", str(out))
         assert r.exit_code == 2
         assert "SQL error" not in r.stderr
         assert str(out) in r.stderr and "No space left on device" in r.stderr
