@@ -487,14 +487,14 @@ def report(
     from .paths import is_report_page
     from .report import cost_report
 
-    zone = arguments.time_zone(tz, "--tz")
-    lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
+    period = arguments.bounds(start, end, tz, names=("--start", "--end"), tz_name="--tz")
     n = arguments.positive_int(top, "--top")
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
         raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, out, is_report_page, csv_dir)
-    r = _interruptible(cost_report, dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
+    r = _interruptible(cost_report, dataset, start=period.start, end=period.end,
+                       tz=period.zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
@@ -555,16 +555,15 @@ def audit(
 
     from .audit import audit as run
 
-    zone = arguments.time_zone(tz, "--tz")
-    lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
+    period = arguments.bounds(start, end, tz, names=("--start", "--end"), tz_name="--tz")
     label = arguments.currency_label(currency, "--currency")
     rate_margin = arguments.margin(margin, "--margin")
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
         raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, None, None, csv_dir)
-    a = _interruptible(run, dataset, start=lo, end=hi, tz=zone, currency=label,
-                       rate_margin=rate_margin)
+    a = _interruptible(run, dataset, start=period.start, end=period.end, tz=period.zone,
+                       currency=label, rate_margin=rate_margin)
     if as_json:
         click.echo(a.to_json())
     else:
