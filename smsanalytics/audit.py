@@ -50,8 +50,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import arguments, queries
-from .escape import for_html, to_json, write_csv_tables
+from . import arguments, queries, render
+from .escape import to_json, write_csv_tables
 from .networks import lookup_networks
 from .numbers import describe_numbers
 from .privacy import TOKEN_PREFIX
@@ -385,30 +385,35 @@ class AuditResult:
     def to_html(self, max_rows: int | None = None) -> str:
         """Return the audit as an HTML fragment: the summary, then each non-empty table.
 
-        Every value is escaped with :func:`~smsanalytics.escape.for_html`.
+        Rendered by a template with autoescape on: every value is escaped with
+        :func:`~smsanalytics.escape.for_html`.
 
         Parameters
         ----------
         max_rows : int, optional
             Show at most this many rows of each finding table (all by default).
         """
+        return render.to_html(self._page(max_rows), document=False,
+                              template="audit.html.j2")
+
+    def _page(self, max_rows: int | None) -> render.Page:
         label = self.currency or "currency not set"
-        parts = ['<div class="smsa-audit">', "<h2>Billing audit</h2>",
-                 f"<p>Amounts in cents of {for_html(label)} · months in "
-                 f"{for_html(self.tz)} · above-rate margin "
-                 f"{for_html(f'{self.rate_margin * 100:g}')} %</p>",
-                 _html_table(self.summary)]
+        subtitle = [("Amounts in cents of ", False), (label, False),
+                    (" · months in ", False), (self.tz, False),
+                    (" · above-rate margin ", False),
+                    (f"{(self.rate_margin * 100).normalize():f} %", False)]
+        sections = [render.Section("", [render.frame_table(self.summary)], 0)]
         for name, df in self.tables().items():
             if name == "summary" or df.empty:
                 continue
-            shown = df if max_rows is None else df.head(max_rows)
-            parts += [f"<h3>{for_html(name.replace('_', ' '))} ({len(df):,})</h3>",
-                      _html_table(shown)]
-            if len(shown) < len(df):
-                parts.append(f"<p>… {len(df) - len(shown):,} more rows "
-                             f"(<code>result.{for_html(name)}</code>)</p>")
-        parts.append("</div>")
-        return "\n".join(parts)
+            blocks: list[render.Block | render.Section] = [
+                render.frame_table(df, tz=self.tz, limit=max_rows)]
+            if max_rows is not None and len(df) > max_rows:
+                blocks.append(render.Paragraph(
+                    f"… {len(df) - max_rows:,} more rows (result.{name})"))
+            sections.append(render.Section(f"{name.replace('_', ' ')} ({len(df):,})",
+                                           blocks, 3))
+        return render.Page("Billing audit", subtitle, sections, css_class="smsa-audit")
 
     def _repr_html_(self) -> str:
         return self.to_html(max_rows=10)
@@ -947,12 +952,3 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "item"):  # NumPy scalars
         return value.item()
     return value
-
-
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{for_html(c)}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{for_html('' if _is_na(v) else _json_value(v))}</td>"
-                         for v in row) + "</tr>"
-        for row in df.astype(object).itertuples(index=False, name=None))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
