@@ -330,6 +330,11 @@ class AuditResult:
         "summary", "mismatches", "rates", "above_rate", "unknown_networks", "invalid_numbers",
         "country_mismatch", "smart_punctuation")
 
+    def __post_init__(self) -> None:
+        # Shown as money in a notebook (never 0E-10); the values underneath stay exact.
+        for name in self._TABLES:
+            setattr(self, name, render.exact_frame(getattr(self, name)))
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """Return every table by name (the CSV file names without ``.csv``)."""
         return {name: getattr(self, name) for name in self._TABLES}

@@ -422,6 +422,85 @@ def to_markdown(page: Page) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# DataFrames in a notebook: exact underneath, money on screen
+# ---------------------------------------------------------------------------------------
+
+
+def _plain_decimal(v: Decimal) -> str:
+    return f"{v.normalize():f}" if v != 0 else "0"
+
+
+def _shown_cell(name: str, v: Any) -> Any:
+    if is_missing(v):
+        return pd.NA
+    if not isinstance(v, Decimal):
+        return v
+    if name.endswith("_cents"):
+        return cents(v)
+    if name in ("cost", "previous_cost"):
+        return money(v * 100)
+    if name.startswith("cost_per_"):
+        return rate(v * 100)
+    return _plain_decimal(v)
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `df` for the eye: exact decimals as money by kind, never ``0E-10``.
+
+    ``*_cents`` columns get :data:`CENTS_DECIMALS` decimals of a cent, ``cost`` columns
+    (major units) :data:`MONEY_DECIMALS`, ``cost_per_*`` :data:`RATE_DECIMALS`; any other
+    decimal is written exactly, without an exponent.
+    """
+    out = pd.DataFrame(index=df.index)
+    for name in df.columns:
+        column = df[name]
+        if column.dtype == object or (isinstance(column.dtype, pd.ArrowDtype)
+                                      and "decimal" in str(column.dtype)):
+            out[name] = pd.Series([_shown_cell(str(name), v) for v in column.astype(object)],
+                                  index=df.index, dtype=object)
+        else:
+            out[name] = column
+    return out
+
+
+class ExactFrame(pd.DataFrame):
+    """A DataFrame shown as money in a notebook and a console, exact underneath.
+
+    Only the display changes (``repr`` and ``_repr_html_``, through :func:`shown`, or
+    the frame's own ``display`` function); every value, operation and export is the
+    DataFrame's own; frames derived from it (``head()``, a filter) are shown the same way.
+    """
+
+    _metadata = ["display"]
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return ExactFrame
+
+    def _for_the_eye(self) -> pd.DataFrame:
+        plain = pd.DataFrame(self)
+        show = getattr(self, "display", None)
+        try:
+            return show(plain) if show is not None else shown(plain)
+        except (KeyError, IndexError):  # a frame derived from it lost what `display` reads
+            return shown(plain)
+
+    def __repr__(self) -> str:
+        return repr(self._for_the_eye())
+
+    def _repr_html_(self) -> str | None:
+        return self._for_the_eye()._repr_html_()
+
+
+def exact_frame(df: pd.DataFrame, display: Any = None) -> ExactFrame:
+    """`df` as an :class:`ExactFrame` (same data, same ``attrs``)."""
+    out = ExactFrame(df)
+    out.attrs.update(df.attrs)
+    out.display = display
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 # Paths shown on a page
 # ---------------------------------------------------------------------------------------
 

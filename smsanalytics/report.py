@@ -5,23 +5,30 @@ This module owns the report. :func:`cost_report` asks the questions of
 questions do not cover (the excluded rows and per-part rates: a few lines of SQL here; the
 billing audit comes from :mod:`smsanalytics.audit`), and returns a :class:`CostReport`:
 pandas DataFrames as attributes, and ``to_html()`` (one self-contained page, printable on
-A4), ``to_csv(dir)`` and ``to_markdown()``.
+A4), ``to_csv(dir)`` and ``to_markdown()``. The page is a list of sections of plain data
+(:func:`_page`) that :mod:`smsanalytics.render` turns into HTML or Markdown.
 
 Decisions:
 
 * Money is summed exactly, in decimal, from ``cost_cents``; major units are
-  ``cost_cents / 100``. Display rounds half-even (2 decimals for totals, 4 to 6 for
-  per-message and per-part costs); the DataFrames and the CSV files keep exact values.
-  Ratios (cost per message, per part) are exact to 10 decimals of a cent.
+  ``cost_cents / 100``. Display rounds half-even, one rule per kind (2 decimals for
+  totals, 6 for every per-message and per-part cost: see :mod:`smsanalytics.render`); the
+  DataFrames and the CSV files keep exact values, and a notebook shows the DataFrames as
+  money (:class:`~smsanalytics.render.ExactFrame`). Ratios (cost per message, per part)
+  are exact to 10 decimals of a cent.
 * The currency is a label the user gives; without one, amounts say "currency not set".
+* Paths on the page (the source, the rejects file) are relative to the page when it is
+  written with :meth:`CostReport.write_html`, else file names: never an absolute path of
+  the machine that made it.
 * The period is ``[start, end)`` in the time zone `tz`, which also decides the month a
   message belongs to. By default it is the last full calendar month of the data: the month
   of the latest message if that message is on the month's last day, else the month before
   (or the latest month, marked partial, when the data holds no full month). The comparison
   period is the one before, of the same number of months (or the same length).
-* Everything that came from the data is escaped in HTML (:func:`~smsanalytics.escape.for_html`)
-  and neutralised in CSV (:func:`~smsanalytics.escape.for_csv_cell`): an E.164 number such
-  as ``+33612345678`` is written ``'+33612345678`` so a spreadsheet shows it as text.
+* Everything that came from the data is escaped in HTML (a Jinja2 template with autoescape
+  on and :func:`~smsanalytics.escape.for_html` as its finalize) and neutralised in CSV
+  (:func:`~smsanalytics.escape.for_csv_cell`): an E.164 number such as ``+33612345678`` is
+  written ``'+33612345678`` so a spreadsheet shows it as text.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import io
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -416,6 +423,14 @@ class CostReport:
     unpriced: int = 0
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # Shown as money in a notebook; the values underneath stay exact.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, pd.DataFrame) and not f.name.startswith("_"):
+                show = _shown_headline if f.name == "headline" else None
+                setattr(self, f.name, render.exact_frame(value, show))
+
     # -- values -----------------------------------------------------------------------
 
     def total_cents(self, which: str = "current") -> Decimal:
@@ -506,10 +521,8 @@ class CostReport:
         return render.to_html(_page(self), document=False)
 
     def __repr__(self) -> str:
-        return (
-            f"<CostReport {self.period.label} ({self.tz}): "
-            f"{self.total_cents()} cents of {self.currency or 'currency not set'}>"
-        )
+        return (f"<CostReport {self.period.label} ({self.tz}): "
+                f"{render.money(self.total_cents())} {_currency_label(self)}>")
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -910,6 +923,26 @@ def _page(report: CostReport, place: str | Path | None = None) -> render.Page:
     return render.Page(f"Inbound SMS cost report: {p.label}", subtitle, sections, footer)
 
 
+def _shown_headline(df: pd.DataFrame) -> pd.DataFrame:
+    """The headline for the eye: each row's amounts by its metric's kind."""
+    out = df.astype(object).copy()
+    metrics = df["metric"] if "metric" in df.columns else df.index
+    for i, metric in enumerate(metrics):
+        kind = ("count" if metric in ("messages", "parts") else
+                "money" if metric == "cost" else "rate")
+        for column in ("current", "previous", "change", "change_pct"):
+            if column not in df.columns:
+                continue
+            v = df[column].iloc[i]
+            if column == "change_pct":
+                text = render.pct(v, signed=True)
+            else:
+                v = v if kind == "count" or _is_na(v) else Decimal(v) * 100
+                text = render.format_value(v, kind, signed=column == "change")
+            out.iloc[i, out.columns.get_loc(column)] = text
+    return out
+
+
 def _shown_source(source: str, place: str | Path | None) -> str:
     names = source.split(", ")
     if not all(Path(n).exists() for n in names):
@@ -1147,6 +1180,30 @@ def _excluded_table(report: CostReport) -> render.Table:
                          C("Cost", "money", _currency_label(report))], rows)
 
 
+# A reject reason names the field whose value was wrong (the conversion cuts reasons at
+# their first colon: "created_at: '2025-13-01' is not ..." counts as "created_at").
+_REJECTED_FIELDS = {
+    "created_at": "created time missing or invalid",
+    "updated_at": "updated time invalid",
+    "sent_at": "sent time invalid",
+    "delivered_at": "delivery time invalid",
+    "event_at": "event time invalid",
+    "event_try": "delivery attempt number invalid",
+    "cost_cents": "cost missing or not an amount",
+    "parts": "number of parts not a whole number",
+    "status_history": "a time in the status history invalid",
+}
+
+
+def _reject_reason(reason: str) -> str:
+    """A reject reason in words: a bare field name says what was wrong with it."""
+    if reason in _REJECTED_FIELDS:
+        return _REJECTED_FIELDS[reason]
+    if re.fullmatch(r"[a-z]+(_[a-z]+)+", reason):  # another field, named as stored
+        return f"{reason.replace('_', ' ')} invalid"
+    return reason
+
+
 def _conversion_table(report: CostReport, place: str | Path | None) -> render.Table | None:
     c = report.conversion
     if not c:
@@ -1157,7 +1214,7 @@ def _conversion_table(report: CostReport, place: str | Path | None) -> render.Ta
     rows: list[list[Any]] = [[text, c.get(k)] for k, text in labels if k in c]
     classes = [""] * len(rows)
     for reason, n in sorted((c.get("reject_reasons") or {}).items(), key=lambda kv: -kv[1]):
-        rows.append([f"rejected: {reason}", n])
+        rows.append([f"rejected: {_reject_reason(str(reason))}", n])
         classes.append("muted")
     table = render.Table([C("Records"), C("Count", "count")], rows, classes)
     keys = ("records", "written", "duplicates", "rejected")
@@ -1166,7 +1223,7 @@ def _conversion_table(report: CostReport, place: str | Path | None) -> render.Ta
         table.note = ("records = written + duplicates + rejected: "
                       + ("✓ every record is accounted for" if ok else "✗ does not add up"))
     if c.get("rejects_path"):
-        where = f"Rejected records are in {c['rejects_path']}."
+        where = f"Rejected records are in {render.shown_path(c['rejects_path'], place)}."
         table.note = f"{table.note}. {where}" if table.note else where
     return table
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from smsanalytics.escape import for_html
 from smsanalytics.render import Card, Cards, Column, Page, Paragraph, Section, Table
 
 from . import test_report as fixture
+from .test_report import sample_dataset  # noqa: F401 (a fixture)
 
 
 def _page(text: str) -> Page:
@@ -58,3 +61,75 @@ def test_one_number_of_decimals_per_kind_of_amount() -> None:
     assert render.money("1234.5") == "12.34" and render.money("-100") == "−1.00"
     assert render.cents(Decimal("0E-10")) == "0.0000"
     assert render.rate("-0.5", signed=True) == "−0.005000"
+
+
+# -- money as money (issue 14) -------------------------------------------------------------
+
+
+def test_repr_of_a_report_is_money() -> None:
+    r = fixture.cost_report(fixture.table(), **fixture.MARCH, currency="EUR")
+    assert repr(r) == "<CostReport March 2025 (UTC): 12.34 EUR>"
+    assert r.total_cents() == Decimal("1234.5")  # exact underneath
+
+
+def test_headline_is_shown_as_money_and_stays_exact() -> None:
+    r = fixture.cost_report(fixture.table(), **fixture.MARCH, currency="EUR")
+    for text in (repr(r.headline), r.headline._repr_html_(),
+                 repr(r.headline.set_index("metric"))):
+        assert "1.763571428571" not in text and "12.345" not in text
+        assert "1.763571" in text and "12.34" in text
+    h = r.headline.set_index("metric")
+    assert h.loc["cost_per_message", "current"] == Decimal("1.763571428571")
+    assert h.loc["cost", "current"] == Decimal("12.345")
+    costs = r.by_country[["country", "cost"]]  # each question's cost, major units
+    assert "12.27" in repr(costs) and "12.26645" not in repr(costs)
+    assert "12.27" in costs._repr_html_() and "12.26645" not in costs._repr_html_()
+    assert costs["cost"].iloc[0] == Decimal("12.26645")
+
+
+def test_audit_never_shows_zero_as_an_exponent() -> None:
+    from smsanalytics.audit import audit
+
+    a = audit(fixture.table(), currency="EUR")
+    zero = a.summary.set_index("check").loc["parts_under_billed", "at_stake_cents"]
+    assert zero == 0 and "E" in str(zero)  # what pandas would print: 0E-10
+    for df in a.tables().values():
+        for text in (repr(df), df._repr_html_(), repr(df.head(3))):
+            assert "0E-10" not in text and "E-" not in text
+
+
+def test_every_cell_of_a_rate_column_has_the_same_decimals() -> None:
+    r = fixture.cost_report(fixture.table(), **fixture.MARCH, currency="EUR")
+    md = r.to_markdown()
+    rates = md.split("## Rates")[1].split("##")[0]
+    amounts = re.findall(r"\d+\.(\d+)", rates)
+    assert amounts and {len(a) for a in amounts} == {render.RATE_DECIMALS}
+
+
+def test_the_page_names_files_relative_to_itself(
+        tmp_path: Path, sample_dataset: Any) -> None:  # noqa: F811 (the fixture)
+    from smsanalytics.report import cost_report
+
+    folder, _ = sample_dataset
+    r = cost_report(folder, currency="EUR")
+    out = tmp_path / "pages" / "report.html"
+    out.parent.mkdir()
+    page = r.write_html(out).read_text(encoding="utf-8")
+    for shown in (page, r.to_html(), r.to_markdown()):
+        assert str(folder) not in shown and str(folder.parent) not in shown
+    assert for_html(_relative(folder, out.parent)) in page
+
+
+def _relative(target: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/")
+
+
+def test_reject_reasons_are_words() -> None:
+    from smsanalytics.report import _reject_reason
+
+    assert _reject_reason("created_at") == "created time missing or invalid"
+    assert _reject_reason("delivered_at") == "delivery time invalid"
+    assert _reject_reason("some_new_field") == "some new field invalid"
+    assert _reject_reason("invalid JSON") == "invalid JSON"
