@@ -1244,20 +1244,24 @@ def _month_chart(report: CostReport) -> render.Chart:
     df = report.by_month[~report.by_month["month"].isna()]
     if df.empty:
         return render.Chart("", legend, f"months in {report.tz}")
-    labels = [m.strftime("%b\n%Y") if i == 0 or m.month == 1 else m.strftime("%b")
-              for i, m in enumerate(df["month"])]
+    # Fewer labels than months when there are many: at most 12 under a phone-width chart.
+    step = -(-len(df) // 12)
+    labels = [(m.strftime("%b\n%Y") if i == 0 or m.month == 1 else m.strftime("%b"))
+              if i % step == 0 else "" for i, m in enumerate(df["month"])]
     values = [float(_dec(v).scaleb(-2)) for v in df["cost_cents"]]  # drawing only
     colors = [{"period": _ACCENT, "previous": _ACCENT2}.get(r, _MUTED) for r in df["role"]]
-    with matplotlib.rc_context({"svg.hashsalt": "smsanalytics-report", "font.size": 9,
+    # Sized for a phone: 4.6 in (331 pt) wide with 10 pt text, so text stays >= 10 CSS px
+    # from a 330 px wide screen up (the page shows it at most 600 px wide: 18 px text).
+    with matplotlib.rc_context({"svg.hashsalt": "smsanalytics-report", "font.size": 10,
                                 "axes.edgecolor": "#9aa5b1", "text.color": _INK,
                                 "xtick.color": "#52606d", "ytick.color": "#52606d"}):
-        fig = Figure(figsize=(8, 2.4), layout="constrained")
+        fig = Figure(figsize=(4.6, 2.4), layout="constrained")
         ax = fig.add_subplot()
         x = list(range(len(values)))
         bars = ax.bar(x, values, color=colors, width=0.72)
-        if len(values) <= 24:
-            ax.bar_label(bars, labels=[render.money(_dec(v)) for v in df["cost_cents"]], padding=2,
-                         fontsize=7.5, color="#52606d")
+        if len(values) <= 8:  # more labels than that would run into each other
+            ax.bar_label(bars, labels=[render.money(_dec(v)) for v in df["cost_cents"]],
+                         padding=2, fontsize=9, color="#52606d")
         ax.set_xticks(x, labels)
         for t in ax.get_xticklabels():
             t.set_parse_math(False)
