@@ -345,8 +345,31 @@ class AuditResult:
         found = self.summary[self.summary["check"] != "smart_punctuation"]["messages"]
         return int(found.sum()) == 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def readable_tables(self) -> dict[str, pd.DataFrame]:
+        """Return every table with column names and values a spreadsheet user can read.
+
+        Columns are named in words with their unit (``Cost (EUR)``, ``Usual rate (EUR per
+        part)``, ``Created (Europe/Paris)``); amounts are in major units of the currency,
+        exact and unrounded; checks and findings are words (``parts over-billed``), and a
+        number's validity is ``yes`` or ``no``. Parts columns say which parts they count
+        (``Parts billed``, ``Parts saved``...).
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            By table name, as :meth:`tables`.
+        """
+        return {name: _readable(name, df, self.currency or "currency not set", self.tz)
+                for name, df in self.tables().items()}
+
+    def to_dict(self, readable: bool = False) -> dict[str, Any]:
         """Return the audit as JSON-ready data: amounts as exact decimal strings.
+
+        Parameters
+        ----------
+        readable : bool
+            Tables of :meth:`readable_tables` (what ``smsanalytics audit --json``
+            prints) instead of the DataFrames' own columns.
 
         Returns
         -------
@@ -354,6 +377,7 @@ class AuditResult:
             ``period`` (``start``, ``end``, ``tz``), ``currency``, ``rate_margin`` and
             ``tables``: each table as a list of records.
         """
+        tables = self.readable_tables() if readable else self.tables()
         return {
             "period": {"start": _json_value(self.start), "end": _json_value(self.end),
                        "tz": self.tz},
@@ -362,14 +386,14 @@ class AuditResult:
             "pseudonymised_senders": self.pseudonymised_senders,
             "tables": {name: [{str(k): _json_value(v) for k, v in row.items()}
                               for row in df.astype(object).to_dict(orient="records")]
-                       for name, df in self.tables().items()},
+                       for name, df in tables.items()},
         }
 
-    def to_json(self) -> str:
-        """Return :meth:`to_dict` as a JSON string."""
-        return to_json(self.to_dict())
+    def to_json(self, readable: bool = False) -> str:
+        """Return :meth:`to_dict` as a JSON string (`readable` as there)."""
+        return to_json(self.to_dict(readable))
 
-    def to_csv(self, directory: str | Path) -> list[Path]:
+    def to_csv(self, directory: str | Path, readable: bool = False) -> list[Path]:
         """Write one CSV file per table into `directory` (created if needed).
 
         Amounts are exact and unrounded; text a spreadsheet would run as a formula gets a
@@ -379,13 +403,17 @@ class AuditResult:
         ----------
         directory : str or Path
             Where to write ``summary.csv``, ``mismatches.csv``, ...
+        readable : bool
+            Write :meth:`readable_tables` (what ``smsanalytics audit --csv`` writes)
+            instead of the DataFrames' own columns.
 
         Returns
         -------
         list of Path
             The files written.
         """
-        return write_csv_tables(self.tables(), directory)
+        return write_csv_tables(self.readable_tables() if readable else self.tables(),
+                                directory)
 
     def to_html(self, max_rows: int | None = None) -> str:
         """Return the audit as an HTML fragment: the summary, then each non-empty table.
@@ -945,6 +973,98 @@ def _dsum(values: Any) -> Decimal:
 
 def _isum(values: Any) -> int:
     return int(sum(int(v) for v in values if not _is_na(v)))
+
+
+# ---------------------------------------------------------------------------------------
+# Readable tables: names in words with units, amounts in major units, checks in words
+# ---------------------------------------------------------------------------------------
+
+#: Column names in words; ``{cur}`` is the currency label, ``{tz}`` the time zone.
+_READABLE_COLUMNS: dict[str, str] = {
+    "check": "Check",
+    "messages": "Messages",
+    "cost_cents": "Cost ({cur})",
+    "at_stake_cents": "At stake ({cur})",
+    "meaning": "Meaning",
+    "sid": "Message id",
+    "created_at": "Created ({tz})",
+    "from_number": "Sender",
+    "from_country": "Sender country",
+    "country": "Sender country",
+    "body_text": "Message",
+    "encoding": "Encoding billed",
+    "computed_encoding": "Encoding needed",
+    "computed_parts": "Parts needed",
+    "unicode_chars": "Characters outside GSM",
+    "lookalike_encoding": "Encoding with plain punctuation",
+    "lookalike_parts": "Parts with plain punctuation",
+    "parts_difference": "Parts billed minus needed",
+    "cost_at_stake_cents": "Cost of the extra parts ({cur})",
+    "finding": "Finding",
+    "month": "Month ({tz})",
+    "network": "Network (MCC-MNC)",
+    "network_country": "Network country",
+    "network_operator": "Network operator",
+    "rate_cents": "Cost per part ({cur})",
+    "usual_rate_cents": "Usual cost per part ({cur})",
+    "excess_cents": "Above the usual rate ({cur})",
+    "first_seen": "First seen ({tz})",
+    "last_seen": "Last seen ({tz})",
+    "declared_type": "Declared type",
+    "type": "Number type",
+    "valid": "Valid number",
+    "declared_country": "Declared country",
+    "number_country": "Number's country",
+    "parts_saved": "Parts saved",
+    "cost_saved_cents": "Cost saved ({cur})",
+}
+
+#: What ``parts`` counts in each table.
+_PARTS = {"summary": "Parts (over-billed, under-billed, above rate, or saved)"}
+
+#: Checks and findings in words.
+_CHECK_WORDS = {
+    "parts_over_billed": "parts over-billed",
+    "parts_under_billed": "parts under-billed",
+    "encoding_mismatch": "encoding differs",
+    "above_rate": "above the usual rate",
+    "unknown_network": "unknown network",
+    "invalid_number": "invalid sender number",
+    "country_mismatch": "declared country differs",
+    "smart_punctuation": "smart punctuation",
+}
+
+
+def _words(value: Any) -> Any:
+    if _is_na(value):
+        return value
+    return "; ".join(_CHECK_WORDS.get(v, v) for v in str(value).split("; ") if v)
+
+
+def _major(value: Any) -> Any:
+    """Cents -> major units, exact (Decimal; ``scaleb`` keeps every digit)."""
+    return None if _is_na(value) else Decimal(value).scaleb(-2)
+
+
+def _readable(name: str, df: pd.DataFrame, currency: str, tz: str) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for column in df.columns:
+        values = df[column]
+        if column == "parts":
+            header = _PARTS.get(name, "Parts billed")
+        else:
+            header = _READABLE_COLUMNS.get(column, column.replace("_", " ").capitalize())
+        header = header.format(cur=currency, tz=tz)
+        if column.endswith("_cents"):
+            values = pd.Series([_major(v) for v in values.astype(object)], index=df.index,
+                               dtype=object)
+        elif column in ("check", "finding"):
+            values = values.map(_words)
+        elif column == "valid":
+            values = values.map(lambda v: v if _is_na(v) else "yes" if v else "no")
+        out[header] = values
+    out.attrs.update(df.attrs)
+    return render.exact_frame(out)
 
 
 def _json_value(value: Any) -> Any:

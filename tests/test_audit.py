@@ -351,7 +351,38 @@ def test_cli_json(sample_dataset: Path) -> None:
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["period"]["tz"] == "Europe/Paris"
-    assert {row["month"] for row in d["tables"]["rates"]} == {"2025-03"}
+    assert {row["Month (Europe/Paris)"] for row in d["tables"]["rates"]} == {"2025-03"}
+
+
+def test_cli_json_and_csv_columns_read_in_words(sample_dataset: Path, tmp_path: Path) -> None:
+    r = run("audit", str(sample_dataset), "--json", "--currency", "EUR",
+            "--csv", str(tmp_path / "csv"))
+    assert r.exit_code == 0, r.output
+    tables = json.loads(r.stdout)["tables"]
+    summary = {row["Check"]: row for row in tables["summary"]}
+    over = summary["parts over-billed"]
+    stored = audit(sample_dataset).summary.set_index("check").loc["parts_over_billed"]
+    # Amounts in major units of the currency, exact: 16.3175 cents is 0.163175 EUR.
+    assert Decimal(over["At stake (EUR)"]) == stored["at_stake_cents"] / 100
+    assert "smart punctuation" in summary
+    assert "Parts saved" in tables["smart_punctuation"][0]
+    assert "Parts billed" in tables["mismatches"][0]
+    with open(tmp_path / "csv" / "smart_punctuation.csv", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert {"Parts billed", "Parts saved", "Cost saved (EUR)", "Created (UTC)"} <= set(header)
+    for name in ("summary", "mismatches", "rates"):
+        with open(tmp_path / "csv" / f"{name}.csv", encoding="utf-8") as fh:
+            header = next(csv.reader(fh))
+        assert not [h for h in header if "_" in h], header  # no stored column names
+
+
+def test_cli_table_shows_each_meaning_whole(sample_dataset: Path) -> None:
+    r = run("audit", str(sample_dataset))
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())  # the meanings are wrapped over lines
+    for meaning in CHECKS.values():
+        assert " ".join(meaning.split()) in text
+    assert "…" not in r.stdout.split("what each check means:")[1].split("\n\n")[0]
 
 
 def test_cli_errors_exit_2(tmp_path: Path, sample_dataset: Path) -> None:
