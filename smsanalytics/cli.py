@@ -551,7 +551,8 @@ def audit(
             if name != "summary" and df.empty:
                 continue
             title = name.replace("_", " ")
-            click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
+            total = a.found.get(name, len(df))  # rows found, of which `df` kept the first
+            click.echo(f"\n{title} ({total:,})" if name != "summary" else title)
             if name == "summary":  # the meanings below the table, whole and wrapped
                 _print_table(df.drop(columns="meaning"), max_rows=len(df))
                 _print_meanings(df)

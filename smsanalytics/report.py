@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
@@ -239,10 +238,16 @@ WHERE created_at IS NULL OR created_at < $start OR created_at >= $end
 GROUP BY ALL
 """
 
-# Distinct (country, cost, parts) with their counts: few rows (one per price point), from
-# which per-part rates, their median and the above-rate messages are computed exactly.
-RATE_POINTS_SQL = """
-SELECT from_country AS country, cost_cents, parts, count(*) AS messages
+# Per sender country: what the rates table sums (the usual rate comes from the audit's
+# USUAL_RATE_SQL). "rated" sums count the messages with parts and a cost, which have a
+# per-part rate.
+COUNTRY_RATES_SQL = """
+SELECT from_country AS country, count(*) AS messages,
+       CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+       coalesce(sum(cost_cents), 0) AS cost_cents,
+       sum(cost_cents) FILTER (WHERE parts > 0) AS rated_cost_cents,
+       CAST(sum(parts) FILTER (WHERE parts > 0 AND cost_cents IS NOT NULL) AS BIGINT)
+           AS rated_parts
 FROM messages
 WHERE created_at >= $start AND created_at < $end
 GROUP BY ALL
@@ -646,29 +651,33 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     senders = queries.top_senders(con, by="cost", n=top, **cur)
 
-    points_now = _sql(con, RATE_POINTS_SQL, params_now, tz)
-    points_prev = _sql(con, RATE_POINTS_SQL, params_prev, tz)
-    rates, usual = _rates(points_now, points_prev)
-    # The usual rate of the report is the country's over the whole period (by_month=False),
-    # the one the rates table shows.
-    flagged = billing_audit.above_rate(con, start=period.start, end=period.end, tz=tz,
-                                       rate_margin=ABOVE_RATE_MARGIN, by_month=False)
-    above_rate = _above_rate(flagged, usual)
-    examples = _examples(flagged.rename(columns={"from_country": "country"}),
-                         ["sid", "created_at", "from_number", "country", "parts",
-                          "cost_cents", "body_text"])
-
+    # Rates: per-country sums, and usual rates found by DuckDB (no price point comes to
+    # Python: at 10 million messages they are millions).
+    period_where = "WHERE created_at >= $start AND created_at < $end"
+    rates = _rates(
+        *(( _sql(con, COUNTRY_RATES_SQL, p, tz),
+            billing_audit._usual_rates(con, "messages", period_where, p, tz, by_month=False))
+          for p in (params_now, params_prev)))
+    # The billing audit of the period, on the audit's view (enrichment filled in where it is
+    # null): totals over every message, and the most expensive few as examples. The usual
+    # rate is the country's over the whole period (by_month=False), as the rates table's.
+    where, params = queries._where(tz=tz, start=period.start, end=period.end)
     audit = audit_examples = None
     present = con.execute(AUDIT_PRESENT_SQL, params_now).fetchall()[0]
-    if any(present):
-        # Rows of the period whose computed columns are null are computed on the fly.
-        mismatches = billing_audit.billing_mismatches(con, start=period.start,
-                                                      end=period.end, tz=tz)
-        audit = _audit(mismatches)
-        audit_examples = _examples(
-            mismatches.rename(columns={"from_country": "country"}),
-            ["sid", "created_at", "from_number", "country", "encoding", "computed_encoding",
-             "parts", "computed_parts", "cost_cents", "body_text"])
+    with billing_audit._prepared(con, where, params, numbers=False) as names:
+        flagged, groups = billing_audit._above_rate(
+            con, names, where, params, tz, ABOVE_RATE_MARGIN, by_month=False,
+            limit=_EXAMPLES, most_expensive=True)
+        if any(present):
+            mismatches, found, _ = billing_audit._mismatches(
+                con, names, where, params, tz, limit=_EXAMPLES, order=billing_audit._BY_COST)
+            audit = _audit(found)
+            audit_examples = mismatches.rename(columns={"from_country": "country"})[
+                ["sid", "created_at", "from_number", "country", "encoding",
+                 "computed_encoding", "parts", "computed_parts", "cost_cents", "body_text"]]
+    above_rate = _above_rate(groups)
+    examples = flagged[["sid", "created_at", "from_number", "country", "parts",
+                        "cost_cents", "body_text"]].reset_index(drop=True)
 
     excluded = _excluded(_sql(con, EXCLUDED_SQL, params_now, tz))
     total = _dec(total_now["cost_cents"].iloc[0])
@@ -755,96 +764,60 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
     return df
 
 
-def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[Any, Fraction]]:
-    def per_country(df: pd.DataFrame) -> dict[Any, dict[str, Any]]:
-        out: dict[Any, dict[str, Any]] = defaultdict(
-            lambda: {"messages": 0, "parts": 0, "cost": Decimal(0), "rated_cost": Decimal(0),
-                     "rated_parts": 0, "points": []})
-        for row in df.itertuples(index=False):
-            c = out[_key(row.country)]
-            n, parts, cost = int(row.messages), row.parts, row.cost_cents
-            c["messages"] += n
-            c["parts"] += 0 if _is_na(parts) else int(parts) * n
-            c["cost"] += _dec(cost) * n if not _is_na(cost) else Decimal(0)
-            if not _is_na(parts) and int(parts) > 0 and not _is_na(cost):
-                c["rated_cost"] += Decimal(cost) * n
-                c["rated_parts"] += int(parts) * n
-                c["points"].append((Fraction(Decimal(cost)) / int(parts), n))
-        return out
-
-    a, b = per_country(now), per_country(prev)
-    usual = {k: billing_audit.usual_rate(v["points"]) for k, v in a.items() if v["points"]}
-    usual_prev = {k: billing_audit.usual_rate(v["points"]) for k, v in b.items()
-                  if v["points"]}
+def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
+           prev: tuple[pd.DataFrame, dict[Any, Fraction]]) -> pd.DataFrame:
+    """The rates table: per country of the period, its sums and usual rate, beside the
+    previous period's usual rate. Each argument is (COUNTRY_RATES_SQL's rows, the usual
+    rate by (None, country))."""
+    a = {_key(r.country): r for r in now[0].itertuples(index=False)}
+    b = {_key(r.country) for r in prev[0].itertuples(index=False)}
+    usual = {k[1]: v for k, v in now[1].items()}
+    usual_prev = {k[1]: v for k, v in prev[1].items()}
     rows = []
-    for k in sorted(set(a) | set(b), key=lambda k: (-(a[k]["cost"] if k in a else 0),
-                                                    k is None, k or "")):
+    for k in sorted(set(a) | b, key=lambda k: (-(_dec(a[k].cost_cents) if k in a else 0),
+                                               k is None, k or "")):
         c = a.get(k)
         rate = _ratio(usual[k], 1) if k in usual else None
         was = _ratio(usual_prev[k], 1) if k in usual_prev else None
+        rated = None
+        if c is not None and not _is_na(c.rated_cost_cents) and not _is_na(c.rated_parts):
+            rated = _ratio(Decimal(c.rated_cost_cents), int(c.rated_parts))
         rows.append({
             "country": k,
-            "messages": c["messages"] if c else 0,
-            "parts": c["parts"] if c else 0,
-            "cost_cents": c["cost"] if c else Decimal(0),
+            "messages": int(c.messages) if c else 0,
+            "parts": int(c.parts) if c else 0,
+            "cost_cents": _dec(c.cost_cents) if c else Decimal(0),
             "rate_cents": rate,
-            "average_rate_cents": _ratio(c["rated_cost"], c["rated_parts"]) if c else None,
+            "average_rate_cents": rated,
             "previous_rate_cents": was,
             "rate_change_cents": None if rate is None or was is None else rate - was,
         })
     types = {"country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
              "cost_cents": _MONEY, "rate_cents": _RATIO, "average_rate_cents": _RATIO,
              "previous_rate_cents": _RATIO, "rate_change_cents": _RATIO}
-    return _arrow_frame(rows, types), usual
+    return _arrow_frame(rows, types)
 
 
-def _above_rate(flagged: pd.DataFrame, usual: dict[Any, Fraction]) -> pd.DataFrame:
+def _above_rate(groups: list[dict[str, Any]]) -> pd.DataFrame:
     """Above-rate messages by country, with the cost above the usual rate, exactly."""
-    acc: dict[Any, dict[str, Any]] = {}
-    usual = dict(usual)
-    for row in flagged.itertuples(index=False):
-        k = _key(row.country)
-        # A country the audit filled in from the number (none was stored) has its rate there.
-        usual.setdefault(k, Fraction(Decimal(row.usual_rate_cents)))
-        c = acc.setdefault(k, {"messages": 0, "parts": 0, "cost": Decimal(0)})
-        c["messages"] += 1
-        c["parts"] += int(row.parts)
-        c["cost"] += Decimal(row.cost_cents)
-    excess = {k: Fraction(v["cost"]) - usual[k] * v["parts"] for k, v in acc.items()}
-    rows = [{"country": k, "rate_cents": _ratio(usual[k], 1), "messages": v["messages"],
-             "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": _ratio(excess[k], 1)}
-            for k, v in sorted(acc.items(), key=lambda kv: -excess[kv[0]])]
+    rows = [{"country": g["country"], "rate_cents": _ratio(g["usual"], 1),
+             "messages": g["messages"], "parts": g["parts"], "cost_cents": g["cost_cents"],
+             "excess_cents": _ratio(g["excess"], 1)}
+            for g in sorted(groups, key=lambda g: -g["excess"])]
     types = {"country": pa.string(), "rate_cents": _RATIO, "messages": pa.int64(),
              "parts": pa.int64(), "cost_cents": _MONEY, "excess_cents": _RATIO}
     return _arrow_frame(rows, types)
 
 
-def _examples(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The most expensive messages of `df`, most expensive first."""
-    ordered = df.sort_values(["cost_cents", "created_at", "sid"],
-                             ascending=[False, True, True], na_position="last")
-    return ordered[columns].head(_EXAMPLES).reset_index(drop=True)
-
-
-def _audit(mismatches: pd.DataFrame) -> pd.DataFrame:
-    kinds = {"parts billed above those needed": [0, Decimal(0), Fraction(0)],
-             "parts billed below those needed": [0, Decimal(0), Fraction(0)],
-             "encoding differs from the one needed": [0, Decimal(0), Fraction(0)]}
-    for row in mismatches.itertuples(index=False):
-        cost = _dec(row.cost_cents)
-        if "parts_over_billed" in row.finding:
-            k = kinds["parts billed above those needed"]
-            k[0], k[1] = k[0] + 1, k[1] + cost
-            # The cost of the parts billed beyond those the body needs.
-            k[2] += Fraction(cost) * int(row.parts_difference) / int(row.parts)
-        if "parts_under_billed" in row.finding:
-            k = kinds["parts billed below those needed"]
-            k[0], k[1] = k[0] + 1, k[1] + cost
-        if "encoding_mismatch" in row.finding:
-            k = kinds["encoding differs from the one needed"]
-            k[0], k[1] = k[0] + 1, k[1] + cost
-    rows = [{"finding": kind, "messages": v[0], "cost_cents": v[1],
-             "excess_cents": _ratio(v[2], 1)} for kind, v in kinds.items()]
+def _audit(found: dict[str, Any]) -> pd.DataFrame:
+    """The billed-vs-computed findings of the period by kind (the audit's totals)."""
+    kinds = {"parts billed above those needed": "parts_over_billed",
+             "parts billed below those needed": "parts_under_billed",
+             "encoding differs from the one needed": "encoding_mismatch"}
+    rows = [{"finding": kind, "messages": found[check].messages,
+             "cost_cents": found[check].cost,
+             "excess_cents": _ratio(found[check].stake or 0, 1)}
+            for kind, check in kinds.items()]
     return _arrow_frame(rows, {"finding": pa.string(), "messages": pa.int64(),
                                "cost_cents": _MONEY, "excess_cents": _RATIO})
 

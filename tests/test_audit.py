@@ -10,13 +10,24 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsanalytics import convert, queries
-from smsanalytics.audit import CHECKS, AuditResult, above_rate, audit, billing_mismatches
+from smsanalytics.audit import (
+    CHECKS,
+    AuditResult,
+    above_rate,
+    audit,
+    billing_mismatches,
+    usual_rate,
+)
 from smsanalytics.cli import main
+from smsanalytics.errors import ArgumentError
 from smsanalytics.sample import write_sample
 from smsanalytics.schema import MESSAGE_SCHEMA
 from smsanalytics.segments import analyze_array
@@ -433,3 +444,40 @@ def test_audit_command_says_the_number_checks_were_skipped(pseudonymised: Path) 
     assert r.exit_code == 0, r.output
     assert "number checks skipped" in r.stdout and "pseudonymised" in r.stdout
     assert "invalid numbers (" not in r.stdout
+
+
+# -- at scale: usual rates in SQL, detail rows capped ---------------------------------------
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**8), st.integers(1, 12), st.integers(1, 4)),
+                min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_usual_rate_in_sql_is_the_lower_median_of_usual_rate(
+        points: list[tuple[int, int, int]]) -> None:
+    # (cost in millionths of a cent, parts, messages at that price point)
+    from smsanalytics.audit import USUAL_RATE_SQL
+
+    rows = [(Decimal(c).scaleb(-6), p) for c, p, n in points for _ in range(n)]
+    con = duckdb.connect()
+    con.register("r", pa.table({
+        "from_country": pa.array(["FR"] * len(rows)),
+        "cost_cents": pa.array([c for c, _ in rows], pa.decimal128(18, 6)),
+        "parts": pa.array([p for _, p in rows], pa.int32())}))
+    got = con.sql(USUAL_RATE_SQL.format(rows="r", month="NULL", where="")).fetchall()[0][2]
+    expected = usual_rate([(Fraction(Decimal(c).scaleb(-6)) / p, n) for c, p, n in points])
+    assert Fraction(got["cost_cents"]) / got["parts"] == expected
+
+
+def test_detail_rows_are_capped_and_the_summary_counts_all(result: AuditResult) -> None:
+    capped = audit(table(), currency="EUR", max_rows=1)
+    assert capped.summary.equals(result.summary)
+    for name, df in capped.tables().items():
+        if name not in ("summary", "rates"):
+            assert len(df) <= 1
+            assert capped.found[name] == len(getattr(result, name))
+    html = capped.to_html()
+    n = len(result.mismatches)
+    assert f"mismatches ({n:,})" in html
+    assert f"kept the first 1 of these {n:,} rows" in html
+    with pytest.raises(ArgumentError):
+        audit(table(), max_rows=0)
