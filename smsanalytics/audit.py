@@ -914,11 +914,14 @@ def _month_of(by_month: bool, alias: str = "") -> str:
 
 
 def _usual_rates(con: duckdb.DuckDBPyConnection, rows: str, where: str,
-                 params: dict[str, Any], tz: str, *, by_month: bool
-                 ) -> dict[tuple[Any, str], Fraction]:
-    """The usual rate of each (month, country) of `rows` (month None: the whole period)."""
+                 params: dict[str, Any], tz: str, *, by_month: bool,
+                 unknown_country: bool = False) -> dict[tuple[Any, str], Fraction]:
+    """The usual rate of each (month, country) of `rows` (month None: the whole period;
+    with `unknown_country`, country None too: the cost report shows its rate)."""
+    rated = RATED_CONDITION.replace("from_country IS NOT NULL AND ", "") \
+        if unknown_country else RATED_CONDITION
     sql = USUAL_RATE_SQL.format(rows=rows, month=_month_of(by_month),
-                                where=_and(where, RATED_CONDITION))
+                                where=_and(where, rated))
     return {(p["month"], p["country"]):
             Fraction(p["usual"]["cost_cents"]) / p["usual"]["parts"]
             for p in _arrow(con, sql, {**params, "tz": tz}).to_pylist()}

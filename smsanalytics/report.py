@@ -656,7 +656,8 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
     period_where = "WHERE created_at >= $start AND created_at < $end"
     rates = _rates(
         *(( _sql(con, COUNTRY_RATES_SQL, p, tz),
-            billing_audit._usual_rates(con, "messages", period_where, p, tz, by_month=False))
+            billing_audit._usual_rates(con, "messages", period_where, p, tz, by_month=False,
+                                       unknown_country=True))
           for p in (params_now, params_prev)))
     # The billing audit of the period, on the audit's view (enrichment filled in where it is
     # null): totals over every message, and the most expensive few as examples. The usual

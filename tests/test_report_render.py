@@ -133,3 +133,18 @@ def test_reject_reasons_are_words() -> None:
     assert _reject_reason("delivered_at") == "delivery time invalid"
     assert _reject_reason("some_new_field") == "some new field invalid"
     assert _reject_reason("invalid JSON") == "invalid JSON"
+
+
+def test_a_sender_without_a_country_keeps_its_usual_rate() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = fixture.table()
+    unknown = pc.equal(t.column("sid"), "m03")
+    t = t.set_column(t.schema.get_field_index("from_country"), "from_country",
+                     pc.if_else(unknown, pa.scalar(None, pa.string()),
+                                t.column("from_country")))
+    r = fixture.cost_report(t, **fixture.MARCH, currency="EUR")
+    row = r.rates[r.rates["country"].isna()].iloc[0]
+    assert row["rate_cents"] == Decimal("0.8925")  # m03: 0.8925 for 1 part
+    assert row["messages"] == 1
