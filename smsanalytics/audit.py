@@ -158,14 +158,24 @@ ORDER BY {order}
 
 # The usual rate of each (month, country): the lower median of its messages' per-part
 # rates (each message weighs one), found by DuckDB so that no price point travels to
-# Python. The rates are ordered by cost_cents / parts as a double (two different exact
-# rates of 6-decimal costs and small part counts never share one), then by the exact cost
-# and parts, which the struct carries out: the usual rate is exactly cost_cents / parts.
+# Python. The median is taken of cost_cents / parts as a double (8 bytes a message: half
+# the memory of carrying the exact values along); two different exact rates of 6-decimal
+# costs and small part counts never share a double, so the cost and parts of any message
+# at that double (USUAL_EXACT_SQL) give the usual rate exactly.
 USUAL_RATE_SQL = """
 SELECT {month} AS month, from_country AS country,
-       quantile_disc({{'rate': CAST(cost_cents AS DOUBLE) / parts, 'cost_cents': cost_cents,
-                      'parts': parts}}, 0.5) AS usual
+       quantile_disc(CAST(cost_cents AS DOUBLE) / parts, 0.5) AS rate
 FROM {rows}
+{where}
+GROUP BY ALL
+"""
+
+USUAL_EXACT_SQL = """
+SELECT u.month, u.country, min({{'cost_cents': r.cost_cents, 'parts': r.parts}}) AS usual
+FROM {rows} AS r
+JOIN {usual} AS u
+  ON {month} IS NOT DISTINCT FROM u.month AND r.from_country IS NOT DISTINCT FROM u.country
+ AND CAST(r.cost_cents AS DOUBLE) / r.parts = u.rate
 {where}
 GROUP BY ALL
 """
@@ -922,9 +932,17 @@ def _usual_rates(con: duckdb.DuckDBPyConnection, rows: str, where: str,
         if unknown_country else RATED_CONDITION
     sql = USUAL_RATE_SQL.format(rows=rows, month=_month_of(by_month),
                                 where=_and(where, rated))
+    rates = _arrow(con, sql, {**params, "tz": tz})
+    name = f"_smsanalytics_usual_{uuid.uuid4().hex[:12]}"
+    con.register(name, rates)
+    try:
+        sql = USUAL_EXACT_SQL.format(rows=rows, usual=name, month=_month_of(by_month, "r."),
+                                     where=_and(where, rated))
+        exact = _arrow(con, sql, {**params, "tz": tz}).to_pylist()
+    finally:
+        con.unregister(name)
     return {(p["month"], p["country"]):
-            Fraction(p["usual"]["cost_cents"]) / p["usual"]["parts"]
-            for p in _arrow(con, sql, {**params, "tz": tz}).to_pylist()}
+            Fraction(p["usual"]["cost_cents"]) / p["usual"]["parts"] for p in exact}
 
 
 def _rates(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,

@@ -1113,7 +1113,9 @@ def _examples_table(report: CostReport, df: pd.DataFrame, audit: bool) -> render
         [C("Created", "when", report.tz), C("Sender"), C("Country"),
          *([C("Encoding billed / needed")] if audit else []),
          C("Parts", "text" if audit else "count"),
-         C("Cost", "money", _currency_label(report)), C("Message", "message")], rows)
+         C("Cost", "money", _currency_label(report)), C("Message", "message")], rows,
+        note=f"The {len(rows):,} most expensive of these messages, most expensive first; "
+             "the table above counts and sums all of them.")
 
 
 def _audit_table(report: CostReport) -> render.Table:
