@@ -918,9 +918,8 @@ def _shown_headline(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shown_source(source: str, place: str | Path | None) -> str:
-    names = source.split(", ")
-    if not all(Path(n).exists() for n in names):
-        return source
+    # The label joins several paths with ", " (a path may hold ", " itself).
+    names = [source] if Path(source).exists() else source.split(", ")
     return ", ".join(render.shown_path(n, place) for n in names)
 
 
