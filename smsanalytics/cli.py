@@ -565,20 +565,38 @@ def audit(
     a = _interruptible(run, dataset, start=period.start, end=period.end, tz=period.zone,
                        currency=label, rate_margin=rate_margin)
     if as_json:
-        click.echo(a.to_json())
+        click.echo(a.to_json(readable=True))
     else:
         for name, df in a.tables().items():
             if name != "summary" and df.empty:
                 continue
             title = name.replace("_", " ")
-            click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
-            _print_table(df, max_rows=len(df) if name == "summary" else rows)
+            total = a.found.get(name, len(df))  # rows found, of which `df` kept the first
+            click.echo(f"\n{title} ({total:,})" if name != "summary" else title)
+            if name == "summary":  # the meanings below the table, whole and wrapped
+                _print_table(df.drop(columns="meaning"), max_rows=len(df))
+                _print_meanings(df)
+            else:
+                _print_table(df, max_rows=rows)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")
     if csv_dir:
-        files = a.to_csv(csv_dir)
+        files = a.to_csv(csv_dir, readable=True)
         click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}", err=as_json)
+
+
+def _print_meanings(summary: pd.DataFrame) -> None:
+    """What each check of the audit summary means, wrapped to the terminal's width."""
+    import shutil
+    import textwrap
+
+    width = max(40, min(shutil.get_terminal_size().columns, 100))
+    click.echo("\nwhat each check means:")
+    for check, meaning in zip(summary["check"], summary["meaning"], strict=True):
+        click.echo(textwrap.fill(for_terminal(meaning), width=width,
+                                 initial_indent=f"  {for_terminal(check)}: ",
+                                 subsequent_indent="      "))
 
 
 @main.command()

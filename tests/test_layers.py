@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                                 "readers", "dataset", "privacy", "enrich", "sample"}),
     ("conversion and receiving", {"ingest", "receiver_archive", "receiver"}),
     ("analysis", {"_analysis", "queries", "spark_sql", "spark", "spark_convert"}),
-    ("answers", {"audit", "report", "plots"}),
+    ("answers", {"render", "audit", "report", "plots"}),
     ("entry points", {"cli", "__main__", "__init__"}),
 ]
 
