@@ -189,31 +189,17 @@ ABOVE_RATE_CONDITION = (
     "CAST(r.cost_cents * 1000000 AS HUGEINT) * CAST(f.b AS HUGEINT)"
     " > CAST(f.a AS HUGEINT) * r.parts")
 
-# The keys of the first above-rate messages: a narrow top-N (two columns), so that the
-# detail query below reads whole rows for those few only (with every column, DuckDB held
-# millions of flagged rows to sort them: 1.1 GB at 10 million messages).
+# The sort keys of the first above-rate messages: a narrow top-N, whose last key bounds the
+# detail query (ABOVE_RATE_SQL) so that it reads and sorts those few messages only (with
+# every column, DuckDB held millions of flagged rows to sort them: 1.1 GB at 10 million).
 ABOVE_RATE_KEYS_SQL = """
-SELECT r.created_at AS key_created_at, r.sid AS key_sid
+SELECT r.created_at, r.cost_cents
 FROM {rows} AS r
 JOIN {flagged} AS f
   ON {month} IS NOT DISTINCT FROM f.month AND r.from_country = f.country
 {where}
 ORDER BY {order}
 LIMIT {limit}
-"""
-
-# Those messages read whole: the rows are joined to the few keys first.
-ABOVE_RATE_FIRST_SQL = """
-SELECT r.sid, r.created_at, {month} AS month, r.from_number, r.from_country AS country,
-       r.network, r.network_operator, r.parts, r.cost_cents, r.body_text
-FROM (SELECT DISTINCT * FROM {keys}) AS k
-JOIN {rows} AS r
-  ON r.sid IS NOT DISTINCT FROM k.key_sid
- AND r.created_at IS NOT DISTINCT FROM k.key_created_at
-JOIN {flagged} AS f
-  ON {month} IS NOT DISTINCT FROM f.month AND r.from_country = f.country
-{where}
-ORDER BY {order}
 """
 
 ABOVE_RATE_TOTALS_SQL = """
@@ -1019,22 +1005,21 @@ def _above_rate(
         totals = _arrow(con, ABOVE_RATE_TOTALS_SQL.format(**names, flagged=name, month=month,
                                                           where=condition),
                         {**params, "tz": tz}).to_pylist()
-        if limit is None:
-            sql = ABOVE_RATE_SQL.format(**names, flagged=name, month=month, where=condition,
-                                        order=order)
-            table = _arrow(con, sql, {**params, "tz": tz})
-        else:
+        detail = condition
+        if limit is not None:
             keys = _arrow(con, ABOVE_RATE_KEYS_SQL.format(
                 **names, flagged=name, month=month, where=condition, order=order,
                 limit=int(limit)), {**params, "tz": tz})
-            con.register(f"{name}_keys", keys)
-            try:
-                sql = _limited(ABOVE_RATE_FIRST_SQL.format(
-                    **names, flagged=name, keys=f"{name}_keys", month=month,
-                    where=condition, order=order), limit)
-                table = _arrow(con, sql, {**params, "tz": tz})
-            finally:
-                con.unregister(f"{name}_keys")
+            # Every one of the first `limit` rows is at or before the last key.
+            key = "cost_cents" if most_expensive else "created_at"
+            values = keys.column(key)
+            if len(values) == limit and values.null_count == 0:
+                params = {**params, "last_key": values[-1].as_py()}
+                detail = _and(condition, f"r.{key} {'>=' if most_expensive else '<='} "
+                                         "$last_key")
+        sql = _limited(ABOVE_RATE_SQL.format(**names, flagged=name, month=month,
+                                             where=detail, order=order), limit)
+        table = _arrow(con, sql, {**params, "tz": tz})
     finally:
         con.unregister(name)
     for g in totals:
