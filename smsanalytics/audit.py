@@ -199,11 +199,11 @@ ABOVE_RATE_CONDITION = (
     "CAST(r.cost_cents * 1000000 AS HUGEINT) * CAST(f.b AS HUGEINT)"
     " > CAST(f.a AS HUGEINT) * r.parts")
 
-# The keys of the first above-rate messages: a narrow top-N (three columns), so that the
-# detail query below reads whole rows for those few only (with every column, DuckDB held
-# millions of flagged rows to sort them: 1.1 GB at 10 million messages).
+# The sort keys of the first above-rate messages: a narrow top-N, whose last key bounds the
+# detail query (ABOVE_RATE_SQL) so that it reads and sorts those few messages only (with
+# every column, DuckDB held millions of flagged rows to sort them: 1.1 GB at 10 million).
 ABOVE_RATE_KEYS_SQL = """
-SELECT r.created_at, r.sid
+SELECT r.created_at, r.cost_cents
 FROM {rows} AS r
 JOIN {flagged} AS f
   ON {month} IS NOT DISTINCT FROM f.month AND r.from_country = f.country
@@ -1004,17 +1004,16 @@ def _above_rate(
             keys = _arrow(con, ABOVE_RATE_KEYS_SQL.format(
                 **names, flagged=name, month=month, where=condition, order=order,
                 limit=int(limit)), {**params, "tz": tz})
-            con.register(f"{name}_keys", keys)
-            detail = _and(condition, f"EXISTS (SELECT 1 FROM {name}_keys AS k "
-                                     "WHERE k.sid IS NOT DISTINCT FROM r.sid "
-                                     "AND k.created_at IS NOT DISTINCT FROM r.created_at)")
-        try:
-            sql = _limited(ABOVE_RATE_SQL.format(**names, flagged=name, month=month,
-                                                 where=detail, order=order), limit)
-            table = _arrow(con, sql, {**params, "tz": tz})
-        finally:
-            if limit is not None:
-                con.unregister(f"{name}_keys")
+            # Every one of the first `limit` rows is at or before the last key.
+            key = "cost_cents" if most_expensive else "created_at"
+            values = keys.column(key)
+            if len(values) == limit and values.null_count == 0:
+                params = {**params, "last_key": values[-1].as_py()}
+                detail = _and(condition, f"r.{key} {'>=' if most_expensive else '<='} "
+                                         "$last_key")
+        sql = _limited(ABOVE_RATE_SQL.format(**names, flagged=name, month=month,
+                                             where=detail, order=order), limit)
+        table = _arrow(con, sql, {**params, "tz": tz})
     finally:
         con.unregister(name)
     for g in totals:

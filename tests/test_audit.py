@@ -475,6 +475,8 @@ def test_detail_rows_are_capped_and_the_summary_counts_all(result: AuditResult) 
         if name not in ("summary", "rates"):
             assert len(df) <= 1
             assert capped.found[name] == len(getattr(result, name))
+            if "sid" in df.columns:  # the first rows by time, the same as uncapped
+                assert list(df["sid"]) == list(getattr(result, name)["sid"].head(1))
     html = capped.to_html()
     n = len(result.mismatches)
     assert f"mismatches ({n:,})" in html
