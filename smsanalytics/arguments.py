@@ -21,6 +21,7 @@ Decisions:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -38,6 +39,8 @@ __all__ = [
     "time_zone_name",
     "instant",
     "period_bounds",
+    "Bounds",
+    "bounds",
     "positive_int",
     "currency_label",
     "margin",
@@ -210,6 +213,62 @@ def period_bounds(start: Any, end: Any, zone: ZoneInfo,
     return lo, hi
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The bounds of a period the user asked for, parsed once: what every layer below takes.
+
+    Not :class:`smsanalytics.report.Period` (a report's closed, labelled period): either
+    bound may be open here.
+
+    Attributes
+    ----------
+    start, end : datetime or None
+        Aware UTC instants, `start` inclusive and `end` exclusive (`end` after `start`);
+        None leaves that side open.
+    zone : ZoneInfo
+        The time zone naive input was read in: the zone of the user's days and months.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    zone: ZoneInfo
+
+    @property
+    def tz(self) -> str:
+        """The IANA name of :attr:`zone` (what DuckDB is given)."""
+        assert self.zone.key is not None  # time_zone() refuses zones without a name
+        return self.zone.key
+
+
+def bounds(start: Any, end: Any, tz: str | tzinfo = "UTC", *,
+           names: tuple[str, str] = ("start", "end"), tz_name: str = "tz") -> Bounds:
+    """Parse a period's bounds and its time zone (the zone first) into :class:`Bounds`.
+
+    Parameters
+    ----------
+    start, end : date, datetime, pandas.Timestamp, str or None
+        As :func:`instant` takes them; naive values are wall-clock times in `tz`.
+    tz : str or tzinfo
+        As :func:`time_zone` takes it.
+    names, tz_name : str
+        How the user wrote the arguments, for the errors.
+
+    Raises
+    ------
+    ArgumentError
+        For a bad zone, a bad bound, or `end` not after `start`.
+
+    Examples
+    --------
+    >>> b = bounds("2025-05-01", None, "Europe/Paris")
+    >>> b.start.isoformat(), b.end, b.tz
+    ('2025-04-30T22:00:00+00:00', None, 'Europe/Paris')
+    """
+    zone = time_zone(tz, tz_name)
+    lo, hi = period_bounds(start, end, zone, names)
+    return Bounds(lo, hi, zone)
+
+
 def _shown(value: Any) -> Any:
     """How an error shows a value: dates and times in ISO 8601, not as their repr."""
     return value.isoformat() if isinstance(value, date) else value
@@ -233,7 +292,7 @@ def positive_int(value: Any, name: str, maximum: int = MAX_COUNT) -> int:
             raise ArgumentError(name, value, reason)
     if not 1 <= value <= maximum:
         raise ArgumentError(name, value, reason)
-    return value
+    return int(value)
 
 
 def currency_label(value: str | None, name: str = "currency") -> str | None:

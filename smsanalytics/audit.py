@@ -39,9 +39,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,17 +49,33 @@ from typing import Any, ClassVar
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from . import arguments, queries
-from .escape import for_html, to_json, write_csv_tables
+from . import arguments, render
+from ._analysis import (
+    MONEY_TYPE,
+    RATIO_TYPE,
+    Selection,
+    Source,
+    TimeBound,
+    currency_of,
+    dsum,
+    is_na,
+    isum,
+    opened,
+    quantize,
+    to_frame,
+    used_params,
+)
+from .escape import to_json, write_csv_tables
 from .networks import lookup_networks
 from .numbers import describe_numbers
 from .privacy import TOKEN_PREFIX
-from .schema import COST_TYPE
 from .segments import analyze_array, gsm_lookalike
 
 __all__ = [
     "RATE_MARGIN",
+    "MAX_ROWS",
     "CHECKS",
     "AuditResult",
     "audit",
@@ -91,11 +107,9 @@ CHECKS: dict[str, str] = {
     "typed plainly; at stake: the cost of the parts that would save",
 }
 
-TimeBound = date | datetime | str | pd.Timestamp | None
+#: Rows kept by default in each finding table of :func:`audit` (the summary counts all).
+MAX_ROWS = 10_000
 
-_Q = Decimal("1e-10")  # precision of ratios [cents]
-_RATIO = pa.decimal128(38, 10)
-_MONEY = pa.decimal128(38, 6)
 _MONTH = "strftime(timezone($tz, created_at), '%Y-%m')"
 # The checks that read a sender number, and the rows where it is a token instead.
 _NUMBER_CHECKS = ("invalid_number", "country_mismatch")
@@ -118,8 +132,9 @@ SELECT DISTINCT {column} FROM {table}
 """
 
 # The audit view: the messages with what enrichment would fill in, where it is null. The
-# lookups ({numbers}, {networks}, {computed}) hold one row per distinct number, network
-# code and body; {computed} only the bodies of rows whose computed columns are null.
+# lookups ({fill}, {networks}, {computed}) hold one row per distinct number, network
+# code and body; {fill} only the senders whose rows lack a country, {computed} only the
+# bodies of rows whose computed columns are null.
 ROWS_VIEW_SQL = """
 CREATE TEMP VIEW {rows} AS
 SELECT m.* REPLACE (
@@ -134,7 +149,7 @@ SELECT m.* REPLACE (
         AS unicode_chars
 )
 FROM messages AS m
-LEFT JOIN {numbers} AS n ON n.number = m.from_number
+LEFT JOIN {fill} AS n ON n.number = m.from_number
 LEFT JOIN {networks} AS w ON w.network = m.network
 LEFT JOIN {computed} AS c
   ON c.body_text = m.body_text
@@ -148,14 +163,90 @@ SELECT r.sid, r.created_at, r.from_number, r.from_country, r.body_text,
 FROM {rows} AS r
 LEFT JOIN {lookalike} AS l USING (body_text)
 {where}
-ORDER BY r.created_at, r.sid
+ORDER BY {order}
 """
 
-RATE_POINTS_SQL = """
-SELECT {month} AS month, from_country AS country, cost_cents, parts, count(*) AS messages
+# The usual rate of each (month, country): the lower median of its messages' per-part
+# rates (each message weighs one), found by DuckDB so that no price point travels to
+# Python. The median is taken of cost_cents / parts as a double (8 bytes a message: half
+# the memory of carrying the exact values along); two different exact rates of 6-decimal
+# costs and small part counts never share a double, so the cost and parts of any message
+# at that double (USUAL_EXACT_SQL) give the usual rate exactly.
+USUAL_RATE_SQL = """
+SELECT {month} AS month, from_country AS country,
+       quantile_disc(CAST(cost_cents AS DOUBLE) / parts, 0.5) AS rate
 FROM {rows}
 {where}
 GROUP BY ALL
+"""
+
+USUAL_EXACT_SQL = """
+SELECT u.month, u.country, min({{'cost_cents': r.cost_cents, 'parts': r.parts}}) AS usual
+FROM {rows} AS r
+JOIN {usual} AS u
+  ON {month} IS NOT DISTINCT FROM u.month AND r.from_country IS NOT DISTINCT FROM u.country
+ AND CAST(r.cost_cents AS DOUBLE) / r.parts = u.rate
+{where}
+GROUP BY ALL
+"""
+
+#: A row with a per-part rate: a country, a cost and parts.
+RATED_CONDITION = "from_country IS NOT NULL AND cost_cents IS NOT NULL AND parts > 0"
+
+# Above-rate messages: {flagged} holds, per (month, country), the threshold a/b above which
+# a cost per part is flagged, as whole numbers (exact: cost_cents has 6 decimals).
+ABOVE_RATE_CONDITION = (
+    "CAST(r.cost_cents * 1000000 AS HUGEINT) * CAST(f.b AS HUGEINT)"
+    " > CAST(f.a AS HUGEINT) * r.parts")
+
+# The sort keys of the first above-rate messages: a narrow top-N, whose last key bounds the
+# detail query (ABOVE_RATE_SQL) so that it reads and sorts those few messages only (with
+# every column, DuckDB held millions of flagged rows to sort them: 1.1 GB at 10 million).
+ABOVE_RATE_KEYS_SQL = """
+SELECT r.created_at, r.cost_cents
+FROM {rows} AS r
+JOIN {flagged} AS f
+  ON {month} IS NOT DISTINCT FROM f.month AND r.from_country = f.country
+{where}
+ORDER BY {order}
+LIMIT {limit}
+"""
+
+ABOVE_RATE_TOTALS_SQL = """
+SELECT f.month, f.country, count(*) AS messages, CAST(sum(r.parts) AS BIGINT) AS parts,
+       sum(r.cost_cents) AS cost_cents
+FROM {rows} AS r
+JOIN {flagged} AS f
+  ON {month} IS NOT DISTINCT FROM f.month AND r.from_country = f.country
+{where}
+GROUP BY ALL
+"""
+
+# Totals of the billed-vs-computed findings: one row per (billed, computed) pair.
+MISMATCH_TOTALS_SQL = """
+SELECT parts, computed_parts,
+       coalesce(encoding IS NOT NULL AND computed_encoding IS NOT NULL
+                AND encoding <> computed_encoding, false) AS encoding_differs,
+       count(*) AS messages, sum(cost_cents) AS cost_cents
+FROM {rows}
+{where}
+GROUP BY ALL
+"""
+
+SMART_TOTALS_SQL = """
+SELECT r.parts, r.computed_parts, l.lookalike_parts, count(*) AS messages,
+       sum(r.cost_cents) AS cost_cents
+FROM {rows} AS r
+JOIN {lookalike} AS l USING (body_text)
+{where}
+GROUP BY ALL
+"""
+
+# Totals of a grouped check (networks, numbers): its rows, messages and cost.
+GROUPED_TOTALS_SQL = """
+SELECT count(*) AS rows, CAST(coalesce(sum(messages), 0) AS BIGINT) AS messages,
+       sum(cost_cents) AS cost_cents
+FROM ({query})
 """
 
 RATES_SQL = """
@@ -178,9 +269,8 @@ SELECT r.sid, r.created_at, {month} AS month, r.from_number, r.from_country AS c
 FROM {rows} AS r
 JOIN {flagged} AS f
   ON {month} IS NOT DISTINCT FROM f.month AND r.from_country = f.country
- AND r.cost_cents = f.cost_cents AND r.parts = f.parts
 {where}
-ORDER BY r.created_at, r.sid
+ORDER BY {order}
 """
 
 UNKNOWN_NETWORKS_SQL = """
@@ -309,6 +399,11 @@ class AuditResult:
     pseudonymised_senders : int
         Messages whose sender is a pseudonymised token (``anon:...``): the number checks
         (``invalid_number``, ``country_mismatch``) skip them, and the summary says so.
+    found : dict of str to int
+        Rows each finding table had before the `max_rows` cap (a table missing here was
+        not capped).
+    max_rows : int or None
+        The cap on the rows of each finding table (None: every row kept).
     """
 
     summary: pd.DataFrame
@@ -325,10 +420,17 @@ class AuditResult:
     currency: str | None = None
     rate_margin: Decimal = RATE_MARGIN
     pseudonymised_senders: int = 0
+    found: dict[str, int] = field(default_factory=dict)
+    max_rows: int | None = None
 
     _TABLES: ClassVar[tuple[str, ...]] = (
         "summary", "mismatches", "rates", "above_rate", "unknown_networks", "invalid_numbers",
         "country_mismatch", "smart_punctuation")
+
+    def __post_init__(self) -> None:
+        # Shown as money in a notebook (never 0E-10); the values underneath stay exact.
+        for name in self._TABLES:
+            setattr(self, name, render.exact_frame(getattr(self, name)))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Return every table by name (the CSV file names without ``.csv``)."""
@@ -340,8 +442,31 @@ class AuditResult:
         found = self.summary[self.summary["check"] != "smart_punctuation"]["messages"]
         return int(found.sum()) == 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def readable_tables(self) -> dict[str, pd.DataFrame]:
+        """Return every table with column names and values a spreadsheet user can read.
+
+        Columns are named in words with their unit (``Cost (EUR)``, ``Usual rate (EUR per
+        part)``, ``Created (Europe/Paris)``); amounts are in major units of the currency,
+        exact and unrounded; checks and findings are words (``parts over-billed``), and a
+        number's validity is ``yes`` or ``no``. Parts columns say which parts they count
+        (``Parts billed``, ``Parts saved``...).
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            By table name, as :meth:`tables`.
+        """
+        return {name: _readable(name, df, self.currency or "currency not set", self.tz)
+                for name, df in self.tables().items()}
+
+    def to_dict(self, readable: bool = False) -> dict[str, Any]:
         """Return the audit as JSON-ready data: amounts as exact decimal strings.
+
+        Parameters
+        ----------
+        readable : bool
+            Tables of :meth:`readable_tables` (what ``smsanalytics audit --json``
+            prints) instead of the DataFrames' own columns.
 
         Returns
         -------
@@ -349,6 +474,7 @@ class AuditResult:
             ``period`` (``start``, ``end``, ``tz``), ``currency``, ``rate_margin`` and
             ``tables``: each table as a list of records.
         """
+        tables = self.readable_tables() if readable else self.tables()
         return {
             "period": {"start": _json_value(self.start), "end": _json_value(self.end),
                        "tz": self.tz},
@@ -357,14 +483,14 @@ class AuditResult:
             "pseudonymised_senders": self.pseudonymised_senders,
             "tables": {name: [{str(k): _json_value(v) for k, v in row.items()}
                               for row in df.astype(object).to_dict(orient="records")]
-                       for name, df in self.tables().items()},
+                       for name, df in tables.items()},
         }
 
-    def to_json(self) -> str:
-        """Return :meth:`to_dict` as a JSON string."""
-        return to_json(self.to_dict())
+    def to_json(self, readable: bool = False) -> str:
+        """Return :meth:`to_dict` as a JSON string (`readable` as there)."""
+        return to_json(self.to_dict(readable))
 
-    def to_csv(self, directory: str | Path) -> list[Path]:
+    def to_csv(self, directory: str | Path, readable: bool = False) -> list[Path]:
         """Write one CSV file per table into `directory` (created if needed).
 
         Amounts are exact and unrounded; text a spreadsheet would run as a formula gets a
@@ -374,41 +500,55 @@ class AuditResult:
         ----------
         directory : str or Path
             Where to write ``summary.csv``, ``mismatches.csv``, ...
+        readable : bool
+            Write :meth:`readable_tables` (what ``smsanalytics audit --csv`` writes)
+            instead of the DataFrames' own columns.
 
         Returns
         -------
         list of Path
             The files written.
         """
-        return write_csv_tables(self.tables(), directory)
+        return write_csv_tables(self.readable_tables() if readable else self.tables(),
+                                directory)
 
     def to_html(self, max_rows: int | None = None) -> str:
         """Return the audit as an HTML fragment: the summary, then each non-empty table.
 
-        Every value is escaped with :func:`~smsanalytics.escape.for_html`.
+        Rendered by a template with autoescape on: every value is escaped with
+        :func:`~smsanalytics.escape.for_html`.
 
         Parameters
         ----------
         max_rows : int, optional
             Show at most this many rows of each finding table (all by default).
         """
+        return render.to_html(self._page(max_rows), document=False,
+                              template="audit.html.j2")
+
+    def _page(self, max_rows: int | None) -> render.Page:
         label = self.currency or "currency not set"
-        parts = ['<div class="smsa-audit">', "<h2>Billing audit</h2>",
-                 f"<p>Amounts in cents of {for_html(label)} · months in "
-                 f"{for_html(self.tz)} · above-rate margin "
-                 f"{for_html(f'{self.rate_margin * 100:g}')} %</p>",
-                 _html_table(self.summary)]
+        subtitle = [("Amounts in cents of ", False), (label, False),
+                    (" · months in ", False), (self.tz, False),
+                    (" · above-rate margin ", False),
+                    (f"{(self.rate_margin * 100).normalize():f} %", False)]
+        sections = [render.Section("", [render.frame_table(self.summary)], 0)]
         for name, df in self.tables().items():
             if name == "summary" or df.empty:
                 continue
-            shown = df if max_rows is None else df.head(max_rows)
-            parts += [f"<h3>{for_html(name.replace('_', ' '))} ({len(df):,})</h3>",
-                      _html_table(shown)]
-            if len(shown) < len(df):
-                parts.append(f"<p>… {len(df) - len(shown):,} more rows "
-                             f"(<code>result.{for_html(name)}</code>)</p>")
-        parts.append("</div>")
-        return "\n".join(parts)
+            total = self.found.get(name, len(df))
+            blocks: list[render.Block | render.Section] = [
+                render.frame_table(df, tz=self.tz, limit=max_rows)]
+            if max_rows is not None and len(df) > max_rows:
+                blocks.append(render.Paragraph(
+                    f"… {len(df) - max_rows:,} more rows (result.{name})"))
+            if total > len(df):
+                blocks.append(render.Paragraph(
+                    f"The audit kept the first {len(df):,} of these {total:,} rows "
+                    f"(max_rows); the summary counts and sums all of them.", "note"))
+            sections.append(render.Section(f"{name.replace('_', ' ')} ({total:,})",
+                                           blocks, 3))
+        return render.Page("Billing audit", subtitle, sections, css_class="smsa-audit")
 
     def _repr_html_(self) -> str:
         return self.to_html(max_rows=10)
@@ -426,13 +566,14 @@ class AuditResult:
 
 
 def audit(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
     tz: str = "UTC",
     currency: str | None = None,
     rate_margin: Decimal | str | float = RATE_MARGIN,
+    max_rows: int | None = MAX_ROWS,
 ) -> AuditResult:
     """Audit the billing of the messages of a period.
 
@@ -458,6 +599,10 @@ def audit(
     rate_margin : Decimal or str
         A message is above rate when its cost per part exceeds its country's usual rate
         that month times ``1 + rate_margin``.
+    max_rows : int or None
+        Rows kept in each finding table (the first by time, or by the order the table
+        states); None keeps them all. The summary counts and sums every finding whatever
+        this cap, and :attr:`AuditResult.found` says how many rows each table had.
 
     Returns
     -------
@@ -480,44 +625,55 @@ def audit(
     (10, '16.3175000000')
     """
     margin = arguments.margin(rate_margin)
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
+    bounds = arguments.bounds(start, end, tz)
+    tz, lo, hi = bounds.tz, bounds.start, bounds.end
     currency = arguments.currency_label(currency)
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source, currency=currency)
-    try:
-        label = queries._currency(con, currency)
-        where, params = queries._where(tz=tz, start=lo, end=hi)
+    if max_rows is not None:
+        max_rows = arguments.positive_int(max_rows, "max_rows")
+    with opened(source, currency=currency) as con:
+        label = currency_of(con, currency)
+        where, params = Selection(bounds).where()
         # A pseudonymised sender is a token, not a number: the number checks skip it.
         sql = TOKENS_SQL.format(where=_and(where, _TOKEN_CONDITION))
         tokens = int(_arrow(con, sql, params).column(0)[0].as_py())
         with _prepared(con, where, params, numbers=True) as names:
-            mismatches, over_billed = _mismatches(con, names, where, params, tz)
-            points = _points(con, names, where, params, tz, by_month=True)
-            rates = _rates(con, names, where, params, tz, _usual_rates(points))
-            above, excess = _above_rate(con, names, where, params, tz, margin, by_month=True,
-                                        points=points)
-            networks = _run(con, UNKNOWN_NETWORKS_SQL, names, _and(
-                where, "network IS NOT NULL AND (network_country IS NULL "
-                "OR network_operator IS NULL)"), params, tz)
-            invalid = _run(con, INVALID_NUMBERS_SQL, names, _and(
-                where, f"r.from_number IS NOT NULL AND NOT {_TOKEN_CONDITION} "
-                "AND (r.from_type = 'UNKNOWN' OR n.valid IS NOT TRUE)"), params, tz)
-            country = _run(con, COUNTRY_MISMATCH_SQL, names, _and(
-                where, f"r.source = 'actions' AND r.from_country IS NOT NULL "
-                f"AND NOT {_TOKEN_CONDITION} "
-                "AND n.country IS NOT NULL AND r.from_country <> n.country"), params, tz)
-            smart, saving = _smart_punctuation(con, names, where, params, tz)
-    finally:
-        if owned:
-            con.close()
-    summary = _summary(mismatches, over_billed, above, excess, networks, invalid, country,
-                       smart, saving, tokens)
+            mismatches, found, rows = _mismatches(con, names, where, params, tz, max_rows)
+            counts = {"mismatches": rows}
+            usual = _usual_rates(con, names["rows"], where, params, tz, by_month=True)
+            rates = _rates(con, names, where, params, tz, usual)
+            above, groups = _above_rate(con, names, where, params, tz, margin, by_month=True,
+                                        limit=max_rows, usual=usual)
+            found["above_rate"] = _Found(
+                messages=sum(g["messages"] for g in groups),
+                parts=sum(g["parts"] or 0 for g in groups),
+                cost=dsum(g["cost_cents"] for g in groups),
+                stake=sum((g["excess"] for g in groups), Fraction(0)))
+            counts["above_rate"] = found["above_rate"].messages
+            grouped = {}
+            for check, table, template, condition in (
+                ("unknown_network", "unknown_networks", UNKNOWN_NETWORKS_SQL,
+                 "network IS NOT NULL AND (network_country IS NULL "
+                 "OR network_operator IS NULL)"),
+                ("invalid_number", "invalid_numbers", INVALID_NUMBERS_SQL,
+                 f"r.from_number IS NOT NULL AND NOT {_TOKEN_CONDITION} "
+                 "AND (r.from_type = 'UNKNOWN' OR n.valid IS NOT TRUE)"),
+                ("country_mismatch", "country_mismatch", COUNTRY_MISMATCH_SQL,
+                 f"r.source = 'actions' AND r.from_country IS NOT NULL "
+                 f"AND NOT {_TOKEN_CONDITION} "
+                 "AND n.country IS NOT NULL AND r.from_country <> n.country"),
+            ):
+                grouped[table], found[check], counts[table] = _grouped(
+                    con, template, names, _and(where, condition), params, tz, max_rows)
+            smart, found["smart_punctuation"] = _smart_punctuation(con, names, where, params,
+                                                                   tz, max_rows)
+            counts["smart_punctuation"] = found["smart_punctuation"].messages
     result = AuditResult(
-        summary=summary, mismatches=mismatches, rates=rates, above_rate=above,
-        unknown_networks=networks, invalid_numbers=invalid, country_mismatch=country,
-        smart_punctuation=smart, start=lo, end=hi, tz=tz, currency=label,
-        rate_margin=margin, pseudonymised_senders=tokens,
+        summary=_summary(found, tokens), mismatches=mismatches, rates=rates, above_rate=above,
+        unknown_networks=grouped["unknown_networks"],
+        invalid_numbers=grouped["invalid_numbers"],
+        country_mismatch=grouped["country_mismatch"], smart_punctuation=smart, start=lo,
+        end=hi, tz=tz, currency=label, rate_margin=margin, pseudonymised_senders=tokens,
+        found=counts, max_rows=max_rows,
     )
     for df in result.tables().values():
         df.attrs.update({"question": "audit", "tz": tz, "currency": label})
@@ -525,7 +681,7 @@ def audit(
 
 
 def billing_mismatches(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -548,21 +704,15 @@ def billing_mismatches(
     pandas.DataFrame
         :attr:`AuditResult.mismatches`.
     """
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source)
-    try:
-        where, params = queries._where(tz=tz, start=lo, end=hi)
+    bounds = arguments.bounds(start, end, tz)
+    with opened(source) as con:
+        where, params = Selection(bounds).where()
         with _prepared(con, where, params, numbers=False) as names:
-            return _mismatches(con, names, where, params, tz)[0]
-    finally:
-        if owned:
-            con.close()
+            return _mismatches(con, names, where, params, bounds.tz)[0]
 
 
 def above_rate(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -592,17 +742,12 @@ def above_rate(
         usual rate to compare with and are never flagged.
     """
     margin = arguments.margin(rate_margin)
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source)
-    try:
-        where, params = queries._where(tz=tz, start=lo, end=hi)
+    bounds = arguments.bounds(start, end, tz)
+    with opened(source) as con:
+        where, params = Selection(bounds).where()
         with _prepared(con, where, params, numbers=False) as names:
-            return _above_rate(con, names, where, params, tz, margin, by_month=by_month)[0]
-    finally:
-        if owned:
-            con.close()
+            return _above_rate(con, names, where, params, bounds.tz, margin,
+                               by_month=by_month)[0]
 
 
 def usual_rate(points: Sequence[tuple[Fraction, int]]) -> Fraction:
@@ -651,7 +796,7 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
     """
     tag = uuid.uuid4().hex[:12]
     names = {k: f"_smsanalytics_audit_{k}_{tag}"
-             for k in ("rows", "computed", "networks", "numbers", "lookalike")}
+             for k in ("rows", "computed", "networks", "numbers", "fill", "lookalike")}
     registered: list[str] = []
 
     def register(key: str, table: pa.Table) -> None:
@@ -672,9 +817,16 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
         register("networks", lookup_networks(distinct("network", "network IS NOT NULL")))
         # Every sender is described when the number checks run; otherwise only those whose
         # country the rates need.
-        needed = (f"from_number IS NOT NULL AND NOT {_TOKEN_CONDITION.replace('r.', '')}"
-                  + ("" if numbers else " AND from_country IS NULL"))
-        register("numbers", describe_numbers(distinct("from_number", needed)))
+        senders = f"from_number IS NOT NULL AND NOT {_TOKEN_CONDITION.replace('r.', '')}"
+        unplaced = distinct("from_number", f"{senders} AND from_country IS NULL")
+        described = describe_numbers(distinct("from_number", senders) if numbers
+                                     else unplaced)
+        register("numbers", described)
+        # The view joins only the senders it fills a country for: a join of every row
+        # with every sender would cost each query over the view a hash join.
+        register("fill", described.filter(pc.is_in(described.column("number"),
+                                                   pa.array(unplaced, pa.string())))
+                 if numbers else described)
         con.execute(ROWS_VIEW_SQL.format(**names))
         # Look-alikes only for the bodies that can change: unicode ones (the substituted
         # characters are all outside GSM) and the mismatching ones, to show them.
@@ -699,61 +851,105 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Found:
+    """What one check found, over every row: the summary's figures."""
+
+    messages: int = 0
+    parts: int | None = None
+    cost: Decimal = Decimal(0)
+    stake: Fraction | None = None
+
+
+def _limited(sql: str, limit: int | None) -> str:
+    return sql if limit is None else f"{sql}\nLIMIT {int(limit)}"
+
+
+#: The order of detail rows: by time, or the most expensive first.
+_BY_TIME = "r.created_at, r.sid"
+_BY_COST = "r.cost_cents DESC NULLS LAST, r.created_at, r.sid"
+
+
 def _mismatches(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
-                params: dict[str, Any], tz: str) -> tuple[pd.DataFrame, Fraction]:
-    table = _arrow(con, MISMATCHES_SQL.format(**names, where=_and(where, MISMATCH_CONDITION)),
-                   params)
-    rows = table.select(["encoding", "parts", "computed_encoding", "computed_parts",
-                         "cost_cents"]).to_pylist()
+                params: dict[str, Any], tz: str, limit: int | None = None,
+                order: str = _BY_TIME) -> tuple[pd.DataFrame, dict[str, _Found], int]:
+    """The first `limit` mismatching messages in `order`; the totals of each finding over
+    all of them; their number."""
+    condition = _and(where, MISMATCH_CONDITION)
+    found = {"parts_over_billed": _Found(parts=0, stake=Fraction(0)),
+             "parts_under_billed": _Found(parts=0, stake=Fraction(0)),
+             "encoding_mismatch": _Found()}
+    rows = 0
+    for g in _arrow(con, MISMATCH_TOTALS_SQL.format(**names, where=condition),
+                    params).to_pylist():
+        billed, needed, n, cost = g["parts"], g["computed_parts"], g["messages"], g["cost_cents"]
+        rows += n
+        if billed is not None and needed is not None and billed != needed:
+            f = found["parts_over_billed" if billed > needed else "parts_under_billed"]
+            f.messages += n
+            f.parts = (f.parts or 0) + abs(billed - needed) * n
+            f.cost += cost or 0
+            if billed > needed and billed > 0 and cost is not None:
+                # The cost of the parts billed beyond those the body needs (a sum of costs
+                # of one (billed, needed) pair times the same share).
+                f.stake = (f.stake or 0) + Fraction(cost) * (billed - needed) / billed
+        if g["encoding_differs"]:
+            found["encoding_mismatch"].messages += n
+            found["encoding_mismatch"].cost += cost or 0
+    sql = _limited(MISMATCHES_SQL.format(**names, where=condition, order=order), limit)
+    table = _arrow(con, sql, params)
     differences, stakes, findings = [], [], []
-    total = Fraction(0)
-    for r in rows:
+    for r in table.select(["encoding", "parts", "computed_encoding", "computed_parts",
+                           "cost_cents"]).to_pylist():
         billed, needed, cost = r["parts"], r["computed_parts"], r["cost_cents"]
-        found = []
+        kinds = []
         difference = None
         stake = Fraction(0)
         if billed is not None and needed is not None:
             difference = billed - needed
             if difference > 0:
-                found.append("parts_over_billed")
+                kinds.append("parts_over_billed")
                 if billed > 0 and cost is not None:
-                    # The cost of the parts billed beyond those the body needs.
                     stake = Fraction(cost) * difference / billed
             elif difference < 0:
-                found.append("parts_under_billed")
+                kinds.append("parts_under_billed")
         enc, enc_needed = r["encoding"], r["computed_encoding"]
         if enc is not None and enc_needed is not None and str(enc) != str(enc_needed):
-            found.append("encoding_mismatch")
+            kinds.append("encoding_mismatch")
         differences.append(difference)
-        stakes.append(_ratio(stake))
-        findings.append("; ".join(found))
-        total += stake
+        stakes.append(quantize(stake))
+        findings.append("; ".join(kinds))
     table = (table.append_column("parts_difference", pa.array(differences, pa.int32()))
-                  .append_column("cost_at_stake_cents", pa.array(stakes, _RATIO))
+                  .append_column("cost_at_stake_cents", pa.array(stakes, RATIO_TYPE))
                   .append_column("finding", pa.array(findings, pa.string())))
-    return _frame(table, tz), total
+    return to_frame(table, tz), found, rows
 
 
-def _points(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
-            params: dict[str, Any], tz: str, *, by_month: bool) -> list[dict[str, Any]]:
-    sql = RATE_POINTS_SQL.format(**names, month=_MONTH if by_month else "NULL", where=where)
-    return _arrow(con, sql, {**params, "tz": tz}).to_pylist()
+def _month_of(by_month: bool, alias: str = "") -> str:
+    return _MONTH.replace("created_at", f"{alias}created_at") if by_month else \
+        "CAST(NULL AS VARCHAR)"
 
 
-def _rated(point: dict[str, Any]) -> bool:
-    """Whether a price point has a per-part rate (a country, parts and a cost)."""
-    return (point["country"] is not None and point["cost_cents"] is not None
-            and point["parts"] is not None and point["parts"] > 0)
-
-
-def _usual_rates(points: list[dict[str, Any]]) -> dict[tuple[Any, str], Fraction]:
-    """The usual rate of each (month, country), from its price points."""
-    by_key: dict[tuple[Any, str], list[tuple[Fraction, int]]] = {}
-    for p in points:
-        if _rated(p):
-            by_key.setdefault((p["month"], p["country"]), []).append(
-                (Fraction(p["cost_cents"]) / p["parts"], p["messages"]))
-    return {k: usual_rate(v) for k, v in by_key.items()}
+def _usual_rates(con: duckdb.DuckDBPyConnection, rows: str, where: str,
+                 params: dict[str, Any], tz: str, *, by_month: bool,
+                 unknown_country: bool = False) -> dict[tuple[Any, str], Fraction]:
+    """The usual rate of each (month, country) of `rows` (month None: the whole period;
+    with `unknown_country`, country None too: the cost report shows its rate)."""
+    rated = RATED_CONDITION.replace("from_country IS NOT NULL AND ", "") \
+        if unknown_country else RATED_CONDITION
+    sql = USUAL_RATE_SQL.format(rows=rows, month=_month_of(by_month),
+                                where=_and(where, rated))
+    rates = _arrow(con, sql, {**params, "tz": tz})
+    name = f"_smsanalytics_usual_{uuid.uuid4().hex[:12]}"
+    con.register(name, rates)
+    try:
+        sql = USUAL_EXACT_SQL.format(rows=rows, usual=name, month=_month_of(by_month, "r."),
+                                     where=_and(where, rated))
+        exact = _arrow(con, sql, {**params, "tz": tz}).to_pylist()
+    finally:
+        con.unregister(name)
+    return {(p["month"], p["country"]):
+            Fraction(p["usual"]["cost_cents"]) / p["usual"]["parts"] for p in exact}
 
 
 def _rates(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
@@ -764,111 +960,139 @@ def _rates(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
     rates, usuals = [], []
     for r in table.select(["month", "country", "rated_cost_cents", "rated_parts"]).to_pylist():
         cost, parts = r["rated_cost_cents"], r["rated_parts"]
-        rates.append(_ratio(Fraction(cost) / parts) if cost is not None and parts else None)
+        rates.append(quantize(Fraction(cost) / parts) if cost is not None and parts else None)
         found = usual.get((r["month"], r["country"]))
-        usuals.append(None if found is None else _ratio(found))
+        usuals.append(None if found is None else quantize(found))
     table = (table.drop_columns(["rated_cost_cents", "rated_parts"])
-                  .append_column("rate_cents", pa.array(rates, _RATIO))
-                  .append_column("usual_rate_cents", pa.array(usuals, _RATIO)))
-    return _frame(table, tz)
+                  .append_column("rate_cents", pa.array(rates, RATIO_TYPE))
+                  .append_column("usual_rate_cents", pa.array(usuals, RATIO_TYPE)))
+    return to_frame(table, tz)
 
 
 def _above_rate(
     con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str, params: dict[str, Any],
-    tz: str, margin: Decimal, *, by_month: bool, points: list[dict[str, Any]] | None = None,
-) -> tuple[pd.DataFrame, Fraction]:
-    if points is None:
-        points = _points(con, names, where, params, tz, by_month=by_month)
-    usual = _usual_rates(points)
+    tz: str, margin: Decimal, *, by_month: bool, limit: int | None = None,
+    most_expensive: bool = False, usual: dict[tuple[Any, str], Fraction] | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The first `limit` above-rate messages (by time, or the most expensive first), and
+    per (month, country) the usual rate and the totals of all of them: ``month``,
+    ``country``, ``usual`` (Fraction), ``messages``, ``parts``, ``cost_cents``, ``excess``
+    (Fraction: the cost above the usual rate)."""
+    if usual is None:
+        usual = _usual_rates(con, names["rows"], where, params, tz, by_month=by_month)
     factor = 1 + Fraction(margin)
-    flagged = [p for p in points
-               if _rated(p) and Fraction(p["cost_cents"]) / p["parts"]
-               > usual[(p["month"], p["country"])] * factor]
     name = names["rows"].replace("_rows_", "_flagged_")
+    keys = list(usual)
+    thresholds = [usual[k] * factor for k in keys]
     con.register(name, pa.table({
-        "month": pa.array([p["month"] for p in flagged], pa.string()),
-        "country": pa.array([p["country"] for p in flagged], pa.string()),
-        "cost_cents": pa.array([p["cost_cents"] for p in flagged], COST_TYPE),
-        "parts": pa.array([p["parts"] for p in flagged], pa.int32()),
+        "month": pa.array([k[0] for k in keys], pa.string()),
+        "country": pa.array([k[1] for k in keys], pa.string()),
+        # cost/parts > n/d  <=>  (cost * 10^6) * d > (n * 10^6) * parts, in whole numbers.
+        "a": pa.array([Decimal(t.numerator * 10**6) for t in thresholds],
+                      pa.decimal128(38, 0)),
+        "b": pa.array([Decimal(t.denominator) for t in thresholds], pa.decimal128(38, 0)),
     }))
+    condition = _and(where, f"r.parts > 0 AND {ABOVE_RATE_CONDITION}")
+    month = _month_of(by_month, "r.")
+    order = _BY_COST if most_expensive else _BY_TIME
     try:
-        sql = ABOVE_RATE_SQL.format(**names, flagged=name,
-                                    month=_MONTH.replace("created_at", "r.created_at")
-                                    if by_month else "CAST(NULL AS VARCHAR)", where=where)
+        totals = _arrow(con, ABOVE_RATE_TOTALS_SQL.format(**names, flagged=name, month=month,
+                                                          where=condition),
+                        {**params, "tz": tz}).to_pylist()
+        detail = condition
+        if limit is not None:
+            keys = _arrow(con, ABOVE_RATE_KEYS_SQL.format(
+                **names, flagged=name, month=month, where=condition, order=order,
+                limit=int(limit)), {**params, "tz": tz})
+            # Every one of the first `limit` rows is at or before the last key.
+            key = "cost_cents" if most_expensive else "created_at"
+            values = keys.column(key)
+            if len(values) == limit and values.null_count == 0:
+                params = {**params, "last_key": values[-1].as_py()}
+                detail = _and(condition, f"r.{key} {'>=' if most_expensive else '<='} "
+                                         "$last_key")
+        sql = _limited(ABOVE_RATE_SQL.format(**names, flagged=name, month=month,
+                                             where=detail, order=order), limit)
         table = _arrow(con, sql, {**params, "tz": tz})
     finally:
         con.unregister(name)
+    for g in totals:
+        g["usual"] = usual[(g["month"], g["country"])]
+        g["excess"] = Fraction(g["cost_cents"]) - g["usual"] * g["parts"]
     rates, usuals, excesses = [], [], []
-    total = Fraction(0)
     for r in table.select(["month", "country", "parts", "cost_cents"]).to_pylist():
         rate = usual[(r["month"], r["country"])]
-        excess = Fraction(r["cost_cents"]) - rate * r["parts"]
-        total += excess
-        rates.append(_ratio(Fraction(r["cost_cents"]) / r["parts"]))
-        usuals.append(_ratio(rate))
-        excesses.append(_ratio(excess))
-    table = (table.append_column("rate_cents", pa.array(rates, _RATIO))
-                  .append_column("usual_rate_cents", pa.array(usuals, _RATIO))
-                  .append_column("excess_cents", pa.array(excesses, _RATIO)))
-    return _frame(table, tz), total
+        rates.append(quantize(Fraction(r["cost_cents"]) / r["parts"]))
+        usuals.append(quantize(rate))
+        excesses.append(quantize(Fraction(r["cost_cents"]) - rate * r["parts"]))
+    table = (table.append_column("rate_cents", pa.array(rates, RATIO_TYPE))
+                  .append_column("usual_rate_cents", pa.array(usuals, RATIO_TYPE))
+                  .append_column("excess_cents", pa.array(excesses, RATIO_TYPE)))
+    return to_frame(table, tz), totals
 
 
 def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
-                       params: dict[str, Any], tz: str) -> tuple[pd.DataFrame, Fraction]:
-    cond = "r.computed_encoding = 'unicode' AND l.lookalike_encoding = 'gsm'"
-    table = _arrow(con, SMART_PUNCTUATION_SQL.format(**names, where=_and(where, cond)), params)
+                       params: dict[str, Any], tz: str, limit: int | None = None
+                       ) -> tuple[pd.DataFrame, _Found]:
+    cond = _and(where, "r.computed_encoding = 'unicode' AND l.lookalike_encoding = 'gsm'")
+    found = _Found(parts=0, stake=Fraction(0))
+    for g in _arrow(con, SMART_TOTALS_SQL.format(**names, where=cond), params).to_pylist():
+        saved, base = _saved(g)
+        found.messages += g["messages"]
+        found.cost += g["cost_cents"] or 0
+        if saved is not None:
+            found.parts = (found.parts or 0) + saved * g["messages"]
+            if base and g["cost_cents"] is not None:
+                found.stake = (found.stake or 0) + Fraction(g["cost_cents"]) * saved / base
+    table = _arrow(con, _limited(SMART_PUNCTUATION_SQL.format(**names, where=cond), limit),
+                   params)
     saved_parts, saved_cost = [], []
-    total = Fraction(0)
     for r in table.select(["parts", "computed_parts", "lookalike_parts",
                            "cost_cents"]).to_pylist():
-        # Saved against what was billed (the computed parts when the billed ones are missing).
-        base = r["parts"] if r["parts"] is not None else r["computed_parts"]
-        saved = None if base is None else max(0, base - r["lookalike_parts"])
+        saved, base = _saved(r)
         cost = None
         if saved is not None and base and r["cost_cents"] is not None:
-            exact = Fraction(r["cost_cents"]) * saved / base
-            total += exact
-            cost = _ratio(exact)
+            cost = quantize(Fraction(r["cost_cents"]) * saved / base)
         saved_parts.append(saved)
         saved_cost.append(cost)
     table = (table.append_column("parts_saved", pa.array(saved_parts, pa.int32()))
-                  .append_column("cost_saved_cents", pa.array(saved_cost, _RATIO)))
-    return _frame(table, tz), total
+                  .append_column("cost_saved_cents", pa.array(saved_cost, RATIO_TYPE)))
+    return to_frame(table, tz), found
 
 
+def _saved(r: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Parts a message would save with plain punctuation, and the parts it is measured
+    against: those billed (the computed ones when the billed ones are missing)."""
+    base = r["parts"] if r["parts"] is not None else r["computed_parts"]
+    return (None if base is None else max(0, base - r["lookalike_parts"])), base
 
-def _summary(mismatches: pd.DataFrame, over_billed: Fraction, above: pd.DataFrame,
-             excess: Fraction, networks: pd.DataFrame, invalid: pd.DataFrame,
-             country: pd.DataFrame, smart: pd.DataFrame, saving: Fraction,
-             tokens: int = 0) -> pd.DataFrame:
+
+def _grouped(con: duckdb.DuckDBPyConnection, template: str, names: dict[str, str],
+             where: str, params: dict[str, Any], tz: str, limit: int | None
+             ) -> tuple[pd.DataFrame, _Found, int]:
+    """A grouped check (networks, numbers): its first `limit` rows, its totals, its rows."""
+    query = template.format(**names, where=where)
+    df = to_frame(_arrow(con, _limited(query, limit), params), tz)
+    if limit is None or len(df) < limit:  # every row is here: sum them
+        return (df, _Found(messages=isum(df["messages"]), cost=dsum(df["cost_cents"])),
+                len(df))
+    totals = _arrow(con, GROUPED_TOTALS_SQL.format(query=query), params).to_pylist()[0]
+    found = _Found(messages=int(totals["messages"]), cost=Decimal(totals["cost_cents"] or 0))
+    return df, found, totals["rows"]
+
+
+def _summary(found: dict[str, _Found], tokens: int = 0) -> pd.DataFrame:
     """One row per check: messages, parts and cost found, and the amount at stake."""
-    finding = mismatches["finding"].astype(str)
-    difference = mismatches["parts_difference"]
-    over = mismatches[finding.str.contains("parts_over_billed")]
-    under = mismatches[finding.str.contains("parts_under_billed")]
-    encoding = mismatches[finding.str.contains("encoding_mismatch")]
-    rows = [
-        ("parts_over_billed", len(over), _isum(difference[over.index]), over, over_billed),
-        ("parts_under_billed", len(under), -_isum(difference[under.index]), under,
-         Fraction(0)),
-        ("encoding_mismatch", len(encoding), None, encoding, None),
-        ("above_rate", len(above), _isum(above["parts"]), above, excess),
-        ("unknown_network", _isum(networks["messages"]), None, networks, None),
-        ("invalid_number", _isum(invalid["messages"]), None, invalid, None),
-        ("country_mismatch", _isum(country["messages"]), None, country, None),
-        ("smart_punctuation", len(smart), _isum(smart["parts_saved"]), smart, saving),
-    ]
     skipped = (f" (not checked for the {tokens:,} messages whose sender is a pseudonymised "
                "token, not a number)") if tokens else ""
-    records = [{"check": check, "messages": messages, "parts": parts,
-                "cost_cents": _dsum(df["cost_cents"]),
-                "at_stake_cents": None if stake is None else _ratio(stake),
+    records = [{"check": check, "messages": f.messages, "parts": f.parts, "cost_cents": f.cost,
+                "at_stake_cents": None if f.stake is None else quantize(f.stake),
                 "meaning": CHECKS[check] + (skipped if check in _NUMBER_CHECKS else "")}
-               for check, messages, parts, df, stake in rows]
+               for check, f in ((c, found[c]) for c in CHECKS)]
     schema = pa.schema([("check", pa.string()), ("messages", pa.int64()),
-                        ("parts", pa.int64()), ("cost_cents", _MONEY),
-                        ("at_stake_cents", _RATIO), ("meaning", pa.string())])
-    return _frame(pa.Table.from_pylist(records, schema=schema), "UTC")
+                        ("parts", pa.int64()), ("cost_cents", MONEY_TYPE),
+                        ("at_stake_cents", RATIO_TYPE), ("meaning", pa.string())])
+    return to_frame(pa.Table.from_pylist(records, schema=schema), "UTC")
 
 
 # ---------------------------------------------------------------------------------------
@@ -881,64 +1105,105 @@ def _and(where: str, condition: str) -> str:
     return f"{where}\n  AND {condition}" if where else f"WHERE {condition}"
 
 
-def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    return queries._used(sql, params)
-
-
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pa.Table:
     # to_arrow_table reads the result to the end, so the connection is free afterwards.
-    return con.sql(sql, params=_used(sql, params)).to_arrow_table()
+    return con.sql(sql, params=used_params(sql, params)).to_arrow_table()
 
 
-def _run(con: duckdb.DuckDBPyConnection, template: str, names: dict[str, str], where: str,
-         params: dict[str, Any], tz: str) -> pd.DataFrame:
-    return _frame(_arrow(con, template.format(**names, where=where), params), tz)
+# ---------------------------------------------------------------------------------------
+# Readable tables: names in words with units, amounts in major units, checks in words
+# ---------------------------------------------------------------------------------------
+
+#: Column names in words; ``{cur}`` is the currency label, ``{tz}`` the time zone.
+_READABLE_COLUMNS: dict[str, str] = {
+    "check": "Check",
+    "messages": "Messages",
+    "cost_cents": "Cost ({cur})",
+    "at_stake_cents": "At stake ({cur})",
+    "meaning": "Meaning",
+    "sid": "Message id",
+    "created_at": "Created ({tz})",
+    "from_number": "Sender",
+    "from_country": "Sender country",
+    "country": "Sender country",
+    "body_text": "Message",
+    "encoding": "Encoding billed",
+    "computed_encoding": "Encoding needed",
+    "computed_parts": "Parts needed",
+    "unicode_chars": "Characters outside GSM",
+    "lookalike_encoding": "Encoding with plain punctuation",
+    "lookalike_parts": "Parts with plain punctuation",
+    "parts_difference": "Parts billed minus needed",
+    "cost_at_stake_cents": "Cost of the extra parts ({cur})",
+    "finding": "Finding",
+    "month": "Month ({tz})",
+    "network": "Network (MCC-MNC)",
+    "network_country": "Network country",
+    "network_operator": "Network operator",
+    "rate_cents": "Cost per part ({cur})",
+    "usual_rate_cents": "Usual cost per part ({cur})",
+    "excess_cents": "Above the usual rate ({cur})",
+    "first_seen": "First seen ({tz})",
+    "last_seen": "Last seen ({tz})",
+    "declared_type": "Declared type",
+    "type": "Number type",
+    "valid": "Valid number",
+    "declared_country": "Declared country",
+    "number_country": "Number's country",
+    "parts_saved": "Parts saved",
+    "cost_saved_cents": "Cost saved ({cur})",
+}
+
+#: What ``parts`` counts in each table.
+_PARTS = {"summary": "Parts (over-billed, under-billed, above rate, or saved)"}
+
+#: Checks and findings in words.
+_CHECK_WORDS = {
+    "parts_over_billed": "parts over-billed",
+    "parts_under_billed": "parts under-billed",
+    "encoding_mismatch": "encoding differs",
+    "above_rate": "above the usual rate",
+    "unknown_network": "unknown network",
+    "invalid_number": "invalid sender number",
+    "country_mismatch": "declared country differs",
+    "smart_punctuation": "smart punctuation",
+}
 
 
-def _frame(table: pa.Table, tz: str) -> pd.DataFrame:
-    """Arrow -> pandas: decimals exact (Arrow dtype), dictionaries as text, instants in tz."""
-    columns = []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        columns.append(col.cast(f.type.value_type) if pa.types.is_dictionary(f.type) else col)
-    table = pa.Table.from_arrays(columns, names=table.column_names)
-    df = table.to_pandas(types_mapper=_dtype)
-    for f in table.schema:
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            df[f.name] = df[f.name].dt.tz_convert(tz)
-    return df
+def _words(value: Any) -> Any:
+    if is_na(value):
+        return value
+    return "; ".join(_CHECK_WORDS.get(v, v) for v in str(value).split("; ") if v)
 
 
-def _dtype(t: pa.DataType) -> Any:
-    """Decimals stay exact (Arrow dtype); integers stay integers when some are null."""
-    if pa.types.is_decimal(t):
-        return pd.ArrowDtype(t)
-    if pa.types.is_integer(t):
-        return pd.Int64Dtype()
-    return None
+def _major(value: Any) -> Any:
+    """Cents -> major units, exact (Decimal; ``scaleb`` keeps every digit)."""
+    return None if is_na(value) else Decimal(value).scaleb(-2)
 
 
-def _ratio(value: Fraction) -> Decimal:
-    """An exact ratio as a Decimal, rounded once, half-even, to 10 decimals of a cent."""
-    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
-        _Q, ROUND_HALF_EVEN)
-
-
-def _is_na(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and value != value
-
-
-def _dsum(values: Any) -> Decimal:
-    return sum((Decimal(v) for v in values if not _is_na(v)), Decimal(0))
-
-
-def _isum(values: Any) -> int:
-    return int(sum(int(v) for v in values if not _is_na(v)))
+def _readable(name: str, df: pd.DataFrame, currency: str, tz: str) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for column in df.columns:
+        values = df[column]
+        if column == "parts":
+            header = _PARTS.get(name, "Parts billed")
+        else:
+            header = _READABLE_COLUMNS.get(column, column.replace("_", " ").capitalize())
+        header = header.format(cur=currency, tz=tz)
+        if column.endswith("_cents"):
+            values = pd.Series([_major(v) for v in values.astype(object)], index=df.index,
+                               dtype=object)
+        elif column in ("check", "finding"):
+            values = values.map(_words)
+        elif column == "valid":
+            values = values.map(lambda v: v if is_na(v) else "yes" if v else "no")
+        out[header] = values
+    out.attrs.update(df.attrs)
+    return render.exact_frame(out)
 
 
 def _json_value(value: Any) -> Any:
-    if _is_na(value):
+    if is_na(value):
         return None
     if isinstance(value, Decimal):
         return f"{value.normalize():f}" if value != 0 else "0"
@@ -947,12 +1212,3 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "item"):  # NumPy scalars
         return value.item()
     return value
-
-
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{for_html(c)}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{for_html('' if _is_na(v) else _json_value(v))}</td>"
-                         for v in row) + "</tr>"
-        for row in df.astype(object).itertuples(index=False, name=None))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -25,7 +25,13 @@ import duckdb
 
 from . import arguments
 from . import dataset as ds
-from .errors import ArgumentError, OutputPathError, SmsAnalyticsError, StrictModeError
+from .errors import (
+    ArgumentError,
+    DatasetError,
+    OutputPathError,
+    SmsAnalyticsError,
+    StrictModeError,
+)
 from .escape import for_terminal
 
 if TYPE_CHECKING:  # pandas is imported by the commands that use it: the CLI starts faster
@@ -104,9 +110,10 @@ def _interruptible(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         while not done.wait(0.05):
             pass
     except KeyboardInterrupt:
-        queries = sys.modules.get(f"{__package__}.queries")
-        if queries is not None:
-            queries.interrupt_all()
+        # The module that opens every connection (audit opens its own, without queries).
+        shared = sys.modules.get(f"{__package__}._analysis")
+        if shared is not None:
+            shared.interrupt_all()
         done.wait(10)
         raise
     if "error" in outcome:
@@ -223,7 +230,8 @@ def main() -> None:
 @click.option(
     "--pseudonymize", is_flag=True, help="Replace sender numbers by keyed tokens (--key-file)."
 )
-@click.option("--key-file", type=click.Path(dir_okay=False), help="Key for --pseudonymize.")
+@click.option("--key-file", type=click.Path(dir_okay=False),
+              help="Key for --pseudonymize (required with it; make one with keygen).")
 @click.option("--redact-bodies", is_flag=True, help="Drop message bodies (computed columns stay).")
 @click.option("--pseudonymize-recipients", is_flag=True, help="Also tokenise recipient numbers.")
 @click.option(
@@ -334,7 +342,8 @@ def _key(wanted: bool, key_file: str | None) -> bytes | None:
 @main.command()
 @click.argument("dataset", type=click.Path())
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="New dataset.")
-@click.option("--key-file", type=click.Path(dir_okay=False), help="Key for the number tokens.")
+@click.option("--key-file", type=click.Path(dir_okay=False),
+              help="Key for the number tokens (required unless only --redact-bodies).")
 @click.option("--redact-bodies", is_flag=True, help="Drop message bodies (computed columns stay).")
 @click.option(
     "--pseudonymize-recipients", "recipients", is_flag=True, help="Also tokenise recipients."
@@ -403,7 +412,8 @@ def info(dataset: str, as_json: bool) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (formula cells neutralised).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout.")
 @click.option(
-    "--max-rows", default="50", show_default=True, help="Rows shown in the table view."
+    "--max-rows", default="50", show_default=True, metavar="N",
+    help="Rows shown in the table view (1 to 1,000,000).",
 )
 @click.option(
     "--read-only",
@@ -434,7 +444,7 @@ def sql(
     if as_csv and as_json:
         raise ArgumentError("--csv", "--json", "choose one output: --csv or --json")
     if not Path(dataset).is_dir():
-        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+        raise DatasetError(dataset, "no dataset here (not a directory)")
     df = _interruptible(run_sql, dataset, query, read_only=read_only, tz=zone)
     if as_csv:
         from .escape import write_csv
@@ -450,13 +460,18 @@ def sql(
 
 @main.command()
 @click.argument("dataset", type=click.Path())
-@click.option("--out", "-o", required=True, help="HTML file (new, or a report written before).")
-@click.option("--start", help="First day of the period (inclusive), e.g. 2025-05-01.")
-@click.option("--end", help="Day after the period (exclusive), e.g. 2025-06-01.")
-@click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
-@click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
-@click.option("--csv", "csv_dir", help="Also write CSV tables into this folder.")
-@click.option("--top", default="10", show_default=True, help="Senders and rows per table.")
+@click.option("--out", "-o", required=True, metavar="FILE",
+              help="HTML file (new, or a report written before).")
+@click.option("--start", metavar="DATE",
+              help="First day of the period (inclusive), e.g. 2025-05-01.")
+@click.option("--end", metavar="DATE", help="Day after the period (exclusive), e.g. 2025-06-01.")
+@click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
+              help="Time zone of days and months, an IANA name (Europe/Paris).")
+@click.option("--currency", metavar="LABEL",
+              help="Label of the account currency, e.g. EUR (never guessed).")
+@click.option("--csv", "csv_dir", metavar="DIR", help="Also write CSV tables into this folder.")
+@click.option("--top", default="10", show_default=True, metavar="N",
+              help="Senders and rows per table (1 to 1,000,000).")
 @_handle_errors
 def report(
     dataset: str,
@@ -472,14 +487,14 @@ def report(
     from .paths import is_report_page
     from .report import cost_report
 
-    zone = arguments.time_zone(tz, "--tz")
-    lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
+    period = arguments.bounds(start, end, tz, names=("--start", "--end"), tz_name="--tz")
     n = arguments.positive_int(top, "--top")
     label = arguments.currency_label(currency, "--currency")
     if not Path(dataset).is_dir():
-        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+        raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, out, is_report_page, csv_dir)
-    r = _interruptible(cost_report, dataset, start=lo, end=hi, tz=zone, currency=label, top=n)
+    r = _interruptible(cost_report, dataset, start=period.start, end=period.end,
+                       tz=period.zone, currency=label, top=n)
     path = r.write_html(out)
     click.echo(f"report for {for_terminal(r.period.label)} written to {for_terminal(path)}")
     if csv_dir:
@@ -505,19 +520,25 @@ def _check_outputs(
 
 @main.command()
 @click.argument("dataset", type=click.Path())
-@click.option("--start", help="First day audited (inclusive), e.g. 2025-05-01.")
-@click.option("--end", help="Day after the last one audited (exclusive), e.g. 2025-06-01.")
-@click.option("--tz", default="UTC", show_default=True, help="Time zone of days and months.")
-@click.option("--currency", help="Label of the account currency, e.g. EUR (never guessed).")
+@click.option("--start", metavar="DATE", help="First day audited (inclusive), e.g. 2025-05-01.")
+@click.option("--end", metavar="DATE",
+              help="Day after the last one audited (exclusive), e.g. 2025-06-01.")
+@click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
+              help="Time zone of days and months, an IANA name (Europe/Paris).")
+@click.option("--currency", metavar="LABEL",
+              help="Label of the account currency, e.g. EUR (never guessed).")
 @click.option(
     "--margin",
     default="0.25",
     show_default=True,
-    help="Flag a cost per part above the country's usual rate by more than this fraction.",
+    metavar="FRACTION",
+    help="Flag a cost per part above the country's usual rate by more than this fraction "
+    "(0.25: more than 125 % of it).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every table as one JSON object.")
-@click.option("--csv", "csv_dir", help="Also write CSV tables into this folder.")
-@click.option("--max-rows", default="20", show_default=True, help="Rows shown per table.")
+@click.option("--csv", "csv_dir", metavar="DIR", help="Also write CSV tables into this folder.")
+@click.option("--max-rows", default="20", show_default=True, metavar="N",
+              help="Rows shown per table (1 to 1,000,000).")
 @_handle_errors
 def audit(
     dataset: str,
@@ -534,31 +555,48 @@ def audit(
 
     from .audit import audit as run
 
-    zone = arguments.time_zone(tz, "--tz")
-    lo, hi = arguments.period_bounds(start, end, zone, ("--start", "--end"))
+    period = arguments.bounds(start, end, tz, names=("--start", "--end"), tz_name="--tz")
     label = arguments.currency_label(currency, "--currency")
     rate_margin = arguments.margin(margin, "--margin")
     rows = arguments.positive_int(max_rows, "--max-rows")
     if not Path(dataset).is_dir():
-        raise ds.DatasetError(dataset, "no dataset here (not a directory)")
+        raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, None, None, csv_dir)
-    a = _interruptible(run, dataset, start=lo, end=hi, tz=zone, currency=label,
-                       rate_margin=rate_margin)
+    a = _interruptible(run, dataset, start=period.start, end=period.end, tz=period.zone,
+                       currency=label, rate_margin=rate_margin)
     if as_json:
-        click.echo(a.to_json())
+        click.echo(a.to_json(readable=True))
     else:
         for name, df in a.tables().items():
             if name != "summary" and df.empty:
                 continue
             title = name.replace("_", " ")
-            click.echo(f"\n{title} ({len(df):,})" if name != "summary" else title)
-            _print_table(df, max_rows=len(df) if name == "summary" else rows)
+            total = a.found.get(name, len(df))  # rows found, of which `df` kept the first
+            click.echo(f"\n{title} ({total:,})" if name != "summary" else title)
+            if name == "summary":  # the meanings below the table, whole and wrapped
+                _print_table(df.drop(columns="meaning"), max_rows=len(df))
+                _print_meanings(df)
+            else:
+                _print_table(df, max_rows=rows)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")
     if csv_dir:
-        files = a.to_csv(csv_dir)
+        files = a.to_csv(csv_dir, readable=True)
         click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}", err=as_json)
+
+
+def _print_meanings(summary: pd.DataFrame) -> None:
+    """What each check of the audit summary means, wrapped to the terminal's width."""
+    import shutil
+    import textwrap
+
+    width = max(40, min(shutil.get_terminal_size().columns, 100))
+    click.echo("\nwhat each check means:")
+    for check, meaning in zip(summary["check"], summary["meaning"], strict=True):
+        click.echo(textwrap.fill(for_terminal(meaning), width=width,
+                                 initial_indent=f"  {for_terminal(check)}: ",
+                                 subsequent_indent="      "))
 
 
 @main.command()
@@ -570,10 +608,12 @@ def audit(
     help="Folder to create (missing or empty).",
 )
 @click.option(
-    "--n", "n", type=int, default=3000, show_default=True, help="Distinct messages (200 or more)."
+    "--n", "n", type=int, default=3000, show_default=True, metavar="N",
+    help="Distinct messages (200 or more).",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes)."
+    "--seed", type=int, default=0, show_default=True, metavar="N",
+    help="Random seed (same seed, same bytes).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary.")
 @_handle_errors
@@ -607,13 +647,16 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
 
 
 @main.command()
-@click.option("--archive", required=True, help="Archive directory.")
-@click.option("--dataset", help="Dataset kept current.")
+@click.option("--archive", required=True, metavar="DIR", help="Archive directory.")
+@click.option("--dataset", metavar="DIR", help="Dataset kept current.")
 @click.option(
-    "--convert-every", default="5m", show_default=True, help="Conversion period (90s, 5m, 1h)."
+    "--convert-every", default="5m", show_default=True, metavar="DURATION",
+    help="Conversion period (90s, 5m, 1h).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+              help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              metavar="PORT", help="TCP port to listen on.")
 @click.option(
     "--secret-file",
     "secret_files",
@@ -632,22 +675,27 @@ def sample(out: str, n: int, seed: int, quiet: bool) -> None:
     type=click.Choice(["sha256", "sha512", "sha1"]),
     help="Hash of the webhook's HMAC.",
 )
-@click.option("--prefix", default="", help="Path prefix of the routes, e.g. /callr.")
+@click.option("--prefix", default="", metavar="PATH",
+              help="Path prefix of the routes, e.g. /callr.")
 @click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
 @click.option(
-    "--max-body", default=1 << 20, show_default=True, type=click.IntRange(1), help="[bytes]"
+    "--max-body", default=1 << 20, show_default=True, type=click.IntRange(1), metavar="BYTES",
+    help="Largest request body.",
 )
 @click.option(
-    "--max-file-mb", default=64, show_default=True, type=click.IntRange(1), help="Rotation size."
+    "--max-file-mb", default=64, show_default=True, type=click.IntRange(1), metavar="MB",
+    help="Rotation size.",
 )
 @click.option(
-    "--min-free-mb", default=100, show_default=True, type=click.IntRange(0), help="For /readyz."
+    "--min-free-mb", default=100, show_default=True, type=click.IntRange(0), metavar="MB",
+    help="Free disk below which /readyz says not ready.",
 )
 @click.option(
     "--client-timeout",
     default="10s",
     show_default=True,
+    metavar="DURATION",
     help="Time a client has to send a request's headers, and its body.",
 )
 @click.option("--no-access-log", is_flag=True, help="No line per request.")

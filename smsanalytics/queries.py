@@ -10,7 +10,10 @@ view and returns a small pandas DataFrame; no question loads the whole table int
 Conventions shared by every question:
 
 * ``source`` is a connection from :func:`connect` or anything :func:`connect` accepts.
-* Filters (``start``, ``end``, ``to_number``, ``country``, ``traffic_type``, ``status``) are
+* Filters (``start``, ``end``, ``to_number``, ``country``, ``traffic_type``, ``status``:
+  the keyword arguments :class:`Filters` describes, once for every question) are parsed
+  with ``tz`` before anything is read (a bad zone or bound is an
+  :class:`~smsanalytics.errors.ArgumentError`, an unknown filter a ``TypeError``), and
   bound as SQL parameters (``$start``, ``$country_0``, ...), never pasted into the SQL text.
   Only identifiers chosen from an allow-list (``freq``, ``by``) are written into SQL.
 * ``start`` (inclusive) and ``end`` (exclusive) are dates or datetimes; naive ones are
@@ -34,25 +37,38 @@ UTC offsets are whole quarter hours).
 
 from __future__ import annotations
 
-import re
-import sys
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import tzinfo
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import arguments, dataset
-from .errors import ArgumentError, DatasetError
+from . import arguments
+from ._analysis import (
+    Filters,
+    Selection,
+    Source,
+    TextFilter,
+    TimeBound,
+    connect,
+    currency_of,
+    interrupt_all,
+    is_locked_down,
+    is_na,
+    lock_down,
+    opened,
+    pin_dataset,
+    select,
+    to_frame,
+    used_params,
+)
+from .errors import ArgumentError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .privacy import TOKEN_PREFIX
-from .schema import COLUMNS, VIEW_COLUMNS, duckdb_type
 
 __all__ = [
     "FREQS",
@@ -60,7 +76,11 @@ __all__ = [
     "UNIT_COST_QUANTUM",
     "DEFAULT_KEYWORDS",
     "Source",
+    "Filters",
+    "TimeBound",
+    "TextFilter",
     "connect",
+    "interrupt_all",
     "run_sql",
     "bucket_sql",
     "normalise_keyword",
@@ -94,16 +114,13 @@ __all__ = [
 FREQS: tuple[str, ...] = ("hour", "day", "week", "month", "quarter", "year")
 
 Freq = Literal["hour", "day", "week", "month", "quarter", "year"]
-TextFilter = str | Iterable[str] | None
-TimeBound = date | datetime | str | pd.Timestamp | None
-#: Whatever :func:`connect` accepts, or a connection it returned.
-Source = Any
 
 #: ``costs(by=...)`` dimensions: output column -> SQL expression. Time periods come from FREQS.
 COST_DIMENSIONS: dict[str, str] = {
     "country": "from_country",
     "network": "network",
     "operator": "network_operator",
+    "network_country": "network_country",
     "traffic_type": "traffic_type",
     "payment_type": "payment_type",
     "to_number": "to_number",
@@ -111,33 +128,8 @@ COST_DIMENSIONS: dict[str, str] = {
     "status": "status",
 }
 
-# Connections connect() opened, while they live: interrupt_all() stops their queries.
-_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
-# The dataset directory each of those connections' messages view scans, if it scans one:
-# locking a connection down pins the view to that dataset's files (see _pin_dataset).
-_DATASETS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path] = (
-    weakref.WeakKeyDictionary()
-)
-
-_VIEW = "messages"
-# SQL of the view's computed columns (schema.VIEW_COLUMNS). Both are independent of the
-# session time zone, which `smsanalytics sql --tz` changes. The month is the partition's
-# (smsanalytics.dataset.month_groups).
-_VIEW_COLUMN_SQL = {
-    "month": (f"coalesce(strftime(timezone('UTC', coalesce({', '.join(dataset.MONTH_SOURCES)})),"
-              f" '%Y-%m'), '{dataset.UNKNOWN_MONTH}')"),
-    "cost": "cost_cents * 0.01",
-}
 _SLOT = "epoch_us(created_at) // 900000000"
 _SLOT_START = "to_timestamp(slot * 900)"
-_SOURCE_TABLE = "_smsanalytics_source"
-_CURRENCY_VARIABLE = "smsanalytics_currency"
-_FILTER_COLUMNS = {
-    "to_number": "to_number",
-    "country": "from_country",
-    "traffic_type": "traffic_type",
-    "status": "status",
-}
 
 # ---------------------------------------------------------------------------------------
 # SQL templates. Placeholders: {where} filter clause; {key} a row's bucket key (on
@@ -416,94 +408,8 @@ ORDER BY s.last_opt_out_at DESC NULLS LAST, s.from_number
 
 
 # ---------------------------------------------------------------------------------------
-# Connection
+# Free SQL
 # ---------------------------------------------------------------------------------------
-
-
-def connect(
-    source: Source,
-    *,
-    currency: str | None = None,
-    engine: Literal["duckdb", "spark"] = "duckdb",
-    spark: Any = None,
-) -> Any:
-    """Open a connection with a ``messages`` view over `source`: DuckDB, or Spark.
-
-    Parameters
-    ----------
-    source : str, Path, sequence of paths, pandas.DataFrame, pyarrow.Table or connection
-        * a dataset directory (one holding Parquet files or a ``_smsanalytics.json``),
-          scanned in place; its files are looked up by every query, so the connection
-          sees the dataset's current version after a later conversion;
-        * any other path, or a list of paths: Callr archive files, read with
-          :func:`smsanalytics.ingest.read_messages`;
-        * a DataFrame or Arrow table of messages (columns of ``MESSAGE_SCHEMA``; missing
-          ones are null, extra ones ignored);
-        * a connection: returned as it is (its currency label is only set if given).
-    currency : str, optional
-        Label of the account currency (e.g. ``"EUR"``); costs are reported with it.
-    engine : {'duckdb', 'spark'}
-        ``duckdb`` (embedded, the default) or ``spark``: a
-        :class:`~smsanalytics.spark.SparkConnection` that every question and the cost
-        report accept, with the same answers (see :func:`smsanalytics.spark.connect`; the
-        source may then also be a URI or a Spark DataFrame).
-    spark : pyspark.sql.SparkSession, optional
-        With ``engine="spark"``: the session (default: the active one, or a new local one).
-
-    Returns
-    -------
-    duckdb.DuckDBPyConnection or smsanalytics.spark.SparkConnection
-        Session time zone UTC; the ``messages`` view has the schema's columns, then the
-        computed :data:`~smsanalytics.schema.VIEW_COLUMNS`: ``month`` (``YYYY-MM`` in UTC,
-        the dataset's partition) and ``cost`` (``cost_cents / 100``, an exact decimal).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> con = connect(pd.DataFrame({"sid": ["a"], "from_country": ["FR"]}), currency="EUR")
-    >>> con.execute("SELECT sid, from_country, cost_cents FROM messages").fetchall()
-    [('a', 'FR', None)]
-    """
-    if engine not in ("duckdb", "spark"):
-        raise ValueError(f"engine must be 'duckdb' or 'spark', not {engine!r}")
-    if engine == "spark":
-        from . import spark as spark_engine
-
-        return spark_engine.connect(source, spark=spark, currency=currency)
-    if _is_connection(source):
-        if currency is not None:
-            _set_currency(source, currency)
-        return source
-    con = duckdb.connect()
-    _OPEN.add(con)
-    con.execute("SET TimeZone = 'UTC'")
-    if isinstance(source, str | Path) and _is_dataset(Path(source)):
-        con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
-                    f"FROM {dataset.scan_sql(source)}")
-        _DATASETS[con] = Path(source)
-    else:
-        if isinstance(source, str | Path) or _is_path_list(source):
-            from .ingest import read_messages
-
-            paths = [source] if isinstance(source, str | Path) else list(source)
-            source = read_messages(*paths)
-        _register_table(con, _as_arrow(source))
-    if currency is not None:
-        _set_currency(con, currency)
-    return con
-
-
-def interrupt_all() -> None:
-    """Stop the queries running on every connection :func:`connect` opened.
-
-    DuckDB does not notice Ctrl-C while it runs a query; the command line calls this from
-    the main thread when the user interrupts a query running in another one.
-    """
-    for con in list(_OPEN):
-        try:
-            con.interrupt()
-        except duckdb.Error:  # closed meanwhile
-            pass
 
 
 def run_sql(
@@ -525,13 +431,14 @@ def run_sql(
     params : sequence or mapping, optional
         Values of the placeholders.
     read_only : bool, default False
-        Lock the connection down first (see :func:`_lock_down`): the SQL can read the
-        ``messages`` view and nothing else on disk, write no file, load no extension and
-        change no setting. For SQL from someone other than the user running it. With a
-        dataset directory as `source` (or a connection :func:`connect` opened over one),
-        the dataset's Parquet files as they are when the call starts are the only files
-        readable; with another source, none are. A connection given stays locked, its
-        ``messages`` view pinned to those files: open a new one to see a later conversion.
+        Lock the connection down first (see :func:`smsanalytics._analysis.lock_down`):
+        the SQL can read the ``messages`` view and nothing else on disk, write no file,
+        load no extension and change no setting. For SQL from someone other than the
+        user running it. With a dataset directory as `source` (or a connection
+        :func:`connect` opened over one), the dataset's Parquet files as they are when the
+        call starts are the only files readable; with another source, none are. A
+        connection given stays locked, its ``messages`` view pinned to those files: open
+        a new one to see a later conversion.
     tz : str, optional
         IANA time zone to make the session's (DuckDB's ``SET TimeZone``) before running
         `sql`: what ``CAST(created_at AS DATE)``, ``date_trunc`` and ``hour()`` of an
@@ -568,200 +475,25 @@ def run_sql(
     if not isinstance(sql, str) or not sql.strip():
         raise ArgumentError("query", sql, "empty: give one SQL statement")
     zone = None if tz is None else arguments.time_zone_name(tz)
-    con, owned = _open(source)
-    restore = None
-    try:
-        if zone is not None:
-            if not isinstance(con, duckdb.DuckDBPyConnection):
-                raise ArgumentError("tz", zone, "a session time zone is for DuckDB connections; "
-                                    "on Spark, set spark.sql.session.timeZone")
-            if not owned and not read_only:  # a locked connection cannot be set back
-                restore = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
-            con.execute("SET TimeZone = ?", [zone])
-        if read_only and not _is_locked_down(con):
-            _lock_down(con, _pin_dataset(con))
-        result = con.sql(sql, params=params)
-        table = result.to_arrow_table() if result is not None else pa.table({})
-    finally:
-        if owned:
-            con.close()
-        elif restore is not None:  # the caller's connection keeps its own zone
-            con.execute("SET TimeZone = ?", [restore])
-    return _frame(table, zone or "UTC", question="sql", currency=None, types=_exact_dtype)
-
-
-def _lock_down(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path] = ()) -> None:
-    """Forbid `con` every file access but reading `allowed`, and every setting change.
-
-    Disables DuckDB's external access (files, ``COPY ... TO``, ``ATTACH``, ``read_*`` of
-    other files, extension ``INSTALL``/``LOAD``, Python replacement scans) except reading
-    the files in `allowed`; no spill files are written (``temp_directory`` unset), and the
-    configuration is locked so the SQL cannot undo any of it. Views created before still
-    read their files, if those are in `allowed`.
-    """
-    con.execute("SET allowed_paths = ?", [[str(p) for p in allowed]])
-    con.execute("SET temp_directory = ''")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-
-
-def _is_locked_down(con: Any) -> bool:
-    """Whether `con` is a DuckDB connection :func:`_lock_down` locked already.
-
-    Its settings are then final. A connection locked some other way, with external access
-    still on, is not: locking it down again fails (a DuckDB error), never runs the SQL.
-    """
-    if not isinstance(con, duckdb.DuckDBPyConnection):
-        return False
-    locked, external = con.execute("SELECT current_setting('lock_configuration'), "
-                                    "current_setting('enable_external_access')").fetchall()[0]
-    return bool(locked) and not external
-
-
-def _pin_dataset(con: Any) -> list[str]:
-    """Point the ``messages`` view of `con` at its dataset's files as they are now.
-
-    A locked connection may open only the paths it allows and may not list a directory, so
-    the view cannot look its files up at each query (:func:`dataset.scan_sql`): it reads the
-    current files, by their real paths, listed once here. Returns the paths DuckDB opens to
-    read them (each file and its literal glob pattern), for ``allowed_paths``; none for a
-    connection without a dataset. A file linking outside the dataset is refused: read-only
-    SQL reads the dataset and nothing else.
-    """
-    root = _DATASETS.get(con) if isinstance(con, duckdb.DuckDBPyConnection) else None
-    if root is None:
-        return []
-    real_root = root.resolve()
-    files = []
-    for f in dataset.dataset_files(root):
-        real = f.resolve()
-        if not real.is_relative_to(real_root):
-            raise DatasetError(str(root), f"{f.relative_to(root)} links outside the dataset; "
-                                          "read-only SQL reads only the dataset's own files")
-        files.append(real)
-    con.execute(f"CREATE OR REPLACE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
-                f"FROM {dataset.scan_sql(real_root, files)}")
-    return [p for f in files for p in (str(f), dataset.glob_literal(f))]
-
-
-def _is_dataset(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    return (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path))
-
-
-def _is_path_list(source: Any) -> bool:
-    return (
-        isinstance(source, list | tuple)
-        and len(source) > 0
-        and all(isinstance(p, str | Path) for p in source)
-    )
-
-
-def _as_arrow(source: Any) -> pa.Table:
-    if isinstance(source, pa.Table):
-        return source
-    if isinstance(source, pd.DataFrame):
-        return pa.Table.from_pandas(source, preserve_index=False)
-    raise TypeError(
-        "source must be a dataset directory, archive path(s), a pandas DataFrame, a pyarrow "
-        f"Table or a DuckDB connection, not {type(source).__name__}"
-    )
-
-
-def _register_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-    con.register(_SOURCE_TABLE, table)
-    present = set(table.column_names)
-    cols = []
-    for c in COLUMNS:
-        value = f'"{c.name}"' if c.name in present else "NULL"
-        cols.append(f'CAST({value} AS {duckdb_type(c.type)}) AS "{c.name}"')
-    con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
-                f"FROM (SELECT {', '.join(cols)} FROM {_SOURCE_TABLE})")
-
-
-def _view_columns() -> str:
-    """The select list of the view's computed columns, typed as the schema says."""
-    return ", ".join(f'CAST({_VIEW_COLUMN_SQL[c.name]} AS {duckdb_type(c.type)}) AS "{c.name}"'
-                     for c in VIEW_COLUMNS)
-
-
-def _is_connection(source: Any) -> bool:
-    """A DuckDB connection, or a Spark one (whose module is loaded if one exists)."""
-    if isinstance(source, duckdb.DuckDBPyConnection):
-        return True
-    spark_engine = sys.modules.get("smsanalytics.spark")
-    return spark_engine is not None and isinstance(source, spark_engine.SparkConnection)
-
-
-def _set_currency(con: Any, currency: str) -> None:
-    if not isinstance(con, duckdb.DuckDBPyConnection):
-        con.currency = currency
-        return
-    con.execute(f"SET VARIABLE {_CURRENCY_VARIABLE} = ?", [currency])
-
-
-def _currency(con: Any, currency: str | None) -> str | None:
-    if currency is not None:
-        return currency
-    if not isinstance(con, duckdb.DuckDBPyConnection):
-        return con.currency
-    rows = con.execute(f"SELECT getvariable('{_CURRENCY_VARIABLE}')").fetchall()
-    return rows[0][0]
-
-
-def _open(source: Source) -> tuple[duckdb.DuckDBPyConnection, bool]:
-    """Return a connection for `source` and whether this call opened it (and must close it)."""
-    if _is_connection(source):
-        return source, False
-    return connect(source), True
-
-
-# ---------------------------------------------------------------------------------------
-# Filters and buckets
-# ---------------------------------------------------------------------------------------
-
-
-def _where(
-    *,
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
-    extra: Sequence[str] = (),
-) -> tuple[str, dict[str, Any]]:
-    """Build the WHERE clause of the filters, with every value a named parameter."""
-    conditions: list[str] = list(extra)
-    params: dict[str, Any] = {}
-    lo, hi = arguments.period_bounds(start, end, arguments.time_zone(tz))
-    if lo is not None:
-        conditions.append("created_at >= $start")
-        params["start"] = lo
-    if hi is not None:
-        conditions.append("created_at < $end")
-        params["end"] = hi
-    values = {"to_number": to_number, "country": country, "traffic_type": traffic_type,
-              "status": status}
-    for name, value in values.items():
-        if value is None:
-            continue
-        items = [value] if isinstance(value, str) else list(value)
-        if not items:
-            conditions.append("false")
-            continue
-        names = [f"{name}_{i}" for i in range(len(items))]
-        for n, item in zip(names, items, strict=True):
-            if not isinstance(item, str):
-                raise TypeError(f"{name} values must be strings, not {type(item).__name__}")
-            params[n] = item
-        placeholders = ", ".join(f"${n}" for n in names)
-        conditions.append(f"{_FILTER_COLUMNS[name]} IN ({placeholders})")
-    if not conditions:
-        return "", params
-    return "WHERE " + "\n  AND ".join(conditions), params
+    with opened(source) as con:
+        owned = con is not source
+        restore = None
+        try:
+            if zone is not None:
+                if not isinstance(con, duckdb.DuckDBPyConnection):
+                    raise ArgumentError("tz", zone, "a session time zone is for DuckDB "
+                                        "connections; on Spark, set spark.sql.session.timeZone")
+                if not owned and not read_only:  # a locked connection cannot be set back
+                    restore = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+                con.execute("SET TimeZone = ?", [zone])
+            if read_only and not is_locked_down(con):
+                lock_down(con, pin_dataset(con))
+            result = con.sql(sql, params=params)
+            table = result.to_arrow_table() if result is not None else pa.table({})
+        finally:
+            if restore is not None:  # the caller's connection keeps its own zone
+                con.execute("SET TimeZone = ?", [restore])
+    return _frame(table, zone or "UTC", question="sql", currency=None)
 
 
 def _check_freq(freq: str) -> str:
@@ -813,40 +545,11 @@ def bucket_sql(freq: str, column: str = "created_at") -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------
 
 
-def _used(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep the parameters the SQL uses (DuckDB rejects unused named parameters)."""
-    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-    return {k: v for k, v in params.items() if k in used}
-
-
-def _decimal_or_default(t: pa.DataType) -> pd.ArrowDtype | None:
-    return pd.ArrowDtype(t) if pa.types.is_decimal(t) else None
-
-
-_NULLABLE_INTEGERS: dict[pa.DataType, Any] = {
-    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
-}
-
-
-def _exact_dtype(t: pa.DataType) -> Any:
-    """Integers nullable, decimals and nested values (lists, structs) Arrow: none via float."""
-    if pa.types.is_nested(t):  # pandas' default makes a list of integers with a null floats
-        return pd.ArrowDtype(t)
-    return _NULLABLE_INTEGERS.get(t) or _decimal_or_default(t)
-
-
 def _frame(table: pa.Table, tz: str, *, question: str, currency: str | None,
-           types: Any = _decimal_or_default, **attrs: Any) -> pd.DataFrame:
-    """Arrow result -> pandas: decimals exact (Arrow dtype), instants in `tz`, rest numpy.
-
-    `types` maps an Arrow type to the pandas dtype to use (None: pandas' default).
-    """
-    df = table.to_pandas(types_mapper=types)
-    for f in table.schema:
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            df[f.name] = df[f.name].dt.tz_convert(tz)
+           **attrs: Any) -> pd.DataFrame:
+    """A question's result in pandas (see :func:`smsanalytics._analysis.to_frame`), with
+    what it answered in ``attrs``: ``question``, ``tz``, ``currency`` and its arguments."""
+    df = to_frame(table, tz)
     df.attrs.update({"question": question, "tz": tz, "currency": currency, **attrs})
     return df
 
@@ -862,13 +565,9 @@ def _run(
     currency: str | None = None,
     **attrs: Any,
 ) -> pd.DataFrame:
-    con, owned = _open(source)
-    try:
-        table = con.sql(sql, params=_used(sql, params)).to_arrow_table()
-        label = _currency(con, currency) if money else None
-    finally:
-        if owned:
-            con.close()
+    with opened(source) as con:
+        table = con.sql(sql, params=used_params(sql, params)).to_arrow_table()
+        label = currency_of(con, currency) if money else None
     return _frame(table, tz, question=question, currency=label, **attrs)
 
 
@@ -881,14 +580,9 @@ def volume(
     source: Source,
     *,
     freq: Freq = "day",
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
     currency: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Messages, parts and cost per period.
 
@@ -898,13 +592,11 @@ def volume(
         The messages.
     freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
         Period length; periods are buckets of ``created_at`` in `tz`.
-    tz : str
+    tz : str or ZoneInfo
         IANA time zone of the periods and of naive `start` / `end` (e.g. "Europe/Paris").
-    start, end : date, datetime or str, optional
-        Only messages created at or after `start` and before `end`.
-    to_number, country, traffic_type, status : str or list of str, optional
-        Only messages with these recipients, sender countries (ISO alpha-2), traffic types,
-        statuses.
+    **filters : Filters
+        ``start``, ``end``, ``to_number``, ``country``, ``traffic_type``, ``status``: only
+        the messages they select (see :class:`Filters`).
     currency : str, optional
         Currency label (default: the one given to :func:`connect`).
 
@@ -916,11 +608,11 @@ def volume(
         decimal]; ``attrs["currency"]`` is the currency label.
     """
     key, period = bucket_sql(freq)
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     sql = VOLUME_SQL.format(key=key, period=period.format(k="k"), where=where, slot=_SLOT,
                             slot_start=_SLOT_START)
-    return _run(source, sql, {**params, "tz": tz}, question="volume", tz=tz, money=True,
+    return _run(source, sql, {**params, "tz": sel.tz}, question="volume", tz=sel.tz, money=True,
                 currency=currency, freq=freq)
 
 
@@ -929,15 +621,10 @@ def top_senders(
     *,
     by: Literal["messages", "parts", "cost"] = "messages",
     n: int | None = 10,
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
     currency: str | None = None,
     keyword: str | Iterable[str] | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """The senders who sent the most messages (or parts, or cost).
 
@@ -949,10 +636,10 @@ def top_senders(
         What ranks the senders; ties are broken by number.
     n : int or None
         How many senders (None: all).
-    tz : str
+    tz : str or ZoneInfo
         Time zone of `start` / `end`, of ``active_days`` and of the returned timestamps.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
     currency : str, optional
         Currency label.
     keyword : str or iterable of str, optional
@@ -972,17 +659,18 @@ def top_senders(
         raise ValueError(f"by must be one of {', '.join(orders)}, not {by!r}")
     if n is not None and (not isinstance(n, int) or n < 0):
         raise ValueError(f"n must be a non-negative integer or None, not {n!r}")
-    extra, keyword_params = ["from_number IS NOT NULL"], {}
+    extra = ["from_number IS NOT NULL"]
+    keyword_params: dict[str, Any] = {}
     if keyword is not None:
         condition, keyword_params = _keyword_condition(keyword)
         extra.append(condition)
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status, extra=extra)
+    sel = select(tz, filters)
+    where, params = sel.where(extra=extra)
     params.update(keyword_params)
     sql = TOP_SENDERS_SQL.format(where=where, order=orders[by])
     if n is None:
         sql = sql.replace("LIMIT $n", "")
-    return _run(source, sql, {**params, "tz": tz, "n": n}, question="top_senders", tz=tz,
+    return _run(source, sql, {**params, "tz": sel.tz, "n": n}, question="top_senders", tz=sel.tz,
                 money=True, currency=currency, by=by)
 
 
@@ -990,13 +678,8 @@ def sender_activity(
     source: Source,
     *,
     freq: Freq = "month",
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Active, new and returning, one-off and repeat senders per period.
 
@@ -1010,10 +693,10 @@ def sender_activity(
         The messages.
     freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'}
         Period length.
-    tz : str
+    tz : str or ZoneInfo
         Time zone of the periods.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1024,17 +707,16 @@ def sender_activity(
     """
     key, period = bucket_sql(freq)
     first_key, _ = bucket_sql(freq, "s.first_at")
-    filters = dict(to_number=to_number, country=country, traffic_type=traffic_type,
-                   status=status)
+    sel = select(tz, filters)
     not_null = ["from_number IS NOT NULL"]
-    where, params = _where(tz=tz, start=start, end=end, extra=not_null, **filters)
-    where_any_time, params_any = _where(tz=tz, extra=not_null, **filters)
+    where, params = sel.where(extra=not_null)
+    where_any_time, params_any = sel.where(extra=not_null, period=False)
     sql = SENDER_ACTIVITY_SQL.format(
         key=key, period_of_a=period.format(k="a.k"), first_key=first_key, where=where,
         where_any_time=where_any_time,
     )
-    return _run(source, sql, {**params_any, **params, "tz": tz}, question="sender_activity",
-                tz=tz, freq=freq)
+    return _run(source, sql, {**params_any, **params, "tz": sel.tz}, question="sender_activity",
+                tz=sel.tz, freq=freq)
 
 
 def locations(
@@ -1042,14 +724,9 @@ def locations(
     *,
     by: Literal["country", "location"] = "country",
     n: int | None = None,
-    start: TimeBound = None,
-    end: TimeBound = None,
-    tz: str = "UTC",
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
     currency: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Messages by sender country, or by sender location within each country.
 
@@ -1062,8 +739,10 @@ def locations(
         ``from_location``.
     n : int or None
         Keep the `n` largest rows (shares stay shares of the whole).
-    start, end, tz, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    tz : str or ZoneInfo
+        Time zone of naive `start` / `end`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
     currency : str, optional
         Currency label.
 
@@ -1079,11 +758,11 @@ def locations(
             "location": "from_country AS country, from_location AS location"}
     if by not in keys:
         raise ValueError(f"by must be 'country' or 'location', not {by!r}")
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     order = "country, location" if by == "location" else "country"
     sql = LOCATIONS_SQL.format(keys=keys[by], order=order, where=where)
-    df = _run(source, sql, params, question="locations", tz=tz, money=True,
+    df = _run(source, sql, params, question="locations", tz=sel.tz, money=True,
               currency=currency, by=by)
     return df.head(n).reset_index(drop=True) if n is not None else df
 
@@ -1092,13 +771,8 @@ def encodings(
     source: Source,
     *,
     by: Literal["country"] | None = None,
-    start: TimeBound = None,
-    end: TimeBound = None,
-    tz: str = "UTC",
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """GSM vs unicode: share of messages and of multi-part messages, overall or by country.
 
@@ -1108,8 +782,10 @@ def encodings(
         The messages.
     by : {None, 'country'}
         ``country`` splits by sender country; shares are then within each country.
-    start, end, tz, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    tz : str or ZoneInfo
+        Time zone of naive `start` / `end`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1120,27 +796,22 @@ def encodings(
     """
     if by not in (None, "country"):
         raise ValueError(f"by must be None or 'country', not {by!r}")
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     if by == "country":
         sql = ENCODINGS_SQL.format(keys="from_country AS country,", order="country,",
                                    group="from_country, ",
                                    partition="PARTITION BY from_country", where=where)
     else:
         sql = ENCODINGS_SQL.format(keys="", order="", group="", partition="", where=where)
-    return _run(source, sql, params, question="encodings", tz=tz, by=by)
+    return _run(source, sql, params, question="encodings", tz=sel.tz, by=by)
 
 
 def parts_distribution(
     source: Source,
     *,
-    start: TimeBound = None,
-    end: TimeBound = None,
-    tz: str = "UTC",
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """How many messages have 1, 2, 3, ... parts, by encoding.
 
@@ -1148,8 +819,10 @@ def parts_distribution(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    start, end, tz, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    tz : str or ZoneInfo
+        Time zone of naive `start` / `end`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1157,24 +830,19 @@ def parts_distribution(
         ``parts`` [segments], ``encoding``, ``messages``, ``share`` [fraction of all
         filtered messages].
     """
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     sql = PARTS_DISTRIBUTION_SQL.format(where=where)
-    return _run(source, sql, params, question="parts_distribution", tz=tz)
+    return _run(source, sql, params, question="parts_distribution", tz=sel.tz)
 
 
 def costs(
     source: Source,
     *,
     by: str | Sequence[str] = (),
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
     currency: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Total cost, or cost by any of period, country, network, traffic type, ...
 
@@ -1186,12 +854,14 @@ def costs(
         Grouping, in order: at most one period (``hour``, ``day``, ``week``, ``month``,
         ``quarter``, ``year``, in `tz`) and any of :data:`COST_DIMENSIONS` (``country``,
         ``network``, ``operator``, ``traffic_type``, ``payment_type``, ``to_number``,
-        ``encoding``, ``status``).
-        Empty: one row, the total.
-    tz : str
+        ``encoding``, ``status``, ``network_country``). ``operator`` (a name) comes with
+        ``network_country`` before it, unless ``network`` (the MCC-MNC code, which names
+        one operator of one country) is grouped too: Orange France and Orange Spain are
+        two rows. Empty: one row, the total.
+    tz : str or ZoneInfo
         Time zone of the periods and of naive `start` / `end`.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
     currency : str, optional
         Currency label (default: the one given to :func:`connect`).
 
@@ -1234,6 +904,10 @@ def costs(
         raise ValueError(f"group by at most one period, not {periods}")
     if len(set(dims)) != len(dims):
         raise ValueError(f"duplicate grouping in {dims}")
+    if "operator" in dims and "network" not in dims and "network_country" not in dims:
+        # An operator is a name in a country: Orange France, Orange Spain and Orange Senegal
+        # are three. A network code names one already; without it, add the country.
+        dims.insert(dims.index("operator"), "network_country")
     first, inner, outer = [], [], []
     for d in dims:
         if d in FREQS:
@@ -1245,8 +919,8 @@ def costs(
             inner.append(d)
             outer.append(d)
     order = [*periods, "cost_cents DESC NULLS LAST", *[d for d in dims if d not in FREQS]]
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     sql = COSTS_SQL.format(
         slot=_SLOT if periods else "NULL",
         slot_start=_SLOT_START,
@@ -1256,7 +930,7 @@ def costs(
         where=where,
         order=", ".join(order),
     )
-    df = _run(source, sql, {**params, "tz": tz}, question="costs", tz=tz, money=True,
+    df = _run(source, sql, {**params, "tz": sel.tz}, question="costs", tz=sel.tz, money=True,
               currency=currency, by=tuple(dims))
     return _with_unit_costs(df)
 
@@ -1265,6 +939,7 @@ def costs(
 #: the report's (a quotient such as 1/3 has no finite decimal; this is its one rounding).
 UNIT_COST_QUANTUM = Decimal("1e-12")
 _UNIT_COST_TYPE = pa.decimal128(38, 12)
+_UNIT_COST_EXPONENT = -12
 _PRICED = ("priced_messages", "priced_part_cost_cents", "priced_parts")
 
 
@@ -1274,8 +949,7 @@ def _unit_cost(cents: Any, count: Any) -> Decimal | None:
         return None
     exact = Fraction(Decimal(cents)) / (100 * int(count))
     # round() of a Fraction rounds half to even, exactly: one rounding, no float, no context.
-    return Decimal(round(exact / Fraction(UNIT_COST_QUANTUM))).scaleb(
-        UNIT_COST_QUANTUM.as_tuple().exponent)
+    return Decimal(round(exact / Fraction(UNIT_COST_QUANTUM))).scaleb(_UNIT_COST_EXPONENT)
 
 
 def _with_unit_costs(df: pd.DataFrame) -> pd.DataFrame:
@@ -1284,19 +958,19 @@ def _with_unit_costs(df: pd.DataFrame) -> pd.DataFrame:
                    zip(df["cost_cents"], df["priced_messages"], strict=True)]
     per_part = [_unit_cost(c, n) for c, n in
                 zip(df["priced_part_cost_cents"], df["priced_parts"], strict=True)]
-    at = df.columns.get_loc("cost") + 1
+    at = list(df.columns).index("cost") + 1
     df = df.drop(columns=list(_PRICED))
     dtype = pd.ArrowDtype(_UNIT_COST_TYPE)
-    df.insert(at, "cost_per_message", pd.array(per_message, dtype=dtype))
-    df.insert(at + 1, "cost_per_part", pd.array(per_part, dtype=dtype))
+    df.insert(at, "cost_per_message", pd.Series(per_message, index=df.index, dtype=dtype))
+    df.insert(at + 1, "cost_per_part", pd.Series(per_part, index=df.index, dtype=dtype))
     return df
 
 
 def _breakdown(
-    source: Source, column: str, name: str, question: str, freq: Freq | None, tz: str,
-    filters: dict[str, Any],
+    source: Source, column: str, name: str, question: str, freq: Freq | None,
+    sel: Selection,
 ) -> pd.DataFrame:
-    where, params = _where(tz=tz, **filters)
+    where, params = sel.where()
     if freq is None:
         key, period = "NULL", "CAST(NULL AS TIMESTAMPTZ)"
     else:
@@ -1304,7 +978,7 @@ def _breakdown(
         period = period.format(k="k")
     sql = BREAKDOWN_SQL.format(key=key, period=period, column=column, name=name, where=where,
                                slot=_SLOT if freq else "NULL", slot_start=_SLOT_START)
-    df = _run(source, sql, {**params, "tz": tz}, question=question, tz=tz, freq=freq)
+    df = _run(source, sql, {**params, "tz": sel.tz}, question=question, tz=sel.tz, freq=freq)
     return df.drop(columns="period") if freq is None else df
 
 
@@ -1312,13 +986,8 @@ def traffic(
     source: Source,
     *,
     freq: Freq | None = "day",
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Messages per traffic type (marketing, alerting) per period, with shares.
 
@@ -1328,10 +997,10 @@ def traffic(
         The messages.
     freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals over the whole range (no ``period`` column).
-    tz : str
+    tz : str or ZoneInfo
         Time zone of the periods.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1339,22 +1008,16 @@ def traffic(
         ``period``, ``traffic_type``, ``messages``, ``share`` [fraction of the period's
         messages].
     """
-    filters = dict(start=start, end=end, to_number=to_number, country=country,
-                   traffic_type=traffic_type, status=status)
-    return _breakdown(source, "traffic_type", "traffic_type", "traffic", freq, tz, filters)
+    return _breakdown(source, "traffic_type", "traffic_type", "traffic", freq,
+                      select(tz, filters))
 
 
 def statuses(
     source: Source,
     *,
     freq: Freq | None = "day",
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Messages per Callr status per period, with shares.
 
@@ -1364,10 +1027,10 @@ def statuses(
         The messages.
     freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals over the whole range (no ``period`` column).
-    tz : str
+    tz : str or ZoneInfo
         Time zone of the periods.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1375,21 +1038,14 @@ def statuses(
         ``period``, ``status``, ``messages``, ``share`` [fraction of the period's
         messages].
     """
-    filters = dict(start=start, end=end, to_number=to_number, country=country,
-                   traffic_type=traffic_type, status=status)
-    return _breakdown(source, "status", "status", "statuses", freq, tz, filters)
+    return _breakdown(source, "status", "status", "statuses", freq, select(tz, filters))
 
 
 def activity_pattern(
     source: Source,
     *,
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Messages by hour of day and day of week, in a time zone.
 
@@ -1397,10 +1053,10 @@ def activity_pattern(
     ----------
     source : connection or anything :func:`connect` accepts
         The messages.
-    tz : str
+    tz : str or ZoneInfo
         Time zone of the wall clock.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1408,10 +1064,10 @@ def activity_pattern(
         168 rows, every (``weekday``, ``hour``) pair: ``weekday`` (0 = Monday),
         ``day`` (its name), ``hour`` [0-23, local], ``messages`` (0 where none).
     """
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     sql = ACTIVITY_PATTERN_SQL.format(where=where, slot=_SLOT, slot_start=_SLOT_START)
-    return _run(source, sql, {**params, "tz": tz}, question="activity_pattern", tz=tz)
+    return _run(source, sql, {**params, "tz": sel.tz}, question="activity_pattern", tz=sel.tz)
 
 
 def keywords(
@@ -1419,13 +1075,8 @@ def keywords(
     *,
     keywords: Mapping[str, str] | Iterable[str] = DEFAULT_KEYWORDS,
     freq: Freq | None = "day",
-    tz: str = "UTC",
-    start: TimeBound = None,
-    end: TimeBound = None,
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Messages whose whole normalised body is an opt-out or opt-in keyword, per period.
 
@@ -1442,10 +1093,10 @@ def keywords(
         ``"keyword"``.
     freq : {'hour', 'day', 'week', 'month', 'quarter', 'year'} or None
         Period length; None for totals (no ``period`` column).
-    tz : str
+    tz : str or ZoneInfo
         Time zone of the periods.
-    start, end, to_number, country, traffic_type, status
-        Filters, as in :func:`volume`.
+    **filters : Filters
+        Only the messages they select, as in :func:`volume`.
 
     Returns
     -------
@@ -1453,8 +1104,8 @@ def keywords(
         ``period``, ``keyword`` (normalised), ``kind``, ``messages``.
     """
     wanted = _wanted_keywords(keywords)
-    where, params = _where(tz=tz, start=start, end=end, to_number=to_number, country=country,
-                           traffic_type=traffic_type, status=status)
+    sel = select(tz, filters)
+    where, params = sel.where()
     if freq is None:
         key, period = "NULL", "CAST(NULL AS TIMESTAMPTZ)"
     else:
@@ -1463,8 +1114,8 @@ def keywords(
     sql = KEYWORDS_SQL.format(key=key, period=period, normalised=NORMALISED_BODY_SQL,
                               where=where, slot=_SLOT if freq else "NULL",
                               slot_start=_SLOT_START)
-    params = {**params, "tz": tz, "keywords": list(wanted), "kinds": list(wanted.values())}
-    df = _run(source, sql, params, question="keywords", tz=tz, freq=freq)
+    params = {**params, "tz": sel.tz, "keywords": list(wanted), "kinds": list(wanted.values())}
+    df = _run(source, sql, params, question="keywords", tz=sel.tz, freq=freq)
     return df.drop(columns="period") if freq is None else df
 
 
@@ -1499,13 +1150,8 @@ def opt_outs(
     source: Source,
     *,
     keywords: Mapping[str, str] | Iterable[str] = DEFAULT_KEYWORDS,
-    start: TimeBound = None,
-    end: TimeBound = None,
-    tz: str = "UTC",
-    to_number: TextFilter = None,
-    country: TextFilter = None,
-    traffic_type: TextFilter = None,
-    status: TextFilter = None,
+    tz: str | tzinfo = "UTC",
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Who opted out, when, from which of your numbers, and who opted back in: a CRM list.
 
@@ -1525,10 +1171,11 @@ def opt_outs(
     start, end : date, datetime or str, optional
         Opt-outs sent in this period (naive values are wall-clock times in `tz`). Opt-ins
         count at any time after the sender's last opt-out, even after `end`.
-    tz : str
+    tz : str or ZoneInfo
         Time zone of naive `start` / `end` only: the times returned are UTC.
     to_number, country, traffic_type, status
-        Filters, as in :func:`volume` (applied to opt-outs and opt-ins).
+        The other :class:`Filters`, as in :func:`volume` (applied to opt-outs and
+        opt-ins).
 
     Returns
     -------
@@ -1566,10 +1213,9 @@ def opt_outs(
     """
     wanted = _wanted_keywords(keywords)
     wanted = {k: v for k, v in wanted.items() if v in ("opt-out", "opt-in")}
-    filters = dict(to_number=to_number, country=country, traffic_type=traffic_type,
-                   status=status)
-    where_any_time, params = _where(tz=tz, extra=["from_number IS NOT NULL"], **filters)
-    _, period_params = _where(tz=tz, start=start, end=end)
+    sel = select(tz, filters)
+    where_any_time, params = sel.where(extra=["from_number IS NOT NULL"], period=False)
+    period_params = sel.period_params()
     period = [f"s.created_at {op} ${name}" for name, op in (("start", ">="), ("end", "<"))
               if name in period_params]
     sql = OPT_OUTS_SQL.format(
@@ -1579,7 +1225,7 @@ def opt_outs(
     params = {**params, **period_params, "keywords": list(wanted),
               "kinds": list(wanted.values())}
     df = _run(source, sql, params, question="opt_outs", tz="UTC")
-    df["to_numbers"] = pd.Series([[] if v is None else list(v) for v in df["to_numbers"]],
+    df["to_numbers"] = pd.Series([[] if is_na(v) else list(v) for v in df["to_numbers"]],
                                  index=df.index, dtype=object)
     df["opted_back_in"] = df["opted_back_in_at"].notna()
     df["pseudonymized"] = df["from_number"].str.startswith(TOKEN_PREFIX).astype(bool)

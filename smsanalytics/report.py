@@ -5,34 +5,40 @@ This module owns the report. :func:`cost_report` asks the questions of
 questions do not cover (the excluded rows and per-part rates: a few lines of SQL here; the
 billing audit comes from :mod:`smsanalytics.audit`), and returns a :class:`CostReport`:
 pandas DataFrames as attributes, and ``to_html()`` (one self-contained page, printable on
-A4), ``to_csv(dir)`` and ``to_markdown()``.
+A4), ``to_csv(dir)`` and ``to_markdown()``. The page is a list of sections of plain data
+(:func:`_page`) that :mod:`smsanalytics.render` turns into HTML or Markdown.
 
 Decisions:
 
 * Money is summed exactly, in decimal, from ``cost_cents``; major units are
-  ``cost_cents / 100``. Display rounds half-even (2 decimals for totals, 4 to 6 for
-  per-message and per-part costs); the DataFrames and the CSV files keep exact values.
-  Ratios (cost per message, per part) are exact to 10 decimals of a cent.
+  ``cost_cents / 100``. Display rounds half-even, one rule per kind (2 decimals for
+  totals, 6 for every per-message and per-part cost: see :mod:`smsanalytics.render`); the
+  DataFrames and the CSV files keep exact values, and a notebook shows the DataFrames as
+  money (:class:`~smsanalytics.render.ExactFrame`). Ratios (cost per message, per part)
+  are exact to 10 decimals of a cent.
 * The currency is a label the user gives; without one, amounts say "currency not set".
+* Paths on the page (the source, the rejects file) are relative to the page when it is
+  written with :meth:`CostReport.write_html`, else file names: never an absolute path of
+  the machine that made it.
 * The period is ``[start, end)`` in the time zone `tz`, which also decides the month a
   message belongs to. By default it is the last full calendar month of the data: the month
   of the latest message if that message is on the month's last day, else the month before
   (or the latest month, marked partial, when the data holds no full month). The comparison
   period is the one before, of the same number of months (or the same length).
-* Everything that came from the data is escaped in HTML (:func:`~smsanalytics.escape.for_html`)
-  and neutralised in CSV (:func:`~smsanalytics.escape.for_csv_cell`): an E.164 number such
-  as ``+33612345678`` is written ``'+33612345678`` so a spreadsheet shows it as text.
+* Everything that came from the data is escaped in HTML (a Jinja2 template with autoescape
+  on and :func:`~smsanalytics.escape.for_html` as its finalize) and neutralised in CSV
+  (:func:`~smsanalytics.escape.for_csv_cell`): an E.164 number such as ``+33612345678`` is
+  written ``'+33612345678`` so a spreadsheet shows it as text.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -41,10 +47,24 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import arguments, dataset, queries
+from . import arguments, dataset, queries, render
 from . import audit as billing_audit
+from ._analysis import (
+    MONEY_TYPE,
+    RATIO_TYPE,
+    Selection,
+    Source,
+    TimeBound,
+    dec,
+    dsum,
+    is_na,
+    opened,
+    ratio,
+    to_frame,
+    used_params,
+)
 from .errors import ArgumentError, DatasetError
-from .escape import for_html, for_markdown, for_terminal, write_csv_tables
+from .escape import for_html, for_terminal, write_csv_tables
 from .paths import PAGE_MARKER, is_report_page, write_atomically
 
 __all__ = [
@@ -59,16 +79,11 @@ __all__ = [
 #: median per-part cost of the period) by more than this fraction.
 ABOVE_RATE_MARGIN = billing_audit.RATE_MARGIN
 
-_Q = Decimal("1e-10")  # precision of ratios [cents]
-_RATIO = pa.decimal128(38, 10)
-_MONEY = pa.decimal128(38, 6)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 _NO_CURRENCY = "currency not set"
 _UNKNOWN = "(unknown)"
 _EXAMPLES = 10
-
-TimeBound = date | datetime | str | pd.Timestamp | None
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,10 +247,16 @@ WHERE created_at IS NULL OR created_at < $start OR created_at >= $end
 GROUP BY ALL
 """
 
-# Distinct (country, cost, parts) with their counts: few rows (one per price point), from
-# which per-part rates, their median and the above-rate messages are computed exactly.
-RATE_POINTS_SQL = """
-SELECT from_country AS country, cost_cents, parts, count(*) AS messages
+# Per sender country: what the rates table sums (the usual rate comes from the audit's
+# USUAL_RATE_SQL). "rated" sums count the messages with parts and a cost, which have a
+# per-part rate.
+COUNTRY_RATES_SQL = """
+SELECT from_country AS country, count(*) AS messages,
+       CAST(coalesce(sum(parts), 0) AS BIGINT) AS parts,
+       coalesce(sum(cost_cents), 0) AS cost_cents,
+       sum(cost_cents) FILTER (WHERE parts > 0) AS rated_cost_cents,
+       CAST(sum(parts) FILTER (WHERE parts > 0 AND cost_cents IS NOT NULL) AS BIGINT)
+           AS rated_parts
 FROM messages
 WHERE created_at >= $start AND created_at < $end
 GROUP BY ALL
@@ -260,14 +281,7 @@ WHERE created_at >= $start AND created_at < $end
 
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
          tz: str) -> pd.DataFrame:
-    used = set(re.findall(r"\$([A-Za-z_]\w*)", sql))
-    table = con.sql(sql, params={k: v for k, v in params.items() if k in used}).to_arrow_table()
-    df = table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_decimal(t)
-                         else None)
-    for f in table.schema:
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            df[f.name] = df[f.name].dt.tz_convert(tz)
-    return df
+    return to_frame(con.sql(sql, params=used_params(sql, params)).to_arrow_table(), tz)
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,46 +289,21 @@ def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
 # ---------------------------------------------------------------------------------------
 
 
-def _is_na(value: Any) -> bool:
-    """None, NA, NaN or NaT (a missing scalar of any kind)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and value != value
-
-
-def _dec(value: Any) -> Decimal:
-    """A cost as Decimal; missing is 0 (SQL sums skip nulls the same way)."""
-    return Decimal(0) if _is_na(value) else Decimal(value)
-
-
-def _dsum(values: Iterable[Any]) -> Decimal:
-    return sum((_dec(v) for v in values), Decimal(0))
-
-
-def _ratio(num: Decimal | Fraction, den: int | Decimal | Fraction) -> Decimal | None:
-    if not den:
-        return None
-    q = Fraction(num) / Fraction(den)
-    return (Decimal(q.numerator) / Decimal(q.denominator)).quantize(_Q, ROUND_HALF_EVEN)
-
-
 def _pct_change(current: Decimal | int | None, previous: Decimal | int | None) -> Decimal | None:
     if current is None or previous is None or previous == 0:
         return None
-    return _ratio(Fraction(Decimal(current)) - Fraction(Decimal(previous)),
+    return ratio(Fraction(Decimal(current)) - Fraction(Decimal(previous)),
                   Fraction(Decimal(previous)) / 100)
 
 
 def _arrow_frame(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pd.DataFrame:
     """Rows -> DataFrame with exact decimal columns (Arrow dtype), like the queries return."""
     schema = pa.schema([pa.field(k, t) for k, t in types.items()])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_decimal(t)
-                           else None)
+    return to_frame(pa.Table.from_pylist(rows, schema=schema))
 
 
 def _key(value: Any) -> Any:
-    return None if _is_na(value) else value
+    return None if is_na(value) else value
 
 
 # ---------------------------------------------------------------------------------------
@@ -355,13 +344,15 @@ class CostReport:
     top_senders : pandas.DataFrame
         :func:`~smsanalytics.queries.top_senders` by cost in the period.
     rates : pandas.DataFrame
-        Per sender country: ``messages``, ``parts``, ``cost_cents``, ``rate_cents`` (the
-        usual cost of a part: median per-part cost), ``average_rate_cents``,
-        ``previous_rate_cents``, ``rate_change_cents`` [cents per part].
+        Per sender country: ``messages``, ``parts``, ``cost_cents``, ``usual_rate_cents``
+        (the usual cost of a part: the lower weighted median per-part cost, as
+        :func:`~smsanalytics.audit.usual_rate` and the audit's column of that name),
+        ``average_rate_cents`` (cost over parts, of the messages with both),
+        ``previous_usual_rate_cents``, ``usual_rate_change_cents`` [cents per part].
     above_rate : pandas.DataFrame
         Per country, messages whose per-part cost exceeds the usual rate by more than
-        :data:`ABOVE_RATE_MARGIN`: ``messages``, ``parts``, ``cost_cents``,
-        ``excess_cents`` (cost above the usual rate).
+        :data:`ABOVE_RATE_MARGIN`: ``usual_rate_cents``, ``messages``, ``parts``,
+        ``cost_cents``, ``excess_cents`` (cost above the usual rate).
     above_rate_examples : pandas.DataFrame
         The most expensive of those messages (``body_text`` is untrusted text).
     audit : pandas.DataFrame or None
@@ -415,6 +406,14 @@ class CostReport:
     top: int = 10
     unpriced: int = 0
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # Shown as money in a notebook; the values underneath stay exact.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, pd.DataFrame) and not f.name.startswith("_"):
+                show = _shown_headline if f.name == "headline" else None
+                setattr(self, f.name, render.exact_frame(value, show))
 
     # -- values -----------------------------------------------------------------------
 
@@ -478,19 +477,18 @@ class CostReport:
 
     def to_markdown(self) -> str:
         """Return the headline and the tables as Markdown (amounts rounded for display)."""
-        return _render_markdown(self)
+        return render.to_markdown(_page(self))
 
-    def to_html(self) -> str:
-        """Return the report as one self-contained HTML page (inline CSS and SVG charts)."""
-        title = f"Inbound SMS cost report: {self.period.label}"
-        return (
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"{PAGE_MARKER}\n"
-            f"<title>{for_html(title)}</title>\n"
-            f"<style>{_PAGE_CSS}{_CSS}</style>\n</head>\n<body>\n"
-            f"{_render_body(self)}\n</body>\n</html>\n"
-        )
+    def to_html(self, place: str | Path | None = None) -> str:
+        """Return the report as one self-contained HTML page (inline CSS and SVG charts).
+
+        Parameters
+        ----------
+        place : str or Path, optional
+            Where the page will be written: the files it names (the source, the rejects)
+            are then shown relative to it. Without it, by their names alone.
+        """
+        return render.to_html(_page(self, place), document=True, head=PAGE_MARKER)
 
     def write_html(self, path: str | Path) -> Path:
         """Write :meth:`to_html` to `path` (UTF-8), atomically, and return the path.
@@ -500,24 +498,22 @@ class CostReport:
         :class:`~smsanalytics.errors.OutputPathError`. The page is written beside `path`
         and renamed over it, so an error or Ctrl-C leaves the previous page whole.
         """
-        page = self.to_html()
+        page = self.to_html(place=path)
         return write_atomically(path, lambda fh: fh.write(page), ours=is_report_page)
 
     def _repr_html_(self) -> str:
-        return f"<style>{_CSS}</style>{_render_body(self)}"
+        return render.to_html(_page(self), document=False)
 
     def __repr__(self) -> str:
-        return (
-            f"<CostReport {self.period.label} ({self.tz}): "
-            f"{self.total_cents()} cents of {self.currency or 'currency not set'}>"
-        )
+        return (f"<CostReport {self.period.label} ({self.tz}): "
+                f"{render.money(self.total_cents())} {_currency_label(self)}>")
 
     def __str__(self) -> str:
         return self.to_markdown()
 
 
 def cost_report(
-    source: queries.Source,
+    source: Source,
     *,
     start: TimeBound = None,
     end: TimeBound = None,
@@ -570,13 +566,8 @@ def cost_report(
     lo, hi = arguments.period_bounds(start, end, _zone(tz))
     top = arguments.positive_int(top, "top")
     currency = arguments.currency_label(currency)
-    owned = not isinstance(source, duckdb.DuckDBPyConnection)
-    con = queries.connect(source, currency=currency)
-    try:
+    with opened(source, currency=currency) as con:
         return _build(con, source, start=lo, end=hi, tz=tz, currency=currency, top=top)
-    finally:
-        if owned:
-            con.close()
 
 
 def _source_label(source: Any) -> str | None:
@@ -617,7 +608,7 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
     by_month = queries.costs(con, by="month", tz=tz)
     role = []
     for m in by_month["month"]:
-        if _is_na(m):
+        if is_na(m):
             role.append("")
         else:
             t = m.to_pydatetime()
@@ -634,36 +625,41 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     senders = queries.top_senders(con, by="cost", n=top, **cur)
 
-    points_now = _sql(con, RATE_POINTS_SQL, params_now, tz)
-    points_prev = _sql(con, RATE_POINTS_SQL, params_prev, tz)
-    rates, usual = _rates(points_now, points_prev)
-    # The usual rate of the report is the country's over the whole period (by_month=False),
-    # the one the rates table shows.
-    flagged = billing_audit.above_rate(con, start=period.start, end=period.end, tz=tz,
-                                       rate_margin=ABOVE_RATE_MARGIN, by_month=False)
-    above_rate = _above_rate(flagged, usual)
-    examples = _examples(flagged.rename(columns={"from_country": "country"}),
-                         ["sid", "created_at", "from_number", "country", "parts",
-                          "cost_cents", "body_text"])
-
+    # Rates: per-country sums, and usual rates found by DuckDB (no price point comes to
+    # Python: at 10 million messages they are millions).
+    period_where = "WHERE created_at >= $start AND created_at < $end"
+    rates = _rates(
+        *(( _sql(con, COUNTRY_RATES_SQL, p, tz),
+            billing_audit._usual_rates(con, "messages", period_where, p, tz, by_month=False,
+                                       unknown_country=True))
+          for p in (params_now, params_prev)))
+    # The billing audit of the period, on the audit's view (enrichment filled in where it is
+    # null): totals over every message, and the most expensive few as examples. The usual
+    # rate is the country's over the whole period (by_month=False), as the rates table's.
+    where, params = Selection(arguments.bounds(period.start, period.end, tz)).where()
     audit = audit_examples = None
     present = con.execute(AUDIT_PRESENT_SQL, params_now).fetchall()[0]
-    if any(present):
-        # Rows of the period whose computed columns are null are computed on the fly.
-        mismatches = billing_audit.billing_mismatches(con, start=period.start,
-                                                      end=period.end, tz=tz)
-        audit = _audit(mismatches)
-        audit_examples = _examples(
-            mismatches.rename(columns={"from_country": "country"}),
-            ["sid", "created_at", "from_number", "country", "encoding", "computed_encoding",
-             "parts", "computed_parts", "cost_cents", "body_text"])
+    with billing_audit._prepared(con, where, params, numbers=False) as names:
+        flagged, groups = billing_audit._above_rate(
+            con, names, where, params, tz, ABOVE_RATE_MARGIN, by_month=False,
+            limit=_EXAMPLES, most_expensive=True)
+        if any(present):
+            mismatches, found, _ = billing_audit._mismatches(
+                con, names, where, params, tz, limit=_EXAMPLES, order=billing_audit._BY_COST)
+            audit = _audit(found)
+            audit_examples = mismatches.rename(columns={"from_country": "country"})[
+                ["sid", "created_at", "from_number", "country", "encoding",
+                 "computed_encoding", "parts", "computed_parts", "cost_cents", "body_text"]]
+    above_rate = _above_rate(groups)
+    examples = flagged[["sid", "created_at", "from_number", "country", "parts",
+                        "cost_cents", "body_text"]].reset_index(drop=True)
 
     excluded = _excluded(_sql(con, EXCLUDED_SQL, params_now, tz))
-    total = _dec(total_now["cost_cents"].iloc[0])
-    checks = [("by_month", _dsum(by_month["cost_cents"]),
-               total + _dsum(excluded["cost_cents"]))]
+    total = dec(total_now["cost_cents"].iloc[0])
+    checks = [("by_month", dsum(by_month["cost_cents"]),
+               total + dsum(excluded["cost_cents"]))]
     for name, df in (*breakdowns.items(), ("rates", rates)):
-        checks.append((name, _dsum(df["cost_cents"]), total))
+        checks.append((name, dsum(df["cost_cents"]), total))
     reconciliation = pd.DataFrame({
         "table": [c[0] for c in checks],
         "sum_cents": [c[1] for c in checks],
@@ -687,10 +683,10 @@ def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None,
               priced_now: tuple[Any, ...], priced_prev: tuple[Any, ...]) -> pd.DataFrame:
     def stats(df: pd.DataFrame, priced: tuple[Any, ...]) -> dict[str, Any]:
         messages, parts = int(df["messages"].iloc[0]), int(df["parts"].iloc[0])
-        cents = _dec(df["cost_cents"].iloc[0])
+        cents = dec(df["cost_cents"].iloc[0])
         priced_messages, part_cents, priced_parts = priced
-        per_message = _ratio(cents, priced_messages)
-        per_part = _ratio(_dec(part_cents), priced_parts or 0)
+        per_message = ratio(cents, priced_messages)
+        per_part = ratio(dec(part_cents), priced_parts or 0)
         return {
             "messages": messages,
             "parts": parts,
@@ -716,17 +712,17 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
     """Cost of each value in the period, with the previous period's beside it."""
     before: dict[tuple[Any, ...], Decimal] = {}
     for row in prev.itertuples(index=False):
-        before[tuple(_key(getattr(row, k)) for k in keys)] = _dec(row.cost_cents)
+        before[tuple(_key(getattr(row, k)) for k in keys)] = dec(row.cost_cents)
     rows = []
     seen = set()
     for row in now.itertuples(index=False):
         k = tuple(_key(getattr(row, c)) for c in keys)
         seen.add(k)
-        cents = _dec(row.cost_cents)
+        cents = dec(row.cost_cents)
         was = before.get(k, Decimal(0))
         rows.append({**dict(zip(keys, k, strict=True)), "messages": int(row.messages),
                      "parts": int(row.parts), "cost_cents": cents, "cost": cents.scaleb(-2),
-                     "share": float(row.share) if not _is_na(row.share) else None,
+                     "share": float(row.share) if not is_na(row.share) else None,
                      "previous_cost_cents": was, "change_cents": cents - was})
     for k, was in before.items():
         if k not in seen:
@@ -734,321 +730,375 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
                          "cost_cents": Decimal(0), "cost": Decimal(0), "share": 0.0,
                          "previous_cost_cents": was, "change_cents": -was})
     types = {k: pa.string() for k in keys}
-    types.update({"messages": pa.int64(), "parts": pa.int64(), "cost_cents": _MONEY,
+    types.update({"messages": pa.int64(), "parts": pa.int64(), "cost_cents": MONEY_TYPE,
                   "cost": pa.decimal128(38, 8), "share": pa.float64(),
-                  "previous_cost_cents": _MONEY, "change_cents": _MONEY})
+                  "previous_cost_cents": MONEY_TYPE, "change_cents": MONEY_TYPE})
     df = _arrow_frame([{**r, **{k: None if r[k] is None else str(r[k]) for k in keys}}
                        for r in rows], types)
     df.attrs.update(now.attrs)
     return df
 
 
-def _rates(now: pd.DataFrame, prev: pd.DataFrame) -> tuple[pd.DataFrame, dict[Any, Fraction]]:
-    def per_country(df: pd.DataFrame) -> dict[Any, dict[str, Any]]:
-        out: dict[Any, dict[str, Any]] = defaultdict(
-            lambda: {"messages": 0, "parts": 0, "cost": Decimal(0), "rated_cost": Decimal(0),
-                     "rated_parts": 0, "points": []})
-        for row in df.itertuples(index=False):
-            c = out[_key(row.country)]
-            n, parts, cost = int(row.messages), row.parts, row.cost_cents
-            c["messages"] += n
-            c["parts"] += 0 if _is_na(parts) else int(parts) * n
-            c["cost"] += _dec(cost) * n if not _is_na(cost) else Decimal(0)
-            if not _is_na(parts) and int(parts) > 0 and not _is_na(cost):
-                c["rated_cost"] += Decimal(cost) * n
-                c["rated_parts"] += int(parts) * n
-                c["points"].append((Fraction(Decimal(cost)) / int(parts), n))
-        return out
-
-    a, b = per_country(now), per_country(prev)
-    usual = {k: billing_audit.usual_rate(v["points"]) for k, v in a.items() if v["points"]}
-    usual_prev = {k: billing_audit.usual_rate(v["points"]) for k, v in b.items()
-                  if v["points"]}
+def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
+           prev: tuple[pd.DataFrame, dict[Any, Fraction]]) -> pd.DataFrame:
+    """The rates table: per country of the period, its sums and usual rate, beside the
+    previous period's usual rate. Each argument is (COUNTRY_RATES_SQL's rows, the usual
+    rate by (None, country))."""
+    a = {_key(r.country): r for r in now[0].itertuples(index=False)}
+    b = {_key(r.country) for r in prev[0].itertuples(index=False)}
+    usual = {k[1]: v for k, v in now[1].items()}
+    usual_prev = {k[1]: v for k, v in prev[1].items()}
     rows = []
-    for k in sorted(set(a) | set(b), key=lambda k: (-(a[k]["cost"] if k in a else 0),
-                                                    k is None, k or "")):
+    for k in sorted(set(a) | b, key=lambda k: (-(dec(a[k].cost_cents) if k in a else 0),
+                                               k is None, k or "")):
         c = a.get(k)
-        rate = _ratio(usual[k], 1) if k in usual else None
-        was = _ratio(usual_prev[k], 1) if k in usual_prev else None
+        rate = ratio(usual[k], 1) if k in usual else None
+        was = ratio(usual_prev[k], 1) if k in usual_prev else None
+        rated = None
+        if c is not None and not is_na(c.rated_cost_cents) and not is_na(c.rated_parts):
+            rated = ratio(Decimal(c.rated_cost_cents), int(c.rated_parts))
         rows.append({
             "country": k,
-            "messages": c["messages"] if c else 0,
-            "parts": c["parts"] if c else 0,
-            "cost_cents": c["cost"] if c else Decimal(0),
-            "rate_cents": rate,
-            "average_rate_cents": _ratio(c["rated_cost"], c["rated_parts"]) if c else None,
-            "previous_rate_cents": was,
-            "rate_change_cents": None if rate is None or was is None else rate - was,
+            "messages": int(c.messages) if c else 0,
+            "parts": int(c.parts) if c else 0,
+            "cost_cents": dec(c.cost_cents) if c else Decimal(0),
+            "usual_rate_cents": rate,
+            "average_rate_cents": rated,
+            "previous_usual_rate_cents": was,
+            "usual_rate_change_cents": None if rate is None or was is None else rate - was,
         })
     types = {"country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
-             "cost_cents": _MONEY, "rate_cents": _RATIO, "average_rate_cents": _RATIO,
-             "previous_rate_cents": _RATIO, "rate_change_cents": _RATIO}
-    return _arrow_frame(rows, types), usual
-
-
-def _above_rate(flagged: pd.DataFrame, usual: dict[Any, Fraction]) -> pd.DataFrame:
-    """Above-rate messages by country, with the cost above the usual rate, exactly."""
-    acc: dict[Any, dict[str, Any]] = {}
-    usual = dict(usual)
-    for row in flagged.itertuples(index=False):
-        k = _key(row.country)
-        # A country the audit filled in from the number (none was stored) has its rate there.
-        usual.setdefault(k, Fraction(Decimal(row.usual_rate_cents)))
-        c = acc.setdefault(k, {"messages": 0, "parts": 0, "cost": Decimal(0)})
-        c["messages"] += 1
-        c["parts"] += int(row.parts)
-        c["cost"] += Decimal(row.cost_cents)
-    excess = {k: Fraction(v["cost"]) - usual[k] * v["parts"] for k, v in acc.items()}
-    rows = [{"country": k, "rate_cents": _ratio(usual[k], 1), "messages": v["messages"],
-             "parts": v["parts"], "cost_cents": v["cost"], "excess_cents": _ratio(excess[k], 1)}
-            for k, v in sorted(acc.items(), key=lambda kv: -excess[kv[0]])]
-    types = {"country": pa.string(), "rate_cents": _RATIO, "messages": pa.int64(),
-             "parts": pa.int64(), "cost_cents": _MONEY, "excess_cents": _RATIO}
+             "cost_cents": MONEY_TYPE, "usual_rate_cents": RATIO_TYPE,
+             "average_rate_cents": RATIO_TYPE, "previous_usual_rate_cents": RATIO_TYPE,
+             "usual_rate_change_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
 
-def _examples(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The most expensive messages of `df`, most expensive first."""
-    ordered = df.sort_values(["cost_cents", "created_at", "sid"],
-                             ascending=[False, True, True], na_position="last")
-    return ordered[columns].head(_EXAMPLES).reset_index(drop=True)
+def _above_rate(groups: list[dict[str, Any]]) -> pd.DataFrame:
+    """Above-rate messages by country, with the cost above the usual rate, exactly."""
+    rows = [{"country": g["country"], "usual_rate_cents": ratio(g["usual"], 1),
+             "messages": g["messages"], "parts": g["parts"], "cost_cents": g["cost_cents"],
+             "excess_cents": ratio(g["excess"], 1)}
+            for g in sorted(groups, key=lambda g: -g["excess"])]
+    types = {"country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
+             "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
+    return _arrow_frame(rows, types)
 
 
-def _audit(mismatches: pd.DataFrame) -> pd.DataFrame:
-    kinds = {"parts billed above those needed": [0, Decimal(0), Fraction(0)],
-             "parts billed below those needed": [0, Decimal(0), Fraction(0)],
-             "encoding differs from the one needed": [0, Decimal(0), Fraction(0)]}
-    for row in mismatches.itertuples(index=False):
-        cost = _dec(row.cost_cents)
-        if "parts_over_billed" in row.finding:
-            k = kinds["parts billed above those needed"]
-            k[0], k[1] = k[0] + 1, k[1] + cost
-            # The cost of the parts billed beyond those the body needs.
-            k[2] += Fraction(cost) * int(row.parts_difference) / int(row.parts)
-        if "parts_under_billed" in row.finding:
-            k = kinds["parts billed below those needed"]
-            k[0], k[1] = k[0] + 1, k[1] + cost
-        if "encoding_mismatch" in row.finding:
-            k = kinds["encoding differs from the one needed"]
-            k[0], k[1] = k[0] + 1, k[1] + cost
-    rows = [{"finding": kind, "messages": v[0], "cost_cents": v[1],
-             "excess_cents": _ratio(v[2], 1)} for kind, v in kinds.items()]
+def _audit(found: dict[str, Any]) -> pd.DataFrame:
+    """The billed-vs-computed findings of the period by kind (the audit's totals)."""
+    kinds = {"parts billed above those needed": "parts_over_billed",
+             "parts billed below those needed": "parts_under_billed",
+             "encoding differs from the one needed": "encoding_mismatch"}
+    rows = [{"finding": kind, "messages": found[check].messages,
+             "cost_cents": found[check].cost,
+             "excess_cents": ratio(found[check].stake or 0, 1)}
+            for kind, check in kinds.items()]
     return _arrow_frame(rows, {"finding": pa.string(), "messages": pa.int64(),
-                               "cost_cents": _MONEY, "excess_cents": _RATIO})
+                               "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE})
 
 
 def _excluded(df: pd.DataFrame) -> pd.DataFrame:
-    found = {r.excluded: (int(r.messages), _dec(r.cost_cents)) for r in df.itertuples()}
+    found = {r.excluded: (int(r.messages), dec(r.cost_cents)) for r in df.itertuples()}
     rows = [{"excluded": k, "messages": found.get(k, (0, Decimal(0)))[0],
              "cost_cents": found.get(k, (0, Decimal(0)))[1]}
             for k in ("before the period", "after the period", "no created_at")]
     return _arrow_frame(rows, {"excluded": pa.string(), "messages": pa.int64(),
-                               "cost_cents": _MONEY})
+                               "cost_cents": MONEY_TYPE})
+
 
 
 # ---------------------------------------------------------------------------------------
-# Display formatting (rounding happens only here)
+# The page: sections of plain data, rendered by smsanalytics.render (rounding happens there)
 # ---------------------------------------------------------------------------------------
-
-
-def _round(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
-
-
-def _money(cents: Any, *, signed: bool = False) -> str:
-    """Cents -> major units, 2 decimals, half-even, thousands separators."""
-    if _is_na(cents):
-        return "–"
-    v = _round(Decimal(cents).scaleb(-2), 2)
-    text = f"{abs(v):,}" if signed else f"{v:,}"
-    if signed:
-        return ("+" if v > 0 else "−" if v < 0 else "±") + text
-    return text.replace("-", "−")
-
-
-def _unit_money(cents: Any, *, signed: bool = False) -> str:
-    """A per-message or per-part cost: 4 to 6 decimals of major units (Callr bills to 4
-    decimals of a cent)."""
-    if _is_na(cents):
-        return "–"
-    v = _round(Decimal(cents).scaleb(-2), 6)
-    text = f"{abs(v):f}" if signed else f"{v:f}"
-    head, _, tail = text.partition(".")
-    tail = tail.rstrip("0").ljust(4, "0")
-    text = f"{int(head):,}.{tail}" if head.lstrip("-") else text
-    if signed:
-        return ("+" if v > 0 else "−" if v < 0 else "±") + text
-    return text.replace("-", "−")
-
-
-def _count(n: Any, *, signed: bool = False) -> str:
-    if _is_na(n):
-        return "–"
-    n = int(n)
-    if signed:
-        return ("+" if n > 0 else "−" if n < 0 else "±") + f"{abs(n):,}"
-    return f"{n:,}"
-
-
-def _pct(value: Any, *, signed: bool = False) -> str:
-    if _is_na(value):
-        return "–"
-    v = _round(Decimal(value), 1)
-    if signed:
-        return ("+" if v > 0 else "−" if v < 0 else "±") + f"{abs(v)} %"
-    return f"{v} %"
-
-
-def _share(value: Any) -> str:
-    return "–" if _is_na(value) else f"{float(value) * 100:.1f} %"
 
 
 def _text(value: Any) -> str:
-    return _UNKNOWN if _is_na(value) or value == "" else str(value)
-
-
-def _when(value: Any) -> str:
-    return "–" if _is_na(value) else value.strftime("%Y-%m-%d %H:%M")
+    return _UNKNOWN if is_na(value) or value == "" else str(value)
 
 
 def _currency_label(report: CostReport) -> str:
     return report.currency or _NO_CURRENCY
 
 
-# ---------------------------------------------------------------------------------------
-# Table models shared by HTML and Markdown: (headers, rows, numeric columns, row classes)
-# ---------------------------------------------------------------------------------------
+def _page(report: CostReport, place: str | Path | None = None) -> render.Page:
+    """The whole report as sections; `place` is where the page will be written, if known
+    (paths on the page are then relative to it)."""
+    cur = _currency_label(report)
+    p = report.period
+    first = report.data_first.date().isoformat() if report.data_first else "–"
+    last = report.data_last.date().isoformat() if report.data_last else "–"
+    subtitle = [("Period ", False), (_span(p), True)]
+    if p.partial:
+        subtitle.append((" (partial month: the data holds no full month)", False))
+    subtitle += [(", compared with ", False), (report.previous.label, True),
+                 (" · time zone ", False), (report.tz, True), (" · amounts in ", False),
+                 (cur, True), (f" · data from {first} to {last}", False)]
+    if report.source:
+        subtitle += [(" · source ", False), (_shown_source(report.source, place), True)]
+    where = render.Section("Where the cost came from", [
+        render.Section(title, [_breakdown_table(report, df, headers, keys, limit)], 3)
+        for title, df, headers, keys, limit in (
+            ("By sender country", report.by_country, ["Country"], ["country"], report.top),
+            ("By network operator", report.by_operator, ["Network", "Operator"],
+             ["network", "operator"], report.top),
+            ("By traffic type", report.by_traffic_type, ["Traffic"], ["traffic_type"], None),
+            ("By payment type", report.by_payment_type, ["Payment"], ["payment_type"], None),
+            ("By recipient number (your numbers)", report.by_recipient, ["Recipient"],
+             ["to_number"], report.top))])
+    reconciliation = render.Section("Reconciliation", [
+        render.Paragraph("Every table above is summed again from its unrounded rows and "
+                         "compared with the headline total, exactly."),
+        _reconciliation_table(report),
+        render.Section("Rows outside the period", [_excluded_table(report)], 3)])
+    conv = _conversion_table(report, place)
+    if conv is not None:
+        reconciliation.blocks.append(
+            render.Section("Last conversion into the dataset", [conv], 3))
+    sections = [
+        render.Section("", [_headline_cards(report),
+                            render.Paragraph(_summary_sentence(report))], 0),
+        render.Section("Cost by month", [_month_chart(report), _month_table(report)]),
+        where,
+        render.Section(f"Top {report.top} senders by cost", [_senders_table(report)]),
+        render.Section("Rates: cost per part by country", [_rates_table(report)]),
+        render.Section("Billing audit", _audit_sections(report)),
+        reconciliation,
+    ]
+    footer = (f"Amounts are summed exactly from cost_cents and shown in {cur}, rounded "
+              f"half-even: totals to {render.MONEY_DECIMALS} decimals, costs per message "
+              f"and per part to {render.RATE_DECIMALS}; the CSV export holds the unrounded "
+              "values. Made by smsanalytics.")
+    return render.Page(f"Inbound SMS cost report: {p.label}", subtitle, sections, footer)
 
 
-@dataclass
-class _Table:
-    headers: list[str]
-    rows: list[list[str]]
-    numeric: set[int] = field(default_factory=set)
-    classes: list[str] = field(default_factory=list)
-    bars: list[float | None] = field(default_factory=list)
-    footer: list[str] | None = None
-    note: str | None = None
+def _shown_headline(df: pd.DataFrame) -> pd.DataFrame:
+    """The headline for the eye: each row's amounts by its metric's kind."""
+    out = df.astype(object).copy()
+    metrics = df["metric"] if "metric" in df.columns else df.index
+    for i, metric in enumerate(metrics):
+        kind = ("count" if metric in ("messages", "parts") else
+                "money" if metric == "cost" else "rate")
+        for column in ("current", "previous", "change", "change_pct"):
+            if column not in df.columns:
+                continue
+            v = df[column].iloc[i]
+            if column == "change_pct":
+                text = render.pct(v, signed=True)
+            else:
+                v = v if kind == "count" or is_na(v) else Decimal(v) * 100
+                text = render.format_value(v, kind, signed=column == "change")
+            out.iloc[i, out.columns.get_loc(column)] = text
+    return out
+
+
+def _shown_source(source: str, place: str | Path | None) -> str:
+    # The label joins several paths with ", " (a path may hold ", " itself).
+    names = [source] if Path(source).exists() else source.split(", ")
+    return ", ".join(render.shown_path(n, place) for n in names)
+
+
+def _span(p: Period) -> str:
+    return f"{p.start.date().isoformat()} to {(p.end - timedelta(microseconds=1)).date()}"
+
+
+def _headline_cards(report: CostReport) -> render.Cards:
+    h = report.headline.set_index("metric")
+    cur = _currency_label(report)
+    specs = [  # metric, title, kind, unit, main; money in major units -> cents to format
+        ("cost", "Total cost", "money", cur, True),
+        ("messages", "Messages", "count", "", False),
+        ("parts", "Parts", "count", "", False),
+        ("cost_per_message", "Cost per message", "rate", cur, False),
+        ("cost_per_part", "Cost per part", "rate", cur, False),
+    ]
+    cards = []
+    for metric, title, kind, unit, main in specs:
+        row = h.loc[metric]
+        scale = 100 if kind != "count" else 1
+        now, was = (None if is_na(row[k]) else Decimal(row[k]) * scale
+                    for k in ("current", "previous"))
+        cards.append(render.Card(title, kind, unit, now, was, row["change_pct"],
+                                 report.previous.label, main=main,
+                                 spending=metric.startswith("cost")))
+    return render.Cards(cards, report.period.label, report.previous.label)
+
+
+def _summary_sentence(report: CostReport) -> str:
+    h = report.headline.set_index("metric")
+    cur, prev = _currency_label(report), report.previous.label
+    cost, was = h.loc["cost", "current"], h.loc["cost", "previous"]
+    text = (f"In {report.period.label}, {render.count(h.loc['messages', 'current'])} inbound "
+            f"messages ({render.count(h.loc['parts', 'current'])} parts) cost "
+            f"{render.money(cost * 100)} {cur}")
+    pct = h.loc["cost", "change_pct"]
+    if not is_na(pct):
+        direction = "more" if pct > 0 else "less"
+        text += (f", {render.money(abs(cost - was) * 100)} {cur} {direction} than in {prev} "
+                 f"({render.pct(pct, signed=True)} %)" if pct != 0
+                 else f", the same as in {prev}")
+    else:
+        text += f"; {prev} had no messages to compare with"
+    top = report.by_country.head(1)
+    if len(top) and dec(top["cost_cents"].iloc[0]) > 0:
+        text += (f". The largest share came from {_text(top['country'].iloc[0])} "
+                 f"({render.share(top['share'].iloc[0])} %)")
+    if report.unpriced:
+        text += (f". {render.count(report.unpriced)} of the period's messages have no cost: "
+                 "they add nothing to the totals and are left out of the costs per message "
+                 "and per part")
+    return text + "."
+
+
+def _audit_sections(report: CostReport) -> list[render.Block | render.Section]:
+    above: list[render.Block | render.Section] = [render.Paragraph(
+        "Messages whose cost per part is more than "
+        f"{render.pct(ABOVE_RATE_MARGIN * 100)} % above the median cost of a part from the "
+        "same country in the period.", "note")]
+    if report.above_rate.empty:
+        above.append(render.Paragraph("✓ None.", "ok"))
+    else:
+        above += [_above_rate_table(report),
+                  _examples_table(report, report.above_rate_examples, False)]
+    billed: list[render.Block | render.Section] = []
+    if report.audit is None:
+        billed.append(render.Paragraph(
+            "Not available: computed_parts and computed_encoding are empty for this period "
+            "(the data was not enriched).", "note"))
+    elif int(report.audit["messages"].sum()) == 0:
+        billed.append(render.Paragraph("✓ Every message was billed the parts and encoding "
+                                       "its text needs.", "ok"))
+    else:
+        billed.append(_audit_table(report))
+        if report.audit_examples is not None:
+            billed.append(_examples_table(report, report.audit_examples, True))
+    return [render.Section("Messages above their country's usual rate", above, 3),
+            render.Section("Billed parts and encoding vs the message text", billed, 3)]
+
+
+C = render.Column
 
 
 def _breakdown_table(report: CostReport, df: pd.DataFrame, key_headers: list[str],
-                     keys: list[str], limit: int | None = None) -> _Table:
+                     keys: list[str], limit: int | None = None) -> render.Table:
     cur = _currency_label(report)
-    headers = [*key_headers, "Messages", "Parts", f"Cost ({cur})", "Share",
-               f"{report.previous.label} ({cur})", "Change"]
+    columns = [*(C(h) for h in key_headers), C("Messages", "count"), C("Parts", "count"),
+               C("Cost", "money", cur), C("Share", "share", "%"),
+               C(report.previous.label, "money", cur), C("Change", "money", cur, signed=True)]
     rows, bars = [], []
     shown = df if limit is None else df.head(limit)
     for r in shown.itertuples(index=False):
-        rows.append([*(_text(getattr(r, k)) for k in keys), _count(r.messages),
-                     _count(r.parts), _money(r.cost_cents), _share(r.share),
-                     _money(r.previous_cost_cents), _money(r.change_cents, signed=True)])
-        bars.append(None if _is_na(r.share) else float(r.share))
+        rows.append([*(_text(getattr(r, k)) for k in keys), r.messages, r.parts,
+                     r.cost_cents, r.share, r.previous_cost_cents, r.change_cents])
+        bars.append(None if is_na(r.share) else float(r.share))
     n = len(keys)
-    table = _Table(headers, rows, set(range(n, n + 6)), bars=bars)
+    table = render.Table(columns, rows, bars=bars)
     rest = df.iloc[len(shown):]
     if len(rest):
-        table.rows.append([f"{len(rest):,} more", *[""] * (n - 1),
-                           _count(rest["messages"].sum()), _count(rest["parts"].sum()),
-                           _money(_dsum(rest["cost_cents"])), _share(rest["share"].sum()),
-                           _money(_dsum(rest["previous_cost_cents"])),
-                           _money(_dsum(rest["change_cents"]), signed=True)])
+        table.rows.append([f"{len(rest):,} more", *[""] * (n - 1), rest["messages"].sum(),
+                           rest["parts"].sum(), dsum(rest["cost_cents"]),
+                           rest["share"].sum(), dsum(rest["previous_cost_cents"]),
+                           dsum(rest["change_cents"])])
         table.bars.append(None)
         table.classes = [""] * len(shown) + ["muted"]
-    table.footer = ["Total", *[""] * (n - 1), _count(df["messages"].sum()),
-                    _count(df["parts"].sum()), _money(_dsum(df["cost_cents"])),
-                    "100.0 %" if len(df) else "–", _money(_dsum(df["previous_cost_cents"])),
-                    _money(_dsum(df["change_cents"]), signed=True)]
+    table.footer = ["Total", *[None] * (n - 1), df["messages"].sum(), df["parts"].sum(),
+                    dsum(df["cost_cents"]), 1.0 if len(df) else None,
+                    dsum(df["previous_cost_cents"]), dsum(df["change_cents"])]
     return table
 
 
-def _month_table(report: CostReport) -> _Table:
+def _month_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
     rows, classes = [], []
     for r in report.by_month.itertuples(index=False):
-        month = "no date" if _is_na(r.month) else r.month.strftime("%Y-%m")
+        month = "no date" if is_na(r.month) else r.month.strftime("%Y-%m")
         note = {"period": " (period)", "previous": " (comparison)"}.get(r.role, "")
-        rows.append([month + note, _count(r.messages), _count(r.parts), _money(r.cost_cents),
-                     _unit_money(_ratio(_dec(r.cost_cents), int(r.parts)))])
+        rows.append([month + note, r.messages, r.parts, r.cost_cents,
+                     ratio(dec(r.cost_cents), int(r.parts))])
         classes.append("hl" if r.role == "period" else "hl2" if r.role == "previous" else "")
     df = report.by_month
-    return _Table(["Month", "Messages", "Parts", f"Cost ({cur})", f"Per part ({cur})"], rows,
-                  {1, 2, 3, 4}, classes,
-                  footer=["All the data", _count(df["messages"].sum()),
-                          _count(df["parts"].sum()), _money(_dsum(df["cost_cents"])), ""])
+    return render.Table(
+        [C("Month"), C("Messages", "count"), C("Parts", "count"), C("Cost", "money", cur),
+         C("Per part", "rate", f"{cur} per part")], rows, classes,
+        footer=["All the data", df["messages"].sum(), df["parts"].sum(),
+                dsum(df["cost_cents"]), None])
 
 
-def _senders_table(report: CostReport) -> _Table:
+def _senders_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
     df = report.top_senders
     total = report.total_cents()
     rows = []
     for i, r in enumerate(df.itertuples(index=False), 1):
-        share = _ratio(_dec(r.cost_cents), total)
-        rows.append([str(i), _text(r.from_number), _text(r.country), _count(r.messages),
-                     _count(r.parts), _money(r.cost_cents),
-                     _pct(None if share is None else share * 100), _count(r.active_days),
-                     _when(r.last_seen)])
-    top_cost = _dsum(df["cost_cents"])
-    share = _ratio(top_cost, total)
-    note = (f"These {len(df):,} senders cost {_money(top_cost)} {cur}, "
-            f"{_pct(None if share is None else share * 100)} of the period's total.")
-    return _Table(["#", "Sender", "Country", "Messages", "Parts", f"Cost ({cur})", "Share",
-                   "Active days", f"Last message ({report.tz})"], rows, {0, 3, 4, 5, 6, 7},
-                  note=note)
+        share = ratio(dec(r.cost_cents), total)
+        rows.append([i, _text(r.from_number), _text(r.country), r.messages, r.parts,
+                     r.cost_cents, None if share is None else share * 100, r.active_days,
+                     r.last_seen])
+    top_cost = dsum(df["cost_cents"])
+    share = ratio(top_cost, total)
+    note = (f"These {len(df):,} senders cost {render.money(top_cost)} {cur}, "
+            f"{render.pct(None if share is None else share * 100)} % of the period's total.")
+    return render.Table(
+        [C("#", "count"), C("Sender"), C("Country"), C("Messages", "count"),
+         C("Parts", "count"), C("Cost", "money", cur), C("Share", "pct", "%"),
+         C("Active days", "count"), C("Last message", "when", report.tz)], rows, note=note)
 
 
-def _rates_table(report: CostReport) -> _Table:
-    cur = _currency_label(report)
+def _rates_table(report: CostReport) -> render.Table:
+    unit = f"{_currency_label(report)} per part"
     rows, classes = [], []
     for r in report.rates.itertuples(index=False):
-        changed = not _is_na(r.rate_change_cents) and r.rate_change_cents != 0
-        rows.append([_text(r.country), _count(r.messages), _count(r.parts),
-                     _unit_money(r.rate_cents), _unit_money(r.average_rate_cents),
-                     _unit_money(r.previous_rate_cents),
-                     _unit_money(r.rate_change_cents, signed=True) if changed else
-                     ("no change" if not _is_na(r.rate_change_cents) else "–")])
+        changed = not is_na(r.usual_rate_change_cents) and r.usual_rate_change_cents != 0
+        rows.append([_text(r.country), r.messages, r.parts, r.usual_rate_cents,
+                     r.average_rate_cents, r.previous_usual_rate_cents,
+                     r.usual_rate_change_cents if changed else
+                     ("no change" if not is_na(r.usual_rate_change_cents) else None)])
         classes.append("warn" if changed else "")
-    return _Table(["Country", "Messages", "Parts", f"Usual rate ({cur}/part)",
-                   f"Average ({cur}/part)", f"{report.previous.label}", "Change"], rows,
-                  {1, 2, 3, 4, 5, 6}, classes,
-                  note="The usual rate is the median cost of one part in the period; a "
-                       "changed rate is highlighted.")
+    return render.Table(
+        [C("Country"), C("Messages", "count"), C("Parts", "count"),
+         C("Usual rate", "rate", unit), C("Average", "rate", unit),
+         C(f"Usual rate, {report.previous.label}", "rate", unit),
+         C("Change", "rate", unit, signed=True)], rows, classes,
+        note="The usual rate is the median cost of one part in the period; a changed rate "
+             "is highlighted.")
 
 
-def _above_rate_table(report: CostReport) -> _Table:
+def _above_rate_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
-    rows = [[_text(r.country), _unit_money(r.rate_cents), _count(r.messages), _count(r.parts),
-             _money(r.cost_cents), _money(r.excess_cents)]
-            for r in report.above_rate.itertuples(index=False)]
-    return _Table(["Country", f"Usual rate ({cur}/part)", "Messages", "Parts",
-                   f"Cost ({cur})", f"Above the usual rate ({cur})"], rows, {1, 2, 3, 4, 5})
+    rows = [[_text(r.country), r.usual_rate_cents, r.messages, r.parts, r.cost_cents,
+             r.excess_cents] for r in report.above_rate.itertuples(index=False)]
+    return render.Table(
+        [C("Country"), C("Usual rate", "rate", f"{cur} per part"), C("Messages", "count"),
+         C("Parts", "count"), C("Cost", "money", cur),
+         C("Above the usual rate", "money", cur)], rows)
 
 
-def _examples_table(report: CostReport, df: pd.DataFrame, audit: bool) -> _Table:
-    cur = _currency_label(report)
+def _examples_table(report: CostReport, df: pd.DataFrame, audit: bool) -> render.Table:
     rows = []
     for r in df.itertuples(index=False):
         body = _text(r.body_text)
         body = body if len(body) <= 80 else body[:79] + "…"
-        parts = (f"{_count(r.parts)} billed / {_count(r.computed_parts)} needed" if audit
-                 else _count(r.parts))
-        extra = ([f"{_text(r.encoding)} / {_text(r.computed_encoding)}"] if audit else [])
-        rows.append([_when(r.created_at), _text(r.from_number), _text(r.country), *extra,
-                     parts, _money(r.cost_cents), body])
-    headers = [f"Created ({report.tz})", "Sender", "Country",
-               *(["Encoding billed / needed"] if audit else []), "Parts", f"Cost ({cur})",
-               "Message"]
-    n = 4 if audit else 3
-    return _Table(headers, rows, {n + 1}, note=None)
+        parts = (f"{render.count(r.parts)} billed / {render.count(r.computed_parts)} needed"
+                 if audit else r.parts)
+        extra = [f"{_text(r.encoding)} / {_text(r.computed_encoding)}"] if audit else []
+        rows.append([r.created_at, _text(r.from_number), _text(r.country), *extra, parts,
+                     r.cost_cents, body])
+    return render.Table(
+        [C("Created", "when", report.tz), C("Sender"), C("Country"),
+         *([C("Encoding billed / needed")] if audit else []),
+         C("Parts", "text" if audit else "count"),
+         C("Cost", "money", _currency_label(report)), C("Message", "message")], rows,
+        note=f"The {len(rows):,} most expensive of these messages, most expensive first; "
+             "the table above counts and sums all of them.")
 
 
-def _audit_table(report: CostReport) -> _Table:
+def _audit_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
     assert report.audit is not None
-    rows = [[str(r.finding), _count(r.messages), _money(r.cost_cents), _money(r.excess_cents)]
+    rows = [[str(r.finding), r.messages, r.cost_cents, r.excess_cents]
             for r in report.audit.itertuples(index=False)]
-    return _Table(["Finding", "Messages", f"Cost ({cur})", f"Cost of extra parts ({cur})"],
-                  rows, {1, 2, 3})
+    return render.Table([C("Finding"), C("Messages", "count"), C("Cost", "money", cur),
+                         C("Cost of extra parts", "money", cur)], rows)
 
 
 _CHECK_NAMES = {
@@ -1062,54 +1112,68 @@ _CHECK_NAMES = {
 }
 
 
-def _reconciliation_table(report: CostReport) -> _Table:
-    cur = _currency_label(report)
+def _reconciliation_table(report: CostReport) -> render.Table:
+    unit = f"{_currency_label(report)}, exact"
     rows, classes = [], []
     for r in report.reconciliation.itertuples(index=False):
-        rows.append([_CHECK_NAMES.get(r.table, str(r.table)), _exact(r.sum_cents),
-                     _exact(r.expected_cents),
+        rows.append([_CHECK_NAMES.get(r.table, str(r.table)), r.sum_cents, r.expected_cents,
                      "✓ equal" if r.ok else "✗ differs"])
         classes.append("" if r.ok else "bad")
-    return _Table(["Table", f"Sum of rows ({cur}, exact)", f"Expected ({cur}, exact)",
-                   "Check"], rows, {1, 2}, classes)
+    return render.Table([C("Table"), C("Sum of rows", "exact", unit),
+                         C("Expected", "exact", unit), C("Check")], rows, classes)
 
 
-def _exact(cents: Any) -> str:
-    """Exact major units, every decimal kept (reconciliation shows equality, not rounding)."""
-    v = _dec(cents).scaleb(-2)
-    text = f"{v.normalize():f}" if v != 0 else "0"
-    head, dot, tail = text.partition(".")
-    tail = tail.ljust(2, "0")
-    return f"{int(head):,}.{tail}".replace("-", "−")
-
-
-def _excluded_table(report: CostReport) -> _Table:
-    cur = _currency_label(report)
-    rows = [[str(r.excluded), _count(r.messages), _money(r.cost_cents)]
+def _excluded_table(report: CostReport) -> render.Table:
+    rows = [[str(r.excluded), r.messages, r.cost_cents]
             for r in report.excluded.itertuples(index=False)]
-    return _Table(["Rows", "Messages", f"Cost ({cur})"], rows, {1, 2})
+    return render.Table([C("Rows"), C("Messages", "count"),
+                         C("Cost", "money", _currency_label(report))], rows)
 
 
-def _conversion_table(report: CostReport) -> _Table | None:
+# A reject reason names the field whose value was wrong (the conversion cuts reasons at
+# their first colon: "created_at: '2025-13-01' is not ..." counts as "created_at").
+_REJECTED_FIELDS = {
+    "created_at": "created time missing or invalid",
+    "updated_at": "updated time invalid",
+    "sent_at": "sent time invalid",
+    "delivered_at": "delivery time invalid",
+    "event_at": "event time invalid",
+    "event_try": "delivery attempt number invalid",
+    "cost_cents": "cost missing or not an amount",
+    "parts": "number of parts not a whole number",
+    "status_history": "a time in the status history invalid",
+}
+
+
+def _reject_reason(reason: str) -> str:
+    """A reject reason in words: a bare field name says what was wrong with it."""
+    if reason in _REJECTED_FIELDS:
+        return _REJECTED_FIELDS[reason]
+    if re.fullmatch(r"[a-z]+(_[a-z]+)+", reason):  # another field, named as stored
+        return f"{reason.replace('_', ' ')} invalid"
+    return reason
+
+
+def _conversion_table(report: CostReport, place: str | Path | None) -> render.Table | None:
     c = report.conversion
     if not c:
         return None
     labels = [("records", "records read"), ("written", "written"),
               ("duplicates", "duplicates (an older copy of a message)"),
               ("rejected", "rejected (see the rejects file)")]
-    rows = [[text, _count(c.get(k))] for k, text in labels if k in c]
+    rows: list[list[Any]] = [[text, c.get(k)] for k, text in labels if k in c]
     classes = [""] * len(rows)
     for reason, n in sorted((c.get("reject_reasons") or {}).items(), key=lambda kv: -kv[1]):
-        rows.append([f"rejected: {reason}", _count(n)])
+        rows.append([f"rejected: {_reject_reason(str(reason))}", n])
         classes.append("muted")
-    table = _Table(["Records", "Count"], rows, {1}, classes)
+    table = render.Table([C("Records"), C("Count", "count")], rows, classes)
     keys = ("records", "written", "duplicates", "rejected")
     if all(isinstance(c.get(k), int) for k in keys):
         ok = c["records"] == c["written"] + c["duplicates"] + c["rejected"]
         table.note = ("records = written + duplicates + rejected: "
                       + ("✓ every record is accounted for" if ok else "✗ does not add up"))
     if c.get("rejects_path"):
-        where = f"Rejected records are in {c['rejects_path']}."
+        where = f"Rejected records are in {render.shown_path(c['rejects_path'], place)}."
         table.note = f"{table.note}. {where}" if table.note else where
     return table
 
@@ -1121,28 +1185,33 @@ def _conversion_table(report: CostReport) -> _Table | None:
 _INK, _ACCENT, _ACCENT2, _MUTED = "#1f2933", "#1d4e89", "#7aa6d6", "#cfd8e3"
 
 
-def _month_chart(report: CostReport) -> str:
+def _month_chart(report: CostReport) -> render.Chart:
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
+    legend = [(_ACCENT, "period"), (_ACCENT2, "comparison"), (_MUTED, "other months")]
     df = report.by_month[~report.by_month["month"].isna()]
     if df.empty:
-        return ""
-    labels = [m.strftime("%b\n%Y") if i == 0 or m.month == 1 else m.strftime("%b")
-              for i, m in enumerate(df["month"])]
-    values = [float(_dec(v).scaleb(-2)) for v in df["cost_cents"]]  # drawing only
+        return render.Chart("", legend, f"months in {report.tz}")
+    # Fewer labels than months when there are many: at most 12 under a phone-width chart.
+    step = -(-len(df) // 12)
+    labels = [(m.strftime("%b\n%Y") if i == 0 or m.month == 1 else m.strftime("%b"))
+              if i % step == 0 else "" for i, m in enumerate(df["month"])]
+    values = [float(dec(v).scaleb(-2)) for v in df["cost_cents"]]  # drawing only
     colors = [{"period": _ACCENT, "previous": _ACCENT2}.get(r, _MUTED) for r in df["role"]]
-    with matplotlib.rc_context({"svg.hashsalt": "smsanalytics-report", "font.size": 9,
+    # Sized for a phone: 4.6 in (331 pt) wide with 10 pt text, so text stays >= 10 CSS px
+    # from a 330 px wide screen up (the page shows it at most 600 px wide: 18 px text).
+    with matplotlib.rc_context({"svg.hashsalt": "smsanalytics-report", "font.size": 10,
                                 "axes.edgecolor": "#9aa5b1", "text.color": _INK,
                                 "xtick.color": "#52606d", "ytick.color": "#52606d"}):
-        fig = Figure(figsize=(8, 2.4), layout="constrained")
+        fig = Figure(figsize=(4.6, 2.4), layout="constrained")
         ax = fig.add_subplot()
         x = list(range(len(values)))
         bars = ax.bar(x, values, color=colors, width=0.72)
-        if len(values) <= 24:
-            ax.bar_label(bars, labels=[_money(_dec(v)) for v in df["cost_cents"]], padding=2,
-                         fontsize=7.5, color="#52606d")
+        if len(values) <= 8:  # more labels than that would run into each other
+            ax.bar_label(bars, labels=[render.money(dec(v)) for v in df["cost_cents"]],
+                         padding=2, fontsize=9, color="#52606d")
         ax.set_xticks(x, labels)
         for t in ax.get_xticklabels():
             t.set_parse_math(False)
@@ -1155,7 +1224,8 @@ def _month_chart(report: CostReport) -> str:
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None,
                                                  "Format": None, "Type": None})
-    return _inline_svg(buf.getvalue(), f"Cost by month, {report.tz}")
+    return render.Chart(_inline_svg(buf.getvalue(), f"Cost by month, {report.tz}"), legend,
+                        f"months in {report.tz}")
 
 
 def _inline_svg(svg: str, title: str) -> str:
@@ -1170,355 +1240,3 @@ def _inline_svg(svg: str, title: str) -> str:
     return head + ">" + rest
 
 
-# ---------------------------------------------------------------------------------------
-# HTML
-# ---------------------------------------------------------------------------------------
-
-_PAGE_CSS = """
-html { background: #f5f7fa; }
-body { margin: 0; }
-@page { size: A4; margin: 14mm 12mm; }
-"""
-
-_CSS = """
-.smsa-report { --ink: #1f2933; --muted: #616e7c; --line: #e4e7eb; --accent: #1d4e89;
-  color: var(--ink); font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto,
-  "Helvetica Neue", Arial, sans-serif; max-width: 980px; margin: 0 auto;
-  padding: 24px 20px 40px; background: #fff; color-scheme: light; }
-.smsa-report h1 { font-size: 24px; margin: 0 0 4px; letter-spacing: -0.01em; }
-.smsa-report h2 { font-size: 17px; margin: 32px 0 8px; padding-bottom: 4px;
-  border-bottom: 2px solid var(--accent); }
-.smsa-report h3 { font-size: 14px; margin: 20px 0 6px; }
-.smsa-report .sub { color: var(--muted); margin: 0 0 16px; }
-.smsa-report .sub b { color: var(--ink); font-weight: 600; }
-.smsa-report p { margin: 6px 0; }
-.smsa-report .note { color: var(--muted); font-size: 12.5px; }
-.smsa-report .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(165px, 1fr));
-  gap: 10px; margin: 16px 0 4px; }
-.smsa-report .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px;
-  background: #fafbfc; }
-.smsa-report .card.main { background: #eef4fb; border-color: #c4d7ee; }
-.smsa-report .card .k { font-size: 12px; color: var(--muted); text-transform: uppercase;
-  letter-spacing: 0.04em; }
-.smsa-report .card .v { font-size: 22px; font-weight: 650; margin: 2px 0;
-  font-variant-numeric: tabular-nums; white-space: nowrap; }
-.smsa-report .card .v small { font-size: 13px; font-weight: 500; color: var(--muted); }
-.smsa-report .card .d { font-size: 12.5px; color: var(--muted); }
-.smsa-report .up { color: #b42318; } .smsa-report .down { color: #067647; }
-.smsa-report .table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch;
-  margin: 6px 0 4px; }
-.smsa-report table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.smsa-report th, .smsa-report td { padding: 5px 8px; border-bottom: 1px solid var(--line);
-  text-align: left !important; vertical-align: top; }
-.smsa-report thead th { font-size: 12px; color: var(--muted); font-weight: 600;
-  border-bottom: 1px solid #cbd2d9; white-space: nowrap; }
-.smsa-report td.n, .smsa-report th.n { text-align: right !important; white-space: nowrap;
-  font-variant-numeric: tabular-nums; }
-.smsa-report tbody tr:nth-child(even) { background: #fafbfc; }
-.smsa-report tfoot td { font-weight: 600; border-top: 1px solid #9aa5b1; border-bottom: 0; }
-.smsa-report tr.hl td { background: #e3edf8; font-weight: 600; }
-.smsa-report tr.hl2 td { background: #f1f6fc; }
-.smsa-report tr.muted td { color: var(--muted); font-style: italic; }
-.smsa-report tr.warn td { background: #fff7e6; }
-.smsa-report tr.bad td { background: #fdecea; color: #b42318; font-weight: 600; }
-.smsa-report td.msg { white-space: pre-wrap; word-break: break-word; min-width: 14em; }
-.smsa-report td.share { min-width: 90px; }
-.smsa-report .bar { display: inline-block; height: 8px; background: #9fbfe3;
-  border-radius: 2px; margin-right: 6px; vertical-align: middle; }
-.smsa-report .chart { width: 100%; height: auto; display: block; }
-.smsa-report .legend { font-size: 12px; color: var(--muted); }
-.smsa-report .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px;
-  margin: 0 4px 0 10px; vertical-align: -1px; }
-.smsa-report .ok { color: #067647; font-weight: 600; }
-.smsa-report .ko { color: #b42318; font-weight: 600; }
-.smsa-report footer { margin-top: 32px; padding-top: 8px; border-top: 1px solid var(--line);
-  color: var(--muted); font-size: 12px; }
-@media (max-width: 600px) {
-  .smsa-report { padding: 14px 10px 28px; font-size: 13px; }
-  .smsa-report h1 { font-size: 20px; }
-  .smsa-report .card .v { font-size: 19px; }
-  .smsa-report th, .smsa-report td { padding: 4px 6px; }
-}
-@media print {
-  html, body { background: #fff; }
-  .smsa-report { max-width: none; padding: 0; font-size: 10pt; }
-  .smsa-report * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  .smsa-report .table-wrap { overflow: visible; }
-  .smsa-report table { font-size: 8.5pt; }
-  .smsa-report thead { display: table-header-group; }
-  .smsa-report tfoot { display: table-footer-group; }
-  .smsa-report tr, .smsa-report .card, .smsa-report .chart { break-inside: avoid;
-    page-break-inside: avoid; }
-  .smsa-report h2, .smsa-report h3 { break-after: avoid; page-break-after: avoid; }
-  .smsa-report .cards { grid-template-columns: repeat(5, 1fr); }
-}
-"""
-
-
-def _cls(name: str) -> str:
-    return f' class="{name}"' if name else ""
-
-
-def _num(numeric: bool) -> str:
-    return _cls("n" if numeric else "")
-
-
-def _html_table(t: _Table) -> str:
-    head = "".join(f'<th{_num(i in t.numeric)} scope="col">'
-                   f"{for_html(h)}</th>" for i, h in enumerate(t.headers))
-    body = []
-    for j, row in enumerate(t.rows):
-        cls = t.classes[j] if j < len(t.classes) and t.classes[j] else ""
-        cells = []
-        for i, cell in enumerate(row):
-            if t.bars and t.headers[i] == "Share":
-                bar = t.bars[j] if j < len(t.bars) else None
-                width = "" if bar is None else (
-                    f'<span class="bar" style="width:{max(bar, 0.0) * 60:.1f}px"></span>')
-                cells.append(f'<td class="n share">{width}{for_html(cell)}</td>')
-            elif t.headers[i] == "Message":
-                cells.append(f'<td class="msg">{for_html(cell)}</td>')
-            else:
-                cells.append(f"<td{_num(i in t.numeric)}>"
-                             f"{for_html(cell)}</td>")
-        body.append(f"<tr{_cls(cls)}>" + "".join(cells) + "</tr>")
-    foot = ""
-    if t.footer:
-        foot = "<tfoot><tr>" + "".join(
-            f"<td{_num(i in t.numeric)}>{for_html(c)}</td>"
-            for i, c in enumerate(t.footer)) + "</tr></tfoot>"
-    note = f'<p class="note">{for_html(t.note)}</p>' if t.note else ""
-    if not t.rows:
-        return '<p class="note">Nothing in this period.</p>' + note
-    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody>{foot}</table></div>{note}')
-
-
-def _card(title: str, value: str, unit: str, change: str, cls: str = "",
-          main: bool = False) -> str:
-    return (f'<div class="card{" main" if main else ""}"><div class="k">{for_html(title)}</div>'
-            f'<div class="v">{for_html(value)} <small>{for_html(unit)}</small></div>'
-            f'<div class="d"><span class="{cls}">{for_html(change)}</span></div></div>')
-
-
-def _headline_cards(report: CostReport) -> str:
-    h = report.headline.set_index("metric")
-    cur = _currency_label(report)
-    prev = report.previous.label
-    specs = [
-        ("cost", "Total cost", lambda v: _money(v * 100), cur, True),
-        ("messages", "Messages", _count, "", False),
-        ("parts", "Parts", _count, "", False),
-        ("cost_per_message", "Cost per message", lambda v: _unit_money(v * 100), cur, False),
-        ("cost_per_part", "Cost per part", lambda v: _unit_money(v * 100), cur, False),
-    ]
-    cards = []
-    for metric, title, fmt, unit, main in specs:
-        row = h.loc[metric]
-        value = fmt(row["current"]) if not _is_na(row["current"]) else "–"
-        pct = row["change_pct"]
-        if _is_na(row["previous"]) or _is_na(pct):
-            change, cls = f"{prev}: no messages", ""
-        else:
-            arrow = "▲" if pct > 0 else "▼" if pct < 0 else "="
-            change = f"{arrow} {_pct(pct, signed=True)} vs {prev} ({fmt(row['previous'])})"
-            # Colour says whether spending went up (red) or down (green); counts stay grey.
-            cls = "" if not metric.startswith("cost") else (
-                "up" if pct > 0 else "down" if pct < 0 else "")
-        cards.append(_card(title, value, unit, change, cls, main))
-    return '<div class="cards">' + "".join(cards) + "</div>"
-
-
-def _summary_sentence(report: CostReport) -> str:
-    h = report.headline.set_index("metric")
-    cur, prev = _currency_label(report), report.previous.label
-    cost, was = h.loc["cost", "current"], h.loc["cost", "previous"]
-    text = (f"In {report.period.label}, {_count(h.loc['messages', 'current'])} inbound "
-            f"messages ({_count(h.loc['parts', 'current'])} parts) cost "
-            f"{_money(cost * 100)} {cur}")
-    pct = h.loc["cost", "change_pct"]
-    if not _is_na(pct):
-        direction = "more" if pct > 0 else "less"
-        text += (f", {_money(abs(cost - was) * 100)} {cur} {direction} than in {prev} "
-                 f"({_pct(pct, signed=True)})" if pct != 0 else f", the same as in {prev}")
-    else:
-        text += f"; {prev} had no messages to compare with"
-    top = report.by_country.head(1)
-    if len(top) and _dec(top["cost_cents"].iloc[0]) > 0:
-        text += (f". The largest share came from {_text(top['country'].iloc[0])} "
-                 f"({_share(top['share'].iloc[0])})")
-    if report.unpriced:
-        text += (f". {_count(report.unpriced)} of the period's messages have no cost: they "
-                 "add nothing to the totals and are left out of the costs per message and "
-                 "per part")
-    return text + "."
-
-
-def _render_body(report: CostReport) -> str:
-    cur = _currency_label(report)
-    p = report.period
-    first = report.data_first.date().isoformat() if report.data_first else "–"
-    last = report.data_last.date().isoformat() if report.data_last else "–"
-    partial = " (partial month: the data holds no full month)" if p.partial else ""
-    parts = [
-        '<div class="smsa-report">',
-        "<header>",
-        f"<h1>Inbound SMS cost report: {for_html(p.label)}</h1>",
-        f'<p class="sub">Period <b>{for_html(_span(p))}</b>{for_html(partial)}, compared '
-        f"with <b>{for_html(report.previous.label)}</b> · time zone "
-        f"<b>{for_html(report.tz)}</b> · amounts in <b>{for_html(cur)}</b> · data from "
-        f"{for_html(first)} to {for_html(last)}"
-        + (f" · source <b>{for_html(report.source)}</b>" if report.source else "")
-        + "</p>",
-        "</header>",
-        _headline_cards(report),
-        f"<p>{for_html(_summary_sentence(report))}</p>",
-        "<section><h2>Cost by month</h2>",
-        _month_chart(report),
-        '<p class="legend"><span class="sw" style="background:#1d4e89"></span>period'
-        '<span class="sw" style="background:#7aa6d6"></span>comparison'
-        '<span class="sw" style="background:#cfd8e3"></span>other months'
-        f" · months in {for_html(report.tz)}</p>",
-        _html_table(_month_table(report)),
-        "</section>",
-        "<section><h2>Where the cost came from</h2>",
-        "<h3>By sender country</h3>",
-        _html_table(_breakdown_table(report, report.by_country, ["Country"], ["country"],
-                                     report.top)),
-        "<h3>By network operator</h3>",
-        _html_table(_breakdown_table(report, report.by_operator, ["Network", "Operator"],
-                                     ["network", "operator"], report.top)),
-        "<h3>By traffic type</h3>",
-        _html_table(_breakdown_table(report, report.by_traffic_type, ["Traffic"],
-                                     ["traffic_type"])),
-        "<h3>By payment type</h3>",
-        _html_table(_breakdown_table(report, report.by_payment_type, ["Payment"],
-                                     ["payment_type"])),
-        "<h3>By recipient number (your numbers)</h3>",
-        _html_table(_breakdown_table(report, report.by_recipient, ["Recipient"],
-                                     ["to_number"], report.top)),
-        "</section>",
-        f"<section><h2>Top {report.top} senders by cost</h2>",
-        _html_table(_senders_table(report)),
-        "</section>",
-        "<section><h2>Rates: cost per part by country</h2>",
-        _html_table(_rates_table(report)),
-        "</section>",
-        "<section><h2>Billing audit</h2>",
-        _audit_html(report),
-        "</section>",
-        "<section><h2>Reconciliation</h2>",
-        "<p>Every table above is summed again from its unrounded rows and compared with the "
-        "headline total, exactly.</p>",
-        _html_table(_reconciliation_table(report)),
-        "<h3>Rows outside the period</h3>",
-        _html_table(_excluded_table(report)),
-    ]
-    conv = _conversion_table(report)
-    if conv is not None:
-        parts += ["<h3>Last conversion into the dataset</h3>", _html_table(conv)]
-    parts += [
-        "</section>",
-        f"<footer>Amounts are summed exactly from cost_cents and shown in {for_html(cur)}, "
-        "rounded half-even to 2 decimals (per-message and per-part costs to up to 6); the "
-        "CSV export holds the unrounded values. Made by smsanalytics.</footer>",
-        "</div>",
-    ]
-    return "\n".join(parts)
-
-
-def _span(p: Period) -> str:
-    return f"{p.start.date().isoformat()} to {(p.end - timedelta(microseconds=1)).date()}"
-
-
-def _audit_html(report: CostReport) -> str:
-    out = ["<h3>Messages above their country's usual rate</h3>",
-           f'<p class="note">Messages whose cost per part is more than '
-           f"{for_html(_pct(ABOVE_RATE_MARGIN * 100))} above the median cost of a part from "
-           "the same country in the period.</p>"]
-    if report.above_rate.empty:
-        out.append('<p class="ok">✓ None.</p>')
-    else:
-        out.append(_html_table(_above_rate_table(report)))
-        out.append(_html_table(_examples_table(report, report.above_rate_examples, False)))
-    out.append("<h3>Billed parts and encoding vs the message text</h3>")
-    if report.audit is None:
-        out.append('<p class="note">Not available: computed_parts and computed_encoding '
-                   "are empty for this period (the data was not enriched).</p>")
-    elif int(report.audit["messages"].sum()) == 0:
-        out.append('<p class="ok">✓ Every message was billed the parts and encoding its '
-                   "text needs.</p>")
-    else:
-        out.append(_html_table(_audit_table(report)))
-        if report.audit_examples is not None:
-            out.append(_html_table(_examples_table(report, report.audit_examples, True)))
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------------------
-# Markdown and CSV
-# ---------------------------------------------------------------------------------------
-
-
-def _md_table(t: _Table) -> str:
-    if not t.rows:
-        return "Nothing in this period.\n"
-    lines = ["| " + " | ".join(for_markdown(h) for h in t.headers) + " |",
-             "| " + " | ".join("---:" if i in t.numeric else "---"
-                               for i in range(len(t.headers))) + " |"]
-    for row in t.rows:
-        lines.append("| " + " | ".join(for_markdown(c) for c in row) + " |")
-    if t.footer:
-        lines.append("| " + " | ".join(f"**{for_markdown(c)}**" if c else "" for c in t.footer)
-                     + " |")
-    if t.note:
-        lines += ["", for_markdown(t.note)]
-    return "\n".join(lines) + "\n"
-
-
-def _render_markdown(report: CostReport) -> str:
-    cur = _currency_label(report)
-    h = report.headline.set_index("metric")
-    fmt = {"messages": _count, "parts": _count, "cost": lambda v: _money(v * 100),
-           "cost_per_message": lambda v: _unit_money(v * 100),
-           "cost_per_part": lambda v: _unit_money(v * 100)}
-    headline = _Table(["", report.period.label, report.previous.label, "Change"], [
-        [m.replace("_", " ") + (f" ({cur})" if m.startswith("cost") else ""),
-         fmt[m](h.loc[m, "current"]) if not _is_na(h.loc[m, "current"]) else "–",
-         fmt[m](h.loc[m, "previous"]) if not _is_na(h.loc[m, "previous"]) else "–",
-         _pct(h.loc[m, "change_pct"], signed=True)] for m in fmt], {1, 2, 3})
-    sections = [
-        f"# Inbound SMS cost report: {for_markdown(report.period.label)}\n",
-        f"Period {_span(report.period)} ({for_markdown(report.tz)}), compared with "
-        f"{for_markdown(report.previous.label)}; amounts in {for_markdown(cur)}.\n",
-        for_markdown(_summary_sentence(report)) + "\n",
-        _md_table(headline),
-        "## Cost by month\n", _md_table(_month_table(report)),
-        "## By sender country\n",
-        _md_table(_breakdown_table(report, report.by_country, ["Country"], ["country"])),
-        "## By network operator\n",
-        _md_table(_breakdown_table(report, report.by_operator, ["Network", "Operator"],
-                                   ["network", "operator"])),
-        "## By traffic type\n",
-        _md_table(_breakdown_table(report, report.by_traffic_type, ["Traffic"],
-                                   ["traffic_type"])),
-        "## By payment type\n",
-        _md_table(_breakdown_table(report, report.by_payment_type, ["Payment"],
-                                   ["payment_type"])),
-        "## By recipient number\n",
-        _md_table(_breakdown_table(report, report.by_recipient, ["Recipient"],
-                                   ["to_number"])),
-        f"## Top {report.top} senders by cost\n", _md_table(_senders_table(report)),
-        "## Rates: cost per part by country\n", _md_table(_rates_table(report)),
-        "## Messages above their country's usual rate\n",
-        _md_table(_above_rate_table(report)) if not report.above_rate.empty else "None.\n",
-    ]
-    if report.audit is not None:
-        sections += ["## Billed parts and encoding vs the message text\n",
-                     _md_table(_audit_table(report))]
-    sections += ["## Reconciliation\n", _md_table(_reconciliation_table(report)),
-                 _md_table(_excluded_table(report))]
-    conv = _conversion_table(report)
-    if conv is not None:
-        sections.append(_md_table(conv))
-    return "\n".join(sections)

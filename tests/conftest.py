@@ -1,10 +1,25 @@
-"""Shared fixtures: Callr's own examples and the shipped sample archive."""
+"""Shared fixtures and helpers: Callr's own examples, the shipped sample, the CLI, processes.
+
+Helpers are plain functions (``from .conftest import run``); datasets converted once per
+session are fixtures, to be read and never written (a test that changes a dataset makes
+its own in ``tmp_path``).
+"""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from click.testing import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -12,6 +27,80 @@ SAMPLE = ROOT / "sample_data"
 CALLR_EXAMPLES = sorted(
     p for p in DATA.iterdir() if p.name.startswith(("webhook-", "actions-"))
 )
+
+
+def run(*args: str | Path, input: str | bytes | None = None) -> Result:
+    """Run the command line in this process; a traceback fails the test, never hides in
+    the output (``catch_exceptions=False``)."""
+    from click.testing import CliRunner
+
+    from smsanalytics.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], input=input,
+                              catch_exceptions=False)
+
+
+def convert_command(inputs: list[Path], out: Path) -> list[str]:
+    """The command converting `inputs` into `out` in a process of its own, quietly."""
+    return [sys.executable, "-m", "smsanalytics", "convert", *map(str, inputs), "--out",
+            str(out), "--quiet"]
+
+
+def signal_when(cmd: list[str], ready: Callable[[float], bool], sig: int = signal.SIGINT,
+                timeout: float = 60) -> tuple[int, str, bool]:
+    """Run `cmd`; send `sig` once ``ready(elapsed)`` holds (or after `timeout` seconds).
+
+    Returns (exit code, standard error, whether the signal was sent). The timeout guards
+    against a hang; it is not a timing the test asserts.
+    """
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    started, sent = time.monotonic(), False
+    try:
+        while proc.poll() is None and not sent:
+            elapsed = time.monotonic() - started
+            if ready(elapsed) or elapsed > timeout:
+                proc.send_signal(sig)
+                sent = True
+            time.sleep(0.002)
+        _, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err, sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def dataset_state(out: Path) -> pa.Table:
+    """Every row of the dataset `out`, in a stable order: two states compare with equals."""
+    from smsanalytics import dataset
+
+    return dataset.read_dataset_table(out).sort_by("sid")
+
+
+def beside(out: Path, kind: str) -> list[Path]:
+    """The work folders of a conversion next to `out` (`kind`: ``stage`` or ``version``)."""
+    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.{kind}-")]
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped sample's events (``sample_data/events``), converted once: read only."""
+    import smsanalytics
+
+    out = tmp_path_factory.mktemp("sample") / "ds"
+    smsanalytics.convert([SAMPLE / "events"], out, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def callr_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Callr's own examples (``tests/data``), converted once: read only."""
+    import smsanalytics
+
+    out = tmp_path_factory.mktemp("callr") / "ds"
+    smsanalytics.convert([DATA], out, quiet=True)
+    return out
 
 
 def assert_one_line_error(result, *words: str) -> None:

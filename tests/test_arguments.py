@@ -21,19 +21,7 @@ from smsanalytics.errors import ArgumentError, DatasetError, SmsAnalyticsError
 from smsanalytics.report import cost_report
 
 from ._fixtures_queries import table
-from .conftest import DATA
-
-
-def run(*args: str):
-    # catch_exceptions=False: a traceback fails the test instead of becoming output.
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("args") / "ds"
-    smsanalytics.convert([DATA], out, quiet=True)
-    return out
+from .conftest import run
 
 
 @pytest.fixture(scope="module")
@@ -231,11 +219,11 @@ def _cases() -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize("command, args", _cases(),
                          ids=[f"{c}:{' '.join(a)!r}" for c, a in _cases()])
-def test_every_command_answers_a_bad_argument_in_one_line(dataset: Path, tmp_path: Path,
+def test_every_command_answers_a_bad_argument_in_one_line(callr_dataset: Path, tmp_path: Path,
                                                            command: str,
                                                            args: list[str]) -> None:
-    head = {"report": [str(dataset), "-o", str(tmp_path / "r.html")],
-            "audit": [str(dataset)], "sql": [str(dataset)]}[command]
+    head = {"report": [str(callr_dataset), "-o", str(tmp_path / "r.html")],
+            "audit": [str(callr_dataset)], "sql": [str(callr_dataset)]}[command]
     r = run(command, *head, *args)
     assert r.exit_code == 2, r.output
     lines = r.stderr.splitlines()
@@ -281,8 +269,8 @@ def test_audit_and_info_of_a_dataset_without_dates_work(request: pytest.FixtureR
     assert run("info", str(ds)).exit_code == 0
 
 
-def test_the_report_accepts_odd_but_valid_arguments(dataset: Path, tmp_path: Path) -> None:
-    r = run("report", str(dataset), "-o", str(tmp_path / "r.html"), "--tz", "Etc/GMT+1",
+def test_the_report_accepts_odd_but_valid_arguments(callr_dataset: Path, tmp_path: Path) -> None:
+    r = run("report", str(callr_dataset), "-o", str(tmp_path / "r.html"), "--tz", "Etc/GMT+1",
             "--top", "1000000", "--currency", "US$", "--start", "2024-02-29")
     assert r.exit_code == 0, r.output
     assert "US$" in (tmp_path / "r.html").read_text(encoding="utf-8")
@@ -299,11 +287,11 @@ option_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), 
 @settings(max_examples=40, deadline=None)
 @given(option=st.sampled_from(["--tz", "--start", "--end", "--currency", "--margin",
                                "--max-rows"]), value=option_text)
-def test_no_option_value_makes_audit_print_a_traceback(dataset: Path, option: str,
+def test_no_option_value_makes_audit_print_a_traceback(callr_dataset: Path, option: str,
                                                       value: str) -> None:
     if value.startswith("-"):
         value = " " + value  # click would read it as an option: not what is tested here
-    r = CliRunner().invoke(main, ["audit", str(dataset), option, value])
+    r = CliRunner().invoke(main, ["audit", str(callr_dataset), option, value])
     assert r.exit_code in (0, 2), (r.output, r.exception)
     if r.exit_code == 2:
         assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.output
@@ -318,7 +306,8 @@ def _questions() -> list[str]:
     import inspect
 
     # run_sql takes a session time zone but no period: not a question (tested on its own).
-    return [n for n in queries.__all__ if callable(getattr(queries, n)) and n != "run_sql"
+    return [n for n in queries.__all__ if inspect.isfunction(getattr(queries, n))
+            and n != "run_sql"
             and "tz" in inspect.signature(getattr(queries, n)).parameters]
 
 
@@ -340,9 +329,9 @@ def test_a_period_whose_comparison_would_start_before_the_years_is_refused(
 
 
 @pytest.mark.parametrize("tz", ["Etc/GMT-14", "Etc/GMT+12", "Pacific/Kiritimati"])
-def test_the_widest_bounds_pass_the_door_and_the_library(dataset: Path, tz: str) -> None:
+def test_the_widest_bounds_pass_the_door_and_the_library(callr_dataset: Path, tz: str) -> None:
     # The CLI turns them into UTC instants a day outside the years; the library takes them.
-    r = run("audit", str(dataset), "--start", "1000-01-01", "--end", "9998-12-31", "--tz", tz,
+    r = run("audit", str(callr_dataset), "--start", "1000-01-01", "--end", "9998-12-31", "--tz", tz,
             "--json")
     assert r.exit_code == 0, r.output
     lo, hi = arguments.period_bounds("1000-01-01", "9998-12-31", arguments.time_zone(tz))

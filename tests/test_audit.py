@@ -10,13 +10,24 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsanalytics import convert, queries
-from smsanalytics.audit import CHECKS, AuditResult, above_rate, audit, billing_mismatches
+from smsanalytics.audit import (
+    CHECKS,
+    AuditResult,
+    above_rate,
+    audit,
+    billing_mismatches,
+    usual_rate,
+)
 from smsanalytics.cli import main
+from smsanalytics.errors import ArgumentError
 from smsanalytics.sample import write_sample
 from smsanalytics.schema import MESSAGE_SCHEMA
 from smsanalytics.segments import analyze_array
@@ -351,7 +362,38 @@ def test_cli_json(sample_dataset: Path) -> None:
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["period"]["tz"] == "Europe/Paris"
-    assert {row["month"] for row in d["tables"]["rates"]} == {"2025-03"}
+    assert {row["Month (Europe/Paris)"] for row in d["tables"]["rates"]} == {"2025-03"}
+
+
+def test_cli_json_and_csv_columns_read_in_words(sample_dataset: Path, tmp_path: Path) -> None:
+    r = run("audit", str(sample_dataset), "--json", "--currency", "EUR",
+            "--csv", str(tmp_path / "csv"))
+    assert r.exit_code == 0, r.output
+    tables = json.loads(r.stdout)["tables"]
+    summary = {row["Check"]: row for row in tables["summary"]}
+    over = summary["parts over-billed"]
+    stored = audit(sample_dataset).summary.set_index("check").loc["parts_over_billed"]
+    # Amounts in major units of the currency, exact: 16.3175 cents is 0.163175 EUR.
+    assert Decimal(over["At stake (EUR)"]) == stored["at_stake_cents"] / 100
+    assert "smart punctuation" in summary
+    assert "Parts saved" in tables["smart_punctuation"][0]
+    assert "Parts billed" in tables["mismatches"][0]
+    with open(tmp_path / "csv" / "smart_punctuation.csv", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert {"Parts billed", "Parts saved", "Cost saved (EUR)", "Created (UTC)"} <= set(header)
+    for name in ("summary", "mismatches", "rates"):
+        with open(tmp_path / "csv" / f"{name}.csv", encoding="utf-8") as fh:
+            header = next(csv.reader(fh))
+        assert not [h for h in header if "_" in h], header  # no stored column names
+
+
+def test_cli_table_shows_each_meaning_whole(sample_dataset: Path) -> None:
+    r = run("audit", str(sample_dataset))
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())  # the meanings are wrapped over lines
+    for meaning in CHECKS.values():
+        assert " ".join(meaning.split()) in text
+    assert "…" not in r.stdout.split("what each check means:")[1].split("\n\n")[0]
 
 
 def test_cli_errors_exit_2(tmp_path: Path, sample_dataset: Path) -> None:
@@ -402,3 +444,42 @@ def test_audit_command_says_the_number_checks_were_skipped(pseudonymised: Path) 
     assert r.exit_code == 0, r.output
     assert "number checks skipped" in r.stdout and "pseudonymised" in r.stdout
     assert "invalid numbers (" not in r.stdout
+
+
+# -- at scale: usual rates in SQL, detail rows capped ---------------------------------------
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**8), st.integers(1, 12), st.integers(1, 4)),
+                min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_usual_rate_in_sql_is_the_lower_median_of_usual_rate(
+        points: list[tuple[int, int, int]]) -> None:
+    # (cost in millionths of a cent, parts, messages at that price point)
+    from smsanalytics.audit import _usual_rates
+
+    rows = [(Decimal(c).scaleb(-6), p) for c, p, n in points for _ in range(n)]
+    con = duckdb.connect()
+    con.register("r", pa.table({
+        "from_country": pa.array(["FR"] * len(rows)),
+        "cost_cents": pa.array([c for c, _ in rows], pa.decimal128(18, 6)),
+        "parts": pa.array([p for _, p in rows], pa.int32())}))
+    got = _usual_rates(con, "r", "", {}, "UTC", by_month=False)
+    expected = usual_rate([(Fraction(Decimal(c).scaleb(-6)) / p, n) for c, p, n in points])
+    assert got == {(None, "FR"): expected}
+
+
+def test_detail_rows_are_capped_and_the_summary_counts_all(result: AuditResult) -> None:
+    capped = audit(table(), currency="EUR", max_rows=1)
+    assert capped.summary.equals(result.summary)
+    for name, df in capped.tables().items():
+        if name not in ("summary", "rates"):
+            assert len(df) <= 1
+            assert capped.found[name] == len(getattr(result, name))
+            if "sid" in df.columns:  # the first rows by time, the same as uncapped
+                assert list(df["sid"]) == list(getattr(result, name)["sid"].head(1))
+    html = capped.to_html()
+    n = len(result.mismatches)
+    assert f"mismatches ({n:,})" in html
+    assert f"kept the first 1 of these {n:,} rows" in html
+    with pytest.raises(ArgumentError):
+        audit(table(), max_rows=0)

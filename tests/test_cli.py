@@ -15,11 +15,7 @@ from hypothesis import strategies as st
 import smsanalytics
 from smsanalytics.cli import main
 
-from .conftest import DATA, ROOT
-
-
-def run(*args: str, input: str | None = None):
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+from .conftest import DATA, ROOT, run
 
 
 def test_convert_json_summary_and_read_back(tmp_path):
@@ -202,3 +198,52 @@ def test_any_bad_value_or_option_is_one_escaped_line(value, command):
     for line in (r.stderr, _run_named("convert", str(DATA), "--out", "x", "--partition-by",
                                       value).stderr):
         assert not any(ord(c) < 32 for c in line.rstrip("\n")), line
+
+
+# ---------------------------------------------------------------- help texts
+
+
+def _commands() -> list[str]:
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_help_names_each_value_and_marks_what_is_required(command: str) -> None:
+    import click
+
+    r = run(command, "--help")
+    assert r.exit_code == 0, r.output
+    # click's generic metavars say nothing about the value: each option names its own.
+    for generic in (" TEXT", " INTEGER", " FLOAT"):
+        assert generic not in r.stdout, (command, r.stdout)
+    for param in main.commands[command].params:
+        if not isinstance(param, click.Option):
+            continue
+        name = max(param.opts, key=len)
+        entry = r.stdout[r.stdout.index(name + " "):].split("\n  -")[0]  # to the next option
+        if not param.is_flag:
+            shown = entry.split()[1]  # its metavar: FILE, ZONE, N..., or [a|b] for choices
+            assert shown.isupper() or shown.startswith("["), entry
+        assert ("[required]" in entry) == param.required, entry
+
+
+def test_ctrl_c_stops_the_queries_of_a_command_that_never_imports_queries(monkeypatch):
+    # audit opens its connections through smsanalytics._analysis, not queries: Ctrl-C must
+    # reach them there (DuckDB does not see SIGINT while a query runs).
+    import _thread
+    import sys
+    import threading
+
+    from smsanalytics import _analysis, cli
+
+    stopped = threading.Event()
+    monkeypatch.setattr(_analysis, "interrupt_all", stopped.set)
+    monkeypatch.delitem(sys.modules, "smsanalytics.queries", raising=False)
+
+    def query() -> None:  # a query that runs until interrupted
+        assert stopped.wait(30)
+
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        cli._interruptible(query)
+    assert stopped.is_set()

@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,19 +26,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import dataset as ds
-from smsanalytics.cli import main
 from smsanalytics.readers import find_inputs, iter_raw_batches
 from smsanalytics.sample import write_webhook_jsonl
 
-from .conftest import DATA
+from .conftest import DATA, ROOT, beside, convert_command, dataset_state, run, signal_when
 
-ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(
     max_examples=12,
     deadline=None,
@@ -370,20 +366,17 @@ def test_concatenated_members_and_frames_are_all_read(tmp_path, kind):
 
 
 def test_cli_names_damaged_files_and_strict_fails(damaged_inputs, tmp_path):
-    runner = CliRunner()
-    r = runner.invoke(main, ["convert", str(damaged_inputs), "--out", str(tmp_path / "a")])
+    r = run("convert", str(damaged_inputs), "--out", str(tmp_path / "a"))
     assert r.exit_code == 0, r.output
     assert "compressed data is truncated or corrupt" in r.stdout
-    strict = runner.invoke(
-        main, ["convert", str(damaged_inputs), "--out", str(tmp_path / "b"), "--strict"]
-    )
+    strict = run("convert", str(damaged_inputs), "--out", str(tmp_path / "b"), "--strict")
     assert strict.exit_code == 1
     assert "rejected (strict mode)" in strict.stderr
     assert not (tmp_path / "b").exists()
 
 
 def test_summary_names_the_damaged_files(damaged_inputs, tmp_path):
-    r = CliRunner().invoke(main, ["convert", str(damaged_inputs), "--out", str(tmp_path / "a")])
+    r = run("convert", str(damaged_inputs), "--out", str(tmp_path / "a"))
     for name in ("truncated.jsonl.gz", "truncated.jsonl.zst", "corrupt.ndjson.gz"):
         assert name in r.stdout
 
@@ -396,69 +389,37 @@ def _sids(path: Path) -> set[str]:
         return {json.loads(line)["sid"] for line in fh}
 
 
-def _state(out: Path) -> pa.Table:
-    return ds.read_dataset_table(out).sort_by("sid")
-
-
-def _convert_cmd(inputs: list[Path], out: Path) -> list[str]:
-    return [sys.executable, "-m", "smsanalytics", "convert", *map(str, inputs), "--out",
-            str(out), "--quiet"]  # fmt: skip
-
-
-def _beside(out: Path, kind: str) -> list[Path]:
-    return list(out.parent.glob(f".{out.name}.{kind}-*"))
-
-
-def _kill_when(cmd: list[str], ready: Callable[[float], bool], timeout: float = 60) -> bool:
-    """Run `cmd`; SIGKILL it once ``ready(elapsed)`` holds. True if it was killed."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    started = time.monotonic()
-    try:
-        while proc.poll() is None:
-            elapsed = time.monotonic() - started
-            if ready(elapsed) or elapsed > timeout:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.002)
-        return False
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_sigkill_at_any_point_leaves_the_dataset_whole_and_a_rerun_completes(tmp_path):
     first, big, out = tmp_path / "first.jsonl", tmp_path / "big.jsonl", tmp_path / "ds"
     write_webhook_jsonl(first, n=2_000, senders=300, seed=1)
     write_webhook_jsonl(big, n=25_000, senders=3_000, seed=2)
     smsanalytics.convert([first], out, quiet=True)
-    before = _state(out)
+    before = dataset_state(out)
     expected = _sids(first) | _sids(big)
 
     def stage_for(seconds: float) -> Callable[[float], bool]:
         seen: list[float] = []
 
         def ready(elapsed: float) -> bool:
-            if not seen and _beside(out, "stage"):
+            if not seen and beside(out, "stage"):
                 seen.append(elapsed)
             return bool(seen) and elapsed - seen[0] >= seconds
 
         return ready
 
     def manifest_written(_: float) -> bool:
-        return any((v / ds.MANIFEST_NAME).exists() for v in _beside(out, "version"))
+        return any((v / ds.MANIFEST_NAME).exists() for v in beside(out, "version"))
 
     points = {
         "after 0.3 s": lambda t: t >= 0.3,
         "while parsing": stage_for(0.3),
-        "while writing the new version": lambda t: bool(_beside(out, "version")),
+        "while writing the new version": lambda t: bool(beside(out, "version")),
         "just before the swap": manifest_written,
     }
     killed_before_commit = 0
     for name, ready in points.items():
-        killed = _kill_when(_convert_cmd([big], out), ready)
-        state = _state(out)  # always readable, whatever happened
+        killed = signal_when(convert_command([big], out), ready, signal.SIGKILL)[2]
+        state = dataset_state(out)  # always readable, whatever happened
         if state.equals(before):
             killed_before_commit += killed
         else:  # the swap happened: then the new version is whole
@@ -471,7 +432,7 @@ def test_sigkill_at_any_point_leaves_the_dataset_whole_and_a_rerun_completes(tmp
     assert s.balanced
     after = ds.read_dataset_table(out, ["sid"]).column("sid").to_pylist()
     assert len(after) == len(set(after)) and set(after) == expected
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
 
 
 # -- two writers at once ----------------------------------------------------------------
@@ -486,7 +447,7 @@ def test_two_conversions_at_once_never_corrupt_the_dataset(tmp_path):
     smsanalytics.convert([first], out, quiet=True)
     procs = {
         name: subprocess.Popen(
-            _convert_cmd([path], out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            convert_command([path], out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
         for name, path in (("a", a), ("b", b))
@@ -500,7 +461,7 @@ def test_two_conversions_at_once_never_corrupt_the_dataset(tmp_path):
             assert proc.returncode == 2 and "another conversion" in err, err
     got = ds.read_dataset_table(out, ["sid"]).column("sid").to_pylist()
     assert len(got) == len(set(got)) and set(got) == expected
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
 
 
 # -- read-only and full disks -------------------------------------------------------------
@@ -527,8 +488,8 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_read_only_output_is_a_clear_error(tmp_path):
     with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
-        r = CliRunner().invoke(main, ["convert", str(DATA / "webhook-payload.json"),
-                                      "--out", str(ro / "ds")])  # fmt: skip
+        r = run("convert", str(DATA / "webhook-payload.json"),
+                                      "--out", str(ro / "ds"))  # fmt: skip
         assert r.exit_code == 2
         assert len(r.stderr.strip().splitlines()) == 1
         assert "Read-only file system" in r.stderr and "Traceback" not in r.stderr
@@ -539,13 +500,13 @@ def test_dataset_on_a_disk_made_read_only(tmp_path):
     with tmpfs(tmp_path / "disk", "size=4m") as disk:
         out = disk / "ds"
         smsanalytics.convert([DATA / "webhook-payload.json"], out, quiet=True)
-        before = _state(out)
+        before = dataset_state(out)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        r = CliRunner().invoke(main, ["convert", str(DATA / "actions-log-line.txt"),
-                                      "--out", str(out)])  # fmt: skip
+        r = run("convert", str(DATA / "actions-log-line.txt"),
+                                      "--out", str(out))  # fmt: skip
         assert r.exit_code == 2, r.output
         assert len(r.stderr.strip().splitlines()) == 1 and "Read-only" in r.stderr
-        assert _state(out).equals(before)
+        assert dataset_state(out).equals(before)
 
 
 @pytest.fixture(scope="module")
@@ -560,19 +521,19 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_behind(tmp_path, big_inpu
     with tmpfs(tmp_path / "disk", f"size={size}") as disk:
         out = disk / "ds"
         smsanalytics.convert([DATA / "webhook-payload.json"], out, quiet=True)
-        before = _state(out)
-        r = CliRunner().invoke(main, ["convert", str(big_input), "--out", str(out)])
+        before = dataset_state(out)
+        r = run("convert", str(big_input), "--out", str(out))
         assert r.exit_code == 2, r.output
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
         assert "No space left on device" in r.stderr
-        assert _state(out).equals(before)
+        assert dataset_state(out).equals(before)
         assert _leftovers(disk) == []
 
 
 def test_disk_full_message_names_the_dataset_not_sql(tmp_path, big_input):
     with tmpfs(tmp_path / "disk", "size=1m") as disk:
         out = disk / "ds"
-        r = CliRunner().invoke(main, ["convert", str(big_input), "--out", str(out)])
+        r = run("convert", str(big_input), "--out", str(out))
         assert r.exit_code == 2
         assert "SQL error" not in r.stderr
         assert str(out) in r.stderr and "No space left on device" in r.stderr

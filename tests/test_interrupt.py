@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,17 +23,7 @@ import smsanalytics
 from smsanalytics import dataset as ds
 from smsanalytics.sample import write_webhook_jsonl
 
-from .conftest import DATA
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _state(out: Path) -> pa.Table:
-    return ds.read_dataset_table(out).sort_by("sid")
-
-
-def _beside(out: Path, kind: str) -> list[Path]:
-    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.{kind}-")]
+from .conftest import DATA, ROOT, beside, convert_command, dataset_state, signal_when
 
 
 @pytest.fixture(scope="module")
@@ -46,39 +35,12 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
     return first, big
 
 
-def _interrupt_when(
-    cmd: list[str], ready: Callable[[float], bool], timeout: float = 60
-) -> tuple[int, str, bool]:
-    """Run `cmd`; send SIGINT once ``ready(elapsed)`` holds. (exit code, stderr, sent)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    started, sent = time.monotonic(), False
-    try:
-        while proc.poll() is None and not sent:
-            elapsed = time.monotonic() - started
-            if ready(elapsed):
-                proc.send_signal(signal.SIGINT)
-                sent = True
-            time.sleep(0.002)
-        _, err = proc.communicate(timeout=timeout)  # a guard against a hang, not a timing
-        return proc.returncode, err, sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def _cmd(source: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "smsanalytics", "convert", str(source), "--out", str(out),
-            "--quiet"]  # fmt: skip
-
-
 def _check_outcome(
     code: int, err: str, sent: bool, out: Path, before: pa.Table, when: str = ""
 ) -> pa.Table:
     """Exit 130 and one line; the dataset the previous version or the new one, whole."""
     assert "Traceback" not in err, (when, err)
-    state = _state(out)
+    state = dataset_state(out)
     if code == 0:  # finished before the signal could be sent; never a lost Ctrl-C
         assert not sent, (when, err)
         return state
@@ -95,31 +57,31 @@ def test_ctrl_c_at_several_moments_stops_cleanly(tmp_path, inputs):
     first, big = inputs
     out = tmp_path / "ds"
     smsanalytics.convert([first], out, quiet=True)
-    before = _state(out)
+    before = dataset_state(out)
 
     def after_stage(seconds: float) -> Callable[[float], bool]:
         seen: list[float] = []
 
         def ready(elapsed: float) -> bool:
-            if not seen and _beside(out, "stage"):
+            if not seen and beside(out, "stage"):
                 seen.append(elapsed)
             return bool(seen) and elapsed - seen[0] >= seconds
 
         return ready
 
     def writing(_: float) -> bool:
-        return any(any(v.rglob("*.parquet")) for v in _beside(out, "version"))
+        return any(any(v.rglob("*.parquet")) for v in beside(out, "version"))
 
     moments = {"as it starts reading": after_stage(0.0), "while writing": writing}
     interrupted = 0
     for name, ready in moments.items():
-        code, err, sent = _interrupt_when(_cmd(big, out), ready)
+        code, err, sent = signal_when(convert_command([big], out), ready)
         before = _check_outcome(code, err, sent, out, before, name)
         interrupted += code == 130
     assert interrupted >= 1
     s = smsanalytics.convert([big], out, quiet=True)  # the next run cleans up and completes
     assert s.balanced
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
 
 
 def test_ctrl_c_during_the_swap_finishes_it_and_says_so(tmp_path, inputs, monkeypatch):
@@ -135,7 +97,7 @@ def test_ctrl_c_during_the_swap_finishes_it_and_says_so(tmp_path, inputs, monkey
     monkeypatch.setattr(ds, "commit_version", commit_with_ctrl_c)
     with pytest.raises(KeyboardInterrupt, match="completed"):
         smsanalytics.convert([first], out, quiet=True)
-    sids = set(_state(out).column("sid").to_pylist())
+    sids = set(dataset_state(out).column("sid").to_pylist())
     with open(first, encoding="utf-8") as fh:
         assert sids == {"callrsid"} | {json.loads(line)["sid"] for line in fh}
 
@@ -169,21 +131,22 @@ def test_ctrl_c_at_random_moments(tmp_path, inputs):
     first, big = inputs
     out = tmp_path / "ds"
     smsanalytics.convert([first], out, quiet=True)
-    before = _state(out)
+    before = dataset_state(out)
     rng = random.Random()
     def converting_after(at: float) -> Callable[[float], bool]:
         # Only while the conversion runs (its scratch folder exists): a signal that
         # reaches a process already exiting after success is not a lost Ctrl-C.
-        return lambda t: t >= at and bool(_beside(out, "stage"))
+        return lambda t: t >= at and bool(beside(out, "stage"))
 
     for _ in range(25):
-        code, err, sent = _interrupt_when(_cmd(big, out), converting_after(rng.uniform(0, 4)))
+        ready = converting_after(rng.uniform(0, 4))
+        code, err, sent = signal_when(convert_command([big], out), ready)
         before = _check_outcome(code, err, sent, out, before)
         if code == 0 or "completed" in err:  # start again from the first version
             smsanalytics.convert([first], out, quiet=True, overwrite=True)
-            before = _state(out)
+            before = dataset_state(out)
     smsanalytics.convert([big], out, quiet=True)
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
 
 
 def test_kill_9_then_a_rerun_keeps_the_users_files(tmp_path, inputs):
@@ -191,10 +154,10 @@ def test_kill_9_then_a_rerun_keeps_the_users_files(tmp_path, inputs):
     out = tmp_path / "ds"
     smsanalytics.convert([first], out, quiet=True)
     (out / "NOTES.txt").write_text("mine")
-    proc = subprocess.Popen(_cmd(big, out), cwd=ROOT, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(convert_command([big], out), cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         while proc.poll() is None and not any(
-            (v / ds.MANIFEST_NAME).exists() for v in _beside(out, "version")
+            (v / ds.MANIFEST_NAME).exists() for v in beside(out, "version")
         ):
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
@@ -203,4 +166,4 @@ def test_kill_9_then_a_rerun_keeps_the_users_files(tmp_path, inputs):
     assert (out / "NOTES.txt").read_text() == "mine"
     smsanalytics.convert([big], out, quiet=True)
     assert (out / "NOTES.txt").read_text() == "mine"
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")

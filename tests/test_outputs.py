@@ -16,18 +16,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
 import smsanalytics.privacy
 from smsanalytics import dataset as ds
-from smsanalytics.cli import main
 from smsanalytics.errors import OutputPathError
 from smsanalytics.paths import check_output_path
 
-from .conftest import DATA, assert_one_line_error
+from .conftest import DATA, assert_one_line_error, run
 
 PAYLOAD = DATA / "webhook-payload.json"
 
@@ -51,16 +49,12 @@ def archive(write) -> Path:
     return write("in.jsonl", f"{_record('a')}\n{_record('b')}\nnot json\n")
 
 
-def _cli(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
 # -- output paths ------------------------------------------------------------------------
 
 
 def test_rejects_file_that_is_the_input_is_refused_and_the_input_kept(archive, tmp_path):
     before = archive.read_bytes()
-    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", archive)
+    r = run("convert", archive, "--out", tmp_path / "ds", "--rejects", archive)
     assert_one_line_error(r, "is one of the inputs")
     assert archive.read_bytes() == before
     assert not (tmp_path / "ds").exists()
@@ -88,7 +82,7 @@ def _convert_from_stdin(stdin: Path, *args: object) -> subprocess.CompletedProce
 @pytest.mark.parametrize("which", ["default rejects", "named rejects", "hard link"])
 def test_stdin_that_is_the_rejects_file_is_refused_and_kept(archive, tmp_path, which):
     out = tmp_path / "ds"
-    assert _cli("convert", archive, "--out", out, "-q").exit_code == 0
+    assert run("convert", archive, "--out", out, "-q").exit_code == 0
     rejects = tmp_path / "ds.rejects.jsonl"
     before = rejects.read_bytes()
     assert b"not json" in before
@@ -110,7 +104,7 @@ def test_stdin_that_is_the_rejects_file_is_refused_and_kept(archive, tmp_path, w
 
 def test_stdin_from_another_file_still_converts(archive, tmp_path):
     out = tmp_path / "ds"
-    assert _cli("convert", archive, "--out", out, "-q").exit_code == 0
+    assert run("convert", archive, "--out", out, "-q").exit_code == 0
     r = _convert_from_stdin(archive, "--out", tmp_path / "ds2", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["written"] == 2
@@ -129,7 +123,7 @@ def device(tmp_path) -> Path:
 
 
 def test_rejects_to_a_device_is_refused_and_the_device_left(archive, tmp_path, device):
-    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", device)
+    r = run("convert", archive, "--out", tmp_path / "ds", "--rejects", device)
     assert_one_line_error(r, "is a device")
     assert device.is_char_device()
 
@@ -137,7 +131,7 @@ def test_rejects_to_a_device_is_refused_and_the_device_left(archive, tmp_path, d
 def test_rejects_to_a_fifo_is_refused(archive, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", fifo)
+    r = run("convert", archive, "--out", tmp_path / "ds", "--rejects", fifo)
     assert_one_line_error(r, "named pipe")
 
 
@@ -145,7 +139,7 @@ def test_rejects_through_a_symlink_is_refused_and_its_target_untouched(archive, 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     (tmp_path / "link.jsonl").symlink_to(victim)
-    r = _cli("convert", archive, "--out", tmp_path / "ds", "--rejects", tmp_path / "link.jsonl")
+    r = run("convert", archive, "--out", tmp_path / "ds", "--rejects", tmp_path / "link.jsonl")
     assert_one_line_error(r, "symbolic link")
     assert victim.read_text() == "precious"
     assert (tmp_path / "link.jsonl").is_symlink()
@@ -175,7 +169,7 @@ def test_a_dataset_that_is_a_symlink_is_refused(archive, tmp_path):
     real = tmp_path / "real"
     smsanalytics.convert([archive], real, quiet=True)
     (tmp_path / "ds").symlink_to(real)
-    r = _cli("convert", archive, "--out", tmp_path / "ds")
+    r = run("convert", archive, "--out", tmp_path / "ds")
     assert_one_line_error(r, "symbolic link", str(real))
     assert (tmp_path / "ds").is_symlink()
 
@@ -229,7 +223,7 @@ def test_pseudonymize_into_a_symlink_is_refused(archive, tmp_path):
     smsanalytics.privacy.generate_key(key)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "anon").symlink_to(tmp_path / "elsewhere")
-    r = _cli("pseudonymize", tmp_path / "ds", "--out", tmp_path / "anon", "--key-file", key)
+    r = run("pseudonymize", tmp_path / "ds", "--out", tmp_path / "anon", "--key-file", key)
     assert_one_line_error(r, "symbolic link")
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
@@ -301,7 +295,7 @@ def test_the_lock_never_writes_through_a_link(archive, tmp_path, how):
         os.link(victim, lock)
     else:  # opening a FIFO could hang a run
         os.mkfifo(lock)
-    r = _cli("convert", archive, "--out", tmp_path / "ds")
+    r = run("convert", archive, "--out", tmp_path / "ds")
     assert_one_line_error(r, "lock file", "remove")
     assert victim.read_text() == "precious"
 
@@ -421,7 +415,7 @@ def test_a_connection_to_an_empty_dataset_sees_its_first_rows(tmp_path, write):
 
 def test_a_folder_that_is_not_a_dataset_is_refused_without_a_trace(archive, write, tmp_path):
     write("docs/letter.txt", "dear")
-    r = _cli("convert", archive, "--out", tmp_path / "docs")
+    r = run("convert", archive, "--out", tmp_path / "docs")
     assert_one_line_error(r, "not a smsanalytics dataset")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "in.jsonl"]
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["letter.txt"]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smsanalytics import dataset, queries
+from smsanalytics import _analysis, dataset, queries
 
 from ._fixtures_queries import PARIS, TO1, A, B, C, D, E, rows, table
 
@@ -179,7 +179,8 @@ def test_unknown_freq_and_time_zone_are_refused(con):
 
 
 def test_filter_values_are_bound_not_pasted():
-    where, params = queries._where(country="FR' OR '1'='1", to_number=["a'b", "c"])
+    selection = _analysis.select("UTC", {"country": "FR' OR '1'='1", "to_number": ["a'b", "c"]})
+    where, params = selection.where()
     assert "FR" not in where and "a'b" not in where
     assert sorted(params.values()) == sorted(["FR' OR '1'='1", "a'b", "c"])
 
@@ -486,3 +487,95 @@ def test_hourly_buckets_in_zones_with_partial_hour_offsets(tz):
     hours = Counter(t.astimezone(ZoneInfo(tz)).hour for t in times)
     assert dict(pattern.loc[pattern["messages"] > 0, ["hour", "messages"]].values.tolist()) \
         == dict(hours)
+
+
+# ---------------------------------------------------------------- operators, filters, dtypes
+
+
+def _orange_everywhere() -> pd.DataFrame:
+    return pd.DataFrame({
+        "sid": ["fr1", "fr2", "es", "sn"],
+        "network": ["20801", "20801", "21403", "60801"],
+        "network_country": ["FR", "FR", "ES", "SN"],
+        "network_operator": ["Orange", "Orange", "Orange", "Orange"],
+        "cost_cents": [Decimal("1"), Decimal("2"), Decimal("4"), Decimal("8")],
+        "parts": [1, 1, 1, 1],
+    })
+
+
+def test_an_operator_is_a_name_in_a_country():
+    # Orange France, Orange Spain and Orange Senegal are three operators, not one bar.
+    df = queries.costs(_orange_everywhere(), by="operator")
+    got = {(r.network_country, r.operator): r.cost_cents for r in df.itertuples()}
+    assert got == {("FR", "Orange"): Decimal("3"), ("ES", "Orange"): Decimal("4"),
+                   ("SN", "Orange"): Decimal("8")}
+    assert list(df.columns[:2]) == ["network_country", "operator"]
+    assert df.attrs["by"] == ("network_country", "operator")
+
+
+def test_an_operator_beside_its_network_code_needs_no_country():
+    df = queries.costs(_orange_everywhere(), by=["network", "operator"])
+    assert "network_country" not in df.columns and len(df) == 3
+
+
+def test_an_unknown_filter_is_a_type_error_not_a_silent_no_op(con):
+    with pytest.raises(TypeError, match="'contry'"):
+        queries.volume(con, contry="FR")
+
+
+def test_a_question_takes_a_zoneinfo_and_says_its_name(con):
+    df = queries.volume(con, tz=ZoneInfo(PARIS), start="2025-03-30")
+    assert df.attrs["tz"] == PARIS
+    assert str(df["period"].dt.tz) == PARIS
+
+
+def test_counts_are_one_integer_type_in_every_table(con):
+    # One converter: a count is Int64 in a question and in the audit, never float or int64.
+    from smsanalytics import audit
+
+    tables = [queries.costs(con), queries.volume(con), queries.parts_distribution(con),
+              audit.audit(con).rates, audit.audit(con).summary]
+    for df in tables:
+        assert str(df["messages"].dtype) == "Int64", df.attrs
+
+
+# ---------------------------------------------------------------- polars and Arrow capsules
+
+
+def test_connect_takes_polars_frames_and_lazy_frames():
+    pl = pytest.importorskip("polars")
+    frame = pl.from_arrow(table())
+    want = queries.costs(table(), by="country")
+    for source in (frame, frame.lazy()):
+        got = queries.costs(source, by="country")
+        pd.testing.assert_frame_equal(got, want)
+
+
+def test_connect_takes_any_arrow_pycapsule_exporter():
+    class Capsule:  # only the interface: no pandas, no polars, no pyarrow Table type
+        def __init__(self, t: pa.Table) -> None:
+            self._t = t
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            return self._t.__arrow_c_stream__(requested_schema)
+
+    df = queries.volume(Capsule(table()), tz=PARIS)
+    pd.testing.assert_frame_equal(df, queries.volume(table(), tz=PARIS))
+
+
+def test_the_core_never_imports_polars():
+    import subprocess
+    import sys
+
+    code = ("import sys, smsanalytics, pandas as pd\n"
+            "from smsanalytics import queries, audit, report\n"
+            "queries.costs(pd.DataFrame({'sid': ['a']}))\n"
+            "print('polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_an_object_without_the_interface_is_refused_by_name():
+    with pytest.raises(TypeError, match="__arrow_c_stream__.*not object"):
+        queries.connect(object())

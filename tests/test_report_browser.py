@@ -145,22 +145,45 @@ def _page(endpoint: str) -> _DevTools:
     return _DevTools(page["webSocketDebuggerUrl"])
 
 
-def render(endpoint: str, html_file: Path, screenshot: Path) -> dict[str, Any]:
-    """Open `html_file`, wait for it to load, and report what the page did."""
+# What the page looks like, measured in the browser (CSS px): how wide the document is,
+# the right edge of each table, the width of each visible table cell, and the height of
+# each text of the chart (matplotlib draws text as glyph paths, one <g id="text_N"> each).
+_LAYOUT_JS = """(() => {
+  const box = e => e.getBoundingClientRect();
+  const cells = [...document.querySelectorAll('td')].filter(td => box(td).width > 0);
+  const texts = [...document.querySelectorAll('svg.chart g[id^="text_"]')]
+    .map(g => box(g)).filter(b => b.width > 0);
+  return {
+    scrollWidth: document.scrollingElement.scrollWidth,
+    tableRight: Math.max(...[...document.querySelectorAll('table')].map(t => box(t).right)),
+    narrowestCell: Math.min(...cells.map(td => box(td).width)),
+    cells: cells.length,
+    chartTexts: texts.length,
+    smallestText: Math.min(...texts.map(b => Math.min(b.width, b.height))),
+    chartWidth: box(document.querySelector('svg.chart')).width,
+  };
+})()"""
+
+
+def render(endpoint: str, html_file: Path, screenshot: Path, width: int = 1100,
+           mobile: bool = False) -> dict[str, Any]:
+    """Open `html_file` `width` CSS px wide, wait for it to load, report what it did."""
     tab = _page(endpoint)
     try:
         for domain in ("Page", "Runtime", "Log", "Network"):
             tab.call(f"{domain}.enable")
-        tab.call("Emulation.setDeviceMetricsOverride", width=1100, height=900,
-                 deviceScaleFactor=1, mobile=False)
+        tab.call("Emulation.setDeviceMetricsOverride", width=width, height=900,
+                 deviceScaleFactor=1, mobile=mobile)
         tab.call("Page.navigate", url=html_file.as_uri())
         tab.wait_for("Page.loadEventFired")
         text = tab.call("Runtime.evaluate", expression="document.body.innerText",
                         returnByValue=True)["result"]["value"]
         height = tab.call("Runtime.evaluate", returnByValue=True,
                           expression="document.documentElement.scrollHeight")["result"]["value"]
+        layout = tab.call("Runtime.evaluate", expression=_LAYOUT_JS,
+                          returnByValue=True)["result"]["value"]
         shot = tab.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": 1100, "height": height, "scale": 1})
+                        clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         # A last round trip flushes the events the page may still be sending.
         tab.call("Runtime.evaluate", expression="1")
@@ -176,7 +199,7 @@ def render(endpoint: str, html_file: Path, screenshot: Path) -> dict[str, Any]:
                and e["params"]["entry"].get("level") == "error"]
     dialogs = [e["params"] for e in events if e["method"] == "Page.javascriptDialogOpening"]
     return {"text": text, "requests": requests, "errors": errors, "dialogs": dialogs,
-            "height": height}
+            "height": height, "layout": layout}
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -201,3 +224,37 @@ def test_report_renders_in_a_real_browser(browser: str, tmp_path: Path) -> None:
     width, height = _png_size(shot)
     assert width == 1100 and height == seen["height"] > 1500
     assert shot.stat().st_size > 50_000  # a page with a chart, not a blank image
+
+
+def test_report_reads_on_a_phone(browser: str, tmp_path: Path) -> None:
+    # The sample's hostile rows make long cells: an unbroken sender, a long message body.
+    report = cost_report(fixture.table(), **fixture.MARCH, tz=fixture.PARIS, currency="EUR")
+    page = tmp_path / "report.html"
+    report.write_html(page)
+    shot = tmp_path / "phone.png"
+
+    seen = render(browser, page, shot, width=390, mobile=True)
+    layout = seen["layout"]
+
+    assert seen["errors"] == [] and seen["dialogs"] == []
+    assert "12.35" in seen["text"]
+    # Nothing scrolls sideways: neither the page nor any table is wider than the screen.
+    assert layout["scrollWidth"] <= 390
+    assert layout["tableRight"] <= 390
+    # No column squeezed to a word per line: each cell is a full-width "label  value" line.
+    assert layout["cells"] > 50 and layout["narrowestCell"] >= 150
+    # Chart text readable: the smallest glyph run (a digit is ~0.73 em high) is at least
+    # 7 px, a font of ~10 CSS px; the chart fills the screen's width.
+    assert layout["chartTexts"] >= 5 and layout["smallestText"] >= 7.0
+    assert 300 <= layout["chartWidth"] <= 390
+    width, height = _png_size(shot)
+    assert width == 390 and height == seen["height"]
+
+
+def test_report_chart_text_is_not_huge_on_a_desktop(browser: str, tmp_path: Path) -> None:
+    report = cost_report(fixture.table(), **fixture.MARCH, tz=fixture.PARIS, currency="EUR")
+    page = tmp_path / "report.html"
+    report.write_html(page)
+    layout = render(browser, page, tmp_path / "desktop.png")["layout"]
+    assert layout["chartWidth"] <= 600 and layout["smallestText"] <= 16
+    assert layout["scrollWidth"] <= 1100

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 
@@ -20,19 +21,15 @@ import smsanalytics
 from smsanalytics import dataset as ds
 from smsanalytics.sample import write_webhook_jsonl
 
+from .conftest import ROOT, beside, convert_command, dataset_state, signal_when
 from .test_hardening import (
     CALLR_RECORDS,
     FIELDS,
     JSON,
-    ROOT,
     SUFFIXES,
-    _beside,
-    _convert_cmd,
     _dump,
-    _kill_when,
     _mutate,
     _sids,
-    _state,
     check_load,
     files,
 )
@@ -101,13 +98,13 @@ def test_soak_sigkill_at_random_moments(tmp_path):
     write_webhook_jsonl(first, n=5_000, seed=1)
     write_webhook_jsonl(big, n=150_000, seed=2)
     smsanalytics.convert([first], out, quiet=True)
-    before = _state(out)
+    before = dataset_state(out)
     expected = _sids(first) | _sids(big)
     rng = random.Random()
     for _ in range(12):
         delay = rng.uniform(0.2, 12.0)
-        _kill_when(_convert_cmd([big], out), lambda t, d=delay: t >= d)
-        state = _state(out)
+        signal_when(convert_command([big], out), lambda t, d=delay: t >= d, signal.SIGKILL)
+        state = dataset_state(out)
         if not state.equals(before):
             assert set(state.column("sid").to_pylist()) == expected
             before = state
@@ -124,7 +121,7 @@ def test_soak_four_writers_at_once(tmp_path):
         write_webhook_jsonl(p, n=20_000, seed=10 + i)
         inputs.append(p)
     procs = [
-        subprocess.Popen(_convert_cmd([p], out), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(convert_command([p], out), cwd=ROOT, stderr=subprocess.PIPE, text=True)
         for p in inputs
     ]
     expected: set[str] = set()
@@ -136,7 +133,7 @@ def test_soak_four_writers_at_once(tmp_path):
             assert proc.returncode == 2 and "another conversion" in err, err
     got = ds.read_dataset_table(out, ["sid"]).column("sid").to_pylist()
     assert len(got) == len(set(got)) and set(got) == expected
-    assert not _beside(out, "stage") and not _beside(out, "version")
+    assert not beside(out, "stage") and not beside(out, "version")
     info = json.loads(
         subprocess.run(
             [sys.executable, "-m", "smsanalytics", "info", str(out), "--json"],

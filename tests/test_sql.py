@@ -17,69 +17,55 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import queries
-from smsanalytics.cli import main
 from smsanalytics.errors import ArgumentError, DatasetError
 
-from .conftest import DATA, SAMPLE
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sql") / "ds"
-    smsanalytics.convert([SAMPLE / "events"], out, quiet=True)
-    return out
-
+from .conftest import DATA, run
 
 HISTORY = "SELECT sid, status_history FROM messages WHERE len(status_history) >= 2 LIMIT 3"
 
 
 @pytest.mark.parametrize("fmt", [[], ["--csv"], ["--json"]])
-def test_status_history_with_several_entries_prints_in_every_format(ds: Path,
+def test_status_history_with_several_entries_prints_in_every_format(sample_dataset: Path,
                                                                     fmt: list[str]) -> None:
-    r = run("sql", str(ds), HISTORY, *fmt)
+    r = run("sql", str(sample_dataset), HISTORY, *fmt)
     assert r.exit_code == 0, r.output
     assert "before" in r.stdout and "after" in r.stdout
 
 
-def test_nested_values_of_any_shape_print_as_a_table(ds: Path) -> None:
+def test_nested_values_of_any_shape_print_as_a_table(sample_dataset: Path) -> None:
     q = ("SELECT [1, 2, 3] AS l, {'a': 1, 'b': [2, 3]} AS s, [] AS e, "
          "[{'x': NULL}, {'x': 'y'}] AS h, NULL AS n")
-    r = run("sql", str(ds), q)
+    r = run("sql", str(sample_dataset), q)
     assert r.exit_code == 0, r.output
     assert "[1, 2, 3]" in r.stdout and '{"x": null}' in r.stdout
 
 
-def test_sql_csv_writes_nested_cells_as_json(ds: Path) -> None:
-    r = run("sql", str(ds), "SELECT [{'status': 'a'}, {'status': 'b'}] AS h", "--csv")
+def test_sql_csv_writes_nested_cells_as_json(sample_dataset: Path) -> None:
+    r = run("sql", str(sample_dataset), "SELECT [{'status': 'a'}, {'status': 'b'}] AS h", "--csv")
     cell = next(csv.DictReader(io.StringIO(r.stdout)))["h"]
     assert json.loads(cell) == [{"status": "a"}, {"status": "b"}]
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t"])
-def test_an_empty_query_is_one_line(ds: Path, query: str) -> None:
-    r = run("sql", str(ds), query)
+def test_an_empty_query_is_one_line(sample_dataset: Path, query: str) -> None:
+    r = run("sql", str(sample_dataset), query)
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
     with pytest.raises(ArgumentError):
-        queries.run_sql(ds, query)
+        queries.run_sql(sample_dataset, query)
 
 
-def test_a_statement_without_result_gives_an_empty_frame(ds: Path) -> None:
-    assert queries.run_sql(ds, "SET threads = 1").empty
-    assert run("sql", str(ds), "-- only a comment").exit_code in (0, 2)
+def test_a_statement_without_result_gives_an_empty_frame(sample_dataset: Path) -> None:
+    assert queries.run_sql(sample_dataset, "SET threads = 1").empty
+    assert run("sql", str(sample_dataset), "-- only a comment").exit_code in (0, 2)
 
 
-def test_sql_csv_cr_cannot_start_a_row(ds: Path) -> None:
-    r = run("sql", str(ds), "SELECT 'x' || chr(13) || '=1+2' AS a, 'ok' AS b", "--csv")
+def test_sql_csv_cr_cannot_start_a_row(sample_dataset: Path) -> None:
+    r = run("sql", str(sample_dataset), "SELECT 'x' || chr(13) || '=1+2' AS a, 'ok' AS b", "--csv")
     raw = r.stdout
     # The CR sits inside a quoted cell, so no reader sees a row starting with "=".
     assert raw.count("\n") == 2 and '"x\r=1+2"' in raw
@@ -110,23 +96,24 @@ def escapes(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_read_only_blocks_every_way_out(ds: Path, tmp_path: Path) -> None:
+def test_read_only_blocks_every_way_out(sample_dataset: Path, tmp_path: Path) -> None:
     for name, query in escapes(tmp_path).items():
-        r = run("sql", str(ds), query, "--read-only")
+        r = run("sql", str(sample_dataset), query, "--read-only")
         assert r.exit_code == 2, (name, r.output)
         assert len(r.stderr.splitlines()) == 1, (name, r.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.csv"]
 
 
-def test_read_only_still_reads_the_dataset(ds: Path) -> None:
-    r = run("sql", str(ds), "SELECT count(*) AS n FROM messages", "--read-only", "--json")
+def test_read_only_still_reads_the_dataset(sample_dataset: Path) -> None:
+    r = run("sql", str(sample_dataset), "SELECT count(*) AS n FROM messages", "--read-only",
+            "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["n"] == len(smsanalytics.read_dataset(ds))
+    assert json.loads(r.stdout)["n"] == len(smsanalytics.read_dataset(sample_dataset))
 
 
-def test_read_only_cannot_read_the_datasets_other_files(ds: Path) -> None:
-    manifest = next(p for p in ds.iterdir() if p.suffix == ".json")
-    r = run("sql", str(ds), f"SELECT * FROM read_text('{manifest}')", "--read-only")
+def test_read_only_cannot_read_the_datasets_other_files(sample_dataset: Path) -> None:
+    manifest = next(p for p in sample_dataset.iterdir() if p.suffix == ".json")
+    r = run("sql", str(sample_dataset), f"SELECT * FROM read_text('{manifest}')", "--read-only")
     assert r.exit_code == 2
 
 
@@ -168,9 +155,10 @@ def test_read_only_reads_a_dataset_whose_name_is_a_glob(tmp_path: Path, name: st
     assert count(tmp_path / name) == 2
 
 
-def test_read_only_refuses_a_dataset_file_linking_outside(ds: Path, tmp_path: Path) -> None:
+def test_read_only_refuses_a_dataset_file_linking_outside(sample_dataset: Path,
+                                                           tmp_path: Path) -> None:
     copy = tmp_path / "ds"
-    shutil.copytree(ds, copy)
+    shutil.copytree(sample_dataset, copy)
     outside = tmp_path / "outside.parquet"
     shutil.copy(next(copy.rglob("*.parquet")), outside)
     month = next(p for p in copy.iterdir() if p.is_dir())
@@ -181,9 +169,9 @@ def test_read_only_refuses_a_dataset_file_linking_outside(ds: Path, tmp_path: Pa
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
 
 
-def test_read_only_refuses_a_connection_locked_with_access_on(ds: Path,
+def test_read_only_refuses_a_connection_locked_with_access_on(sample_dataset: Path,
                                                              tmp_path: Path) -> None:
-    con = queries.connect(ds)
+    con = queries.connect(sample_dataset)
     con.execute("SET lock_configuration = true")  # locked, but files still open
     target = tmp_path / "x.csv"
     with pytest.raises(duckdb.Error):
@@ -191,11 +179,11 @@ def test_read_only_refuses_a_connection_locked_with_access_on(ds: Path,
     assert not target.exists()
 
 
-def test_read_only_follows_a_link_inside_the_dataset(ds: Path, tmp_path: Path) -> None:
+def test_read_only_follows_a_link_inside_the_dataset(sample_dataset: Path, tmp_path: Path) -> None:
     real = tmp_path / "real"
-    shutil.copytree(ds, real)
+    shutil.copytree(sample_dataset, real)
     (tmp_path / "link").symlink_to(real)
-    assert count(tmp_path / "link") == count(real) == len(smsanalytics.read_dataset(ds))
+    assert count(tmp_path / "link") == count(real) == len(smsanalytics.read_dataset(sample_dataset))
 
 
 def test_read_only_over_an_empty_dataset(tmp_path: Path) -> None:
@@ -206,10 +194,11 @@ def test_read_only_over_an_empty_dataset(tmp_path: Path) -> None:
     assert df.empty and len(df.columns) > 10
 
 
-def test_without_read_only_sql_runs_with_the_users_rights(ds: Path, tmp_path: Path) -> None:
+def test_without_read_only_sql_runs_with_the_users_rights(sample_dataset: Path,
+                                                          tmp_path: Path) -> None:
     # What the README warns about: the plain command can write files.
     target = tmp_path / "out.csv"
-    r = run("sql", str(ds), f"COPY (SELECT 1 AS one) TO '{target}'")
+    r = run("sql", str(sample_dataset), f"COPY (SELECT 1 AS one) TO '{target}'")
     assert r.exit_code == 0 and target.exists()
 
 
@@ -231,14 +220,14 @@ SLOW = ("SELECT count(*) AS n FROM range(1000000000) a "
         "WHERE md5(a.range::VARCHAR) > 'a'")  # about a minute of work
 
 
-def test_ctrl_c_stops_a_running_query(ds: Path) -> None:
+def test_ctrl_c_stops_a_running_query(sample_dataset: Path) -> None:
     from smsanalytics.cli import _interruptible
 
     seen: dict[str, BaseException] = {}
 
     def query() -> object:
         try:
-            return queries.run_sql(ds, SLOW)
+            return queries.run_sql(sample_dataset, SLOW)
         except BaseException as exc:
             seen["error"] = exc
             raise
@@ -252,10 +241,11 @@ def test_ctrl_c_stops_a_running_query(ds: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["sql", "audit", "report"])
-def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(ds: Path, tmp_path: Path,
+def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(sample_dataset: Path, tmp_path: Path,
                                                              command: str) -> None:
-    args = {"sql": [str(ds), SLOW], "audit": [str(ds), "--start", "2025-01-01"],
-            "report": [str(ds), "-o", str(tmp_path / "r.html")]}[command]
+    args = {"sql": [str(sample_dataset), SLOW],
+            "audit": [str(sample_dataset), "--start", "2025-01-01"],
+            "report": [str(sample_dataset), "-o", str(tmp_path / "r.html")]}[command]
     child = subprocess.Popen([sys.executable, "-m", "smsanalytics", command, *args],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -281,9 +271,10 @@ def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(ds: Path, tmp_path:
 BIG = 2**53 + 1  # the first integer a float cannot hold
 
 
-def output(ds: Path, query: str, fmt: str) -> list[dict[str, str]] | list[dict[str, object]]:
+def output(sample_dataset: Path, query: str,
+           fmt: str) -> list[dict[str, str]] | list[dict[str, object]]:
     """Rows `sql` prints for `query`: CSV cells as text, JSON values as parsed."""
-    r = run("sql", str(ds), query, *([f"--{fmt}"] if fmt != "table" else []))
+    r = run("sql", str(sample_dataset), query, *([f"--{fmt}"] if fmt != "table" else []))
     assert r.exit_code == 0, r.output
     if fmt == "csv":
         return list(csv.DictReader(io.StringIO(r.stdout)))
@@ -295,8 +286,8 @@ def output(ds: Path, query: str, fmt: str) -> list[dict[str, str]] | list[dict[s
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
-def test_an_integer_column_with_a_null_prints_exactly(ds: Path, fmt: str) -> None:
-    rows = output(ds, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)", fmt)
+def test_an_integer_column_with_a_null_prints_exactly(sample_dataset: Path, fmt: str) -> None:
+    rows = output(sample_dataset, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)", fmt)
     assert str(rows[0]["x"]) == str(BIG)
     assert rows[1].get("x") in (None, "")
 
@@ -312,31 +303,31 @@ def test_parts_with_missing_values_print_as_integers(tmp_path: Path, fmt: str) -
     assert [str(r.get("parts") or "") for r in rows] == ["", "1"]
 
 
-def test_nested_integers_decimals_and_floats_print_exactly(ds: Path) -> None:
+def test_nested_integers_decimals_and_floats_print_exactly(sample_dataset: Path) -> None:
     q = (f"SELECT [{BIG}, NULL]::BIGINT[] AS l, {{'a': {BIG}::BIGINT}} AS s, "
          "0.1234567890123456::DOUBLE AS f, "
          "123456789012345678901234567890.123::DECIMAL(38, 3) AS d, "
          f"{BIG}::HUGEINT * 1000000000000 AS h")
-    js = output(ds, q, "json")[0]
+    js = output(sample_dataset, q, "json")[0]
     assert js == {"l": [BIG, None], "s": {"a": BIG}, "f": 0.1234567890123456,
                   "d": "123456789012345678901234567890.123", "h": BIG * 10**12}
-    cells = output(ds, q, "csv")[0]
+    cells = output(sample_dataset, q, "csv")[0]
     assert json.loads(cells["l"]) == [BIG, None] and json.loads(cells["s"]) == {"a": BIG}
     assert cells["d"] == "123456789012345678901234567890.123"
     assert float(cells["f"]) == 0.1234567890123456 and int(cells["h"]) == BIG * 10**12
-    table = run("sql", str(ds), q).stdout
+    table = run("sql", str(sample_dataset), q).stdout
     assert "123456789012345678901234567890.123" in table and str(BIG * 10**12) in table
 
 
-def test_times_print_in_utc_to_the_microsecond(ds: Path) -> None:
+def test_times_print_in_utc_to_the_microsecond(sample_dataset: Path) -> None:
     q = "SELECT TIMESTAMPTZ '2025-03-30 03:30:00.123456+02:00' AS t"
-    assert output(ds, q, "json")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
-    assert output(ds, q, "csv")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
-    assert "2025-03-30 01:30:00.123456+00:00" in run("sql", str(ds), q).stdout
+    assert output(sample_dataset, q, "json")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
+    assert output(sample_dataset, q, "csv")[0]["t"] == "2025-03-30T01:30:00.123456+00:00"
+    assert "2025-03-30 01:30:00.123456+00:00" in run("sql", str(sample_dataset), q).stdout
 
 
-def test_run_sql_gives_nullable_integers(ds: Path) -> None:
-    df = queries.run_sql(ds, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)")
+def test_run_sql_gives_nullable_integers(sample_dataset: Path) -> None:
+    df = queries.run_sql(sample_dataset, f"SELECT * FROM (VALUES ({BIG}::BIGINT), (NULL)) t(x)")
     assert str(df["x"].dtype) == "Int64" and df["x"].iloc[0] == BIG and df["x"].isna().iloc[1]
 
 
@@ -345,18 +336,19 @@ def test_run_sql_gives_nullable_integers(ds: Path) -> None:
 @given(values=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
                        min_size=1, max_size=8))
 @example(values=[-(2**63), None, 2**63 - 1, BIG])
-def test_int64_with_nulls_round_trip_through_csv_and_json(ds: Path,
+def test_int64_with_nulls_round_trip_through_csv_and_json(sample_dataset: Path,
                                                            values: list[int | None]) -> None:
     rows = ", ".join(f"(({'NULL' if v is None else v})::BIGINT)" for v in values)  # (-2**63)
     q = f"SELECT x FROM (VALUES {rows}) t(x)"
-    csv_rows = output(ds, q, "csv")
-    json_rows = output(ds, q, "json")
+    csv_rows = output(sample_dataset, q, "csv")
+    json_rows = output(sample_dataset, q, "json")
     assert [None if r["x"] == "" else int(r["x"]) for r in csv_rows] == values
     assert [r["x"] for r in json_rows] == values
 
 
-def test_the_table_shows_decimals_exactly_without_an_exponent(ds: Path) -> None:
-    r = run("sql", str(ds), "SELECT 0.00000001::DECIMAL(18,8) AS a, 0::DECIMAL(18,8) AS b, "
+def test_the_table_shows_decimals_exactly_without_an_exponent(sample_dataset: Path) -> None:
+    r = run("sql", str(sample_dataset),
+            "SELECT 0.00000001::DECIMAL(18,8) AS a, 0::DECIMAL(18,8) AS b, "
             "-0.0000001::DECIMAL(18,8) AS c")
     assert r.exit_code == 0, r.output
     values = r.stdout.splitlines()[2].split()
@@ -364,7 +356,7 @@ def test_the_table_shows_decimals_exactly_without_an_exponent(ds: Path) -> None:
     assert "E-" not in r.stdout
 
 
-def test_csv_and_json_together_are_refused(ds: Path) -> None:
-    r = run("sql", str(ds), "SELECT 1 AS x", "--csv", "--json")
+def test_csv_and_json_together_are_refused(sample_dataset: Path) -> None:
+    r = run("sql", str(sample_dataset), "SELECT 1 AS x", "--csv", "--json")
     assert r.exit_code == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "--csv" in r.stderr, r.stderr

@@ -11,26 +11,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
-import smsanalytics
 from smsanalytics import queries
-from smsanalytics.cli import main
 from smsanalytics.errors import ArgumentError
 from smsanalytics.schema import MESSAGE_SCHEMA, VIEW_COLUMNS
 
-from .conftest import SAMPLE
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("viewcols") / "ds"
-    smsanalytics.convert([SAMPLE / "events"], out, quiet=True)
-    return out
+from .conftest import run
 
 
 def _connect(rows: list[dict]):
@@ -40,11 +26,12 @@ def _connect(rows: list[dict]):
 # ---------------------------------------------------------------- month
 
 
-def test_month_is_the_partition_of_every_row(ds: Path):
+def test_month_is_the_partition_of_every_row(sample_dataset: Path):
     # The partition each file lives in (month=YYYY-MM directories), read by pyarrow.
-    stored = pq.read_table(ds, partitioning="hive", columns=["sid", "month"]).to_pylist()
+    stored = pq.read_table(sample_dataset, partitioning="hive",
+                           columns=["sid", "month"]).to_pylist()
     expected = Counter((r["sid"], str(r["month"])) for r in stored)
-    got = queries.run_sql(ds, "SELECT sid, month FROM messages")
+    got = queries.run_sql(sample_dataset, "SELECT sid, month FROM messages")
     assert Counter(zip(got["sid"], got["month"], strict=True)) == expected
     assert len(expected) > 20 and len({m for _, m in expected}) > 3
 
@@ -76,8 +63,9 @@ def test_cost_is_an_exact_decimal_so_sums_print_exactly():
     assert per_row["cost"].isna().tolist() == [False, False, True]
 
 
-def test_cost_on_the_command_line_prints_without_float_noise(ds: Path):
-    r = run("sql", str(ds), "SELECT sum(cost) AS cost, sum(cost_cents) AS cents FROM messages")
+def test_cost_on_the_command_line_prints_without_float_noise(sample_dataset: Path):
+    r = run("sql", str(sample_dataset),
+            "SELECT sum(cost) AS cost, sum(cost_cents) AS cents FROM messages")
     assert r.exit_code == 0, r.output
     cost, cents = r.stdout.splitlines()[2].split()
     assert Decimal(cost) == Decimal(cents) / 100
@@ -97,11 +85,11 @@ def test_view_columns_follow_the_schema_and_are_typed_as_documented():
 # ---------------------------------------------------------------- --tz
 
 
-def test_tz_is_the_session_zone_of_the_sql(ds: Path):
+def test_tz_is_the_session_zone_of_the_sql(sample_dataset: Path):
     q = ("SELECT count(*) AS n FROM messages "
          "WHERE hour(created_at) <> hour(timezone('UTC', created_at))")
-    utc = run("sql", str(ds), q, "--json")
-    paris = run("sql", str(ds), q, "--json", "--tz", "Europe/Paris")
+    utc = run("sql", str(sample_dataset), q, "--json")
+    paris = run("sql", str(sample_dataset), q, "--json", "--tz", "Europe/Paris")
     assert utc.exit_code == 0 and paris.exit_code == 0, paris.output
     assert json.loads(utc.stdout)["n"] == 0
     assert json.loads(paris.stdout)["n"] > 0

@@ -6,11 +6,7 @@ import json
 import subprocess
 import sys
 
-from click.testing import CliRunner
-
-from smsanalytics.cli import main
-
-from .conftest import DATA
+from .conftest import DATA, run
 
 
 def _line(i: int, body: str = "Bonjour") -> str:
@@ -20,8 +16,8 @@ def _line(i: int, body: str = "Bonjour") -> str:
 
 def test_stdin_bytes_are_counted_in_the_json_summary(tmp_path):
     text = "".join(_line(i, "é😀 ünïcödé") for i in range(500))
-    r = CliRunner().invoke(main, ["convert", "-", "--out", str(tmp_path / "ds"), "--json"],
-                           input=text.encode("utf-8"), catch_exceptions=False)
+    r = run("convert", "-", "--out", str(tmp_path / "ds"), "--json",
+            input=text.encode("utf-8"))
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["bytes"] == len(text.encode("utf-8"))  # bytes, not characters
@@ -31,9 +27,8 @@ def test_stdin_bytes_are_counted_in_the_json_summary(tmp_path):
 def test_stdin_beside_files_adds_what_was_read(tmp_path):
     text = (DATA / "actions-log-line.txt").read_bytes()
     files = sorted(p for p in DATA.iterdir() if p.is_file())
-    r = CliRunner().invoke(main, ["convert", "-", *map(str, files), "--out",
-                                  str(tmp_path / "ds"), "--json"],
-                           input=text, catch_exceptions=False)
+    r = run("convert", "-", *map(str, files), "--out", str(tmp_path / "ds"), "--json",
+            input=text)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["bytes"] == len(text) + sum(p.stat().st_size for p in files)
