@@ -1330,7 +1330,12 @@ def _write_errors(out: Path) -> Iterator[None]:
 
 
 def parse_candidates(
-    candidates: Iterable[pa.Table], *, enrich_rows: bool = True
+    candidates: Iterable[pa.Table],
+    *,
+    enrich_rows: bool = True,
+    pseudonymize_key: bytes | None = None,
+    redact_bodies: bool = False,
+    pseudonymize_recipients: bool = False,
 ) -> tuple[pa.Table, pa.Table, int]:
     """Parse record candidates in memory exactly as :func:`convert` does; no dataset.
 
@@ -1346,6 +1351,9 @@ def parse_candidates(
         50,000 amortise the parse's planning.
     enrich_rows : bool, default True
         Fill the enrichment columns.
+    pseudonymize_key, redact_bodies, pseudonymize_recipients
+        As for :func:`convert`: the rows and rejects are protected as a private
+        conversion protects them.
 
     Returns
     -------
@@ -1359,8 +1367,13 @@ def parse_candidates(
         Record candidates read.
     """
     memory = _InMemory()
+    options = _WriteOptions("none", False, pseudonymize_key, redact_bodies,
+                            pseudonymize_recipients)
     with _workdir(None) as work:
-        run = _Run(work, memory, enricher=_new_enricher() if enrich_rows else None)
+        run = _Run(work, memory, enricher=_new_enricher() if enrich_rows else None,
+                   protect=options.protect if options.private else None,
+                   protect_rejects=options.protect_rejects if options.private else None,
+                   private=options.private)
         try:
             run.parse(iter(candidates))
             rejects = run.rejects_table()

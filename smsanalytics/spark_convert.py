@@ -24,7 +24,8 @@ This module owns the distributed conversion (:func:`convert`, also
 
 The output directory must be a path that the driver and every executor see (a local path
 in ``local[N]`` mode, a shared mount on a cluster); inputs too, since tasks open them by
-name. Privacy options (pseudonymisation, redaction) are not offered here yet.
+name. Privacy options (``pseudonymize_key``, ``redact_bodies``) are applied in the tasks
+by the local conversion's own code (:func:`~smsanalytics.ingest.parse_candidates`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import dataset as ds
+from . import privacy
 from .errors import ArgumentError, SmsAnalyticsError, StrictModeError
 from .ingest import PARTITIONINGS, ConversionSummary, default_rejects_path
 from .readers import InputFile, find_inputs, line_boundaries
@@ -81,6 +83,9 @@ def convert(
     enrich_rows: bool = True,
     lock_timeout: float = 60.0,
     split_bytes: int = DEFAULT_SPLIT_BYTES,
+    pseudonymize_key: bytes | None = None,
+    redact_bodies: bool = False,
+    pseudonymize_recipients: bool = False,
 ) -> ConversionSummary:
     """Convert Callr archives into a Parquet dataset with a Spark job.
 
@@ -100,13 +105,19 @@ def convert(
     split_bytes : int
         Uncompressed JSON Lines files larger than this are split into ranges of about
         this size, each read by one task [bytes].
+    pseudonymize_key, redact_bodies, pseudonymize_recipients
+        As for :func:`smsanalytics.convert`: the tasks protect rows and rejects with the
+        local conversion's code, so tokens and redactions are the same. The key reaches
+        the tasks inside the job's closure, as bytes; it is never logged or written.
 
     Returns
     -------
     ConversionSummary
     """
     inputs = list(inputs)
-    check_arguments(inputs, out, rejects, partition_by=partition_by, split_bytes=split_bytes)
+    privacy_options = _Privacy(pseudonymize_key, redact_bodies, pseudonymize_recipients)
+    check_arguments(inputs, out, rejects, partition_by=partition_by, split_bytes=split_bytes,
+                    **privacy_options.parse_options())
     started = time.perf_counter()
     out = _local(out).absolute()
     rejects_path = _local(rejects).absolute() if rejects else default_rejects_path(out)
@@ -115,12 +126,17 @@ def convert(
     with ds.locked(out, timeout=lock_timeout):
         ds.clean_leftovers(out)
         manifest = ds.check_writable(out, partition_by=partition_by, overwrite=overwrite)
+        if not overwrite:
+            privacy.check_compatible(manifest, out, pseudonymize_key,
+                                     redact_bodies=redact_bodies,
+                                     pseudonymize_recipients=pseudonymize_recipients)
         existing = [] if overwrite else ds.dataset_files(out) if manifest else []
         version = ds.new_version_dir(out)
         try:
             summary = _run(spark, files, out, version, rejects_path, existing,
                            partition_by=partition_by, overwrite=overwrite, strict=strict,
-                           enrich_rows=enrich_rows, split_bytes=split_bytes)
+                           enrich_rows=enrich_rows, split_bytes=split_bytes,
+                           privacy_options=privacy_options)
         except Exception as exc:
             if is_spark_error(exc):
                 raise SmsAnalyticsError(
@@ -141,6 +157,9 @@ def check_arguments(
     *,
     partition_by: str = "month",
     split_bytes: int = DEFAULT_SPLIT_BYTES,
+    pseudonymize_key: bytes | None = None,
+    redact_bodies: bool = False,
+    pseudonymize_recipients: bool = False,
 ) -> None:
     """Refuse what :func:`convert` cannot do, before a Spark session is started for it.
 
@@ -149,7 +168,10 @@ def check_arguments(
     ArgumentError
         If `inputs` hold standard input (``-``: Spark tasks cannot read it), a path has a
         scheme other than ``file://``, or `partition_by` or `split_bytes` is not valid.
+    PrivacyOptionsError
+        If recipients are to be pseudonymised without a key, or the key is weak.
     """
+    _Privacy(pseudonymize_key, redact_bodies, pseudonymize_recipients).check()
     if partition_by not in PARTITIONINGS:
         raise ArgumentError("partition_by", partition_by, f"choose from {PARTITIONINGS}")
     if not isinstance(split_bytes, int) or split_bytes < 1:
@@ -175,12 +197,13 @@ def _local(location: str | Path) -> Path:
 
 def _run(spark: SparkSession, files: list[InputFile], out: Path, version: Path,
          rejects_path: Path, existing: list[Path], *, partition_by: str, overwrite: bool,
-         strict: bool, enrich_rows: bool, split_bytes: int) -> ConversionSummary:
+         strict: bool, enrich_rows: bool, split_bytes: int,
+         privacy_options: _Privacy) -> ConversionSummary:
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
     pieces = _pieces(spark, files, split_bytes)
-    parsed = _parse(spark, pieces, enrich_rows).persist()
+    parsed = _parse(spark, pieces, enrich_rows, privacy_options).persist()
     try:
         counts = parsed.filter("row_kind = 'count'").agg(F.sum("records")).first()[0] or 0
         rejected_rows = (parsed.filter("row_kind = 'reject'")
@@ -223,13 +246,50 @@ def _run(spark: SparkSession, files: list[InputFile], out: Path, version: Path,
     summary.duplicates = records - rejected - written
     summary.rows_total = old_rows + written - replaced
     if written or overwrite or not existing:
-        _commit(version, out, written_parts, existing, replace, partition_by, summary)
+        _commit(version, out, written_parts, existing, replace, partition_by, summary,
+                privacy_options)
     return summary
 
 
 # ---------------------------------------------------------------------------------------
 # Pieces: whole files, or line-aligned ranges of large JSON Lines files
 # ---------------------------------------------------------------------------------------
+
+
+class _Privacy:
+    """The privacy options of one conversion; the key travels to the tasks in it.
+
+    Its ``repr`` never shows the key (a closure's objects can end up in a log).
+    """
+
+    def __init__(self, key: bytes | None, redact_bodies: bool,
+                 recipients: bool) -> None:
+        self.key = bytes(key) if key is not None else None
+        self.redact_bodies = bool(redact_bodies)
+        self.recipients = bool(recipients)
+
+    def __repr__(self) -> str:
+        return (f"<privacy options: key {'given' if self.key else 'none'}, "
+                f"redact_bodies={self.redact_bodies}, recipients={self.recipients}>")
+
+    def check(self) -> None:
+        """Refuse, before any job runs, what the local conversion refuses on its first rows
+        (recipients without a key, a short or non-random key)."""
+        privacy.transform_batch(pa.RecordBatch.from_pylist([], schema=MESSAGE_SCHEMA),
+                                **self._transform_options())
+
+    def _transform_options(self) -> dict[str, Any]:
+        return {"key": self.key, "redact_bodies": self.redact_bodies,
+                "pseudonymize_recipients": self.recipients}
+
+    def parse_options(self) -> dict[str, Any]:
+        return {"pseudonymize_key": self.key, "redact_bodies": self.redact_bodies,
+                "pseudonymize_recipients": self.recipients}
+
+    def manifest_entry(self) -> dict[str, Any]:
+        record = privacy.manifest_record(self.key, redact_bodies=self.redact_bodies,
+                                         pseudonymize_recipients=self.recipients)
+        return {privacy.MANIFEST_KEY: record} if record else {}
 
 
 def _splittable(f: InputFile, split_bytes: int) -> bool:
@@ -308,7 +368,8 @@ def _parsed_fields() -> list[pa.Field]:
             *(pa.field(n, t) for n, t in _ROW_FIELDS)]
 
 
-def _parse(spark: SparkSession, pieces: list[dict], enrich_rows: bool) -> DataFrame:
+def _parse(spark: SparkSession, pieces: list[dict], enrich_rows: bool,
+           privacy_options: _Privacy) -> DataFrame:
     table = pa.Table.from_pylist(pieces, schema=_PIECE_SCHEMA)
     # About as many tasks as pieces; consecutive pieces (small files) share a task.
     frame = spark.createDataFrame(table).repartitionByRange(
@@ -318,13 +379,13 @@ def _parse(spark: SparkSession, pieces: list[dict], enrich_rows: bool) -> DataFr
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         rows = [r for b in batches for r in b.to_pylist()]
         rows.sort(key=lambda r: r["piece"])
-        yield from _parse_pieces(rows, enrich_rows, fields)
+        yield from _parse_pieces(rows, enrich_rows, fields, privacy_options)
 
     return frame.mapInArrow(task, _spark_schema(fields))
 
 
-def _parse_pieces(pieces: list[dict], enrich_rows: bool,
-                  fields: list[pa.Field]) -> Iterator[pa.RecordBatch]:
+def _parse_pieces(pieces: list[dict], enrich_rows: bool, fields: list[pa.Field],
+                  privacy_options: _Privacy) -> Iterator[pa.RecordBatch]:
     """Parse one task's pieces (in order) in groups of about GROUP_RECORDS records."""
     from .ingest import parse_candidates
     from .readers import iter_line_range, iter_raw_batches
@@ -354,7 +415,8 @@ def _parse_pieces(pieces: list[dict], enrich_rows: bool,
         if group:
             yield pa.concat_tables(group)
 
-    rows, rejects, records = parse_candidates(candidates(), enrich_rows=enrich_rows)
+    rows, rejects, records = parse_candidates(candidates(), enrich_rows=enrich_rows,
+                                              **privacy_options.parse_options())
     limits = np.array([e for e, _ in ends], dtype=np.int64)
     piece_ids = np.array([p for _, p in ends], dtype=np.int64)
     record_no = rows.column("record_no").to_numpy()
@@ -486,7 +548,7 @@ def _write_rejects(rejects: pa.Table, path: Path, summary: ConversionSummary) ->
 
 def _commit(version: Path, out: Path, written: list[tuple[str, str, int]],
             existing: list[Path], replace: dict[Path, list[str]], partition_by: str,
-            summary: ConversionSummary) -> None:
+            summary: ConversionSummary, privacy_options: _Privacy) -> None:
     """Link or filter the existing files into the new version, write its manifest, swap."""
     touched = {key for path, key, rows in written if rows}
     for f in existing:
@@ -509,6 +571,7 @@ def _commit(version: Path, out: Path, written: list[tuple[str, str, int]],
         "version": 1,
         "partition_by": partition_by,
         "rows": summary.rows_total,
+        **privacy_options.manifest_entry(),
         "last_conversion": {k: v for k, v in summary.to_dict().items()
                             if k not in ("out", "elapsed", "partitions_written")},
     })

@@ -216,23 +216,70 @@ def _no_session(monkeypatch) -> None:
     monkeypatch.setattr(spark_engine, "get_session", refuse)
 
 
-@pytest.mark.parametrize("options", [
-    ["--redact-bodies"], ["--pseudonymize", "--key-file", "KEY"], ["--key-file", "KEY"],
-    ["--pseudonymize-recipients"],
+@pytest.mark.spark
+def test_private_spark_conversion_equals_local_then_incrementally(tmp_path, spark):  # noqa: F811
+    """Same tokens, redactions, withheld rejects and manifest as the local conversion."""
+    from smsanalytics import privacy
+    from smsanalytics.errors import DatasetError
+
+    privacy.generate_key(tmp_path / "key")
+    key = privacy.load_key(tmp_path / "key")
+    options = {"pseudonymize_key": key, "redact_bodies": True, "pseudonymize_recipients": True}
+    first = [_hostile(tmp_path), *CALLR_EXAMPLES]
+    a = sa.convert(first, tmp_path / "local", quiet=True, **options)
+    b = spark_engine.convert(spark, first, tmp_path / "spark", split_bytes=4000, **options)
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+    rows = dataset.read_dataset_table(tmp_path / "spark")
+    assert rows.column("body_text").null_count == len(rows)
+    assert all(n.startswith(privacy.TOKEN_PREFIX) for n in rows.column("from_number").to_pylist()
+               if n)
+    rejects = [json.loads(line) for line in Path(b.rejects_path).read_text().splitlines()]
+    assert rejects and all(r["raw"] is None for r in rejects)
+    assert (dataset.read_manifest(tmp_path / "spark")[privacy.MANIFEST_KEY]
+            == dataset.read_manifest(tmp_path / "local")[privacy.MANIFEST_KEY])
+    second = [DATA]
+    a = sa.convert(second, tmp_path / "local", quiet=True, **options)
+    b = spark_engine.convert(spark, second, tmp_path / "spark", **options)
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+    # Another key, or none, would mix tokens in one dataset: refused as locally.
+    privacy.generate_key(tmp_path / "other")
+    other = privacy.load_key(tmp_path / "other")
+    for wrong in ({**options, "pseudonymize_key": other}, {}):
+        with pytest.raises(DatasetError):
+            spark_engine.convert(spark, second, tmp_path / "spark", **wrong)
+
+
+def test_privacy_options_never_show_the_key():
+    from smsanalytics.spark_convert import _Privacy
+
+    key = bytes(range(32))
+    options = _Privacy(key, True, False)
+    assert key.hex() not in repr(options) and str(key) not in repr(options)
+    assert "key given" in repr(options)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--pseudonymize"], "--pseudonymize needs --key-file"),
+    (["--redact-bodies", "--key-file", "KEY"], "--key-file is only used with --pseudonymize"),
+    (["--pseudonymize", "--key-file", "WEAK"], "does not hold a random key"),
 ])
-def test_cli_spark_refuses_privacy_options_before_a_session(tmp_path, monkeypatch, options):
+def test_cli_spark_refuses_bad_privacy_options_before_a_session(tmp_path, monkeypatch, options,
+                                                               message):
     from click.testing import CliRunner
 
+    from smsanalytics import privacy
     from smsanalytics.cli import main
 
     _no_session(monkeypatch)
-    args = [str(tmp_path / "k") if a == "KEY" else a for a in options]
+    privacy.generate_key(tmp_path / "key")
+    (tmp_path / "weak").write_text("ab" * 32 + "\n")
+    names = {"KEY": str(tmp_path / "key"), "WEAK": str(tmp_path / "weak")}
+    args = [names.get(a, a) for a in options]
     result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
                                        str(tmp_path / "ds"), "--engine", "spark", *args])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines() == [
-        "smsanalytics: error: --pseudonymize, --redact-bodies and --key-file are not "
-        "available with --engine spark yet; convert with the default engine"]
+    [line] = result.stderr.splitlines()
+    assert line.startswith("smsanalytics: error: ") and message in line
     assert not (tmp_path / "ds").exists()
 
 
