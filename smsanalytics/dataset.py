@@ -46,6 +46,9 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "check_manifest",
+    "manifest_text",
+    "parse_manifest",
     "foreign_files",
     "PartitionWriter",
     "write_partitioned",
@@ -198,9 +201,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not p.exists():
         return {}
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = p.read_bytes()
+    except OSError as exc:
         raise DatasetError(str(path), f"unreadable {MANIFEST_NAME}: {exc}") from exc
+    return parse_manifest(path, data)
 
 
 PARTITION_DIR_PREFIX = f"{PARTITION_COLUMN}="
@@ -267,9 +271,25 @@ def check_writable(out: Path, *, partition_by: str, overwrite: bool) -> dict[str
         return {}
     if not out.is_dir():
         raise DatasetError(str(out), "exists and is not a directory")
-    manifest = read_manifest(out)
+    return check_manifest(
+        out, read_manifest(out), partition_by=partition_by, overwrite=overwrite,
+        empty=not any(out.iterdir()),
+    )
+
+
+def check_manifest(
+    out: str | Path, manifest: dict[str, Any], *, partition_by: str, overwrite: bool, empty: bool
+) -> dict[str, Any]:
+    """The checks of :func:`check_writable` on a directory's manifest ({} if it has none)
+    and whether the directory is `empty`: for datasets on other file systems too.
+
+    Raises
+    ------
+    DatasetError
+        As :func:`check_writable`.
+    """
     if not manifest:
-        if any(out.iterdir()):
+        if not empty:
             raise DatasetError(
                 str(out),
                 "exists and is not a smsanalytics dataset (no "
@@ -289,10 +309,26 @@ def check_writable(out: Path, *, partition_by: str, overwrite: bool) -> dict[str
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write the dataset record ``_smsanalytics.json`` into `directory`."""
-    (directory / MANIFEST_NAME).write_text(
-        json.dumps({"format": _FORMAT, **manifest}, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
+    (directory / MANIFEST_NAME).write_text(manifest_text(manifest), encoding="utf-8")
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The text of a ``_smsanalytics.json`` holding `manifest`."""
+    return json.dumps({"format": _FORMAT, **manifest}, indent=2, default=str) + "\n"
+
+
+def parse_manifest(path: str | Path, data: bytes) -> dict[str, Any]:
+    """The manifest in the bytes of a dataset's ``_smsanalytics.json`` (`path` names it).
+
+    Raises
+    ------
+    DatasetError
+        If it is not JSON.
+    """
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise DatasetError(str(path), f"unreadable {MANIFEST_NAME}: {exc}") from exc
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -306,7 +306,7 @@ def _frame(spark: SparkSession, source: Any) -> DataFrame:
     if isinstance(source, DataFrame):
         frame = source
     elif isinstance(source, str | Path) and _is_dataset_location(source):
-        frame = spark.read.option("mergeSchema", "true").parquet(str(source))
+        frame = _dataset_frame(spark, str(source))
     else:
         if isinstance(source, str | Path) or _is_path_list(source):
             from .ingest import read_messages
@@ -331,6 +331,29 @@ def _frame(spark: SparkSession, source: Any) -> DataFrame:
         columns.append(value.cast(spark_type).alias(f.name))
     typed = frame.select(*columns)
     return typed.select("*", *_view_columns(typed))
+
+
+def _dataset_frame(spark: SparkSession, location: str) -> DataFrame:
+    """The dataset at `location`: the files its manifest lists, if it lists them (a
+    dataset the Spark conversion committed without renames, see
+    :mod:`smsanalytics.spark_convert`), else every Parquet file in it."""
+    from .spark_storage import HadoopStore, is_local, join, local_path
+
+    if is_local(location):
+        manifest = dataset.read_manifest(local_path(location))
+        # Hadoop takes the path as it is: percent-encoding (month%3D...) would not be undone.
+        base = f"file://{local_path(location).absolute()}"
+    else:
+        data = HadoopStore(spark).read_bytes(join(location, dataset.MANIFEST_NAME))
+        manifest = dataset.parse_manifest(location, data) if data is not None else {}
+        base = location
+    reader = spark.read.option("mergeSchema", "true")
+    if "files" not in manifest:
+        return reader.parquet(location)
+    files = [join(base, str(f)) for f in manifest["files"]]
+    if not files:
+        return spark.createDataFrame(_undictionary(MESSAGE_SCHEMA.empty_table()))
+    return reader.parquet(*files)
 
 
 def _view_columns(frame: DataFrame) -> list[Any]:

@@ -79,7 +79,8 @@ def test_line_ends_are_counted_as_the_reader_counts_them(tmp_path_factory, data,
     old = spark_convert._COUNT_BLOCK
     spark_convert._COUNT_BLOCK = block
     try:
-        got = spark_convert._count_newlines((str(path), 0, len(data)))
+        with open(path, "rb") as stream:
+            got = spark_convert._count_newlines(stream, 0, len(data))
     finally:
         spark_convert._COUNT_BLOCK = old
     assert got == len(re.findall(rb"\r\n|\r|\n", data))
@@ -171,11 +172,14 @@ def test_spark_conversion_equals_local_on_sample_then_incrementally(tmp_path, sp
 
 
 @pytest.mark.spark
-def test_standard_input_and_remote_uris_are_refused(spark, tmp_path):  # noqa: F811
+def test_standard_input_and_unknown_schemes_are_refused(spark, tmp_path):  # noqa: F811
     with pytest.raises(ArgumentError, match="standard input"):
         spark_engine.convert(spark, ["-"], tmp_path / "ds")
-    with pytest.raises(ArgumentError, match="shared mount"):
-        spark_engine.convert(spark, [CALLR_EXAMPLES[0]], "s3a://bucket/ds")
+    for out in ("ftp://host/ds", "http://host/ds", "wasb://c@a/ds"):
+        with pytest.raises(ArgumentError, match="s3a://"):
+            spark_engine.convert(spark, [CALLR_EXAMPLES[0]], out)
+    with pytest.raises(ArgumentError, match="inputs"):
+        spark_engine.convert(spark, ["sftp://host/a.jsonl"], tmp_path / "ds")
 
 
 @pytest.mark.spark
