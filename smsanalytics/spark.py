@@ -260,7 +260,9 @@ def connect(source: Any, *, spark: SparkSession | None = None,
     source : str, Path, Spark DataFrame, pandas.DataFrame, pyarrow.Table, or connection
         * a dataset directory or its URI (``file://``, ``hdfs://``, ``s3a://``,
           ``abfss://``: whatever the session's file systems read), read in place by
-          Spark; month partitions are found, the manifest is ignored;
+          Spark: the files its manifest lists when it lists them (a dataset the Spark
+          conversion wrote to a URI, committed without renames), else every Parquet
+          file in it;
         * a Spark DataFrame, pandas DataFrame or Arrow table of messages (missing
           columns are null, extra ones ignored);
         * archive paths (a list, or a path that is not a dataset): read on the driver

@@ -73,6 +73,7 @@ from .spark_storage import (
     is_local,
     join,
     local_path,
+    scheme_of,
     scratch_dir,
     upload,
 )
@@ -170,7 +171,7 @@ def convert(
                enrich_rows=enrich_rows, split_bytes=split_bytes,
                privacy_options=privacy_options)
     try:
-        files = _list_inputs(inputs, store)
+        files = _list_inputs(inputs, store, out, rejects)
         if is_local(out):
             summary = _into_directory(job, files, local_path(out).absolute(), rejects,
                                       lock_timeout)
@@ -243,16 +244,34 @@ class _Job:
     privacy_options: _Privacy
 
 
-def _list_inputs(inputs: list[str | Path], store: HadoopStore | None) -> list[_Input]:
+def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str | Path,
+                 rejects: str | Path | None) -> list[_Input]:
     """The input files in reading order: local paths as :func:`find_inputs` finds them,
     URIs through Hadoop's FileSystem API with the same rules (known suffixes, no hidden
-    names, sorted; a file named explicitly is read whatever its name)."""
+    names, sorted; a file named explicitly is read whatever its name).
+
+    What a folder's walk finds inside the dataset or as its rejects file is output, not
+    input (``convert arch --out arch/ds``: the next run would read the rejects), as the
+    local conversion decides.
+    """
     from .readers import _classify, _known  # the reader's own rules for a file's name
+
+    dataset_key = _where(out)
+    rejects_key = _where(rejects) if rejects else _where(str(out).rstrip("/")
+                                                         + ".rejects.jsonl")
+
+    def is_output(location: str) -> bool:
+        key = _where(location)
+        return key == rejects_key or (key[:2] == dataset_key[:2]
+                                      and key[2].startswith(dataset_key[2].rstrip("/") + "/"))
 
     found: list[_Input] = []
     for given in inputs:
         if is_local(given):
-            found.extend(_Input(f) for f in find_inputs([local_path(given)]))
+            files = find_inputs([local_path(given)])
+            if local_path(given).is_dir():
+                files = [f for f in files if not is_output(f.name)]
+            found.extend(_Input(f) for f in files)
             continue
         assert store is not None
         uri = str(given)
@@ -263,12 +282,20 @@ def _list_inputs(inputs: list[str | Path], store: HadoopStore | None) -> list[_I
             entries = [(uri, store.size(uri))]
         else:
             entries = [(e.uri, e.size) for e in store.list_files(uri)
-                       if _known(PurePosixPath(e.relative))]
+                       if _known(PurePosixPath(e.relative)) and not is_output(e.uri)]
         for entry_uri, size in entries:
             what, compression = _classify(PurePosixPath(urlsplit(entry_uri).path))
             found.append(_Input(InputFile(display_name(entry_uri), what, compression, size),
                                 entry_uri))
     return found
+
+
+def _where(location: str | Path) -> tuple[str, str, str]:
+    """A location as (scheme, host, path), local paths resolved: to compare two."""
+    if scheme_of(location) in ("", "file"):
+        return "file", "", str(local_path(location).resolve())
+    parts = urlsplit(str(location))
+    return parts.scheme.lower(), parts.netloc, unquote(parts.path)
 
 
 def _into_directory(job: _Job, files: list[_Input], out: Path, rejects: str | Path | None,

@@ -366,3 +366,18 @@ def test_a_task_failure_is_one_error_and_changes_nothing(spark, tmp_path, monkey
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.lock"] or not (
         tmp_path / "ds").exists()
+
+
+@pytest.mark.spark
+def test_the_rejects_file_inside_an_input_folder_is_not_read_back(tmp_path, spark):  # noqa: F811
+    """``convert arch --out arch/ds`` twice: the first run's rejects are output, not input."""
+    import shutil
+
+    archive = tmp_path / "arch"
+    archive.mkdir()
+    shutil.copy(_hostile(tmp_path), archive / "hostile.jsonl")
+    first = spark_engine.convert(spark, [archive], archive / "ds")
+    assert first.rejected and (archive / "ds.rejects.jsonl").exists()
+    again = spark_engine.convert(spark, [archive], archive / "ds")
+    assert (again.files, again.records) == (first.files, first.records) == (
+        1, sa.convert([tmp_path / "hostile.jsonl"], tmp_path / "local", quiet=True).records)
