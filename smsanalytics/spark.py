@@ -339,20 +339,20 @@ def _dataset_frame(spark: SparkSession, location: str) -> DataFrame:
     """The dataset at `location`: the files its manifest lists, if it lists them (a
     dataset the Spark conversion committed without renames, see
     :mod:`smsanalytics.spark_convert`), else every Parquet file in it."""
-    from .spark_storage import HadoopStore, is_local, join, local_path
+    from .spark_storage import HadoopStore, is_local, join, local_path, spark_string
 
     if is_local(location):
         manifest = dataset.read_manifest(local_path(location))
-        # Hadoop takes the path as it is: percent-encoding (month%3D...) would not be undone.
-        base = f"file://{local_path(location).absolute()}"
+        base = local_path(location).absolute().as_uri()
     else:
-        data = HadoopStore(spark).read_bytes(join(location, dataset.MANIFEST_NAME))
+        store = HadoopStore(spark)
+        base = store.qualify(location)
+        data = store.read_bytes(join(base, dataset.MANIFEST_NAME))
         manifest = dataset.parse_manifest(location, data) if data is not None else {}
-        base = location
     reader = spark.read.option("mergeSchema", "true")
     if "files" not in manifest:
         return reader.parquet(location)
-    files = [join(base, str(f)) for f in manifest["files"]]
+    files = [spark_string(join(base, str(f))) for f in manifest["files"]]
     if not files:
         return spark.createDataFrame(_undictionary(MESSAGE_SCHEMA.empty_table()))
     return reader.parquet(*files)

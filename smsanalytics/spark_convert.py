@@ -75,6 +75,7 @@ from .spark_storage import (
     local_path,
     scheme_of,
     scratch_dir,
+    spark_string,
     upload,
 )
 
@@ -171,13 +172,20 @@ def convert(
                enrich_rows=enrich_rows, split_bytes=split_bytes,
                privacy_options=privacy_options)
     try:
-        files = _list_inputs(inputs, store, out, rejects)
+        # Each URI the user gave is made a percent-encoded one once, by Hadoop (which
+        # takes it as Spark does); local paths stay paths.
+        where = str(out) if is_local(out) else store.qualify(str(out)).rstrip("/")
+        rejects_location = (str(rejects) if rejects and is_local(rejects) else
+                            store.qualify(str(rejects)) if rejects else None)
+        if not rejects_location:
+            rejects_location = (str(default_rejects_path(local_path(out).absolute()))
+                                if is_local(out) else where + ".rejects.jsonl")
+        files = _list_inputs(inputs, store, where, rejects_location)
         if is_local(out):
-            summary = _into_directory(job, files, local_path(out).absolute(), rejects,
-                                      lock_timeout)
+            summary = _into_directory(job, files, local_path(out).absolute(),
+                                      rejects_location, lock_timeout)
         else:
-            assert store is not None
-            summary = _into_store(job, files, str(out).rstrip("/"), rejects)
+            summary = _into_store(job, files, where, rejects_location)
     except Exception as exc:
         if is_spark_error(exc):
             raise SmsAnalyticsError(
@@ -244,8 +252,8 @@ class _Job:
     privacy_options: _Privacy
 
 
-def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str | Path,
-                 rejects: str | Path | None) -> list[_Input]:
+def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str,
+                 rejects: str) -> list[_Input]:
     """The input files in reading order: local paths as :func:`find_inputs` finds them,
     URIs through Hadoop's FileSystem API with the same rules (known suffixes, no hidden
     names, sorted; a file named explicitly is read whatever its name).
@@ -256,9 +264,7 @@ def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str |
     """
     from .readers import _classify, _known  # the reader's own rules for a file's name
 
-    dataset_key = _where(out)
-    rejects_key = _where(rejects) if rejects else _where(str(out).rstrip("/")
-                                                         + ".rejects.jsonl")
+    dataset_key, rejects_key = _where(out), _where(rejects)
 
     def is_output(location: str) -> bool:
         key = _where(location)
@@ -274,12 +280,12 @@ def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str |
             found.extend(_Input(f) for f in files)
             continue
         assert store is not None
-        uri = str(given)
+        uri = store.qualify(str(given))
         kind = store.kind(uri)
         if kind is None:
             raise InputError(uri, "no such file or directory")
-        if kind == "file":
-            entries = [(uri, store.size(uri))]
+        if kind == "file":  # named explicitly: read whatever its name
+            entries = [(e.uri, e.size) for e in store.list_files(uri)]
         else:
             entries = [(e.uri, e.size) for e in store.list_files(uri)
                        if _known(PurePosixPath(e.relative)) and not is_output(e.uri)]
@@ -298,10 +304,9 @@ def _where(location: str | Path) -> tuple[str, str, str]:
     return parts.scheme.lower(), parts.netloc, unquote(parts.path)
 
 
-def _into_directory(job: _Job, files: list[_Input], out: Path, rejects: str | Path | None,
+def _into_directory(job: _Job, files: list[_Input], out: Path, rejects_location: str,
                     lock_timeout: float) -> ConversionSummary:
     """The local commit: a new version directory, swapped in under the dataset's lock."""
-    rejects_location = str(rejects) if rejects else str(default_rejects_path(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     with ds.locked(out, timeout=lock_timeout):
         ds.clean_leftovers(out)
@@ -318,11 +323,10 @@ def _into_directory(job: _Job, files: list[_Input], out: Path, rejects: str | Pa
 
 
 def _into_store(job: _Job, files: list[_Input], out: str,
-                rejects: str | Path | None) -> ConversionSummary:
+                rejects_location: str) -> ConversionSummary:
     """The rename-free commit: new files under new names, then the manifest."""
     assert job.store is not None
     store = job.store
-    rejects_location = str(rejects) if rejects else out + ".rejects.jsonl"
     manifest_uri = join(out, ds.MANIFEST_NAME)
     kind = store.kind(out)
     if kind == "file":
@@ -409,10 +413,10 @@ class _StoreTarget:
         self.name = out
 
     def existing_files(self) -> dict[str, str]:
-        return {_path_of(self.uri(rel)): rel for rel in self.existing}
+        return {_path_of(join(self.out, rel)): rel for rel in self.existing}
 
     def uri(self, key: str) -> str:
-        return join(self.out, key)
+        return spark_string(join(self.out, key))
 
     def write(self, job: _Job, rows: DataFrame) -> list[tuple[str, str, int]]:
         return _write_rows(rows, "", self.out, self.settings, job.partition_by)
@@ -435,7 +439,7 @@ class _StoreTarget:
         summary.partitions_written = sorted(t for t in touched if t)
         if self.store.read_bytes(self.manifest_uri) != self.before:
             for rel in {*files} - {*self.listed}:
-                self.store.delete(self.uri(rel))
+                self.store.delete(join(self.out, rel))
             raise DatasetError(self.out, "was changed by another conversion while this one "
                                "ran; this one's files were removed, the other's kept; run it "
                                "again")
@@ -443,7 +447,7 @@ class _StoreTarget:
         self.store.write_bytes(self.manifest_uri, ds.manifest_text(manifest).encode("utf-8"))
         for rel in {*self.listed} - {*files}:  # no longer part of the dataset
             try:
-                self.store.delete(self.uri(rel))
+                self.store.delete(join(self.out, rel))
             except Exception:  # noqa: BLE001 - committed already; an unlisted file is inert
                 pass
 

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .errors import ArgumentError
 
@@ -51,6 +51,7 @@ __all__ = [
     "join",
     "local_path",
     "scheme_of",
+    "spark_string",
 ]
 
 #: Schemes written like a local POSIX path (renames, the dataset's lock). Tests empty it
@@ -76,20 +77,31 @@ def is_local(location: str | Path) -> bool:
 
 
 def local_path(location: str | Path) -> Path:
-    """The path of a plain path or ``file:`` URI."""
+    """The path of a plain path or a ``file:`` location, taken as Spark takes it: as
+    written, not percent-decoded (``file:///data/a b``)."""
     text = str(location)
-    return Path(unquote(urlsplit(text).path)) if text.startswith("file:") else Path(text)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    return Path(text[len("file:"):]) if text.startswith("file:") else Path(text)
 
 
 def display_name(uri: str) -> str:
-    """How an input is named in ``source_file``: a ``file:`` URI by its path (as the local
-    conversion names it), any other by its URI."""
-    return str(local_path(uri)) if scheme_of(uri) == "file" else uri
+    """How an input found at the percent-encoded `uri` is named in ``source_file``: a
+    ``file:`` URI by its path (as the local conversion names it), any other by its URI."""
+    return unquote(urlsplit(uri).path) if scheme_of(uri) == "file" else uri
 
 
 def join(base: str, relative: str) -> str:
-    """`relative` (``month=2025-03/part-x.parquet``) under the directory URI `base`."""
-    return base.rstrip("/") + "/" + relative
+    """The file `relative` (a plain name: ``month=2025-03/part-x.parquet``) under the
+    directory URI `base` (percent-encoded, as :meth:`HadoopStore.qualify` gives it)."""
+    return base.rstrip("/") + "/" + quote(relative)
+
+
+def spark_string(uri: str) -> str:
+    """A percent-encoded URI as Spark's readers take a location: not encoded (Spark hands
+    the string to Hadoop's ``Path(String)``, which would look for ``%20`` literally)."""
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, unquote(parts.path), "", ""))
 
 
 def check_location(location: str | Path, name: str) -> None:
@@ -120,16 +132,23 @@ class FileEntry:
 class HadoopStore:
     """Files through Hadoop's FileSystem API on the session's JVM (driver side only).
 
-    Every method takes a URI any of the session's file systems serves. A checksumming
-    file system (Hadoop's local one) is used raw: no ``.crc`` files beside ours.
+    A location given by the user is taken as Spark takes it (``s3a://b/my dir``, not
+    percent-decoded) and made a percent-encoded URI by :meth:`qualify`; every other method
+    takes such URIs, of any file system the session serves. A checksumming file system
+    (Hadoop's local one) is used raw: no ``.crc`` files beside ours.
     """
 
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = spark._jvm  # type: ignore[attr-defined]
         self._conf = spark._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
 
+    def qualify(self, location: str) -> str:
+        """The percent-encoded, fully qualified URI of a location written as for Spark."""
+        path = self._jvm.org.apache.hadoop.fs.Path(location)
+        return _uri_of(path.getFileSystem(self._conf).makeQualified(path))
+
     def _fs_path(self, uri: str) -> tuple[Any, Any]:
-        path = self._jvm.org.apache.hadoop.fs.Path(uri)
+        path = self._jvm.org.apache.hadoop.fs.Path(self._jvm.java.net.URI(uri))
         fs = path.getFileSystem(self._conf)
         checksummed = self._jvm.java.lang.Class.forName("org.apache.hadoop.fs.ChecksumFileSystem")
         if checksummed.isInstance(fs):
@@ -143,12 +162,9 @@ class HadoopStore:
             return None
         return "dir" if fs.getFileStatus(path).isDirectory() else "file"
 
-    def size(self, uri: str) -> int:
-        fs, path = self._fs_path(uri)
-        return int(fs.getFileStatus(path).getLen())
-
     def list_files(self, uri: str) -> list[FileEntry]:
-        """Every file under the directory `uri`, recursively, sorted by relative name."""
+        """Every file under the directory `uri`, recursively, sorted by relative name (the
+        file itself if `uri` is one). Their URIs are percent-encoded, as URIs are."""
         fs, path = self._fs_path(uri)
         root = fs.makeQualified(path).toUri().getPath().rstrip("/") + "/"
         found = []
@@ -224,7 +240,8 @@ _S3A_KEYS = ("access.key", "secret.key", "session.token", "endpoint", "endpoint.
 
 
 def _uri_of(qualified: Any) -> str:
-    text = str(qualified.toString())
+    # Path.toString() is not percent-encoded (a name holding "%41" would be read as "A").
+    text = str(qualified.toUri().toString())
     if text.startswith("file:") and not text.startswith("file://"):
         return "file://" + text[len("file:"):]
     return text
@@ -253,7 +270,7 @@ class TaskSettings(Mapping[str, str]):
 
 
 def arrow_filesystem(uri: str, settings: TaskSettings) -> tuple[pafs.FileSystem, str]:
-    """Open `uri` with pyarrow.fs: the file system and the path in it.
+    """Open the percent-encoded `uri` with pyarrow.fs: the file system and the path in it.
 
     ``s3a``/``s3`` take Hadoop's ``fs.s3a.*`` settings (per bucket first), else the
     AWS default credentials of the machine; ``abfs``/``abfss`` the account key of
@@ -271,8 +288,10 @@ def arrow_filesystem(uri: str, settings: TaskSettings) -> tuple[pafs.FileSystem,
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     path = unquote(parts.path)
-    if scheme in ("", "file"):
-        return pafs.LocalFileSystem(), str(local_path(uri))
+    if scheme == "":
+        return pafs.LocalFileSystem(), uri
+    if scheme == "file":
+        return pafs.LocalFileSystem(), path
     if scheme in ("s3a", "s3"):
         return pafs.S3FileSystem(**s3_options(parts.netloc, settings)), parts.netloc + path
     if scheme == "hdfs":

@@ -113,8 +113,10 @@ def _hostile(folder: Path) -> Path:
     good = json.loads((DATA / "webhook-payload.json").read_text())
     lines = []
     for i in range(40):
-        record = dict(good, sid=f"h{i % 25:03d}", body=f"Arrêt {i}\u0000\u202e",
-                      updated_at=f"2025-03-30T0{i % 4}:00:00Z")
+        record = dict(good, sid=f"h{i % 25:03d}", body={"text": f"Arrêt {i}\u0000\u202e"},
+                      updated=f"2025-03-30T0{i % 4}:00:00Z")
+        if i % 7 == 0:
+            record["body"] = f"a plain string {i}"  # rejected: not an object with a text
         lines.append(json.dumps(record, ensure_ascii=i % 2 == 0))
     lines[5:5] = ["", "   ", "not json", '{"sid": ', "\ufeff{}", "[1, 2]"]
     path = folder / "hostile.jsonl"

@@ -43,12 +43,21 @@ def _as_object_store() -> Iterator[None]:
 
 
 def _versions(folder: Path, updated: str, sids: range) -> Path:
-    """Messages ``v<i>`` as updated at `updated`: a later run's replace an earlier's."""
+    """Messages ``v<i>`` as updated at `updated`: a later run's replace an earlier's.
+
+    The file's name needs percent-encoding in a URI, and holds what looks like an escape.
+    """
     good = json.loads((DATA / "webhook-payload.json").read_text())
-    path = folder / f"versions-{updated[:13]}.jsonl"
+    path = folder / "in %41 b" / f"versions {updated[:13]}.jsonl"
+    path.parent.mkdir(exist_ok=True)
     path.write_text("".join(json.dumps(dict(good, sid=f"v{i:03d}", body={"text": f"{updated}"},
                                             updated=updated)) + "\n" for i in sids))
     return path
+
+
+def _uri(path: Path) -> str:
+    """A file:// location as one writes it for Spark (not percent-encoded)."""
+    return f"file://{path}"
 
 
 def _listed(root: Path) -> list[str]:
@@ -65,9 +74,9 @@ def test_store_commit_equals_local_then_incrementally(tmp_path, spark):  # noqa:
     first = [_hostile(tmp_path), _versions(tmp_path, "2025-03-01T10:00:00Z", range(30)),
              *CALLR_EXAMPLES]
     a = sa.convert(first, tmp_path / "local", quiet=True)
-    out = (tmp_path / "store").as_uri()
+    out = _uri(tmp_path / "store")
     with _as_object_store():
-        b = spark_engine.convert(spark, [p.as_uri() for p in first], out, split_bytes=3000)
+        b = spark_engine.convert(spark, [_uri(p) for p in first], out, split_bytes=3000)
     assert b.out == out and b.rejects_path == out + ".rejects.jsonl"
     b.rejects_path = str(tmp_path / "store.rejects.jsonl")
     _compare(tmp_path / "local", tmp_path / "store", a, b)
@@ -77,7 +86,7 @@ def test_store_commit_equals_local_then_incrementally(tmp_path, spark):  # noqa:
     second = [DATA, _versions(tmp_path, "2025-03-02T10:00:00Z", range(0, 30, 4))]
     a = sa.convert(second, tmp_path / "local", quiet=True)
     with _as_object_store():
-        b = spark_engine.convert(spark, [p.as_uri() for p in second], out, split_bytes=3000)
+        b = spark_engine.convert(spark, [_uri(p) for p in second], out, split_bytes=3000)
     assert b.replaced == a.replaced > 0
     b.rejects_path = str(tmp_path / "store.rejects.jsonl")
     _compare(tmp_path / "local", tmp_path / "store", a, b)
@@ -89,9 +98,9 @@ def test_store_commit_equals_local_then_incrementally(tmp_path, spark):  # noqa:
 @pytest.mark.spark
 def test_a_crash_before_the_manifest_leaves_the_previous_version(tmp_path, spark,  # noqa: F811
                                                                  monkeypatch):
-    out = (tmp_path / "store").as_uri()
+    out = _uri(tmp_path / "store")
     first = [_versions(tmp_path, "2025-03-01T10:00:00Z", range(10)), *CALLR_EXAMPLES]
-    inputs = [p.as_uri() for p in first]
+    inputs = [_uri(p) for p in first]
     query = "SELECT sid, updated_at, body_text FROM messages ORDER BY sid"
     with _as_object_store():
         spark_engine.convert(spark, inputs, out)
@@ -105,7 +114,7 @@ def test_a_crash_before_the_manifest_leaves_the_previous_version(tmp_path, spark
         return real_write(self, uri, data)
 
     monkeypatch.setattr(spark_storage.HadoopStore, "write_bytes", crash)
-    second = [_versions(tmp_path, "2025-03-02T10:00:00Z", range(5)).as_uri(), DATA.as_uri()]
+    second = [_uri(_versions(tmp_path, "2025-03-02T10:00:00Z", range(5)).parent), _uri(DATA)]
     with _as_object_store(), pytest.raises(RuntimeError, match="the driver died"):
         spark_engine.convert(spark, second, out)
     # The new files are there, unlisted; the manifest and what readers see are unchanged.
@@ -122,18 +131,17 @@ def test_a_crash_before_the_manifest_leaves_the_previous_version(tmp_path, spark
     assert (b.written, b.replaced, b.rows_total) == (a.written, a.replaced, a.rows_total)
     with _as_object_store():
         got = spark_engine.connect(out, spark=spark).sql(
-            "SELECT * EXCLUDE (source_file) FROM messages ORDER BY sid").fetchall()
-    want = sa.connect(tmp_path / "local").sql(
-        "SELECT * EXCLUDE (source_file) FROM messages ORDER BY sid").fetchall()
-    assert got == want
+            "SELECT * FROM messages ORDER BY sid").fetchall()
+    want = sa.connect(tmp_path / "local").sql("SELECT * FROM messages ORDER BY sid").fetchall()
+    assert got == want  # source_file too: the local path of a file:// URI, decoded
 
 
 @pytest.mark.spark
 def test_a_conversion_that_lost_a_race_changes_nothing(tmp_path, spark,  # noqa: F811
                                                        monkeypatch):
-    out = (tmp_path / "store").as_uri()
+    out = _uri(tmp_path / "store")
     with _as_object_store():
-        spark_engine.convert(spark, [CALLR_EXAMPLES[0].as_uri()], out)
+        spark_engine.convert(spark, [_uri(CALLR_EXAMPLES[0])], out)
     listed = _listed(tmp_path / "store")
     real_read = spark_storage.HadoopStore.read_bytes
     reads = []
@@ -233,4 +241,7 @@ def test_unknown_schemes_name_the_argument():
 
 def test_file_uris_keep_their_path_as_source_file():
     assert spark_storage.display_name("file:///data/a%20b.jsonl") == "/data/a b.jsonl"
+    # What a user writes is taken as Spark takes it: not decoded.
+    assert spark_storage.local_path("file:///data/a%20b") == Path("/data/a%20b")
+    assert spark_storage.local_path("file:/data/a b") == Path("/data/a b")
     assert spark_storage.display_name("s3a://b/k.jsonl") == "s3a://b/k.jsonl"
