@@ -96,6 +96,7 @@ def test_store_commit_equals_local_then_incrementally(tmp_path, spark):  # noqa:
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_a_crash_before_the_manifest_leaves_the_previous_version(tmp_path, spark,  # noqa: F811
                                                                  monkeypatch):
     out = _uri(tmp_path / "store")
