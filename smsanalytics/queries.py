@@ -647,7 +647,7 @@ def _pin_dataset(con: Any) -> list[str]:
 def _is_dataset(path: Path) -> bool:
     if not path.is_dir():
         return False
-    return (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path))
+    return dataset.has_manifest(path) or bool(dataset.dataset_files(path))
 
 
 def _is_path_list(source: Any) -> bool:

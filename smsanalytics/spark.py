@@ -362,7 +362,7 @@ def _is_dataset_location(source: str | Path) -> bool:
         return True
     path = Path(text.removeprefix("file://"))
     return path.is_dir() and (
-        (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path)))
+        dataset.has_manifest(path) or bool(dataset.dataset_files(path)))
 
 
 def _register_strip_accents(spark: SparkSession) -> None:
