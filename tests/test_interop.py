@@ -19,6 +19,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics import dataset as ds
@@ -303,3 +305,30 @@ def test_reading_as_pandas_or_arrow_does_not_import_polars(converted: Path) -> N
         "assert 'polars' not in sys.modules, 'polars imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_converting_the_folder_that_holds_the_dataset_does_not_read_its_manifest(
+    tmp_path: Path,
+) -> None:
+    arch = tmp_path / "arch"
+    shutil.copytree(SAMPLE / "events", arch)
+    first = smsanalytics.convert([arch], arch / "ds", quiet=True)
+    assert ds.manifest_path(arch / "ds").parent == arch  # a .json among the archives
+    again = smsanalytics.convert([arch], arch / "ds", quiet=True)
+    assert (again.records, again.rejected, again.files) == (
+        first.records, first.rejected, first.files)
+    assert again.written == 0
+
+
+@given(name=st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_the_manifest_path_is_beside_and_outside_any_dataset_name(name: str) -> None:
+    assume(name not in (".", ".."))
+    parent = Path("/srv/data")
+    beside = ds.manifest_path(parent / name)
+    assert beside.parent == parent  # beside the folder, never inside it
+    assert beside.name.startswith(f".{name}.")  # what a conversion skips as its own
+    assert beside.name != name and beside.name != f".{name}.lock"
+    # no other dataset's folder, lock or scratch folder can have this name
+    assert not beside.name.endswith(".lock")
+    assert ds._leftover_names(parent / name).fullmatch(beside.name) is None
