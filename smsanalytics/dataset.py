@@ -186,7 +186,7 @@ def read_dataset_table(path: str | Path, columns: list[str] | None = None) -> pa
         One row per message: decimal costs (``decimal128(18, 6)``), UTC timestamps,
         dictionary-encoded enumerations, each field's description and unit in its
         metadata. Columns a file lacks (written by an older version) are null. The
-        ``month`` partition is not a column (it is ``created_at``'s month in UTC).
+        ``month`` partition is not a column (see :func:`month_groups` for what it is).
 
     Raises
     ------
@@ -318,13 +318,19 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     DatasetError
         If the manifest is there but cannot be read as JSON.
     """
-    p = _manifest_file(path)
-    if p is None:
-        return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DatasetError(str(path), f"unreadable manifest {p.name}: {exc}") from exc
+    error: Exception | None = None
+    for _ in range(2):  # twice: a conversion may move it out between look-up and read
+        p = _manifest_file(path)
+        if p is None:
+            return {}
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            error = exc
+        except (OSError, ValueError) as exc:
+            error = exc
+            break
+    raise DatasetError(str(path), f"unreadable manifest {p.name}: {error}") from error
 
 
 PARTITION_DIR_PREFIX = f"{PARTITION_COLUMN}="

@@ -211,6 +211,21 @@ def _one_message() -> str:
     return json.dumps({**data, "sid": "interop-extra-message"}) + "\n"
 
 
+def test_a_manifest_moved_out_while_being_read_is_found_beside(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _make_legacy(dataset)
+    find = ds._manifest_file
+
+    def found_then_moved(path):  # a conversion migrates it between look-up and read
+        p = find(path)
+        ds._publish_manifest(Path(path))
+        return p
+
+    monkeypatch.setattr(ds, "_manifest_file", found_then_moved)
+    assert ds.read_manifest(dataset) == manifest
+
+
 def test_a_folder_without_a_manifest_is_still_refused(tmp_path: Path) -> None:
     out = tmp_path / "mine"
     out.mkdir()
