@@ -1066,8 +1066,8 @@ def convert(
 
     Notes
     -----
-    Files in `out` that the dataset did not write (anything but its Parquet files and
-    manifest) are kept in every new version. The inputs are read once. Each run adds one
+    Files in `out` that the dataset did not write (anything but its Parquet files: its
+    manifest is beside) are kept in every new version. The inputs are read once. Each run adds one
     file per partition it has rows for (``part-<id>.parquet``); the dataset's other files
     are hard-linked into the new version unchanged, except a file holding a row that a newer
     record replaces, which is copied without that row. A record that loses to another record

@@ -260,7 +260,8 @@ def connect(source: Any, *, spark: SparkSession | None = None,
     source : str, Path, Spark DataFrame, pandas.DataFrame, pyarrow.Table, or connection
         * a dataset directory or its URI (``file://``, ``hdfs://``, ``s3a://``,
           ``abfss://``: whatever the session's file systems read), read in place by
-          Spark: the files its manifest lists when it lists them (a dataset the Spark
+          Spark: the files its manifest (beside the folder, or inside from before:
+          :mod:`smsanalytics.dataset`) lists when it lists them (a dataset the Spark
           conversion wrote to a URI, committed without renames), else every Parquet
           file in it;
         * a Spark DataFrame, pandas DataFrame or Arrow table of messages (missing
@@ -347,8 +348,7 @@ def _dataset_frame(spark: SparkSession, location: str) -> DataFrame:
     else:
         store = HadoopStore(spark)
         base = store.qualify(location)
-        data = store.read_bytes(join(base, dataset.MANIFEST_NAME))
-        manifest = dataset.parse_manifest(location, data) if data is not None else {}
+        manifest = store.read_manifest(base)
     reader = spark.read.option("mergeSchema", "true")
     if "files" not in manifest:
         return reader.parquet(location)
@@ -387,7 +387,7 @@ def _is_dataset_location(source: str | Path) -> bool:
         return True
     path = Path(text.removeprefix("file://"))
     return path.is_dir() and (
-        (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path)))
+        dataset.has_manifest(path) or bool(dataset.dataset_files(path)))
 
 
 def _register_strip_accents(spark: SparkSession) -> None:

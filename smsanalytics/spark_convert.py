@@ -26,12 +26,15 @@ This module owns the distributed conversion (:func:`convert`, also
      files linked or filtered) and swaps in with one atomic rename;
    * **any other URI** (object stores cannot rename atomically): rename-free. Tasks
      upload new files under unique names (``part-<uuid>.parquet``) beside the current
-     ones; files holding replaced rows are rewritten under new names; then the manifest
-     ``_smsanalytics.json``, which lists the dataset's files, is written in one
-     ``create``: that is the commit. Readers (``connect(..., engine="spark")``) and the
-     next conversion read only the files the manifest lists, so a crash at any point
-     leaves the previous version whole (its manifest, its files). Files the new manifest
-     no longer lists are deleted after it is written.
+     ones; files holding replaced rows are rewritten under new names; then the manifest,
+     which lists the dataset's files, is written in one ``create`` beside the folder
+     (``.DIR.smsanalytics.json``, as a local dataset's): that is the commit. Readers
+     (``connect(..., engine="spark")``) and the next conversion read only the files the
+     manifest lists, so a crash at any point leaves the previous version whole (its
+     manifest, its files). Files the new manifest
+     no longer lists are deleted after it is written, and so is a manifest inside the
+     folder (``DIR/_smsanalytics.json``, where conversions wrote it before), which is
+     read while there is none beside.
 
 Inputs and outputs must be seen by the driver and every executor: local paths on a
 shared mount, or URIs of :data:`~smsanalytics.spark_storage.TASK_SCHEMES`. Privacy
@@ -73,6 +76,7 @@ from .spark_storage import (
     is_local,
     join,
     local_path,
+    manifest_uris,
     scheme_of,
     scratch_dir,
     spark_string,
@@ -214,7 +218,8 @@ def check_arguments(
     ------
     ArgumentError
         If `inputs` hold standard input (``-``: Spark tasks cannot read it), a URI has a
-        scheme the tasks cannot open, or `partition_by` or `split_bytes` is not valid.
+        scheme the tasks cannot open, `out` is the root of a bucket, or `partition_by` or
+        `split_bytes` is not valid.
     PrivacyOptionsError
         If recipients are to be pseudonymised without a key, or the key is weak.
     """
@@ -230,6 +235,9 @@ def check_arguments(
     for name, location in [*(("inputs", p) for p in inputs), ("out", out),
                            *([("rejects", rejects)] if rejects else [])]:
         check_location(location, name)
+    if not is_local(out) and not urlsplit(str(out)).path.strip("/"):
+        raise ArgumentError("out", str(out), "the root of a bucket or file system has no "
+                            "place beside it for the dataset's manifest; name a folder in it")
 
 
 # ---------------------------------------------------------------------------------------
@@ -324,15 +332,20 @@ def _into_directory(job: _Job, files: list[_Input], out: Path, rejects_location:
 
 def _into_store(job: _Job, files: list[_Input], out: str,
                 rejects_location: str) -> ConversionSummary:
-    """The rename-free commit: new files under new names, then the manifest."""
+    """The rename-free commit: new files under new names, then the manifest beside."""
     assert job.store is not None
     store = job.store
-    manifest_uri = join(out, ds.MANIFEST_NAME)
+    beside, inside = manifest_uris(out)
     kind = store.kind(out)
     if kind == "file":
         raise DatasetError(out, "exists and is not a directory")
-    before = store.read_bytes(manifest_uri) if kind == "dir" else None
-    manifest = ds.parse_manifest(out, before) if before is not None else {}
+    if store.kind(beside) == "dir":  # the commit would fail after the files are uploaded
+        raise DatasetError(out, f"where its manifest goes, {beside}, is a directory; "
+                           "remove it")
+    before = store.read_bytes(beside)
+    legacy = store.read_bytes(inside) if kind == "dir" else None
+    source, current = (beside, before) if before is not None else (inside, legacy)
+    manifest = ds.parse_manifest(out, source, current) if current is not None else {}
     present = store.list_files(out) if kind == "dir" else []
     ds.check_manifest(out, manifest, partition_by=job.partition_by, overwrite=job.overwrite,
                       empty=not present)
@@ -341,8 +354,9 @@ def _into_store(job: _Job, files: list[_Input], out: str,
         listed = [str(f) for f in manifest["files"]]
     else:  # made elsewhere (copied from a local conversion): its Parquet files
         listed = [e.relative for e in present if _is_data_file(e.relative)]
-    target = _StoreTarget(store, job.settings, out, manifest_uri, before, listed,
-                          [] if job.overwrite else listed)
+    target = _StoreTarget(store, job.settings, out, beside, before, listed,
+                          [] if job.overwrite else listed,
+                          legacy_uri=inside if legacy is not None else None)
     return _run(job, files, target, rejects_location)
 
 
@@ -398,11 +412,12 @@ class _DirectoryTarget:
 
 
 class _StoreTarget:
-    """A dataset behind a URI, committed by writing its manifest (no rename anywhere)."""
+    """A dataset behind a URI, committed by writing its manifest beside it (no rename
+    anywhere)."""
 
     def __init__(self, store: HadoopStore, settings: TaskSettings, out: str,
                  manifest_uri: str, before: bytes | None, listed: list[str],
-                 existing: list[str]) -> None:
+                 existing: list[str], *, legacy_uri: str | None = None) -> None:
         self.store = store
         self.settings = settings
         self.out = out
@@ -410,6 +425,7 @@ class _StoreTarget:
         self.before = before
         self.listed = listed
         self.existing = existing
+        self.legacy_uri = legacy_uri
         self.name = out
 
     def existing_files(self) -> dict[str, str]:
@@ -424,8 +440,8 @@ class _StoreTarget:
     def commit(self, job: _Job, written: list[tuple[str, str, int]],
                replace: dict[str, list[str]], summary: ConversionSummary) -> None:
         """Rewrite the files holding replaced rows under new names, then write the
-        manifest listing the new version's files: the commit. Then delete what it no
-        longer lists."""
+        manifest listing the new version's files beside the dataset: the commit. Then
+        delete what it no longer lists, and a legacy manifest inside the dataset."""
         touched = {key for path, key, rows in written if rows}
         files = [rel for rel, _, rows in written if rows]
         rewritten = _rewrite_remote(job, self.out, replace) if replace else {}
@@ -445,10 +461,13 @@ class _StoreTarget:
                                "again")
         manifest = {**_manifest(job, summary), "files": sorted(files)}
         self.store.write_bytes(self.manifest_uri, ds.manifest_text(manifest).encode("utf-8"))
-        for rel in {*self.listed} - {*files}:  # no longer part of the dataset
+        # Committed: what follows only tidies up (an unlisted file is inert, and a legacy
+        # manifest loses to the one beside), so a failure here is not the run's.
+        stale = [join(self.out, rel) for rel in {*self.listed} - {*files}]
+        for uri in [*([self.legacy_uri] if self.legacy_uri else []), *stale]:
             try:
-                self.store.delete(join(self.out, rel))
-            except Exception:  # noqa: BLE001 - committed already; an unlisted file is inert
+                self.store.delete(uri)
+            except Exception:  # noqa: BLE001
                 pass
 
 

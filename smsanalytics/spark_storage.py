@@ -34,7 +34,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .errors import ArgumentError
+from .dataset import MANIFEST_NAME, manifest_name, parse_manifest
+from .errors import ArgumentError, DatasetError
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -50,6 +51,7 @@ __all__ = [
     "is_local",
     "join",
     "local_path",
+    "manifest_uris",
     "scheme_of",
     "spark_string",
 ]
@@ -95,6 +97,28 @@ def join(base: str, relative: str) -> str:
     """The file `relative` (a plain name: ``month=2025-03/part-x.parquet``) under the
     directory URI `base` (percent-encoded, as :meth:`HadoopStore.qualify` gives it)."""
     return base.rstrip("/") + "/" + quote(relative)
+
+
+def manifest_uris(out: str) -> tuple[str, str]:
+    """Where the manifest of the dataset at the directory URI `out` (percent-encoded, as
+    :meth:`HadoopStore.qualify` gives it) is: beside the folder, named as a local
+    dataset's (:func:`smsanalytics.dataset.manifest_name`), and the legacy one inside it.
+
+    Of the two, the one beside is newer: a conversion writes it, then deletes the other.
+
+    Raises
+    ------
+    DatasetError
+        If `out` is the root of its file system (a bucket): nothing is beside it.
+    """
+    parts = urlsplit(out)
+    parent, _, name = parts.path.rstrip("/").rpartition("/")
+    if not name:
+        raise DatasetError(out, "is the root of its file system, with no place beside it "
+                           "for the dataset's manifest; write the dataset into a folder")
+    beside = urlunsplit((parts.scheme, parts.netloc,
+                         f"{parent}/{quote(manifest_name(unquote(name)))}", "", ""))
+    return beside, join(out, MANIFEST_NAME)
 
 
 def spark_string(uri: str) -> str:
@@ -187,6 +211,26 @@ class HadoopStore:
             return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
         finally:
             stream.close()
+
+    def read_manifest(self, out: str) -> dict[str, Any]:
+        """The manifest of the dataset at the directory URI `out` ({} if it has none): the
+        one beside it, else a legacy one inside (:func:`manifest_uris`).
+
+        Raises
+        ------
+        DatasetError
+            If it is not JSON.
+        """
+        try:
+            places = manifest_uris(out)
+        except DatasetError:  # the root of a bucket: only a legacy manifest can be there
+            places = ("", join(out, MANIFEST_NAME))
+        for _ in range(2):  # twice: a conversion may write one and delete the other between
+            for uri in filter(None, places):
+                data = self.read_bytes(uri)
+                if data is not None:
+                    return parse_manifest(out, uri, data)
+        return {}
 
     def write_file(self, uri: str, source: Path) -> None:
         """Write the local file `source` as `uri`, replacing it, in one ``create``.

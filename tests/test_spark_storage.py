@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import smsanalytics as sa
 from smsanalytics import dataset, spark_convert, spark_storage
@@ -81,7 +83,8 @@ def test_store_commit_equals_local_then_incrementally(tmp_path, spark):  # noqa:
     b.rejects_path = str(tmp_path / "store.rejects.jsonl")
     _compare(tmp_path / "local", tmp_path / "store", a, b)
     assert _listed(tmp_path / "store") == _present(tmp_path / "store")
-    assert not list(tmp_path.glob(".store.*"))  # no version folder, no lock file
+    # The manifest beside; no version folder, no lock file.
+    assert [p.name for p in tmp_path.glob(".store.*")] == [".store.smsanalytics.json"]
     before = _listed(tmp_path / "store")
     second = [DATA, _versions(tmp_path, "2025-03-02T10:00:00Z", range(0, 30, 4))]
     a = sa.convert(second, tmp_path / "local", quiet=True)
@@ -106,11 +109,12 @@ def test_a_crash_before_the_manifest_leaves_the_previous_version(tmp_path, spark
     with _as_object_store():
         spark_engine.convert(spark, inputs, out)
         old = spark_engine.connect(out, spark=spark).sql(query).fetchall()
-    manifest = (tmp_path / "store" / dataset.MANIFEST_NAME).read_bytes()
+    beside = dataset.manifest_path(tmp_path / "store")
+    manifest = beside.read_bytes()
     real_write = spark_storage.HadoopStore.write_bytes
 
     def crash(self, uri, data):
-        if uri.endswith(dataset.MANIFEST_NAME):
+        if uri.endswith(beside.name):
             raise RuntimeError("the driver died")
         return real_write(self, uri, data)
 
@@ -119,7 +123,7 @@ def test_a_crash_before_the_manifest_leaves_the_previous_version(tmp_path, spark
     with _as_object_store(), pytest.raises(RuntimeError, match="the driver died"):
         spark_engine.convert(spark, second, out)
     # The new files are there, unlisted; the manifest and what readers see are unchanged.
-    assert (tmp_path / "store" / dataset.MANIFEST_NAME).read_bytes() == manifest
+    assert beside.read_bytes() == manifest
     assert set(_present(tmp_path / "store")) > set(_listed(tmp_path / "store"))
     with _as_object_store():
         assert spark_engine.connect(out, spark=spark).sql(query).fetchall() == old
@@ -143,19 +147,114 @@ def test_a_conversion_that_lost_a_race_changes_nothing(tmp_path, spark,  # noqa:
     out = _uri(tmp_path / "store")
     with _as_object_store():
         spark_engine.convert(spark, [_uri(CALLR_EXAMPLES[0])], out)
+    # The manifest, listing the files, is beside the folder (no rename put it there).
+    beside = dataset.manifest_path(tmp_path / "store")
+    assert beside.is_file() and not (tmp_path / "store" / dataset.MANIFEST_NAME).exists()
     listed = _listed(tmp_path / "store")
     real_read = spark_storage.HadoopStore.read_bytes
     reads = []
 
     def other_commits_meanwhile(self, uri):
-        reads.append(uri)
         data = real_read(self, uri)
-        return data + b" " if len(reads) == 2 and data else data
+        if uri.endswith(beside.name):
+            reads.append(uri)
+            return data + b" " if len(reads) == 2 and data else data
+        return data
 
     monkeypatch.setattr(spark_storage.HadoopStore, "read_bytes", other_commits_meanwhile)
     with _as_object_store(), pytest.raises(DatasetError, match="changed by another conversion"):
         spark_engine.convert(spark, [_versions(tmp_path, "2025-03-01T10:00:00Z", range(3))], out)
     assert _listed(tmp_path / "store") == listed == _present(tmp_path / "store")
+
+
+def _inside(root: Path) -> Path:
+    """Where conversions wrote the manifest before it moved beside the folder."""
+    return root / dataset.MANIFEST_NAME
+
+
+@pytest.mark.spark
+def test_a_legacy_manifest_inside_is_read_until_one_beside_exists(tmp_path, spark):  # noqa: F811
+    root = tmp_path / "store"
+    sa.convert(CALLR_EXAMPLES, root, quiet=True)
+    sa.convert([_versions(tmp_path, "2025-03-01T10:00:00Z", range(5))], root, quiet=True)
+    files = _present(root)  # a file per run
+    assert len(files) > 1
+    beside = dataset.manifest_path(root)
+    record = json.loads(beside.read_text())
+    beside.unlink()
+    # What the Spark conversion wrote to a URI before: the manifest inside, with its files.
+    _inside(root).write_text(dataset.manifest_text({**record, "files": files[:1]}))
+    count = "SELECT count(*) FROM messages"
+    with _as_object_store():
+        store = spark_storage.HadoopStore(spark)
+        assert store.read_manifest(_uri(root))["files"] == files[:1]
+        listed_only = spark_engine.connect(_uri(root), spark=spark).sql(count).fetchall()
+        # A conversion cut between writing the one beside and deleting the one inside:
+        # the one beside is the newer, and wins.
+        beside.write_text(dataset.manifest_text({**record, "files": files}))
+        assert store.read_manifest(_uri(root))["files"] == files
+        every = spark_engine.connect(_uri(root), spark=spark).sql(count).fetchall()
+    assert every == [(record["rows"],)] and listed_only[0][0] < record["rows"]
+
+
+def test_a_uris_manifest_is_named_as_a_local_datasets() -> None:
+    beside, inside = spark_storage.manifest_uris("s3a://bucket/data/my%20ds")
+    assert beside == "s3a://bucket/data/.my%20ds.smsanalytics.json"
+    assert inside == "s3a://bucket/data/my%20ds/" + dataset.MANIFEST_NAME
+    assert spark_storage.manifest_uris("hdfs://nn:8020/ds/")[0] == "hdfs://nn:8020/.ds.smsanalytics.json"
+    with pytest.raises(DatasetError, match="root"):
+        spark_storage.manifest_uris("s3a://bucket/")
+    with pytest.raises(ArgumentError, match="root of a bucket"):
+        spark_convert.check_arguments(["a.jsonl"], "s3a://bucket")
+
+
+@given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+                    min_size=1, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_the_manifest_beside_a_uri_is_where_a_local_dataset_has_it(name: str) -> None:
+    assume(name not in (".", ".."))
+    folder = Path("/srv/data") / name
+    beside, inside = spark_storage.manifest_uris(spark_storage.join("file:///srv/data", name))
+    assert spark_storage.display_name(beside) == str(dataset.manifest_path(folder))
+    assert spark_storage.display_name(inside) == str(folder / dataset.MANIFEST_NAME)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_next_conversion_moves_a_legacy_manifest_beside_without_renames(
+        tmp_path, spark, monkeypatch):  # noqa: F811
+    root, out = tmp_path / "store", _uri(tmp_path / "store")
+    first = [_versions(tmp_path, "2025-03-01T10:00:00Z", range(10)), *CALLR_EXAMPLES]
+    with _as_object_store():
+        spark_engine.convert(spark, [_uri(p) for p in first], out)
+    beside = dataset.manifest_path(root)
+    _inside(root).write_bytes(beside.read_bytes())  # as the conversion wrote it before
+    beside.unlink()
+    events = []
+    real_write, real_delete = (spark_storage.HadoopStore.write_bytes,
+                               spark_storage.HadoopStore.delete)
+
+    def write(self, uri, data):
+        events.append(("write", uri.rsplit("/", 1)[1]))
+        return real_write(self, uri, data)
+
+    def delete(self, uri):
+        events.append(("delete", uri.rsplit("/", 1)[1]))
+        return real_delete(self, uri)
+
+    monkeypatch.setattr(spark_storage.HadoopStore, "write_bytes", write)
+    monkeypatch.setattr(spark_storage.HadoopStore, "delete", delete)
+    second = [_versions(tmp_path, "2025-03-02T10:00:00Z", range(0, 10, 3))]
+    with _as_object_store():
+        b = spark_engine.convert(spark, [_uri(p) for p in second], out)
+    # Only the files the legacy manifest listed were the dataset; the new one is beside,
+    # written before the legacy one is deleted.
+    assert events.index(("write", beside.name)) < events.index(("delete", dataset.MANIFEST_NAME))
+    assert beside.is_file() and not _inside(root).exists()
+    assert _listed(root) == _present(root)
+    sa.convert(first, tmp_path / "local", quiet=True)
+    a = sa.convert(second, tmp_path / "local", quiet=True)
+    assert (b.written, b.replaced, b.rows_total) == (a.written, a.replaced, a.rows_total)
 
 
 # ---------------------------------------------------------------------------------------

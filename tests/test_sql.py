@@ -125,7 +125,7 @@ def test_read_only_still_reads_the_dataset(ds: Path) -> None:
 
 
 def test_read_only_cannot_read_the_datasets_other_files(ds: Path) -> None:
-    manifest = next(p for p in ds.iterdir() if p.suffix == ".json")
+    manifest = smsanalytics.dataset.manifest_path(ds)
     r = run("sql", str(ds), f"SELECT * FROM read_text('{manifest}')", "--read-only")
     assert r.exit_code == 2
 
