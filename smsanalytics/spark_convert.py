@@ -345,7 +345,10 @@ def _into_store(job: _Job, files: list[_Input], out: str,
     before = store.read_bytes(beside)
     legacy = store.read_bytes(inside) if kind == "dir" else None
     source, current = (beside, before) if before is not None else (inside, legacy)
-    manifest = ds.parse_manifest(out, source, current) if current is not None else {}
+    # Without its folder (removed, or on an object store never given a file) a dataset is
+    # empty whatever a manifest left beside says: as a local one, it starts anew.
+    manifest = (ds.parse_manifest(out, source, current)
+                if current is not None and kind == "dir" else {})
     present = store.list_files(out) if kind == "dir" else []
     ds.check_manifest(out, manifest, partition_by=job.partition_by, overwrite=job.overwrite,
                       empty=not present)

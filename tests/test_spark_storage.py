@@ -197,6 +197,25 @@ def test_a_legacy_manifest_inside_is_read_until_one_beside_exists(tmp_path, spar
     assert every == [(record["rows"],)] and listed_only[0][0] < record["rows"]
 
 
+@pytest.mark.spark
+def test_a_folder_where_a_uris_manifest_goes_is_refused(tmp_path, spark):  # noqa: F811
+    dataset.manifest_path(tmp_path / "store").mkdir()
+    with _as_object_store(), pytest.raises(DatasetError, match="is a directory"):
+        spark_engine.convert(spark, [_uri(CALLR_EXAMPLES[0])], _uri(tmp_path / "store"))
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_manifest_left_beside_a_removed_folder_is_ignored(tmp_path, spark):  # noqa: F811
+    stale = {"partition_by": "none", "rows": 9, "files": ["month=2025-03/part-gone.parquet"]}
+    dataset.manifest_path(tmp_path / "store").write_text(dataset.manifest_text(stale))
+    with _as_object_store():
+        b = spark_engine.convert(spark, [_uri(CALLR_EXAMPLES[0])], _uri(tmp_path / "store"))
+    assert b.rows_total == b.written > 0
+    assert _listed(tmp_path / "store") == _present(tmp_path / "store")
+
+
 def test_a_uris_manifest_is_named_as_a_local_datasets() -> None:
     beside, inside = spark_storage.manifest_uris("s3a://bucket/data/my%20ds")
     assert beside == "s3a://bucket/data/.my%20ds.smsanalytics.json"
