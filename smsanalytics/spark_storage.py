@@ -206,7 +206,12 @@ class HadoopStore:
         fs, path = self._fs_path(uri)
         if not fs.exists(path):
             return None
-        stream = fs.open(path)
+        try:
+            stream = fs.open(path)
+        except Exception:
+            if not fs.exists(path):  # deleted since (a legacy manifest, by a conversion)
+                return None
+            raise
         try:
             return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
         finally:

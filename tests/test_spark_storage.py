@@ -216,6 +216,35 @@ def test_a_manifest_left_beside_a_removed_folder_is_ignored(tmp_path, spark):  #
     assert _listed(tmp_path / "store") == _present(tmp_path / "store")
 
 
+def test_a_manifest_deleted_between_look_up_and_open_reads_as_none(monkeypatch):
+    """A conversion deletes a legacy manifest inside while a reader opens it."""
+    class _Gone:
+        def __init__(self):
+            self.looks = 0
+
+        def exists(self, path):
+            self.looks += 1
+            return self.looks == 1  # there when looked up, gone when opened
+
+        def open(self, path):
+            raise RuntimeError("java.io.FileNotFoundException")
+
+    store = object.__new__(spark_storage.HadoopStore)
+    monkeypatch.setattr(store, "_fs_path", lambda uri: (_Gone(), uri), raising=False)
+    assert store.read_bytes("s3a://b/ds/_smsanalytics.json") is None
+    monkeypatch.setattr(store, "_fs_path", lambda uri: (_There(), uri), raising=False)
+    with pytest.raises(RuntimeError, match="denied"):  # any other failure is raised
+        store.read_bytes("s3a://b/ds/_smsanalytics.json")
+
+
+class _There:
+    def exists(self, path):
+        return True
+
+    def open(self, path):
+        raise RuntimeError("java.nio.file.AccessDeniedException: denied")
+
+
 def test_a_uris_manifest_is_named_as_a_local_datasets() -> None:
     beside, inside = spark_storage.manifest_uris("s3a://bucket/data/my%20ds")
     assert beside == "s3a://bucket/data/.my%20ds.smsanalytics.json"
