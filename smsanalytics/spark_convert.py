@@ -31,10 +31,9 @@ This module owns the distributed conversion (:func:`convert`, also
      (``.DIR.smsanalytics.json``, as a local dataset's): that is the commit. Readers
      (``connect(..., engine="spark")``) and the next conversion read only the files the
      manifest lists, so a crash at any point leaves the previous version whole (its
-     manifest, its files). Files the new manifest
-     no longer lists are deleted after it is written, and so is a manifest inside the
-     folder (``DIR/_smsanalytics.json``, where conversions wrote it before), which is
-     read while there is none beside.
+     manifest, its files). Files the new manifest no longer lists are deleted after it
+     is written, and so is a manifest inside the folder (``DIR/_smsanalytics.json``,
+     where conversions wrote it before), which is read while there is none beside.
 
 Inputs and outputs must be seen by the driver and every executor: local paths on a
 shared mount, or URIs of :data:`~smsanalytics.spark_storage.TASK_SCHEMES`. Privacy
