@@ -10,7 +10,9 @@ subprocess:
 
 Prints the wall time of each (Spark: session start-up apart), its ratio to the baseline
 run in the same invocation, the peak RSS of the driver process, and what the Spark runs
-suggest for a cluster (records and MB per task-second). The machine is shared; compare
+suggest for a cluster: records and MB per task-second, and the peak resident memory of
+one Python worker (one running task, whose range is ``--split-mb``) and of the JVM,
+sampled from ``/proc`` (Linux). The machine is shared; compare
 ratios, not seconds.
 
 Usage: python benchmarks/spark_convert.py [--n N] [--split-mb MB] [--workdir DIR] [--keep]
@@ -28,8 +30,29 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import json, os, resource, sys, time
+import json, os, resource, sys, threading, time
 mode, src, out, split = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+peaks = {"worker": 0.0, "jvm": 0.0}
+
+def watch():
+    # Peak resident memory of one Python worker (pyspark.daemon and its forks: one per
+    # running task) and of the JVM, sampled from /proc every 0.2 s.
+    while True:
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+                with open(f"/proc/{pid}/status") as f:
+                    rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+            except (OSError, StopIteration, ValueError):
+                continue
+            kind = ("worker" if b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd
+                    else "jvm" if b"org.apache.spark.deploy.SparkSubmit" in cmd else None)
+            if kind:
+                peaks[kind] = max(peaks[kind], rss)
+        time.sleep(0.2)
+
+threading.Thread(target=watch, daemon=True).start()
 started = time.perf_counter()
 result = {}
 if mode == "local":
@@ -51,6 +74,7 @@ result["seconds"] = time.perf_counter() - started
 result["written"] = s.written
 result["records"] = s.records
 result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result["worker_mb"], result["jvm_mb"] = peaks["worker"], peaks["jvm"]
 print(json.dumps(result))
 """
 
@@ -92,7 +116,9 @@ def main() -> None:
             print(f"spark {master:<10}       {r['seconds']:7.1f} s   "
                   f"{r['seconds'] / base['seconds']:.2f}x   (start-up {r['startup']:.1f} s, "
                   f"driver RSS {r['rss_mb']:.0f} MB; {size_mb / r['seconds'] / slots:.1f} MB "
-                  f"and {r['records'] / r['seconds'] / slots:,.0f} records per task-second)")
+                  f"and {r['records'] / r['seconds'] / slots:,.0f} records per task-second; "
+                  f"peak RSS of one Python worker {r['worker_mb']:.0f} MB, of the JVM "
+                  f"{r['jvm_mb']:.0f} MB)")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

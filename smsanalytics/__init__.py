@@ -21,7 +21,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from . import queries
-    from .dataset import read_dataset
+    from .dataset import read_dataset, read_dataset_table
     from .ingest import ConversionSummary, LoadResult, convert, load_messages, read_messages
     from .queries import connect, run_sql
     from .report import CostReport, cost_report
@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "load_messages": ".ingest",
     "read_messages": ".ingest",
     "read_dataset": ".dataset",
+    "read_dataset_table": ".dataset",
     "connect": ".queries",
     "run_sql": ".queries",
     "cost_report": ".report",
@@ -52,6 +53,7 @@ __all__ = [
     "load_messages",
     "read_messages",
     "read_dataset",
+    "read_dataset_table",
     "connect",
     "run_sql",
     "cost_report",

@@ -151,7 +151,7 @@ def connect(
     Parameters
     ----------
     source : str, Path, sequence of paths, a table (pandas, polars, Arrow) or connection
-        * a dataset directory (one holding Parquet files or a ``_smsanalytics.json``),
+        * a dataset directory (one holding Parquet files, or with a manifest),
           scanned in place; its files are looked up by every query, so the connection
           sees the dataset's current version after a later conversion;
         * any other path, or a list of paths: Callr archive files, read with
@@ -284,7 +284,7 @@ def pin_dataset(con: Any) -> list[str]:
 def _is_dataset(path: Path) -> bool:
     if not path.is_dir():
         return False
-    return (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path))
+    return dataset.has_manifest(path) or bool(dataset.dataset_files(path))
 
 
 def _is_path_list(source: Any) -> bool:

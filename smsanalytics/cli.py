@@ -267,16 +267,17 @@ def convert(
     """
     from .ingest import convert as run
 
+    if spark_master and engine != "spark":
+        raise SmsAnalyticsError("--spark-master is only used with --engine spark")
+    key = _key(pseudonymize or pseudonymize_recipients, key_file)
     if engine == "spark":
         summary = _convert_on_spark(
             inputs, out, spark_master, rejects=rejects, partition_by=partition_by,
             overwrite=overwrite, strict=strict, enrich_rows=not no_enrich,
-            private=pseudonymize or pseudonymize_recipients or redact_bodies or bool(key_file))
+            pseudonymize_key=key, redact_bodies=redact_bodies,
+            pseudonymize_recipients=pseudonymize_recipients)
         _print_summary(summary, as_json, quiet)
         return
-    if spark_master:
-        raise SmsAnalyticsError("--spark-master is only used with --engine spark")
-    key = _key(pseudonymize or pseudonymize_recipients, key_file)
     summary = run(
         inputs,
         out,
@@ -301,17 +302,15 @@ def _print_summary(summary: Any, as_json: bool, quiet: bool) -> None:
             click.echo(for_terminal(line), err=False)
 
 
-def _convert_on_spark(inputs: tuple[str, ...], out: str, master: str | None, *,
-                      private: bool, **options: Any) -> Any:
+def _convert_on_spark(inputs: tuple[str, ...], out: str, master: str | None,
+                      **options: Any) -> Any:
     """``convert --engine spark``: the same conversion as a Spark job (see spark_convert)."""
     from .spark_convert import check_arguments
 
     # Everything that can be refused is refused before a session starts (seconds of JVM).
-    if private:
-        raise SmsAnalyticsError(
-            "--pseudonymize, --redact-bodies and --key-file are not available with "
-            "--engine spark yet; convert with the default engine")
-    check_arguments(inputs, out, options.get("rejects"), partition_by=options["partition_by"])
+    check_arguments(inputs, out, options.get("rejects"), partition_by=options["partition_by"],
+                    **{k: options[k] for k in ("pseudonymize_key", "redact_bodies",
+                                               "pseudonymize_recipients")})
     try:
         import pyspark  # noqa: F401
     except ImportError as exc:

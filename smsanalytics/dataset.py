@@ -2,10 +2,24 @@
 
 A dataset is a directory of zstd-compressed Parquet files, hive-partitioned by the month
 of ``created_at`` in UTC (``DIR/month=2025-03/part-<id>.parquet``), or unpartitioned
-(``DIR/part-<id>.parquet``). It is readable as it is by DuckDB
+(``DIR/part-<id>.parquet``). It is readable as it is by polars
+(``pl.scan_parquet("DIR/")``), pyarrow.dataset, DuckDB
 (``read_parquet('DIR/**/*.parquet', hive_partitioning=true)``), pandas, Spark and Trino.
-A hidden ``DIR/_smsanalytics.json`` records how it was made and the last conversion's
-counts; it is not part of the data.
+
+Nothing else is written into the folder: polars reads every file under a folder it is
+given, whatever its name (a hidden ``.x`` or ``_x`` too), and fails on one that is not
+Parquet. So the manifest, which records how the dataset was made and the last
+conversion's counts, lives beside the folder (``.DIR.smsanalytics.json``), with the lock
+(``.DIR.lock``) and the scratch folders of a conversion (``.DIR.stage-<id>``,
+``.DIR.version-<id>``). A dataset written before that holds its manifest inside, as
+``DIR/_smsanalytics.json``: it is read there, and the next conversion moves it out.
+
+A dataset the Spark conversion writes behind a URI (``s3a://b/DIR``) follows the same
+rule, without renames (:mod:`smsanalytics.spark_convert`): its manifest, which there also
+lists the dataset's files, is written beside the folder in one ``create`` (the commit),
+then a legacy ``DIR/_smsanalytics.json`` is deleted. So where both exist, the one beside
+is the newer there, while locally the one inside is (:func:`commit_version` swaps the
+folder in before it moves the manifest out).
 """
 
 from __future__ import annotations
@@ -27,25 +41,32 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import DatasetError, DatasetLockedError
+from .errors import ArgumentError, DatasetError, DatasetLockedError
 from .schema import MESSAGE_SCHEMA, PARTITION_COLUMN
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
 
 __all__ = [
     "MANIFEST_NAME",
+    "manifest_name",
+    "manifest_path",
+    "has_manifest",
     "DatasetInfo",
     "describe",
     "locked",
     "commit_version",
+    "check_manifest",
+    "manifest_text",
+    "parse_manifest",
     "foreign_files",
     "PartitionWriter",
     "write_partitioned",
@@ -54,6 +75,7 @@ __all__ = [
     "dataset_files",
     "scan_sql",
     "glob_literal",
+    "BACKENDS",
     "read_dataset_table",
     "read_dataset",
     "read_manifest",
@@ -61,7 +83,48 @@ __all__ = [
     "month_groups",
 ]
 
+#: The manifest's name inside a version while it is being built, and inside a dataset
+#: written before the manifest moved beside the folder (:func:`manifest_path`).
 MANIFEST_NAME = "_smsanalytics.json"
+_MANIFEST_SUFFIX = ".smsanalytics.json"
+
+
+def manifest_name(name: str) -> str:
+    """The file name of the manifest of a dataset folder called `name`, which lives beside
+    the folder: ``.NAME.smsanalytics.json``.
+
+    The one naming rule for every file system: :func:`manifest_path` builds a local
+    dataset's manifest with it, :func:`smsanalytics.spark_storage.manifest_uris` one
+    behind a URI.
+    """
+    return f".{name}{_MANIFEST_SUFFIX}"
+
+
+def manifest_path(path: str | Path) -> Path:
+    """Where the manifest of the dataset at `path` lives: ``.DIR.smsanalytics.json`` beside it.
+
+    Links in `path` are resolved: the manifest is that of the folder itself.
+    """
+    real = Path(os.path.realpath(path))
+    return real.parent / manifest_name(real.name)
+
+
+def _manifest_file(path: str | Path) -> Path | None:
+    """The manifest file of the dataset at `path`, None if it has none.
+
+    One inside the folder wins: it is either a dataset's from before the manifest moved
+    out, or a new version's that a conversion cut short had swapped in but not yet moved
+    out (:func:`commit_version`); either way it describes the files beside it.
+    """
+    for candidate in (Path(path) / MANIFEST_NAME, manifest_path(path)):
+        if os.path.lexists(candidate):
+            return candidate
+    return None
+
+
+def has_manifest(path: str | Path) -> bool:
+    """Whether the dataset at `path` has a manifest (beside it, or inside from before)."""
+    return _manifest_file(path) is not None
 
 
 def dataset_files(path: str | Path) -> list[Path]:
@@ -129,12 +192,38 @@ def scan_sql(path: str | Path, files: Sequence[Path] | None = None) -> str:
 def read_dataset_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """Read the dataset at `path` into an Arrow table with :data:`MESSAGE_SCHEMA` types.
 
+    The reader under :func:`read_dataset`, for tools that take Arrow (polars, DuckDB,
+    Spark's ``createDataFrame``, ``pyarrow.compute``): nothing is converted.
+
     Parameters
     ----------
     path : str or Path
         Dataset directory.
     columns : list of str, optional
-        Only these columns (all by default).
+        Only these columns, in this order (all by default).
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per message: decimal costs (``decimal128(18, 6)``), UTC timestamps,
+        dictionary-encoded enumerations, each field's description and unit in its
+        metadata. Columns a file lacks (written by an older version) are null. The
+        ``month`` partition is not a column (see :func:`month_groups` for what it is).
+
+    Raises
+    ------
+    DatasetError
+        If `path` is not a directory or its Parquet files cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, smsanalytics
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> s = smsanalytics.convert(["sample_data/events"], f"{tmp.name}/ds", quiet=True)
+    >>> table = smsanalytics.read_dataset_table(f"{tmp.name}/ds", ["sid", "cost_cents"])
+    >>> table.num_rows == s.written, table.schema.field("cost_cents").type
+    (True, Decimal128Type(decimal128(18, 6)))
+    >>> tmp.cleanup()
     """
     files = dataset_files(path)
     schema = MESSAGE_SCHEMA
@@ -166,41 +255,106 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def read_dataset(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a converted dataset into a typed pandas DataFrame.
+#: What :func:`read_dataset` can return.
+BACKENDS = ("pandas", "polars", "arrow")
+
+
+@overload
+def read_dataset(
+    path: str | Path, columns: list[str] | None = None, *, backend: Literal["pandas"] = ...
+) -> pd.DataFrame: ...
+@overload
+def read_dataset(
+    path: str | Path, columns: list[str] | None = None, *, backend: Literal["polars"]
+) -> pl.DataFrame: ...
+@overload
+def read_dataset(
+    path: str | Path, columns: list[str] | None = None, *, backend: Literal["arrow"]
+) -> pa.Table: ...
+def read_dataset(
+    path: str | Path,
+    columns: list[str] | None = None,
+    *,
+    backend: Literal["pandas", "polars", "arrow"] = "pandas",
+) -> pd.DataFrame | pl.DataFrame | pa.Table:
+    """Read a converted dataset into a typed DataFrame.
 
     Parameters
     ----------
     path : str or Path
         Dataset directory written by :func:`smsanalytics.convert`.
     columns : list of str, optional
-        Only these columns (all by default).
+        Only these columns, in this order (all by default).
+    backend : {'pandas', 'polars', 'arrow'}
+        What to return. Polars is imported only for ``"polars"`` (it is not a dependency
+        of smsanalytics: install it yourself).
 
     Returns
     -------
-    pandas.DataFrame
-        One row per message, Arrow-backed dtypes.
+    pandas.DataFrame, polars.DataFrame or pyarrow.Table
+        One row per message, with the same logical types in each: exact decimal costs
+        (``decimal128(18, 6)[pyarrow]`` in pandas, ``Decimal(18, 6)`` in polars), UTC
+        instants, enumerations as dictionary (pandas) or ``Categorical`` (polars) columns.
+        See :func:`read_dataset_table` for the Arrow table.
+
+    Raises
+    ------
+    ArgumentError
+        If `backend` is not one of :data:`BACKENDS`, or is ``"polars"`` and polars is
+        not installed.
+    DatasetError
+        If `path` is not a readable dataset.
 
     Examples
     --------
-    >>> import smsanalytics
-    >>> s = smsanalytics.convert(["sample_data"], "/tmp/doc_ds", overwrite=True, quiet=True)
-    >>> df = smsanalytics.read_dataset("/tmp/doc_ds")
+    >>> import tempfile, smsanalytics
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> s = smsanalytics.convert(["sample_data/events"], f"{tmp.name}/ds", quiet=True)
+    >>> df = smsanalytics.read_dataset(f"{tmp.name}/ds")
     >>> len(df) == s.written
     True
+    >>> str(df["cost_cents"].dtype), str(df["created_at"].dtype)
+    ('decimal128(18, 6)[pyarrow]', 'timestamp[us, tz=UTC][pyarrow]')
+    >>> tmp.cleanup()
     """
-    return to_pandas(read_dataset_table(path, columns))
+    if backend not in BACKENDS:
+        raise ArgumentError("backend", backend, f"must be one of {', '.join(BACKENDS)}")
+    if backend == "polars":
+        try:
+            import polars
+        except ImportError:
+            raise ArgumentError(
+                "backend", backend, "polars is not installed (pip install polars)"
+            ) from None
+        table = read_dataset_table(path, columns)
+        return polars.from_arrow(table)  # type: ignore[return-value]  # a table: a DataFrame
+    table = read_dataset_table(path, columns)
+    return table if backend == "arrow" else to_pandas(table)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Return the dataset's ``_smsanalytics.json`` record ({} if it has none)."""
-    p = Path(path) / MANIFEST_NAME
-    if not p.exists():
-        return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DatasetError(str(path), f"unreadable {MANIFEST_NAME}: {exc}") from exc
+    """Return the dataset's manifest record ({} if it has none).
+
+    Raises
+    ------
+    DatasetError
+        If the manifest is there but cannot be read as JSON.
+    """
+    error: Exception | None = None
+    for _ in range(2):  # twice: a conversion may move it out between look-up and read
+        p = _manifest_file(path)
+        if p is None:
+            return {}
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError as exc:
+            error = exc
+            continue
+        except OSError as exc:
+            error = exc
+            break
+        return parse_manifest(path, p.name, data)
+    raise DatasetError(str(path), f"unreadable manifest {p.name}: {error}") from error
 
 
 PARTITION_DIR_PREFIX = f"{PARTITION_COLUMN}="
@@ -239,10 +393,14 @@ def clean_leftovers(out: Path) -> list[Path]:
     """Remove what an interrupted conversion into `out` left beside it; return it.
 
     Call with the dataset's lock held: then no other run is using these directories.
-    Only real directories with exactly these names are removed, never a link.
+    Only real directories with exactly these names are removed, never a link. A manifest
+    inside `out` (a dataset from before the manifest moved out, or a conversion cut just
+    after its swap) is moved beside it: every conversion migrates, even one adding nothing.
     """
     names = _leftover_names(out)
-    removed = []
+    removed: list[Path] = []
+    if out.is_dir() and not out.is_symlink():
+        _publish_manifest(out)
     try:
         entries = list(os.scandir(out.parent))
     except FileNotFoundError:
@@ -261,23 +419,47 @@ def check_writable(out: Path, *, partition_by: str, overwrite: bool) -> dict[str
     ------
     DatasetError
         If `out` is a file, a directory that is not a smsanalytics dataset (it is never
-        deleted, even with `overwrite`), or a dataset partitioned another way.
+        deleted, even with `overwrite`), or a dataset partitioned another way; or if where
+        its manifest goes (:func:`manifest_path`) is something else than a file.
     """
+    beside = manifest_path(out)
+    if os.path.lexists(beside) and (beside.is_symlink() or not beside.is_file()):
+        # The manifest is renamed there after the swap: failing then would leave a
+        # committed version and an error; refuse now, before anything is written.
+        raise DatasetError(
+            str(out), f"where its manifest goes, {beside}, is not a regular file; remove it"
+        )
     if not out.exists():
         return {}
     if not out.is_dir():
         raise DatasetError(str(out), "exists and is not a directory")
-    manifest = read_manifest(out)
+    return check_manifest(
+        out, read_manifest(out), partition_by=partition_by, overwrite=overwrite,
+        empty=not any(out.iterdir()),
+    )
+
+
+def check_manifest(
+    out: str | Path, manifest: dict[str, Any], *, partition_by: str, overwrite: bool, empty: bool
+) -> dict[str, Any]:
+    """The checks of :func:`check_writable` on a directory's manifest ({} if it has none)
+    and whether the directory is `empty`: for datasets on other file systems too.
+
+    Raises
+    ------
+    DatasetError
+        As :func:`check_writable`.
+    """
     if not manifest:
-        if any(out.iterdir()):
+        if not empty:
             raise DatasetError(
                 str(out),
-                "exists and is not a smsanalytics dataset (no "
-                f"{MANIFEST_NAME}); choose another output directory",
+                "exists and is not a smsanalytics dataset (no manifest "
+                f"{manifest_path(out).name} beside it); choose another output directory",
             )
         return {}
     if manifest.get("format") != _FORMAT:
-        raise DatasetError(str(out), f"{MANIFEST_NAME} is not a smsanalytics manifest")
+        raise DatasetError(str(out), "its manifest is not a smsanalytics manifest")
     if not overwrite and manifest.get("partition_by") != partition_by:
         raise DatasetError(
             str(out),
@@ -288,11 +470,31 @@ def check_writable(out: Path, *, partition_by: str, overwrite: bool) -> dict[str
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """Write the dataset record ``_smsanalytics.json`` into `directory`."""
-    (directory / MANIFEST_NAME).write_text(
-        json.dumps({"format": _FORMAT, **manifest}, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
+    """Write the manifest of the version being built in `directory`, inside it.
+
+    :func:`commit_version` moves it beside the dataset once the version is swapped in.
+    """
+    (directory / MANIFEST_NAME).write_text(manifest_text(manifest), encoding="utf-8")
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The text of a manifest file holding `manifest`."""
+    return json.dumps({"format": _FORMAT, **manifest}, indent=2, default=str) + "\n"
+
+
+def parse_manifest(path: str | Path, source: str, data: bytes) -> dict[str, Any]:
+    """The manifest in `data`, the bytes of the dataset at `path`'s manifest file `source`
+    (its name or URI, for the error).
+
+    Raises
+    ------
+    DatasetError
+        If it is not JSON.
+    """
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise DatasetError(str(path), f"unreadable manifest {source}: {exc}") from exc
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -312,8 +514,10 @@ def _exchange(a: Path, b: Path) -> bool:
 def foreign_files(path: Path) -> list[Path]:
     """What the dataset directory `path` holds that the dataset did not write.
 
-    The dataset writes its manifest, its Parquet files (:func:`dataset_files`: every
-    reader takes any such file for data) and the ``month=`` folders holding them.
+    The dataset writes its Parquet files (:func:`dataset_files`: every reader takes any
+    such file for data) and the ``month=`` folders holding them; a dataset from before the
+    manifest moved out also holds its manifest (:data:`MANIFEST_NAME`), which is not
+    carried over: the new version has its own.
     Anything else (notes, a copied archive, a rejects file, a folder, a link) is the
     user's. Returned relative to `path`, folders before what they hold; links are not
     followed.
@@ -356,7 +560,8 @@ def commit_version(staging: Path, out: Path) -> None:
     either the old version or the new one, whole. Elsewhere there is a short moment
     between two renames when `out` does not exist. What the user keeps in `out` that the
     dataset did not write (:func:`foreign_files`) goes into the new version: linked
-    before the swap, and anything that appeared since moved after it.
+    before the swap, and anything that appeared since moved after it. The manifest
+    `staging` holds (:func:`write_manifest`) is moved beside `out` right after the swap.
     """
     if out.is_dir():
         _carry_foreign(out, staging, move=False)
@@ -373,10 +578,23 @@ def commit_version(staging: Path, out: Path) -> None:
         os.rename(out, old)
         os.rename(staging, out)
         staging = old
+    _publish_manifest(out)
     if staging.exists():  # the previous version
         _carry_foreign(staging, out, move=True)
         shutil.rmtree(staging, ignore_errors=True)
     _fsync_dir(out.parent)
+
+
+def _publish_manifest(out: Path) -> None:
+    """Move the manifest of the version just swapped in out of the folder, beside it.
+
+    Until this rename the manifest inside is the one read (:func:`read_manifest`), so the
+    record read always matches the files: a crash in between leaves the manifest inside
+    until the next conversion, when it is moved out.
+    """
+    inside = out / MANIFEST_NAME
+    if inside.exists():
+        os.replace(inside, manifest_path(out))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -475,7 +693,7 @@ class DatasetInfo:
     size : int
         Bytes on disk.
     manifest : dict
-        The ``_smsanalytics.json`` record.
+        The manifest's record (:func:`read_manifest`).
     """
 
     path: str
@@ -504,7 +722,7 @@ def describe(path: str | Path) -> DatasetInfo:
         If `path` is not a readable dataset.
     """
     files = dataset_files(path)
-    if not files and not (Path(path) / MANIFEST_NAME).exists():
+    if not files and not has_manifest(path):
         raise DatasetError(str(path), "no dataset here (no Parquet files, no manifest)")
     import pyarrow.dataset as pads  # imports pandas: only when reading
 
@@ -652,13 +870,15 @@ class PartitionWriter:
     --------
     >>> import tempfile
     >>> from smsanalytics.schema import MESSAGE_SCHEMA
-    >>> root = Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = Path(tmp.name)
     >>> rows = pa.Table.from_pylist([{"sid": "a"}, {"sid": "b"}], schema=MESSAGE_SCHEMA)
     >>> with PartitionWriter(root, partition_by="none") as w:
     ...     file_no, pos = w.write(rows)
     ...     _ = w.write(MESSAGE_SCHEMA.empty_table())
     >>> w.counts, pos.tolist()
     ({'': 2}, [0, 1])
+    >>> tmp.cleanup()
     """
 
     def __init__(self, root: Path, *, partition_by: str) -> None:

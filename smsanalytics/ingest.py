@@ -1223,8 +1223,8 @@ def convert(
 
     Notes
     -----
-    Files in `out` that the dataset did not write (anything but its Parquet files and
-    manifest) are kept in every new version. The inputs are read once. Each run adds one
+    Files in `out` that the dataset did not write (anything but its Parquet files: its
+    manifest is beside) are kept in every new version. The inputs are read once. Each run adds one
     file per partition it has rows for (``part-<id>.parquet``); the dataset's other files
     are hard-linked into the new version unchanged, except a file holding a row that a newer
     record replaces, which is copied without that row. A record that loses to another record
@@ -1494,7 +1494,12 @@ def _write_errors(out: Path) -> Iterator[None]:
 
 
 def parse_candidates(
-    candidates: Iterable[pa.Table], *, enrich_rows: bool = True
+    candidates: Iterable[pa.Table],
+    *,
+    enrich_rows: bool = True,
+    pseudonymize_key: bytes | None = None,
+    redact_bodies: bool = False,
+    pseudonymize_recipients: bool = False,
 ) -> tuple[pa.Table, pa.Table, int]:
     """Parse record candidates in memory exactly as :func:`convert` does; no dataset.
 
@@ -1510,6 +1515,9 @@ def parse_candidates(
         50,000 amortise the parse's planning.
     enrich_rows : bool, default True
         Fill the enrichment columns.
+    pseudonymize_key, redact_bodies, pseudonymize_recipients
+        As for :func:`convert`: the rows and rejects are protected as a private
+        conversion protects them.
 
     Returns
     -------
@@ -1524,7 +1532,9 @@ def parse_candidates(
     """
     memory = _InMemory()
     enricher = _new_enricher() if enrich_rows else None
-    with _workdir(None) as work, _Run(work, memory, enricher=enricher) as run:
+    options = _WriteOptions("none", False, pseudonymize_key, redact_bodies,
+                            pseudonymize_recipients)
+    with _workdir(None) as work, _Run(work, memory, enricher=enricher, options=options) as run:
         run.parse(iter(candidates))
         rejects = run.rejects.table()
         records = run.records

@@ -260,7 +260,10 @@ def connect(source: Any, *, spark: SparkSession | None = None,
     source : str, Path, Spark DataFrame, pandas.DataFrame, pyarrow.Table, or connection
         * a dataset directory or its URI (``file://``, ``hdfs://``, ``s3a://``,
           ``abfss://``: whatever the session's file systems read), read in place by
-          Spark; month partitions are found, the manifest is ignored;
+          Spark: the files its manifest (beside the folder, or inside from before:
+          :mod:`smsanalytics.dataset`) lists when it lists them (a dataset the Spark
+          conversion wrote to a URI, committed without renames), else every Parquet
+          file in it;
         * a Spark DataFrame, pandas DataFrame or Arrow table of messages (missing
           columns are null, extra ones ignored);
         * archive paths (a list, or a path that is not a dataset): read on the driver
@@ -306,7 +309,7 @@ def _frame(spark: SparkSession, source: Any) -> DataFrame:
     if isinstance(source, DataFrame):
         frame = source
     elif isinstance(source, str | Path) and _is_dataset_location(source):
-        frame = spark.read.option("mergeSchema", "true").parquet(str(source))
+        frame = _dataset_frame(spark, str(source))
     else:
         if isinstance(source, str | Path) or _is_path_list(source):
             from .ingest import read_messages
@@ -331,6 +334,28 @@ def _frame(spark: SparkSession, source: Any) -> DataFrame:
         columns.append(value.cast(spark_type).alias(f.name))
     typed = frame.select(*columns)
     return typed.select("*", *_view_columns(typed))
+
+
+def _dataset_frame(spark: SparkSession, location: str) -> DataFrame:
+    """The dataset at `location`: the files its manifest lists, if it lists them (a
+    dataset the Spark conversion committed without renames, see
+    :mod:`smsanalytics.spark_convert`), else every Parquet file in it."""
+    from .spark_storage import HadoopStore, is_local, join, local_path, spark_string
+
+    if is_local(location):
+        manifest = dataset.read_manifest(local_path(location))
+        base = local_path(location).absolute().as_uri()
+    else:
+        store = HadoopStore(spark)
+        base = store.qualify(location)
+        manifest = store.read_manifest(base)
+    reader = spark.read.option("mergeSchema", "true")
+    if "files" not in manifest:
+        return reader.parquet(location)
+    files = [spark_string(join(base, str(f))) for f in manifest["files"]]
+    if not files:
+        return spark.createDataFrame(_undictionary(MESSAGE_SCHEMA.empty_table()))
+    return reader.parquet(*files)
 
 
 def _view_columns(frame: DataFrame) -> list[Any]:
@@ -362,7 +387,7 @@ def _is_dataset_location(source: str | Path) -> bool:
         return True
     path = Path(text.removeprefix("file://"))
     return path.is_dir() and (
-        (path / dataset.MANIFEST_NAME).exists() or bool(dataset.dataset_files(path)))
+        dataset.has_manifest(path) or bool(dataset.dataset_files(path)))
 
 
 def _register_strip_accents(spark: SparkSession) -> None:

@@ -482,7 +482,8 @@ def tmpfs(path: Path, options: str) -> Iterator[Path]:
 
 def _leftovers(folder: Path) -> list[str]:
     return sorted(
-        p.name for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")
+        p.name for p in folder.iterdir()
+        if p.name.startswith(".") and not p.name.endswith((".lock", ".smsanalytics.json"))
     )
 
 

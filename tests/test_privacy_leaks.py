@@ -79,6 +79,7 @@ def _outputs(out: Path, rejects: Path, summary: object) -> str:
     values = [json.dumps(col.to_pylist(), default=str, ensure_ascii=False)
               for col in table.columns]  # fmt: skip
     files = [p.read_bytes().decode("utf-8", "replace") for p in out.rglob("*") if p.is_file()]
+    files.append(ds.manifest_path(out).read_text())  # beside the folder, not under it
     return "\n".join([*values, *files, rejects.read_text(), json.dumps(summary.to_dict())])
 
 

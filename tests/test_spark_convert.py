@@ -79,7 +79,8 @@ def test_line_ends_are_counted_as_the_reader_counts_them(tmp_path_factory, data,
     old = spark_convert._COUNT_BLOCK
     spark_convert._COUNT_BLOCK = block
     try:
-        got = spark_convert._count_newlines((str(path), 0, len(data)))
+        with open(path, "rb") as stream:
+            got = spark_convert._count_newlines(stream, 0, len(data))
     finally:
         spark_convert._COUNT_BLOCK = old
     assert got == len(re.findall(rb"\r\n|\r|\n", data))
@@ -112,8 +113,10 @@ def _hostile(folder: Path) -> Path:
     good = json.loads((DATA / "webhook-payload.json").read_text())
     lines = []
     for i in range(40):
-        record = dict(good, sid=f"h{i % 25:03d}", body=f"Arrêt {i}\u0000\u202e",
-                      updated_at=f"2025-03-30T0{i % 4}:00:00Z")
+        record = dict(good, sid=f"h{i % 25:03d}", body={"text": f"Arrêt {i}\u0000\u202e"},
+                      updated=f"2025-03-30T0{i % 4}:00:00Z")
+        if i % 7 == 0:
+            record["body"] = f"a plain string {i}"  # rejected: not an object with a text
         lines.append(json.dumps(record, ensure_ascii=i % 2 == 0))
     lines[5:5] = ["", "   ", "not json", '{"sid": ', "\ufeff{}", "[1, 2]"]
     path = folder / "hostile.jsonl"
@@ -171,11 +174,14 @@ def test_spark_conversion_equals_local_on_sample_then_incrementally(tmp_path, sp
 
 
 @pytest.mark.spark
-def test_standard_input_and_remote_uris_are_refused(spark, tmp_path):  # noqa: F811
+def test_standard_input_and_unknown_schemes_are_refused(spark, tmp_path):  # noqa: F811
     with pytest.raises(ArgumentError, match="standard input"):
         spark_engine.convert(spark, ["-"], tmp_path / "ds")
-    with pytest.raises(ArgumentError, match="shared mount"):
-        spark_engine.convert(spark, [CALLR_EXAMPLES[0]], "s3a://bucket/ds")
+    for out in ("ftp://host/ds", "http://host/ds", "wasb://c@a/ds"):
+        with pytest.raises(ArgumentError, match="s3a://"):
+            spark_engine.convert(spark, [CALLR_EXAMPLES[0]], out)
+    with pytest.raises(ArgumentError, match="inputs"):
+        spark_engine.convert(spark, ["sftp://host/a.jsonl"], tmp_path / "ds")
 
 
 @pytest.mark.spark
@@ -216,23 +222,70 @@ def _no_session(monkeypatch) -> None:
     monkeypatch.setattr(spark_engine, "get_session", refuse)
 
 
-@pytest.mark.parametrize("options", [
-    ["--redact-bodies"], ["--pseudonymize", "--key-file", "KEY"], ["--key-file", "KEY"],
-    ["--pseudonymize-recipients"],
+@pytest.mark.spark
+def test_private_spark_conversion_equals_local_then_incrementally(tmp_path, spark):  # noqa: F811
+    """Same tokens, redactions, withheld rejects and manifest as the local conversion."""
+    from smsanalytics import privacy
+    from smsanalytics.errors import DatasetError
+
+    privacy.generate_key(tmp_path / "key")
+    key = privacy.load_key(tmp_path / "key")
+    options = {"pseudonymize_key": key, "redact_bodies": True, "pseudonymize_recipients": True}
+    first = [_hostile(tmp_path), *CALLR_EXAMPLES]
+    a = sa.convert(first, tmp_path / "local", quiet=True, **options)
+    b = spark_engine.convert(spark, first, tmp_path / "spark", split_bytes=4000, **options)
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+    rows = dataset.read_dataset_table(tmp_path / "spark")
+    assert rows.column("body_text").null_count == len(rows)
+    assert all(n.startswith(privacy.TOKEN_PREFIX) for n in rows.column("from_number").to_pylist()
+               if n)
+    rejects = [json.loads(line) for line in Path(b.rejects_path).read_text().splitlines()]
+    assert rejects and all(r["raw"] is None for r in rejects)
+    assert (dataset.read_manifest(tmp_path / "spark")[privacy.MANIFEST_KEY]
+            == dataset.read_manifest(tmp_path / "local")[privacy.MANIFEST_KEY])
+    second = [DATA]
+    a = sa.convert(second, tmp_path / "local", quiet=True, **options)
+    b = spark_engine.convert(spark, second, tmp_path / "spark", **options)
+    _compare(tmp_path / "local", tmp_path / "spark", a, b)
+    # Another key, or none, would mix tokens in one dataset: refused as locally.
+    privacy.generate_key(tmp_path / "other")
+    other = privacy.load_key(tmp_path / "other")
+    for wrong in ({**options, "pseudonymize_key": other}, {}):
+        with pytest.raises(DatasetError):
+            spark_engine.convert(spark, second, tmp_path / "spark", **wrong)
+
+
+def test_privacy_options_never_show_the_key():
+    from smsanalytics.spark_convert import _Privacy
+
+    key = bytes(range(32))
+    options = _Privacy(key, True, False)
+    assert key.hex() not in repr(options) and str(key) not in repr(options)
+    assert "key given" in repr(options)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--pseudonymize"], "--pseudonymize needs --key-file"),
+    (["--redact-bodies", "--key-file", "KEY"], "--key-file is only used with --pseudonymize"),
+    (["--pseudonymize", "--key-file", "WEAK"], "does not hold a random key"),
 ])
-def test_cli_spark_refuses_privacy_options_before_a_session(tmp_path, monkeypatch, options):
+def test_cli_spark_refuses_bad_privacy_options_before_a_session(tmp_path, monkeypatch, options,
+                                                               message):
     from click.testing import CliRunner
 
+    from smsanalytics import privacy
     from smsanalytics.cli import main
 
     _no_session(monkeypatch)
-    args = [str(tmp_path / "k") if a == "KEY" else a for a in options]
+    privacy.generate_key(tmp_path / "key")
+    (tmp_path / "weak").write_text("ab" * 32 + "\n")
+    names = {"KEY": str(tmp_path / "key"), "WEAK": str(tmp_path / "weak")}
+    args = [names.get(a, a) for a in options]
     result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
                                        str(tmp_path / "ds"), "--engine", "spark", *args])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines() == [
-        "smsanalytics: error: --pseudonymize, --redact-bodies and --key-file are not "
-        "available with --engine spark yet; convert with the default engine"]
+    [line] = result.stderr.splitlines()
+    assert line.startswith("smsanalytics: error: ") and message in line
     assert not (tmp_path / "ds").exists()
 
 
@@ -315,3 +368,18 @@ def test_a_task_failure_is_one_error_and_changes_nothing(spark, tmp_path, monkey
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.lock"] or not (
         tmp_path / "ds").exists()
+
+
+@pytest.mark.spark
+def test_the_rejects_file_inside_an_input_folder_is_not_read_back(tmp_path, spark):  # noqa: F811
+    """``convert arch --out arch/ds`` twice: the first run's rejects are output, not input."""
+    import shutil
+
+    archive = tmp_path / "arch"
+    archive.mkdir()
+    shutil.copy(_hostile(tmp_path), archive / "hostile.jsonl")
+    first = spark_engine.convert(spark, [archive], archive / "ds")
+    assert first.rejected and (archive / "ds.rejects.jsonl").exists()
+    again = spark_engine.convert(spark, [archive], archive / "ds")
+    assert (again.files, again.records) == (first.files, first.records) == (
+        1, sa.convert([tmp_path / "hostile.jsonl"], tmp_path / "local", quiet=True).records)

@@ -112,7 +112,7 @@ def test_read_only_still_reads_the_dataset(sample_dataset: Path) -> None:
 
 
 def test_read_only_cannot_read_the_datasets_other_files(sample_dataset: Path) -> None:
-    manifest = next(p for p in sample_dataset.iterdir() if p.suffix == ".json")
+    manifest = smsanalytics.dataset.manifest_path(sample_dataset)
     r = run("sql", str(sample_dataset), f"SELECT * FROM read_text('{manifest}')", "--read-only")
     assert r.exit_code == 2
 
