@@ -617,12 +617,14 @@ def audit(
 
     Examples
     --------
-    >>> import smsanalytics
-    >>> _ = smsanalytics.convert(["sample_data"], "/tmp/doc_audit", overwrite=True, quiet=True)
-    >>> a = audit("/tmp/doc_audit", currency="EUR")
+    >>> import tempfile, smsanalytics
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = smsanalytics.convert(["sample_data"], f"{tmp.name}/ds", quiet=True)
+    >>> a = audit(f"{tmp.name}/ds", currency="EUR")
     >>> over = a.summary.set_index("check").loc["parts_over_billed"]
     >>> int(over["messages"]), str(over["at_stake_cents"])
     (10, '16.3175000000')
+    >>> tmp.cleanup()
     """
     margin = arguments.margin(rate_margin)
     bounds = arguments.bounds(start, end, tz)

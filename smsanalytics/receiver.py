@@ -566,7 +566,10 @@ def create_app(
 
     Examples
     --------
-    >>> app = create_app("/tmp/doc_archive", secrets=(b"s3cret",))
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> app = create_app(f"{tmp.name}/archive", secrets=(b"s3cret",))
+    >>> tmp.cleanup()
     """
     try:
         from starlette.applications import Starlette

@@ -556,11 +556,13 @@ def cost_report(
 
     Examples
     --------
-    >>> import smsanalytics
-    >>> _ = smsanalytics.convert(["sample_data"], "/tmp/doc_report", overwrite=True, quiet=True)
-    >>> r = cost_report("/tmp/doc_report", tz="Europe/Paris", currency="EUR")
+    >>> import tempfile, smsanalytics
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = smsanalytics.convert(["sample_data"], f"{tmp.name}/ds", quiet=True)
+    >>> r = cost_report(f"{tmp.name}/ds", tz="Europe/Paris", currency="EUR")
     >>> r.period.label, r.reconciled
     ('May 2025', True)
+    >>> tmp.cleanup()
     """
     tz = arguments.time_zone_name(tz)
     lo, hi = arguments.period_bounds(start, end, _zone(tz))
