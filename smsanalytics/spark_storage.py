@@ -163,8 +163,9 @@ class HadoopStore:
     """
 
     def __init__(self, spark: SparkSession) -> None:
-        self._jvm = spark._jvm  # type: ignore[attr-defined]
-        self._conf = spark._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+        # The JVM gateway of the session (py4j objects: typed Any on purpose).
+        self._jvm: Any = spark._jvm
+        self._conf: Any = spark._jsc.hadoopConfiguration()
 
     def qualify(self, location: str) -> str:
         """The percent-encoded, fully qualified URI of a location written as for Spark."""
