@@ -849,7 +849,7 @@ def plot_parts_distribution(
 
 # Columns that may say which country an operator is in (Orange in France is not Orange in
 # Spain). Whichever the costs frame has, the operator is labelled "Orange (FR)".
-_OPERATOR_COUNTRY_COLUMNS = ("operator_country", "from_country", "country")
+_OPERATOR_COUNTRY_COLUMNS = ("network_country", "operator_country", "from_country", "country")
 
 
 def _operator_names(df: pd.DataFrame, dims: list[str]) -> tuple[pd.Series, list[str]]:
