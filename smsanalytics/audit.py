@@ -51,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import arguments, render
+from . import amounts, arguments, render
 from ._analysis import (
     MONEY_TYPE,
     RATIO_TYPE,
@@ -430,7 +430,7 @@ class AuditResult:
     def __post_init__(self) -> None:
         # Shown as money in a notebook (never 0E-10); the values underneath stay exact.
         for name in self._TABLES:
-            setattr(self, name, render.exact_frame(getattr(self, name)))
+            setattr(self, name, amounts.exact_frame(getattr(self, name)))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Return every table by name (the CSV file names without ``.csv``)."""
@@ -1201,7 +1201,7 @@ def _readable(name: str, df: pd.DataFrame, currency: str, tz: str) -> pd.DataFra
             values = values.map(lambda v: v if is_na(v) else "yes" if v else "no")
         out[header] = values
     out.attrs.update(df.attrs)
-    return render.exact_frame(out)
+    return amounts.exact_frame(out)
 
 
 def _json_value(value: Any) -> Any:

@@ -66,6 +66,7 @@ from ._analysis import (
     to_frame,
     used_params,
 )
+from .amounts import exact_frame
 from .errors import ArgumentError
 from .keywords import DEFAULT_KEYWORDS, NORMALISED_BODY_SQL, normalise_keyword
 from .privacy import TOKEN_PREFIX
@@ -551,7 +552,7 @@ def _frame(table: pa.Table, tz: str, *, question: str, currency: str | None,
     what it answered in ``attrs``: ``question``, ``tz``, ``currency`` and its arguments."""
     df = to_frame(table, tz)
     df.attrs.update({"question": question, "tz": tz, "currency": currency, **attrs})
-    return df
+    return exact_frame(df)  # shown as money in a notebook, exact underneath
 
 
 def _run(

@@ -14,7 +14,7 @@ Decisions:
   ``cost_cents / 100``. Display rounds half-even, one rule per kind (2 decimals for
   totals, 6 for every per-message and per-part cost: see :mod:`smsanalytics.render`); the
   DataFrames and the CSV files keep exact values, and a notebook shows the DataFrames as
-  money (:class:`~smsanalytics.render.ExactFrame`). Ratios (cost per message, per part)
+  money (:class:`~smsanalytics.amounts.ExactFrame`). Ratios (cost per message, per part)
   are exact to 10 decimals of a cent.
 * The currency is a label the user gives; without one, amounts say "currency not set".
 * Paths on the page (the source, the rejects file) are relative to the page when it is
@@ -47,7 +47,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import arguments, dataset, queries, render
+from . import amounts, arguments, dataset, queries, render
 from . import audit as billing_audit
 from ._analysis import (
     MONEY_TYPE,
@@ -413,7 +413,7 @@ class CostReport:
             value = getattr(self, f.name)
             if isinstance(value, pd.DataFrame) and not f.name.startswith("_"):
                 show = _shown_headline if f.name == "headline" else None
-                setattr(self, f.name, render.exact_frame(value, show))
+                setattr(self, f.name, amounts.exact_frame(value, show))
 
     # -- values -----------------------------------------------------------------------
 
@@ -868,8 +868,8 @@ def _page(report: CostReport, place: str | Path | None = None) -> render.Page:
         reconciliation,
     ]
     footer = (f"Amounts are summed exactly from cost_cents and shown in {cur}, rounded "
-              f"half-even: totals to {render.MONEY_DECIMALS} decimals, costs per message "
-              f"and per part to {render.RATE_DECIMALS}; the CSV export holds the unrounded "
+              f"half-even: totals to {amounts.MONEY_DECIMALS} decimals, costs per message "
+              f"and per part to {amounts.RATE_DECIMALS}; the CSV export holds the unrounded "
               "values. Made by smsanalytics.")
     return render.Page(f"Inbound SMS cost report: {p.label}", subtitle, sections, footer)
 

@@ -116,6 +116,16 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             return exp.Anonymous(this=STRIP_ACCENTS_UDF, expressions=[args[0]])
     if isinstance(node, exp.UnixToTime) and not node.args.get("scale"):
         return exp.Anonymous(this="TIMESTAMP_SECONDS", expressions=[node.this])
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.INT128:
+        # Spark has no 128-bit integer; a whole decimal of 38 digits holds every HUGEINT
+        # product the templates form (exact comparisons of cross-multiplied amounts).
+        return exp.DataType.build("DECIMAL(38, 0)")
+    if isinstance(node, exp.PercentileDisc) and node.expression is not None:
+        # DuckDB's quantile_disc(x, q) is Spark's ordered-set form; both take the first
+        # value whose cumulative share reaches q (the lower median at 0.5), nulls ignored.
+        percentile = exp.Anonymous(this="PERCENTILE_DISC", expressions=[node.expression])
+        order = exp.Order(expressions=[exp.Ordered(this=node.this.transform(_rewrite))])
+        return exp.WithinGroup(this=percentile, expression=order)
     if isinstance(node, exp.DayOfWeekIso):
         weekday = exp.Anonymous(this="WEEKDAY", expressions=[node.this])
         return exp.Paren(this=exp.Add(this=weekday, expression=exp.Literal.number(1)))

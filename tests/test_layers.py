@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("pure facts and parsing", {"keywords", "numbers", "networks", "segments", "sources",
                                 "readers", "dataset", "privacy", "enrich", "sample"}),
     ("conversion and receiving", {"ingest", "receiver_archive", "receiver"}),
-    ("analysis", {"_analysis", "queries", "spark_sql", "spark_storage", "spark", "spark_convert"}),
+    ("analysis", {"_analysis", "amounts", "queries", "spark_sql", "spark_storage", "spark",
+                  "spark_convert"}),
     ("answers", {"render", "audit", "report", "plots"}),
     ("entry points", {"cli", "__main__", "__init__"}),
 ]

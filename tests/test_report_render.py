@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+import smsanalytics.amounts
 from smsanalytics import render
 from smsanalytics.escape import for_html
 from smsanalytics.render import Card, Cards, Column, Page, Paragraph, Section, Table
@@ -103,7 +104,7 @@ def test_every_cell_of_a_rate_column_has_the_same_decimals() -> None:
     md = r.to_markdown()
     rates = md.split("## Rates")[1].split("##")[0]
     amounts = re.findall(r"\d+\.(\d+)", rates)
-    assert amounts and {len(a) for a in amounts} == {render.RATE_DECIMALS}
+    assert amounts and {len(a) for a in amounts} == {smsanalytics.amounts.RATE_DECIMALS}
 
 
 def test_the_page_names_files_relative_to_itself(

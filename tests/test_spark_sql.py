@@ -24,6 +24,17 @@ def test_epoch_us_and_to_timestamp_become_spark_functions():
     assert "FROM_UNIXTIME" not in sql  # sqlglot's own version goes through the session clock
 
 
+def test_quantile_disc_becomes_the_ordered_set_form():
+    # sqlglot alone writes PERCENTILE_DISC(x, 0.5), which Spark 4 refuses (one argument).
+    sql = to_spark("SELECT quantile_disc(CAST(c AS DOUBLE) / p, 0.5) AS rate FROM t")
+    assert "PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY CAST(c AS DOUBLE) / p" in sql
+
+
+def test_hugeint_becomes_a_whole_decimal_of_38_digits():
+    sql = to_spark("SELECT CAST(c * 1000000 AS HUGEINT) * CAST(b AS HUGEINT) > 1 FROM t")
+    assert "INT128" not in sql and sql.count("DECIMAL(38, 0)") == 2
+
+
 def test_timezone_direction_comes_from_the_cast():
     to_local = to_spark("SELECT timezone($tz, CAST(x AS TIMESTAMPTZ))")
     to_instant = to_spark("SELECT timezone($tz, CAST(k AS TIMESTAMP))")
