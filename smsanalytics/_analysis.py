@@ -198,6 +198,10 @@ def connect(
     con = duckdb.connect()
     _OPEN.add(con)
     con.execute("SET TimeZone = 'UTC'")
+    try:  # DuckDB's bar writes to stdout, where `sql --csv/--json` writes the answer
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:  # in Jupyter, DuckDB wants ipywidgets to change it
+        pass
     if isinstance(source, str | Path) and _is_dataset(Path(source)):
         con.execute(f"CREATE VIEW {_VIEW} AS SELECT *, {_view_columns()} "
                     f"FROM {dataset.scan_sql(source)}")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -137,3 +138,11 @@ def test_a_connection_passed_in_gets_its_zone_back():
     with pytest.raises(Exception, match="(?i)nope"):
         queries.run_sql(con, "SELECT nope FROM messages", tz="Asia/Tokyo")
     assert con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+
+
+def test_a_connection_never_draws_duckdbs_progress_bar_on_stdout() -> None:
+    # Long queries (seconds, on 10M rows) would print DuckDB's bar into `sql --csv > file`.
+    con = queries.connect(pd.DataFrame({"sid": ["a"]}))
+    setting = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    con.close()
+    assert setting == (False,)
