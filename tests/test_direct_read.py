@@ -124,6 +124,13 @@ _PIECES = st.sampled_from([
 ])
 
 
+def test_an_empty_crlf_line_before_a_record_keeps_its_line_numbers(tmp_path):
+    # Found by the property test below: "\r\n" then a record numbered the record 1, not 2.
+    src = tmp_path / "in.jsonl"
+    src.write_text("\r\n" + GOOD + "\n", encoding="utf-8")
+    assert convert_paths.differences([src], tmp_path, enrich_rows=False) == []
+
+
 @pytest.mark.slow
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
