@@ -2,7 +2,10 @@
 
 This module owns the audit. :func:`audit` runs every check over a period and returns an
 :class:`AuditResult` of pandas DataFrames; :func:`billing_mismatches` and :func:`above_rate`
-are two of those checks on their own (the cost report uses them). The checks:
+are two of those checks on their own. The cost report runs some of the checks on its
+period through the package's seam into the audit: :func:`audit_view` (the rows as the
+audit sees them), :func:`usual_rates`, :func:`above_rate_findings` and
+:func:`mismatch_findings` (public to the package, not in ``__all__``). The checks:
 
 * **Billed parts or encoding vs the body.** ``parts`` and ``encoding`` (what Callr billed)
   against ``computed_parts`` and ``computed_encoding`` (what the body needs, GSM 03.38 /
@@ -116,7 +119,7 @@ _NUMBER_CHECKS = ("invalid_number", "country_mismatch")
 _TOKEN_CONDITION = f"starts_with(r.from_number, '{TOKEN_PREFIX}')"
 
 # ---------------------------------------------------------------------------------------
-# SQL. {rows} is the audit view (the messages with enrichment filled in, see _prepared);
+# SQL. {rows} is the audit view (the messages with enrichment filled in, see audit_view);
 # {where} the period filter; {lookalike} the table of bodies after gsm_lookalike.
 # ---------------------------------------------------------------------------------------
 
@@ -634,22 +637,23 @@ def audit(
         max_rows = arguments.positive_int(max_rows, "max_rows")
     with opened(source, currency=currency) as con:
         label = currency_of(con, currency)
-        where, params = Selection(bounds).where()
+        selection = Selection(bounds)
+        where, params = selection.where()
         # A pseudonymised sender is a token, not a number: the number checks skip it.
         sql = TOKENS_SQL.format(where=_and(where, _TOKEN_CONDITION))
         tokens = int(_arrow(con, sql, params).column(0)[0].as_py())
-        with _prepared(con, where, params, numbers=True) as names:
-            mismatches, found, rows = _mismatches(con, names, where, params, tz, max_rows)
+        with audit_view(con, selection, numbers=True) as view:
+            mismatches, found, rows = mismatch_findings(view, max_rows)
             counts = {"mismatches": rows}
-            usual = _usual_rates(con, names["rows"], where, params, tz, by_month=True)
-            rates = _rates(con, names, where, params, tz, usual)
-            above, groups = _above_rate(con, names, where, params, tz, margin, by_month=True,
-                                        limit=max_rows, usual=usual)
-            found["above_rate"] = _Found(
-                messages=sum(g["messages"] for g in groups),
-                parts=sum(g["parts"] or 0 for g in groups),
-                cost=dsum(g["cost_cents"] for g in groups),
-                stake=sum((g["excess"] for g in groups), Fraction(0)))
+            usual = usual_rates(con, view.names["rows"], selection, by_month=True)
+            rates = _rates(view, usual)
+            above, groups = above_rate_findings(view, margin, by_month=True, limit=max_rows,
+                                                usual=usual)
+            found["above_rate"] = Found(
+                messages=sum(g.messages for g in groups),
+                parts=sum(g.parts or 0 for g in groups),
+                cost=dsum(g.cost_cents for g in groups),
+                stake=sum((g.excess for g in groups), Fraction(0)))
             counts["above_rate"] = found["above_rate"].messages
             grouped = {}
             for check, table, template, condition in (
@@ -665,9 +669,8 @@ def audit(
                  "AND n.country IS NOT NULL AND r.from_country <> n.country"),
             ):
                 grouped[table], found[check], counts[table] = _grouped(
-                    con, template, names, _and(where, condition), params, tz, max_rows)
-            smart, found["smart_punctuation"] = _smart_punctuation(con, names, where, params,
-                                                                   tz, max_rows)
+                    view, template, condition, max_rows)
+            smart, found["smart_punctuation"] = _smart_punctuation(view, max_rows)
             counts["smart_punctuation"] = found["smart_punctuation"].messages
     result = AuditResult(
         summary=_summary(found, tokens), mismatches=mismatches, rates=rates, above_rate=above,
@@ -707,10 +710,8 @@ def billing_mismatches(
         :attr:`AuditResult.mismatches`.
     """
     bounds = arguments.bounds(start, end, tz)
-    with opened(source) as con:
-        where, params = Selection(bounds).where()
-        with _prepared(con, where, params, numbers=False) as names:
-            return _mismatches(con, names, where, params, bounds.tz)[0]
+    with opened(source) as con, audit_view(con, Selection(bounds), numbers=False) as view:
+        return mismatch_findings(view)[0]
 
 
 def above_rate(
@@ -745,11 +746,8 @@ def above_rate(
     """
     margin = arguments.margin(rate_margin)
     bounds = arguments.bounds(start, end, tz)
-    with opened(source) as con:
-        where, params = Selection(bounds).where()
-        with _prepared(con, where, params, numbers=False) as names:
-            return _above_rate(con, names, where, params, bounds.tz, margin,
-                               by_month=by_month)[0]
+    with opened(source) as con, audit_view(con, Selection(bounds), numbers=False) as view:
+        return above_rate_findings(view, margin, by_month=by_month)[0]
 
 
 def usual_rate(points: Sequence[tuple[Fraction, int]]) -> Fraction:
@@ -784,18 +782,69 @@ def usual_rate(points: Sequence[tuple[Fraction, int]]) -> Fraction:
 
 
 # ---------------------------------------------------------------------------------------
-# The audit view: messages with enrichment filled in where it is missing
+# The audit view: messages with enrichment filled in where it is missing. The view and
+# the checks below are the package's seam into the audit: the cost report runs them on
+# its period (they are not in __all__; their signatures follow the report's needs).
 # ---------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any], *,
-              numbers: bool) -> Iterator[dict[str, str]]:
-    """Create the audit's lookup tables and view on `con`; drop them on exit.
+@dataclass(frozen=True)
+class AuditView:
+    """The messages of a selection as the audit sees them, on one connection.
 
-    Yields the names to put in the SQL templates: ``rows`` (the view), ``numbers``,
-    ``lookalike``. Lookups are computed once per distinct body, network code and number.
+    Made by :func:`audit_view`, and usable only inside its ``with`` block (the tables it
+    names are dropped on exit).
+
+    Attributes
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection the view and its lookup tables live on.
+    selection : Selection
+        The rows audited: the period (aware UTC bounds) and the time zone of the months.
+    names : dict of str to str
+        The names to put in the SQL templates: ``rows`` (the view), ``numbers``,
+        ``lookalike``, ``computed``, ``networks``, ``fill``.
     """
+
+    con: duckdb.DuckDBPyConnection
+    selection: Selection
+    names: dict[str, str]
+
+    @property
+    def tz(self) -> str:
+        """The IANA name of the time zone of the months (what DuckDB's ``$tz`` is)."""
+        return self.selection.tz
+
+    def where(self, condition: str | None = None) -> tuple[str, dict[str, Any]]:
+        """Return the selection's WHERE clause, with `condition` added, and its parameters."""
+        where, params = self.selection.where()
+        return (where if condition is None else _and(where, condition)), params
+
+
+@contextmanager
+def audit_view(con: duckdb.DuckDBPyConnection, selection: Selection, *,
+               numbers: bool) -> Iterator[AuditView]:
+    """Create the audit's lookup tables and view of `selection` on `con`; drop them on exit.
+
+    Lookups are computed once per distinct body, network code and number, only where the
+    stored column is null.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        A connection with the ``messages`` view.
+    selection : Selection
+        The rows to audit.
+    numbers : bool
+        Describe every sender number (the number checks need them); False: only the
+        senders whose country is missing.
+
+    Yields
+    ------
+    AuditView
+        The view and the names of its tables.
+    """
+    where, params = selection.where()
     tag = uuid.uuid4().hex[:12]
     names = {k: f"_smsanalytics_audit_{k}_{tag}"
              for k in ("rows", "computed", "networks", "numbers", "fill", "lookalike")}
@@ -807,7 +856,8 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
 
     def distinct(column: str, condition: str, table: str = "messages") -> list[Any]:
         sql = DISTINCT_SQL.format(column=column, table=table, where=_and(where, condition))
-        return _arrow(con, sql, params).column(0).to_pylist()
+        values: list[Any] = _arrow(con, sql, params).column(0).to_pylist()
+        return values
 
     try:
         bodies = distinct("body_text", "(computed_parts IS NULL OR computed_encoding IS NULL) "
@@ -841,7 +891,7 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
             "lookalike_encoding": after.column("computed_encoding"),
             "lookalike_parts": after.column("computed_parts"),
         }))
-        yield names
+        yield AuditView(con, selection, names)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {names['rows']}")
         for name in registered:
@@ -854,8 +904,22 @@ def _prepared(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
 
 
 @dataclass
-class _Found:
-    """What one check found, over every row: the summary's figures."""
+class Found:
+    """What one check found, over every row: the figures of its line in the summary.
+
+    Attributes
+    ----------
+    messages : int
+        Messages found.
+    parts : int or None
+        Parts at stake (over-billed, under-billed, above rate or saveable); None where
+        parts are not the check's question.
+    cost : Decimal
+        What those messages cost [cents].
+    stake : Fraction or None
+        What may have been charged too much [cents], exact; None where the check is not
+        about an amount.
+    """
 
     messages: int = 0
     parts: int | None = None
@@ -863,26 +927,79 @@ class _Found:
     stake: Fraction | None = None
 
 
+@dataclass(frozen=True)
+class AboveRateGroup:
+    """The above-rate messages of one (month, country), all of them, summed.
+
+    Attributes
+    ----------
+    month : str or None
+        ``YYYY-MM`` in the time zone; None when the usual rate is over the whole period.
+    country : str or None
+        Sender country.
+    usual : Fraction
+        The usual rate [cents per part], exact.
+    messages, parts : int
+        Above-rate messages and their parts.
+    cost_cents : Decimal
+        Their cost [cents].
+    excess : Fraction
+        Their cost above the usual rate (cost minus usual rate times parts) [cents].
+    """
+
+    month: str | None
+    country: str | None
+    usual: Fraction
+    messages: int
+    parts: int
+    cost_cents: Decimal
+    excess: Fraction
+
+
+#: Usual rates [cents per part] by (month, country); month None: over the whole period.
+UsualRates = dict[tuple[str | None, str | None], Fraction]
+
+
 def _limited(sql: str, limit: int | None) -> str:
     return sql if limit is None else f"{sql}\nLIMIT {int(limit)}"
 
 
-#: The order of detail rows: by time, or the most expensive first.
-_BY_TIME = "r.created_at, r.sid"
-_BY_COST = "r.cost_cents DESC NULLS LAST, r.created_at, r.sid"
+#: The order of detail rows: by time (SQL ``ORDER BY`` over the view aliased ``r``).
+BY_TIME = "r.created_at, r.sid"
+#: The order of detail rows: the most expensive first, then by time.
+BY_COST = "r.cost_cents DESC NULLS LAST, r.created_at, r.sid"
 
 
-def _mismatches(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
-                params: dict[str, Any], tz: str, limit: int | None = None,
-                order: str = _BY_TIME) -> tuple[pd.DataFrame, dict[str, _Found], int]:
-    """The first `limit` mismatching messages in `order`; the totals of each finding over
-    all of them; their number."""
-    condition = _and(where, MISMATCH_CONDITION)
-    found = {"parts_over_billed": _Found(parts=0, stake=Fraction(0)),
-             "parts_under_billed": _Found(parts=0, stake=Fraction(0)),
-             "encoding_mismatch": _Found()}
+def mismatch_findings(view: AuditView, limit: int | None = None, order: str = BY_TIME
+                      ) -> tuple[pd.DataFrame, dict[str, Found], int]:
+    """The billed-vs-computed check (:attr:`AuditResult.mismatches`) on `view`.
+
+    Parameters
+    ----------
+    view : AuditView
+        The rows to check.
+    limit : int, optional
+        Detail rows kept (all by default).
+    order : str
+        Order of the detail rows: :data:`BY_TIME` or :data:`BY_COST`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The first `limit` mismatching messages in `order`, as
+        :attr:`AuditResult.mismatches`.
+    dict of str to Found
+        The totals over all of them of ``parts_over_billed``, ``parts_under_billed`` and
+        ``encoding_mismatch``.
+    int
+        How many messages mismatch.
+    """
+    condition, params = view.where(MISMATCH_CONDITION)
+    found = {"parts_over_billed": Found(parts=0, stake=Fraction(0)),
+             "parts_under_billed": Found(parts=0, stake=Fraction(0)),
+             "encoding_mismatch": Found()}
     rows = 0
-    for g in _arrow(con, MISMATCH_TOTALS_SQL.format(**names, where=condition),
+    for g in _arrow(view.con, MISMATCH_TOTALS_SQL.format(**view.names, where=condition),
                     params).to_pylist():
         billed, needed, n, cost = g["parts"], g["computed_parts"], g["messages"], g["cost_cents"]
         rows += n
@@ -898,9 +1015,11 @@ def _mismatches(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: st
         if g["encoding_differs"]:
             found["encoding_mismatch"].messages += n
             found["encoding_mismatch"].cost += cost or 0
-    sql = _limited(MISMATCHES_SQL.format(**names, where=condition, order=order), limit)
-    table = _arrow(con, sql, params)
-    differences, stakes, findings = [], [], []
+    sql = _limited(MISMATCHES_SQL.format(**view.names, where=condition, order=order), limit)
+    table = _arrow(view.con, sql, params)
+    differences: list[int | None] = []
+    stakes: list[Decimal] = []
+    findings: list[str] = []
     for r in table.select(["encoding", "parts", "computed_encoding", "computed_parts",
                            "cost_cents"]).to_pylist():
         billed, needed, cost = r["parts"], r["computed_parts"], r["cost_cents"]
@@ -924,7 +1043,7 @@ def _mismatches(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: st
     table = (table.append_column("parts_difference", pa.array(differences, pa.int32()))
                   .append_column("cost_at_stake_cents", pa.array(stakes, RATIO_TYPE))
                   .append_column("finding", pa.array(findings, pa.string())))
-    return to_frame(table, tz), found, rows
+    return to_frame(table, view.tz), found, rows
 
 
 def _month_of(by_month: bool, alias: str = "") -> str:
@@ -932,34 +1051,59 @@ def _month_of(by_month: bool, alias: str = "") -> str:
         "CAST(NULL AS VARCHAR)"
 
 
-def _usual_rates(con: duckdb.DuckDBPyConnection, rows: str, where: str,
-                 params: dict[str, Any], tz: str, *, by_month: bool,
-                 unknown_country: bool = False) -> dict[tuple[Any, str], Fraction]:
-    """The usual rate of each (month, country) of `rows` (month None: the whole period;
-    with `unknown_country`, country None too: the cost report shows its rate)."""
+def usual_rates(con: duckdb.DuckDBPyConnection, rows: str, selection: Selection, *,
+                by_month: bool, unknown_country: bool = False) -> UsualRates:
+    """The usual rate of each (month, country) of the rows `selection` picks in `rows`.
+
+    The usual rate is the lower median of the messages' per-part costs, each message
+    weighing one (:func:`usual_rate`), found by DuckDB: no price point travels to Python.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection.
+    rows : str
+        The table or view to read: the audit view (:attr:`AuditView.names` ``["rows"]``)
+        or ``messages``.
+    selection : Selection
+        The rows to rate, and the time zone of the months.
+    by_month : bool
+        One rate per month in the time zone; False: one over the whole period (month
+        None).
+    unknown_country : bool
+        Rate the messages without a sender country too (country None): the cost report
+        shows their rate.
+
+    Returns
+    -------
+    dict of (str or None, str or None) to Fraction
+        The exact usual rate [cents per part] by (month, country).
+    """
+    where, params = selection.where()
+    params = {**params, "tz": selection.tz}
     rated = RATED_CONDITION.replace("from_country IS NOT NULL AND ", "") \
         if unknown_country else RATED_CONDITION
     sql = USUAL_RATE_SQL.format(rows=rows, month=_month_of(by_month),
                                 where=_and(where, rated))
-    rates = _arrow(con, sql, {**params, "tz": tz})
+    rates = _arrow(con, sql, params)
     name = f"_smsanalytics_usual_{uuid.uuid4().hex[:12]}"
     con.register(name, rates)
     try:
         sql = USUAL_EXACT_SQL.format(rows=rows, usual=name, month=_month_of(by_month, "r."),
                                      where=_and(where, rated))
-        exact = _arrow(con, sql, {**params, "tz": tz}).to_pylist()
+        exact = _arrow(con, sql, params).to_pylist()
     finally:
         con.unregister(name)
     return {(p["month"], p["country"]):
             Fraction(p["usual"]["cost_cents"]) / p["usual"]["parts"] for p in exact}
 
 
-def _rates(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
-           params: dict[str, Any], tz: str, usual: dict[tuple[Any, str], Fraction]
-           ) -> pd.DataFrame:
-    table = _arrow(con, RATES_SQL.format(**names, month=_MONTH, where=where),
-                   {**params, "tz": tz})
-    rates, usuals = [], []
+def _rates(view: AuditView, usual: UsualRates) -> pd.DataFrame:
+    where, params = view.where()
+    table = _arrow(view.con, RATES_SQL.format(**view.names, month=_MONTH, where=where),
+                   {**params, "tz": view.tz})
+    rates: list[Decimal | None] = []
+    usuals: list[Decimal | None] = []
     for r in table.select(["month", "country", "rated_cost_cents", "rated_parts"]).to_pylist():
         cost, parts = r["rated_cost_cents"], r["rated_parts"]
         rates.append(quantize(Fraction(cost) / parts) if cost is not None and parts else None)
@@ -968,20 +1112,41 @@ def _rates(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
     table = (table.drop_columns(["rated_cost_cents", "rated_parts"])
                   .append_column("rate_cents", pa.array(rates, RATIO_TYPE))
                   .append_column("usual_rate_cents", pa.array(usuals, RATIO_TYPE)))
-    return to_frame(table, tz)
+    return to_frame(table, view.tz)
 
 
-def _above_rate(
-    con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str, params: dict[str, Any],
-    tz: str, margin: Decimal, *, by_month: bool, limit: int | None = None,
-    most_expensive: bool = False, usual: dict[tuple[Any, str], Fraction] | None = None,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The first `limit` above-rate messages (by time, or the most expensive first), and
-    per (month, country) the usual rate and the totals of all of them: ``month``,
-    ``country``, ``usual`` (Fraction), ``messages``, ``parts``, ``cost_cents``, ``excess``
-    (Fraction: the cost above the usual rate)."""
+def above_rate_findings(
+    view: AuditView, margin: Decimal, *, by_month: bool, limit: int | None = None,
+    most_expensive: bool = False, usual: UsualRates | None = None,
+) -> tuple[pd.DataFrame, list[AboveRateGroup]]:
+    """The above-rate check (:attr:`AuditResult.above_rate`) on `view`.
+
+    Parameters
+    ----------
+    view : AuditView
+        The rows to check.
+    margin : Decimal
+        A message is above rate when its cost per part exceeds the usual rate times
+        ``1 + margin``.
+    by_month : bool
+        Usual rates per month in the time zone; False: over the whole period.
+    limit : int, optional
+        Detail rows kept (all by default).
+    most_expensive : bool
+        Keep the most expensive first (:data:`BY_COST`) rather than the first by time.
+    usual : dict, optional
+        The usual rates, if :func:`usual_rates` found them already (with `by_month`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The first `limit` above-rate messages, as :attr:`AuditResult.above_rate`.
+    list of AboveRateGroup
+        Per (month, country), the usual rate and the totals of all of them.
+    """
     if usual is None:
-        usual = _usual_rates(con, names["rows"], where, params, tz, by_month=by_month)
+        usual = usual_rates(view.con, view.names["rows"], view.selection, by_month=by_month)
+    con, names = view.con, view.names
     factor = 1 + Fraction(margin)
     name = names["rows"].replace("_rows_", "_flagged_")
     keys = list(usual)
@@ -994,33 +1159,38 @@ def _above_rate(
                       pa.decimal128(38, 0)),
         "b": pa.array([Decimal(t.denominator) for t in thresholds], pa.decimal128(38, 0)),
     }))
-    condition = _and(where, f"r.parts > 0 AND {ABOVE_RATE_CONDITION}")
+    condition, params = view.where(f"r.parts > 0 AND {ABOVE_RATE_CONDITION}")
+    params = {**params, "tz": view.tz}
     month = _month_of(by_month, "r.")
-    order = _BY_COST if most_expensive else _BY_TIME
+    order = BY_COST if most_expensive else BY_TIME
     try:
         totals = _arrow(con, ABOVE_RATE_TOTALS_SQL.format(**names, flagged=name, month=month,
                                                           where=condition),
-                        {**params, "tz": tz}).to_pylist()
+                        params).to_pylist()
         detail = condition
         if limit is not None:
-            keys = _arrow(con, ABOVE_RATE_KEYS_SQL.format(
+            first = _arrow(con, ABOVE_RATE_KEYS_SQL.format(
                 **names, flagged=name, month=month, where=condition, order=order,
-                limit=int(limit)), {**params, "tz": tz})
+                limit=int(limit)), params)
             # Every one of the first `limit` rows is at or before the last key.
             key = "cost_cents" if most_expensive else "created_at"
-            values = keys.column(key)
+            values = first.column(key)
             if len(values) == limit and values.null_count == 0:
                 params = {**params, "last_key": values[-1].as_py()}
                 detail = _and(condition, f"r.{key} {'>=' if most_expensive else '<='} "
                                          "$last_key")
         sql = _limited(ABOVE_RATE_SQL.format(**names, flagged=name, month=month,
                                              where=detail, order=order), limit)
-        table = _arrow(con, sql, {**params, "tz": tz})
+        table = _arrow(con, sql, params)
     finally:
         con.unregister(name)
+    groups = []
     for g in totals:
-        g["usual"] = usual[(g["month"], g["country"])]
-        g["excess"] = Fraction(g["cost_cents"]) - g["usual"] * g["parts"]
+        rate = usual[(g["month"], g["country"])]
+        groups.append(AboveRateGroup(
+            month=g["month"], country=g["country"], usual=rate, messages=g["messages"],
+            parts=g["parts"], cost_cents=g["cost_cents"],
+            excess=Fraction(g["cost_cents"]) - rate * g["parts"]))
     rates, usuals, excesses = [], [], []
     for r in table.select(["month", "country", "parts", "cost_cents"]).to_pylist():
         rate = usual[(r["month"], r["country"])]
@@ -1030,15 +1200,16 @@ def _above_rate(
     table = (table.append_column("rate_cents", pa.array(rates, RATIO_TYPE))
                   .append_column("usual_rate_cents", pa.array(usuals, RATIO_TYPE))
                   .append_column("excess_cents", pa.array(excesses, RATIO_TYPE)))
-    return to_frame(table, tz), totals
+    return to_frame(table, view.tz), groups
 
 
-def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], where: str,
-                       params: dict[str, Any], tz: str, limit: int | None = None
-                       ) -> tuple[pd.DataFrame, _Found]:
-    cond = _and(where, "r.computed_encoding = 'unicode' AND l.lookalike_encoding = 'gsm'")
-    found = _Found(parts=0, stake=Fraction(0))
-    for g in _arrow(con, SMART_TOTALS_SQL.format(**names, where=cond), params).to_pylist():
+def _smart_punctuation(view: AuditView, limit: int | None = None
+                       ) -> tuple[pd.DataFrame, Found]:
+    cond, params = view.where(
+        "r.computed_encoding = 'unicode' AND l.lookalike_encoding = 'gsm'")
+    found = Found(parts=0, stake=Fraction(0))
+    for g in _arrow(view.con, SMART_TOTALS_SQL.format(**view.names, where=cond),
+                    params).to_pylist():
         saved, base = _saved(g)
         found.messages += g["messages"]
         found.cost += g["cost_cents"] or 0
@@ -1046,9 +1217,10 @@ def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], wh
             found.parts = (found.parts or 0) + saved * g["messages"]
             if base and g["cost_cents"] is not None:
                 found.stake = (found.stake or 0) + Fraction(g["cost_cents"]) * saved / base
-    table = _arrow(con, _limited(SMART_PUNCTUATION_SQL.format(**names, where=cond), limit),
-                   params)
-    saved_parts, saved_cost = [], []
+    table = _arrow(view.con, _limited(SMART_PUNCTUATION_SQL.format(**view.names, where=cond),
+                                      limit), params)
+    saved_parts: list[int | None] = []
+    saved_cost: list[Decimal | None] = []
     for r in table.select(["parts", "computed_parts", "lookalike_parts",
                            "cost_cents"]).to_pylist():
         saved, base = _saved(r)
@@ -1059,31 +1231,31 @@ def _smart_punctuation(con: duckdb.DuckDBPyConnection, names: dict[str, str], wh
         saved_cost.append(cost)
     table = (table.append_column("parts_saved", pa.array(saved_parts, pa.int32()))
                   .append_column("cost_saved_cents", pa.array(saved_cost, RATIO_TYPE)))
-    return to_frame(table, tz), found
+    return to_frame(table, view.tz), found
 
 
 def _saved(r: dict[str, Any]) -> tuple[int | None, int | None]:
     """Parts a message would save with plain punctuation, and the parts it is measured
     against: those billed (the computed ones when the billed ones are missing)."""
-    base = r["parts"] if r["parts"] is not None else r["computed_parts"]
+    base: int | None = r["parts"] if r["parts"] is not None else r["computed_parts"]
     return (None if base is None else max(0, base - r["lookalike_parts"])), base
 
 
-def _grouped(con: duckdb.DuckDBPyConnection, template: str, names: dict[str, str],
-             where: str, params: dict[str, Any], tz: str, limit: int | None
-             ) -> tuple[pd.DataFrame, _Found, int]:
+def _grouped(view: AuditView, template: str, condition: str, limit: int | None
+             ) -> tuple[pd.DataFrame, Found, int]:
     """A grouped check (networks, numbers): its first `limit` rows, its totals, its rows."""
-    query = template.format(**names, where=where)
-    df = to_frame(_arrow(con, _limited(query, limit), params), tz)
+    where, params = view.where(condition)
+    query = template.format(**view.names, where=where)
+    df = to_frame(_arrow(view.con, _limited(query, limit), params), view.tz)
     if limit is None or len(df) < limit:  # every row is here: sum them
-        return (df, _Found(messages=isum(df["messages"]), cost=dsum(df["cost_cents"])),
+        return (df, Found(messages=isum(df["messages"]), cost=dsum(df["cost_cents"])),
                 len(df))
-    totals = _arrow(con, GROUPED_TOTALS_SQL.format(query=query), params).to_pylist()[0]
-    found = _Found(messages=int(totals["messages"]), cost=Decimal(totals["cost_cents"] or 0))
-    return df, found, totals["rows"]
+    totals = _arrow(view.con, GROUPED_TOTALS_SQL.format(query=query), params).to_pylist()[0]
+    found = Found(messages=int(totals["messages"]), cost=Decimal(totals["cost_cents"] or 0))
+    return df, found, int(totals["rows"])
 
 
-def _summary(found: dict[str, _Found], tokens: int = 0) -> pd.DataFrame:
+def _summary(found: dict[str, Found], tokens: int = 0) -> pd.DataFrame:
     """One row per check: messages, parts and cost found, and the amount at stake."""
     skipped = (f" (not checked for the {tokens:,} messages whose sender is a pseudonymised "
                "token, not a number)") if tokens else ""

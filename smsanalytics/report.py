@@ -629,25 +629,24 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     # Rates: per-country sums, and usual rates found by DuckDB (no price point comes to
     # Python: at 10 million messages they are millions).
-    period_where = "WHERE created_at >= $start AND created_at < $end"
+    selection_now = Selection(arguments.bounds(period.start, period.end, tz))
+    selection_prev = Selection(arguments.bounds(previous.start, previous.end, tz))
     rates = _rates(
         *(( _sql(con, COUNTRY_RATES_SQL, p, tz),
-            billing_audit._usual_rates(con, "messages", period_where, p, tz, by_month=False,
-                                       unknown_country=True))
-          for p in (params_now, params_prev)))
+            billing_audit.usual_rates(con, "messages", s, by_month=False,
+                                      unknown_country=True))
+          for p, s in ((params_now, selection_now), (params_prev, selection_prev))))
     # The billing audit of the period, on the audit's view (enrichment filled in where it is
     # null): totals over every message, and the most expensive few as examples. The usual
     # rate is the country's over the whole period (by_month=False), as the rates table's.
-    where, params = Selection(arguments.bounds(period.start, period.end, tz)).where()
     audit = audit_examples = None
     present = con.execute(AUDIT_PRESENT_SQL, params_now).fetchall()[0]
-    with billing_audit._prepared(con, where, params, numbers=False) as names:
-        flagged, groups = billing_audit._above_rate(
-            con, names, where, params, tz, ABOVE_RATE_MARGIN, by_month=False,
-            limit=_EXAMPLES, most_expensive=True)
+    with billing_audit.audit_view(con, selection_now, numbers=False) as view:
+        flagged, groups = billing_audit.above_rate_findings(
+            view, ABOVE_RATE_MARGIN, by_month=False, limit=_EXAMPLES, most_expensive=True)
         if any(present):
-            mismatches, found, _ = billing_audit._mismatches(
-                con, names, where, params, tz, limit=_EXAMPLES, order=billing_audit._BY_COST)
+            mismatches, found, _ = billing_audit.mismatch_findings(
+                view, limit=_EXAMPLES, order=billing_audit.BY_COST)
             audit = _audit(found)
             audit_examples = mismatches.rename(columns={"from_country": "country"})[
                 ["sid", "created_at", "from_number", "country", "encoding",
@@ -776,18 +775,18 @@ def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
     return _arrow_frame(rows, types)
 
 
-def _above_rate(groups: list[dict[str, Any]]) -> pd.DataFrame:
+def _above_rate(groups: list[billing_audit.AboveRateGroup]) -> pd.DataFrame:
     """Above-rate messages by country, with the cost above the usual rate, exactly."""
-    rows = [{"country": g["country"], "usual_rate_cents": ratio(g["usual"], 1),
-             "messages": g["messages"], "parts": g["parts"], "cost_cents": g["cost_cents"],
-             "excess_cents": ratio(g["excess"], 1)}
-            for g in sorted(groups, key=lambda g: -g["excess"])]
+    rows = [{"country": g.country, "usual_rate_cents": ratio(g.usual, 1),
+             "messages": g.messages, "parts": g.parts, "cost_cents": g.cost_cents,
+             "excess_cents": ratio(g.excess, 1)}
+            for g in sorted(groups, key=lambda g: -g.excess)]
     types = {"country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
              "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
 
-def _audit(found: dict[str, Any]) -> pd.DataFrame:
+def _audit(found: dict[str, billing_audit.Found]) -> pd.DataFrame:
     """The billed-vs-computed findings of the period by kind (the audit's totals)."""
     kinds = {"parts billed above those needed": "parts_over_billed",
              "parts billed below those needed": "parts_under_billed",

@@ -455,7 +455,8 @@ def test_audit_command_says_the_number_checks_were_skipped(pseudonymised: Path) 
 def test_usual_rate_in_sql_is_the_lower_median_of_usual_rate(
         points: list[tuple[int, int, int]]) -> None:
     # (cost in millionths of a cent, parts, messages at that price point)
-    from smsanalytics.audit import _usual_rates
+    from smsanalytics._analysis import select
+    from smsanalytics.audit import usual_rates
 
     rows = [(Decimal(c).scaleb(-6), p) for c, p, n in points for _ in range(n)]
     con = duckdb.connect()
@@ -463,7 +464,7 @@ def test_usual_rate_in_sql_is_the_lower_median_of_usual_rate(
         "from_country": pa.array(["FR"] * len(rows)),
         "cost_cents": pa.array([c for c, _ in rows], pa.decimal128(18, 6)),
         "parts": pa.array([p for _, p in rows], pa.int32())}))
-    got = _usual_rates(con, "r", "", {}, "UTC", by_month=False)
+    got = usual_rates(con, "r", select("UTC"), by_month=False)
     expected = usual_rate([(Fraction(Decimal(c).scaleb(-6)) / p, n) for c, p, n in points])
     assert got == {(None, "FR"): expected}
 
