@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -573,7 +573,7 @@ def audit(
     *,
     start: TimeBound = None,
     end: TimeBound = None,
-    tz: str = "UTC",
+    tz: str | tzinfo = "UTC",
     currency: str | None = None,
     rate_margin: Decimal | str | float = RATE_MARGIN,
     max_rows: int | None = MAX_ROWS,
@@ -595,7 +595,7 @@ def audit(
     start, end : date, datetime or str, optional
         Only messages created at or after `start` and before `end`; naive values are
         wall-clock times in `tz`. Default: all the messages.
-    tz : str
+    tz : str or ZoneInfo
         IANA time zone of the months (rates and usual rates are per month in `tz`).
     currency : str, optional
         Label of the account currency (``"EUR"``), kept in the result; never guessed.
@@ -690,7 +690,7 @@ def billing_mismatches(
     *,
     start: TimeBound = None,
     end: TimeBound = None,
-    tz: str = "UTC",
+    tz: str | tzinfo = "UTC",
 ) -> pd.DataFrame:
     """Messages whose billed parts or encoding differ from what their body needs.
 
@@ -719,7 +719,7 @@ def above_rate(
     *,
     start: TimeBound = None,
     end: TimeBound = None,
-    tz: str = "UTC",
+    tz: str | tzinfo = "UTC",
     rate_margin: Decimal | str | float = RATE_MARGIN,
     by_month: bool = True,
 ) -> pd.DataFrame:

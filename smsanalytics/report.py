@@ -37,11 +37,12 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
@@ -112,16 +113,13 @@ class Period:
     partial: bool = False
 
 
-_zone = arguments.time_zone
-
-
-def _month_start(year: int, month: int, tz: str) -> datetime:
+def _month_start(year: int, month: int, zone: ZoneInfo) -> datetime:
     year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
-    return datetime(year, month, 1, tzinfo=_zone(tz))
+    return datetime(year, month, 1, tzinfo=zone)
 
 
-def _add_months(d: datetime, n: int, tz: str) -> datetime:
-    return _month_start(d.year, d.month + n, tz)
+def _add_months(d: datetime, n: int, zone: ZoneInfo) -> datetime:
+    return _month_start(d.year, d.month + n, zone)
 
 
 def _is_month_start(d: datetime) -> bool:
@@ -145,15 +143,15 @@ def _label(start: datetime, end: datetime) -> str:
     return f"{start.date().isoformat()} to {last.isoformat()}"
 
 
-def default_period(first: datetime, last: datetime, tz: str) -> Period:
+def default_period(first: datetime, last: datetime, tz: str | tzinfo) -> Period:
     """Return the last full calendar month between two instants, in `tz`.
 
     Parameters
     ----------
     first, last : datetime
         The earliest and latest message (aware).
-    tz : str
-        Time zone of the calendar.
+    tz : str or ZoneInfo
+        Time zone of the calendar (as :func:`~smsanalytics.arguments.time_zone` takes it).
 
     Returns
     -------
@@ -162,6 +160,11 @@ def default_period(first: datetime, last: datetime, tz: str) -> Period:
         before; if that month starts before the month of `first` (the data holds no full
         month), the month of `last`, marked ``partial``.
 
+    Raises
+    ------
+    ArgumentError
+        For a bad time zone.
+
     Examples
     --------
     >>> from datetime import datetime, UTC
@@ -169,26 +172,30 @@ def default_period(first: datetime, last: datetime, tz: str) -> Period:
     ...                "UTC").label
     'May 2025'
     """
-    lo, hi = first.astimezone(_zone(tz)), last.astimezone(_zone(tz))
-    last_month = _month_start(hi.year, hi.month, tz)
+    return _default_period(first, last, arguments.time_zone(tz))
+
+
+def _default_period(first: datetime, last: datetime, zone: ZoneInfo) -> Period:
+    lo, hi = first.astimezone(zone), last.astimezone(zone)
+    last_month = _month_start(hi.year, hi.month, zone)
     complete = (hi + timedelta(days=1)).month != hi.month
-    start = last_month if complete else _add_months(last_month, -1, tz)
+    start = last_month if complete else _add_months(last_month, -1, zone)
     partial = False
-    if start < _month_start(lo.year, lo.month, tz):
+    if start < _month_start(lo.year, lo.month, zone):
         start, partial = last_month, not complete
-    end = _add_months(start, 1, tz)
+    end = _add_months(start, 1, zone)
     return Period(start, end, _label(start, end), partial)
 
 
-def _previous(period: Period, tz: str) -> Period:
+def _previous(period: Period, zone: ZoneInfo) -> Period:
     start, end = period.start, period.end
     try:
         if _is_month_start(start) and _is_month_start(end):
-            prev_start = _add_months(start, -_months_between(start, end), tz)
+            prev_start = _add_months(start, -_months_between(start, end), zone)
         else:
             # Same wall-clock length, so a period of whole days stays whole days across DST.
             length = end.replace(tzinfo=None) - start.replace(tzinfo=None)
-            prev_start = (start.replace(tzinfo=None) - length).replace(tzinfo=_zone(tz))
+            prev_start = (start.replace(tzinfo=None) - length).replace(tzinfo=zone)
     except (OverflowError, ValueError):  # before year 1
         prev_start = None
     if prev_start is None or prev_start.year < arguments.MIN_YEAR:
@@ -198,19 +205,20 @@ def _previous(period: Period, tz: str) -> Period:
     return Period(prev_start, start, _label(prev_start, start))
 
 
-def _choose_period(start: datetime | None, end: datetime | None, tz: str,
-                   bounds: tuple[datetime | None, datetime | None], source: str) -> Period:
-    """The period of `start` and `end` (checked instants, or None: taken from the data)."""
-    zone = _zone(tz)
+def _choose_period(asked: arguments.Bounds, data: tuple[datetime | None, datetime | None],
+                   source: str) -> Period:
+    """The period `asked` for (either side None: taken from the `data`'s first and last
+    message), in its zone."""
+    start, end, zone = asked.start, asked.end, asked.zone
     lo = None if start is None else start.astimezone(zone)
     hi = None if end is None else end.astimezone(zone)
-    first, last = bounds
+    first, last = data
     undated = DatasetError(source, "no dated messages: give start and end to report on a "
                                    "period")
     if lo is None and hi is None:
         if first is None or last is None:
             raise undated
-        return default_period(first, last, tz)
+        return _default_period(first, last, zone)
     if lo is None:
         if first is None:
             raise undated
@@ -517,7 +525,7 @@ def cost_report(
     *,
     start: TimeBound = None,
     end: TimeBound = None,
-    tz: str = "UTC",
+    tz: str | tzinfo = "UTC",
     currency: str | None = None,
     top: int = 10,
 ) -> CostReport:
@@ -564,12 +572,11 @@ def cost_report(
     ('May 2025', True)
     >>> tmp.cleanup()
     """
-    tz = arguments.time_zone_name(tz)
-    lo, hi = arguments.period_bounds(start, end, _zone(tz))
+    asked = arguments.bounds(start, end, tz)
     top = arguments.positive_int(top, "top")
     currency = arguments.currency_label(currency)
     with opened(source, currency=currency) as con:
-        return _build(con, source, start=lo, end=hi, tz=tz, currency=currency, top=top)
+        return _build(con, source, asked, currency=currency, top=top)
 
 
 def _source_label(source: Any) -> str | None:
@@ -587,27 +594,34 @@ def _manifest(source: Any) -> dict[str, Any] | None:
     return dict(info) if isinstance(info, dict) else None
 
 
-def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | None,
-           end: datetime | None,
-           tz: str, currency: str | None, top: int) -> CostReport:
+def _selection(period: Period, zone: ZoneInfo) -> Selection:
+    """The rows of `period` (checked already: no argument is parsed again)."""
+    return Selection(arguments.Bounds(period.start.astimezone(UTC),
+                                      period.end.astimezone(UTC), zone))
+
+
+def _build(con: duckdb.DuckDBPyConnection, source: Any, asked: arguments.Bounds, *,
+           currency: str | None, top: int) -> CostReport:
+    """The report of the period `asked` for; its zone is parsed, and passed down as is."""
+    zone, tz = asked.zone, asked.tz  # tz: the zone's name, for DuckDB, pandas and the page
     # fetchall: DuckDB 2 keeps a connection busy until its result is read to the end.
     first, last = con.execute(BOUNDS_SQL).fetchall()[0]
-    period = _choose_period(start, end, tz, (first, last), _source_label(source) or "messages")
-    previous = _previous(period, tz)
-    cur = {"start": period.start, "end": period.end, "tz": tz}
-    prev = {"start": previous.start, "end": previous.end, "tz": tz}
+    period = _choose_period(asked, (first, last), _source_label(source) or "messages")
+    previous = _previous(period, zone)
+    selection_now, selection_prev = _selection(period, zone), _selection(previous, zone)
+    cur = {"start": period.start, "end": period.end, "tz": zone}
+    prev = {"start": previous.start, "end": previous.end, "tz": zone}
 
     total_now = queries.costs(con, **cur)
     label = currency if currency is not None else total_now.attrs.get("currency")
     total_prev = queries.costs(con, **prev)
-    params_now = {"start": period.start.astimezone(UTC), "end": period.end.astimezone(UTC)}
-    params_prev = {"start": previous.start.astimezone(UTC), "end": previous.end.astimezone(UTC)}
+    params_now, params_prev = selection_now.period_params(), selection_prev.period_params()
     priced_now = con.execute(PRICED_SQL, params_now).fetchall()[0]
     headline = _headline(total_now, total_prev, label, priced_now,
                          con.execute(PRICED_SQL, params_prev).fetchall()[0])
     unpriced = int(total_now["messages"].iloc[0]) - int(priced_now[0])
 
-    by_month = queries.costs(con, by="month", tz=tz)
+    by_month = queries.costs(con, by="month", tz=zone)
     role = []
     for m in by_month["month"]:
         if is_na(m):
@@ -629,8 +643,6 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     # Rates: per-country sums, and usual rates found by DuckDB (no price point comes to
     # Python: at 10 million messages they are millions).
-    selection_now = Selection(arguments.bounds(period.start, period.end, tz))
-    selection_prev = Selection(arguments.bounds(previous.start, previous.end, tz))
     rates = _rates(
         *(( _sql(con, COUNTRY_RATES_SQL, p, tz),
             billing_audit.usual_rates(con, "messages", s, by_month=False,
@@ -670,8 +682,8 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, *, start: datetime | Non
 
     return CostReport(
         period=period, previous=previous, tz=tz, currency=label,
-        data_first=None if first is None else first.astimezone(_zone(tz)),
-        data_last=None if last is None else last.astimezone(_zone(tz)),
+        data_first=None if first is None else first.astimezone(zone),
+        data_last=None if last is None else last.astimezone(zone),
         headline=headline, by_month=by_month, **breakdowns, top_senders=senders,
         rates=rates, above_rate=above_rate, above_rate_examples=examples,
         audit=audit, audit_examples=audit_examples, excluded=excluded,

@@ -407,6 +407,15 @@ def test_cli_errors_exit_2(tmp_path: Path, sample_dataset: Path) -> None:
     assert r.exit_code == 2
 
 
+def test_a_bad_zone_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ArgumentError, match="tz 'Mars/Olympus': unknown time zone"):
+        audit(tmp_path / "missing", tz="Mars/Olympus")
+    with pytest.raises(ArgumentError, match="tz 'UTC\\+1'"):
+        above_rate(tmp_path / "missing", tz="UTC+1")
+    with pytest.raises(ArgumentError, match="time zone"):
+        billing_mismatches(tmp_path / "missing", tz="../../etc")
+
+
 # -- a pseudonymised dataset: tokens are not numbers ---------------------------------------
 
 

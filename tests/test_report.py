@@ -246,6 +246,34 @@ def test_explicit_periods_and_their_comparison() -> None:
         cost_report(table(), tz="Mars/Olympus")
 
 
+def test_a_bad_zone_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    from smsanalytics.errors import ArgumentError
+
+    # The source does not exist: the zone is checked first, at the door.
+    with pytest.raises(ArgumentError, match="tz 'Mars/Olympus': unknown time zone"):
+        cost_report(tmp_path / "missing", tz="Mars/Olympus")
+
+
+def test_the_zone_is_parsed_once_at_the_door(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smsanalytics import arguments
+
+    seen: list[Any] = []
+    real = arguments.time_zone
+
+    def spy(value: Any, name: str = "tz") -> ZoneInfo:
+        seen.append(value)
+        return real(value, name)
+
+    monkeypatch.setattr(arguments, "time_zone", spy)
+    r = cost_report(table(), tz=PARIS)
+    # The name is read once; below the door the zone travels as a ZoneInfo.
+    assert [v for v in seen if not isinstance(v, ZoneInfo)] == [PARIS]
+    seen.clear()
+    again = cost_report(table(), tz=ZoneInfo(PARIS))
+    assert all(isinstance(v, ZoneInfo) for v in seen)
+    assert r.tz == again.tz == PARIS and r.headline.equals(again.headline)
+
+
 def test_empty_data_needs_a_period() -> None:
     empty = table().slice(0, 0)
     with pytest.raises(ValueError, match="no dated messages"):
