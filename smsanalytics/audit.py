@@ -558,7 +558,9 @@ class AuditResult:
 
     def __repr__(self) -> str:
         found = ", ".join(
-            f"{r.check}={r.messages}" for r in self.summary.itertuples() if r.messages
+            f"{check}={n}"
+            for check, n in zip(self.summary["check"], self.summary["messages"], strict=True)
+            if n
         )
         return f"<AuditResult {found or 'clean'}>"
 
@@ -863,9 +865,7 @@ def audit_view(con: duckdb.DuckDBPyConnection, selection: Selection, *,
         bodies = distinct("body_text", "(computed_parts IS NULL OR computed_encoding IS NULL) "
                           "AND body_text IS NOT NULL")
         computed = analyze_array(pa.array(bodies, pa.string()))
-        register("computed", pa.table({"body_text": pa.array(bodies, pa.string()),
-                                       **dict(zip(computed.column_names, computed.columns,
-                                                  strict=True))}))
+        register("computed", computed.add_column(0, "body_text", pa.array(bodies, pa.string())))
         register("networks", lookup_networks(distinct("network", "network IS NOT NULL")))
         # Every sender is described when the number checks run; otherwise only those whose
         # country the rates need.
@@ -886,11 +886,9 @@ def audit_view(con: duckdb.DuckDBPyConnection, selection: Selection, *,
                   "AND body_text IS NOT NULL")
         texts = distinct("body_text", wanted, names["rows"])
         after = analyze_array(pa.array([gsm_lookalike(t) for t in texts], pa.string()))
-        register("lookalike", pa.table({
-            "body_text": pa.array(texts, pa.string()),
-            "lookalike_encoding": after.column("computed_encoding"),
-            "lookalike_parts": after.column("computed_parts"),
-        }))
+        register("lookalike", after.select(["computed_encoding", "computed_parts"])
+                 .rename_columns(["lookalike_encoding", "lookalike_parts"])
+                 .add_column(0, "body_text", pa.array(texts, pa.string())))
         yield AuditView(con, selection, names)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {names['rows']}")
@@ -1263,9 +1261,10 @@ def _summary(found: dict[str, Found], tokens: int = 0) -> pd.DataFrame:
                 "at_stake_cents": None if f.stake is None else quantize(f.stake),
                 "meaning": CHECKS[check] + (skipped if check in _NUMBER_CHECKS else "")}
                for check, f in ((c, found[c]) for c in CHECKS)]
-    schema = pa.schema([("check", pa.string()), ("messages", pa.int64()),
-                        ("parts", pa.int64()), ("cost_cents", MONEY_TYPE),
-                        ("at_stake_cents", RATIO_TYPE), ("meaning", pa.string())])
+    columns: list[tuple[str, pa.DataType]] = [
+        ("check", pa.string()), ("messages", pa.int64()), ("parts", pa.int64()),
+        ("cost_cents", MONEY_TYPE), ("at_stake_cents", RATIO_TYPE), ("meaning", pa.string())]
+    schema = pa.schema(columns)
     return to_frame(pa.Table.from_pylist(records, schema=schema), "UTC")
 
 
@@ -1281,7 +1280,8 @@ def _and(where: str, condition: str) -> str:
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pa.Table:
     # to_arrow_table reads the result to the end, so the connection is free afterwards.
-    return con.sql(sql, params=used_params(sql, params)).to_arrow_table()
+    table: pa.Table = con.sql(sql, params=used_params(sql, params)).to_arrow_table()
+    return table
 
 
 # ---------------------------------------------------------------------------------------

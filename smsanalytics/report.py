@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -53,6 +53,7 @@ from . import audit as billing_audit
 from ._analysis import (
     MONEY_TYPE,
     RATIO_TYPE,
+    Filters,
     Selection,
     Source,
     TimeBound,
@@ -139,8 +140,8 @@ def _label(start: datetime, end: datetime) -> str:
         last = end - timedelta(days=1)
         return f"{first} to {_MONTHS[last.month - 1]} {last.year}"
     midnight = (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0)
-    last = (end - timedelta(days=1)).date() if midnight else end
-    return f"{start.date().isoformat()} to {last.isoformat()}"
+    last_day: date = (end - timedelta(days=1)).date() if midnight else end
+    return f"{start.date().isoformat()} to {last_day.isoformat()}"
 
 
 def default_period(first: datetime, last: datetime, tz: str | tzinfo) -> Period:
@@ -231,8 +232,10 @@ def _choose_period(asked: arguments.Bounds, data: tuple[datetime | None, datetim
         hi = datetime(day.year, day.month, day.day, tzinfo=zone)
     if hi <= lo:
         # Only one bound was given, and the data lies entirely on the wrong side of it.
+        given = start if start is not None else end
+        assert given is not None  # a side without a bound was filled from the data
         name = "start" if start is not None else "end"
-        raise ArgumentError(name, (start or end).astimezone(zone).isoformat(),
+        raise ArgumentError(name, given.astimezone(zone).isoformat(),
                             f"no message lies {'after' if name == 'start' else 'before'} it "
                             "(give both start and end to report on an empty period)")
     return Period(lo, hi, _label(lo, hi))
@@ -308,6 +311,21 @@ def _arrow_frame(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> p
     """Rows -> DataFrame with exact decimal columns (Arrow dtype), like the queries return."""
     schema = pa.schema([pa.field(k, t) for k, t in types.items()])
     return to_frame(pa.Table.from_pylist(rows, schema=schema))
+
+
+def _rows(df: pd.DataFrame) -> Iterator[Any]:
+    """The rows of `df` as named tuples, a field per column.
+
+    Typed Any on purpose: a field holds its column's values (a Decimal, an int, a str, NA,
+    a Timestamp...), which a DataFrame does not type; each use converts or checks it
+    (:func:`dec`, ``int``, :func:`is_na`).
+    """
+    return df.itertuples(index=False)
+
+
+def _cell(df: pd.DataFrame, row: str, column: str) -> Any:
+    """The value of `df` at the index label `row` and `column` (Any, as in :func:`_rows`)."""
+    return df.loc[row, column]
 
 
 def _key(value: Any) -> Any:
@@ -427,8 +445,7 @@ class CostReport:
 
     def total_cents(self, which: str = "current") -> Decimal:
         """Return the exact total cost [cents] of the period (or ``"previous"``)."""
-        row = self.headline.set_index("metric").loc["cost"]
-        return Decimal(row[which]) * 100
+        return Decimal(_cell(self.headline.set_index("metric"), "cost", which)) * 100
 
     @property
     def reconciled(self) -> bool:
@@ -507,14 +524,18 @@ class CostReport:
         and renamed over it, so an error or Ctrl-C leaves the previous page whole.
         """
         page = self.to_html(place=path)
-        return write_atomically(path, lambda fh: fh.write(page), ours=is_report_page)
+
+        def write(fh: IO[str]) -> None:
+            fh.write(page)
+
+        return write_atomically(path, write, ours=is_report_page)
 
     def _repr_html_(self) -> str:
         return render.to_html(_page(self), document=False)
 
     def __repr__(self) -> str:
         return (f"<CostReport {self.period.label} ({self.tz}): "
-                f"{render.money(self.total_cents())} {_currency_label(self)}>")
+                f"{amounts.money(self.total_cents())} {_currency_label(self)}>")
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -609,12 +630,12 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, asked: arguments.Bounds,
     period = _choose_period(asked, (first, last), _source_label(source) or "messages")
     previous = _previous(period, zone)
     selection_now, selection_prev = _selection(period, zone), _selection(previous, zone)
-    cur = {"start": period.start, "end": period.end, "tz": zone}
-    prev = {"start": previous.start, "end": previous.end, "tz": zone}
+    cur: Filters = {"start": period.start, "end": period.end}
+    prev: Filters = {"start": previous.start, "end": previous.end}
 
-    total_now = queries.costs(con, **cur)
+    total_now = queries.costs(con, tz=zone, **cur)
     label = currency if currency is not None else total_now.attrs.get("currency")
-    total_prev = queries.costs(con, **prev)
+    total_prev = queries.costs(con, tz=zone, **prev)
     params_now, params_prev = selection_now.period_params(), selection_prev.period_params()
     priced_now = con.execute(PRICED_SQL, params_now).fetchall()[0]
     headline = _headline(total_now, total_prev, label, priced_now,
@@ -636,10 +657,10 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, asked: arguments.Bounds,
     for name, by in (("by_country", ["country"]), ("by_operator", ["network", "operator"]),
                      ("by_traffic_type", ["traffic_type"]),
                      ("by_payment_type", ["payment_type"]), ("by_recipient", ["to_number"])):
-        breakdowns[name] = _compare(queries.costs(con, by=by, **cur),
-                                    queries.costs(con, by=by, **prev), by)
+        breakdowns[name] = _compare(queries.costs(con, by=by, tz=zone, **cur),
+                                    queries.costs(con, by=by, tz=zone, **prev), by)
 
-    senders = queries.top_senders(con, by="cost", n=top, **cur)
+    senders = queries.top_senders(con, by="cost", n=top, tz=zone, **cur)
 
     # Rates: per-country sums, and usual rates found by DuckDB (no price point comes to
     # Python: at 10 million messages they are millions).
@@ -684,7 +705,10 @@ def _build(con: duckdb.DuckDBPyConnection, source: Any, asked: arguments.Bounds,
         period=period, previous=previous, tz=tz, currency=label,
         data_first=None if first is None else first.astimezone(zone),
         data_last=None if last is None else last.astimezone(zone),
-        headline=headline, by_month=by_month, **breakdowns, top_senders=senders,
+        headline=headline, by_month=by_month, by_country=breakdowns["by_country"],
+        by_operator=breakdowns["by_operator"], by_traffic_type=breakdowns["by_traffic_type"],
+        by_payment_type=breakdowns["by_payment_type"],
+        by_recipient=breakdowns["by_recipient"], top_senders=senders,
         rates=rates, above_rate=above_rate, above_rate_examples=examples,
         audit=audit, audit_examples=audit_examples, excluded=excluded,
         reconciliation=reconciliation, conversion=_manifest(source),
@@ -724,11 +748,11 @@ def _headline(now: pd.DataFrame, prev: pd.DataFrame, currency: str | None,
 def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Cost of each value in the period, with the previous period's beside it."""
     before: dict[tuple[Any, ...], Decimal] = {}
-    for row in prev.itertuples(index=False):
+    for row in _rows(prev):
         before[tuple(_key(getattr(row, k)) for k in keys)] = dec(row.cost_cents)
     rows = []
     seen = set()
-    for row in now.itertuples(index=False):
+    for row in _rows(now):
         k = tuple(_key(getattr(row, c)) for c in keys)
         seen.add(k)
         cents = dec(row.cost_cents)
@@ -742,7 +766,7 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
             rows.append({**dict(zip(keys, k, strict=True)), "messages": 0, "parts": 0,
                          "cost_cents": Decimal(0), "cost": Decimal(0), "share": 0.0,
                          "previous_cost_cents": was, "change_cents": -was})
-    types = {k: pa.string() for k in keys}
+    types: dict[str, pa.DataType] = {k: pa.string() for k in keys}
     types.update({"messages": pa.int64(), "parts": pa.int64(), "cost_cents": MONEY_TYPE,
                   "cost": pa.decimal128(38, 8), "share": pa.float64(),
                   "previous_cost_cents": MONEY_TYPE, "change_cents": MONEY_TYPE})
@@ -757,8 +781,8 @@ def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
     """The rates table: per country of the period, its sums and usual rate, beside the
     previous period's usual rate. Each argument is (COUNTRY_RATES_SQL's rows, the usual
     rate by (None, country))."""
-    a = {_key(r.country): r for r in now[0].itertuples(index=False)}
-    b = {_key(r.country) for r in prev[0].itertuples(index=False)}
+    a = {_key(r.country): r for r in _rows(now[0])}
+    b = {_key(r.country) for r in _rows(prev[0])}
     usual = {k[1]: v for k, v in now[1].items()}
     usual_prev = {k[1]: v for k, v in prev[1].items()}
     rows = []
@@ -780,7 +804,8 @@ def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
             "previous_usual_rate_cents": was,
             "usual_rate_change_cents": None if rate is None or was is None else rate - was,
         })
-    types = {"country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
+    types: dict[str, pa.DataType] = {
+             "country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
              "cost_cents": MONEY_TYPE, "usual_rate_cents": RATIO_TYPE,
              "average_rate_cents": RATIO_TYPE, "previous_usual_rate_cents": RATIO_TYPE,
              "usual_rate_change_cents": RATIO_TYPE}
@@ -793,7 +818,8 @@ def _above_rate(groups: list[billing_audit.AboveRateGroup]) -> pd.DataFrame:
              "messages": g.messages, "parts": g.parts, "cost_cents": g.cost_cents,
              "excess_cents": ratio(g.excess, 1)}
             for g in sorted(groups, key=lambda g: -g.excess)]
-    types = {"country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
+    types: dict[str, pa.DataType] = {
+             "country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
              "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
@@ -812,7 +838,7 @@ def _audit(found: dict[str, billing_audit.Found]) -> pd.DataFrame:
 
 
 def _excluded(df: pd.DataFrame) -> pd.DataFrame:
-    found = {r.excluded: (int(r.messages), dec(r.cost_cents)) for r in df.itertuples()}
+    found = {r.excluded: (int(r.messages), dec(r.cost_cents)) for r in _rows(df)}
     rows = [{"excluded": k, "messages": found.get(k, (0, Decimal(0)))[0],
              "cost_cents": found.get(k, (0, Decimal(0)))[1]}
             for k in ("before the period", "after the period", "no created_at")]
@@ -890,18 +916,18 @@ def _shown_headline(df: pd.DataFrame) -> pd.DataFrame:
     out = df.astype(object).copy()
     metrics = df["metric"] if "metric" in df.columns else df.index
     for i, metric in enumerate(metrics):
-        kind = ("count" if metric in ("messages", "parts") else
-                "money" if metric == "cost" else "rate")
+        kind: render.Kind = ("count" if metric in ("messages", "parts") else
+                             "money" if metric == "cost" else "rate")
         for column in ("current", "previous", "change", "change_pct"):
             if column not in df.columns:
                 continue
             v = df[column].iloc[i]
             if column == "change_pct":
-                text = render.pct(v, signed=True)
+                text = amounts.pct(v, signed=True)
             else:
                 v = v if kind == "count" or is_na(v) else Decimal(v) * 100
                 text = render.format_value(v, kind, signed=column == "change")
-            out.iloc[i, out.columns.get_loc(column)] = text
+            out.iloc[i, list(out.columns).index(column)] = text
     return out
 
 
@@ -918,7 +944,8 @@ def _span(p: Period) -> str:
 def _headline_cards(report: CostReport) -> render.Cards:
     h = report.headline.set_index("metric")
     cur = _currency_label(report)
-    specs = [  # metric, title, kind, unit, main; money in major units -> cents to format
+    specs: list[tuple[str, str, render.Kind, str, bool]] = [
+        # metric, title, kind, unit, main; money in major units -> cents to format
         ("cost", "Total cost", "money", cur, True),
         ("messages", "Messages", "count", "", False),
         ("parts", "Parts", "count", "", False),
@@ -927,11 +954,10 @@ def _headline_cards(report: CostReport) -> render.Cards:
     ]
     cards = []
     for metric, title, kind, unit, main in specs:
-        row = h.loc[metric]
         scale = 100 if kind != "count" else 1
-        now, was = (None if is_na(row[k]) else Decimal(row[k]) * scale
+        now, was = (None if is_na(_cell(h, metric, k)) else Decimal(_cell(h, metric, k)) * scale
                     for k in ("current", "previous"))
-        cards.append(render.Card(title, kind, unit, now, was, row["change_pct"],
+        cards.append(render.Card(title, kind, unit, now, was, _cell(h, metric, "change_pct"),
                                  report.previous.label, main=main,
                                  spending=metric.startswith("cost")))
     return render.Cards(cards, report.period.label, report.previous.label)
@@ -940,24 +966,24 @@ def _headline_cards(report: CostReport) -> render.Cards:
 def _summary_sentence(report: CostReport) -> str:
     h = report.headline.set_index("metric")
     cur, prev = _currency_label(report), report.previous.label
-    cost, was = h.loc["cost", "current"], h.loc["cost", "previous"]
-    text = (f"In {report.period.label}, {render.count(h.loc['messages', 'current'])} inbound "
-            f"messages ({render.count(h.loc['parts', 'current'])} parts) cost "
-            f"{render.money(cost * 100)} {cur}")
-    pct = h.loc["cost", "change_pct"]
+    cost, was = _cell(h, "cost", "current"), _cell(h, "cost", "previous")
+    text = (f"In {report.period.label}, {amounts.count(h.loc['messages', 'current'])} inbound "
+            f"messages ({amounts.count(h.loc['parts', 'current'])} parts) cost "
+            f"{amounts.money(cost * 100)} {cur}")
+    pct = _cell(h, "cost", "change_pct")
     if not is_na(pct):
         direction = "more" if pct > 0 else "less"
-        text += (f", {render.money(abs(cost - was) * 100)} {cur} {direction} than in {prev} "
-                 f"({render.pct(pct, signed=True)} %)" if pct != 0
+        text += (f", {amounts.money(abs(cost - was) * 100)} {cur} {direction} than in {prev} "
+                 f"({amounts.pct(pct, signed=True)} %)" if pct != 0
                  else f", the same as in {prev}")
     else:
         text += f"; {prev} had no messages to compare with"
     top = report.by_country.head(1)
     if len(top) and dec(top["cost_cents"].iloc[0]) > 0:
         text += (f". The largest share came from {_text(top['country'].iloc[0])} "
-                 f"({render.share(top['share'].iloc[0])} %)")
+                 f"({amounts.share(top['share'].iloc[0])} %)")
     if report.unpriced:
-        text += (f". {render.count(report.unpriced)} of the period's messages have no cost: "
+        text += (f". {amounts.count(report.unpriced)} of the period's messages have no cost: "
                  "they add nothing to the totals and are left out of the costs per message "
                  "and per part")
     return text + "."
@@ -966,7 +992,7 @@ def _summary_sentence(report: CostReport) -> str:
 def _audit_sections(report: CostReport) -> list[render.Block | render.Section]:
     above: list[render.Block | render.Section] = [render.Paragraph(
         "Messages whose cost per part is more than "
-        f"{render.pct(ABOVE_RATE_MARGIN * 100)} % above the median cost of a part from the "
+        f"{amounts.pct(ABOVE_RATE_MARGIN * 100)} % above the median cost of a part from the "
         "same country in the period.", "note")]
     if report.above_rate.empty:
         above.append(render.Paragraph("✓ None.", "ok"))
@@ -1000,7 +1026,7 @@ def _breakdown_table(report: CostReport, df: pd.DataFrame, key_headers: list[str
                C(report.previous.label, "money", cur), C("Change", "money", cur, signed=True)]
     rows, bars = [], []
     shown = df if limit is None else df.head(limit)
-    for r in shown.itertuples(index=False):
+    for r in _rows(shown):
         rows.append([*(_text(getattr(r, k)) for k in keys), r.messages, r.parts,
                      r.cost_cents, r.share, r.previous_cost_cents, r.change_cents])
         bars.append(None if is_na(r.share) else float(r.share))
@@ -1023,7 +1049,7 @@ def _breakdown_table(report: CostReport, df: pd.DataFrame, key_headers: list[str
 def _month_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
     rows, classes = [], []
-    for r in report.by_month.itertuples(index=False):
+    for r in _rows(report.by_month):
         month = "no date" if is_na(r.month) else r.month.strftime("%Y-%m")
         note = {"period": " (period)", "previous": " (comparison)"}.get(r.role, "")
         rows.append([month + note, r.messages, r.parts, r.cost_cents,
@@ -1042,15 +1068,15 @@ def _senders_table(report: CostReport) -> render.Table:
     df = report.top_senders
     total = report.total_cents()
     rows = []
-    for i, r in enumerate(df.itertuples(index=False), 1):
+    for i, r in enumerate(_rows(df), 1):
         share = ratio(dec(r.cost_cents), total)
         rows.append([i, _text(r.from_number), _text(r.country), r.messages, r.parts,
                      r.cost_cents, None if share is None else share * 100, r.active_days,
                      r.last_seen])
     top_cost = dsum(df["cost_cents"])
     share = ratio(top_cost, total)
-    note = (f"These {len(df):,} senders cost {render.money(top_cost)} {cur}, "
-            f"{render.pct(None if share is None else share * 100)} % of the period's total.")
+    note = (f"These {len(df):,} senders cost {amounts.money(top_cost)} {cur}, "
+            f"{amounts.pct(None if share is None else share * 100)} % of the period's total.")
     return render.Table(
         [C("#", "count"), C("Sender"), C("Country"), C("Messages", "count"),
          C("Parts", "count"), C("Cost", "money", cur), C("Share", "pct", "%"),
@@ -1060,7 +1086,7 @@ def _senders_table(report: CostReport) -> render.Table:
 def _rates_table(report: CostReport) -> render.Table:
     unit = f"{_currency_label(report)} per part"
     rows, classes = [], []
-    for r in report.rates.itertuples(index=False):
+    for r in _rows(report.rates):
         changed = not is_na(r.usual_rate_change_cents) and r.usual_rate_change_cents != 0
         rows.append([_text(r.country), r.messages, r.parts, r.usual_rate_cents,
                      r.average_rate_cents, r.previous_usual_rate_cents,
@@ -1079,7 +1105,7 @@ def _rates_table(report: CostReport) -> render.Table:
 def _above_rate_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
     rows = [[_text(r.country), r.usual_rate_cents, r.messages, r.parts, r.cost_cents,
-             r.excess_cents] for r in report.above_rate.itertuples(index=False)]
+             r.excess_cents] for r in _rows(report.above_rate)]
     return render.Table(
         [C("Country"), C("Usual rate", "rate", f"{cur} per part"), C("Messages", "count"),
          C("Parts", "count"), C("Cost", "money", cur),
@@ -1088,10 +1114,10 @@ def _above_rate_table(report: CostReport) -> render.Table:
 
 def _examples_table(report: CostReport, df: pd.DataFrame, audit: bool) -> render.Table:
     rows = []
-    for r in df.itertuples(index=False):
+    for r in _rows(df):
         body = _text(r.body_text)
         body = body if len(body) <= 80 else body[:79] + "…"
-        parts = (f"{render.count(r.parts)} billed / {render.count(r.computed_parts)} needed"
+        parts = (f"{amounts.count(r.parts)} billed / {amounts.count(r.computed_parts)} needed"
                  if audit else r.parts)
         extra = [f"{_text(r.encoding)} / {_text(r.computed_encoding)}"] if audit else []
         rows.append([r.created_at, _text(r.from_number), _text(r.country), *extra, parts,
@@ -1109,7 +1135,7 @@ def _audit_table(report: CostReport) -> render.Table:
     cur = _currency_label(report)
     assert report.audit is not None
     rows = [[str(r.finding), r.messages, r.cost_cents, r.excess_cents]
-            for r in report.audit.itertuples(index=False)]
+            for r in _rows(report.audit)]
     return render.Table([C("Finding"), C("Messages", "count"), C("Cost", "money", cur),
                          C("Cost of extra parts", "money", cur)], rows)
 
@@ -1128,7 +1154,7 @@ _CHECK_NAMES = {
 def _reconciliation_table(report: CostReport) -> render.Table:
     unit = f"{_currency_label(report)}, exact"
     rows, classes = [], []
-    for r in report.reconciliation.itertuples(index=False):
+    for r in _rows(report.reconciliation):
         rows.append([_CHECK_NAMES.get(r.table, str(r.table)), r.sum_cents, r.expected_cents,
                      "✓ equal" if r.ok else "✗ differs"])
         classes.append("" if r.ok else "bad")
@@ -1138,7 +1164,7 @@ def _reconciliation_table(report: CostReport) -> render.Table:
 
 def _excluded_table(report: CostReport) -> render.Table:
     rows = [[str(r.excluded), r.messages, r.cost_cents]
-            for r in report.excluded.itertuples(index=False)]
+            for r in _rows(report.excluded)]
     return render.Table([C("Rows"), C("Messages", "count"),
                          C("Cost", "money", _currency_label(report))], rows)
 
@@ -1223,7 +1249,7 @@ def _month_chart(report: CostReport) -> render.Chart:
         x = list(range(len(values)))
         bars = ax.bar(x, values, color=colors, width=0.72)
         if len(values) <= 8:  # more labels than that would run into each other
-            ax.bar_label(bars, labels=[render.money(dec(v)) for v in df["cost_cents"]],
+            ax.bar_label(bars, labels=[amounts.money(dec(v)) for v in df["cost_cents"]],
                          padding=2, fontsize=9, color="#52606d")
         ax.set_xticks(x, labels)
         for t in ax.get_xticklabels():
