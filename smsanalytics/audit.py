@@ -633,7 +633,6 @@ def audit(
     """
     margin = arguments.margin(rate_margin)
     bounds = arguments.bounds(start, end, tz)
-    tz, lo, hi = bounds.tz, bounds.start, bounds.end
     currency = arguments.currency_label(currency)
     if max_rows is not None:
         max_rows = arguments.positive_int(max_rows, "max_rows")
@@ -678,12 +677,12 @@ def audit(
         summary=_summary(found, tokens), mismatches=mismatches, rates=rates, above_rate=above,
         unknown_networks=grouped["unknown_networks"],
         invalid_numbers=grouped["invalid_numbers"],
-        country_mismatch=grouped["country_mismatch"], smart_punctuation=smart, start=lo,
-        end=hi, tz=tz, currency=label, rate_margin=margin, pseudonymised_senders=tokens,
-        found=counts, max_rows=max_rows,
+        country_mismatch=grouped["country_mismatch"], smart_punctuation=smart,
+        start=bounds.start, end=bounds.end, tz=bounds.tz, currency=label, rate_margin=margin,
+        pseudonymised_senders=tokens, found=counts, max_rows=max_rows,
     )
     for df in result.tables().values():
-        df.attrs.update({"question": "audit", "tz": tz, "currency": label})
+        df.attrs.update({"question": "audit", "tz": bounds.tz, "currency": label})
     return result
 
 

@@ -776,8 +776,8 @@ def _compare(now: pd.DataFrame, prev: pd.DataFrame, keys: Sequence[str]) -> pd.D
     return df
 
 
-def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
-           prev: tuple[pd.DataFrame, dict[Any, Fraction]]) -> pd.DataFrame:
+def _rates(now: tuple[pd.DataFrame, billing_audit.UsualRates],
+           prev: tuple[pd.DataFrame, billing_audit.UsualRates]) -> pd.DataFrame:
     """The rates table: per country of the period, its sums and usual rate, beside the
     previous period's usual rate. Each argument is (COUNTRY_RATES_SQL's rows, the usual
     rate by (None, country))."""
@@ -805,10 +805,10 @@ def _rates(now: tuple[pd.DataFrame, dict[Any, Fraction]],
             "usual_rate_change_cents": None if rate is None or was is None else rate - was,
         })
     types: dict[str, pa.DataType] = {
-             "country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
-             "cost_cents": MONEY_TYPE, "usual_rate_cents": RATIO_TYPE,
-             "average_rate_cents": RATIO_TYPE, "previous_usual_rate_cents": RATIO_TYPE,
-             "usual_rate_change_cents": RATIO_TYPE}
+        "country": pa.string(), "messages": pa.int64(), "parts": pa.int64(),
+        "cost_cents": MONEY_TYPE, "usual_rate_cents": RATIO_TYPE,
+        "average_rate_cents": RATIO_TYPE, "previous_usual_rate_cents": RATIO_TYPE,
+        "usual_rate_change_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
 
@@ -819,8 +819,8 @@ def _above_rate(groups: list[billing_audit.AboveRateGroup]) -> pd.DataFrame:
              "excess_cents": ratio(g.excess, 1)}
             for g in sorted(groups, key=lambda g: -g.excess)]
     types: dict[str, pa.DataType] = {
-             "country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
-             "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
+        "country": pa.string(), "usual_rate_cents": RATIO_TYPE, "messages": pa.int64(),
+        "parts": pa.int64(), "cost_cents": MONEY_TYPE, "excess_cents": RATIO_TYPE}
     return _arrow_frame(rows, types)
 
 
