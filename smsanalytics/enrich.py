@@ -23,6 +23,7 @@ is different); joining the answers to the rows is done with Arrow's hash kernels
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -70,13 +71,15 @@ class _Memo:
     """
 
     def __init__(
-        self, describe: Callable[[pa.Array], pa.Table], empty: pa.Table, limit: int
+        self, describe: Callable[[pa.Array[Any]], pa.Table], empty: pa.Table, limit: int
     ) -> None:
         self._describe = describe
         self.table = empty
         self._limit = limit
 
-    def rows_for(self, keys: pa.Array | pa.ChunkedArray, columns: list[str]) -> pa.Table:
+    def rows_for(
+        self, keys: pa.Array[Any] | pa.ChunkedArray[Any], columns: list[str]
+    ) -> pa.Table:
         """`columns` of the description of each of `keys`, row by row (null for null).
 
         Each distinct key of the batch is looked up once among those known (one hash
@@ -86,10 +89,10 @@ class _Memo:
             keys = keys.combine_chunks()
         if pa.types.is_dictionary(keys.type):
             keys = keys.cast(pa.string())
-        encoded = pc.dictionary_encode(keys)
+        encoded = keys.dictionary_encode()
         distinct = encoded.dictionary
         found = pc.index_in(distinct, value_set=self.table.column(0))
-        at = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        at = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         new = at < 0
         if new.any():
             if len(self.table) + int(new.sum()) > self._limit:  # start over: bounded memory
@@ -99,7 +102,7 @@ class _Memo:
                 added = self._describe(distinct.filter(pa.array(new)))
                 at[new] = len(self.table) + np.arange(len(added))
                 self.table = pa.concat_tables([self.table, added]).combine_chunks()
-        rows = pa.array(at).take(encoded.indices)  # a null key has a null index
+        rows = pa.array(at, pa.int64()).take(encoded.indices)  # a null key has a null index
         return self.table.select(columns).take(rows)
 
 
@@ -165,25 +168,35 @@ class Enricher:
                 table = _fill(table, name, rows.column(source))
         return table
 
-    def _describe_bodies(self, bodies: pa.Array) -> pa.Table:
+    def _describe_bodies(self, bodies: pa.Array[Any]) -> pa.Table:
         """Keyword, encoding, parts and unicode characters of distinct non-null `bodies`."""
         computed = analyze_array(bodies)
-        columns = {"body": bodies, "keyword": self._keywords_of(bodies)}
+        # analyze_array took them, and rows_for decodes dictionaries: string arrays
+        if not isinstance(bodies, pa.StringArray | pa.LargeStringArray):
+            raise TypeError(f"bodies must be strings, not {bodies.type}")
+        columns: dict[str, pa.Array[Any] | pa.ChunkedArray[Any]] = {
+            "body": bodies,
+            "keyword": self._keywords_of(bodies),
+        }
         columns |= {name: computed.column(name) for name in COMPUTED_COLUMNS}
-        return pa.table(columns)
+        return pa.Table.from_pydict(columns)
 
-    def _keywords_of(self, bodies: pa.Array | pa.ChunkedArray) -> pa.Array:
+    def _keywords_of(self, bodies: pa.StringArray | pa.LargeStringArray) -> pa.StringArray:
         """The keyword each body is (a word or two: only short bodies are normalised)."""
-        short = pc.if_else(
-            pc.less_equal(pc.utf8_length(bodies), _KEYWORD_MAX_LENGTH), bodies, None
+        is_short = pc.less_equal(pc.utf8_length(bodies), pa.scalar(_KEYWORD_MAX_LENGTH))
+        # the stubs type if_else for scalars or arrays alike: arrays in, an array out
+        short = cast(
+            "pa.StringArray | pa.LargeStringArray", pc.if_else(is_short, bodies, None)
         )
         distinct = pc.unique(short).drop_null()
-        words = [normalise_keyword(b) for b in distinct.to_pylist()]
+        words = [normalise_keyword(b) for b in distinct.to_pylist() if b is not None]
         hits = pa.array([w if w in self._keywords else None for w in words], pa.string())
         return hits.take(pc.index_in(short, value_set=distinct))
 
 
-def _fill(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
+def _fill(
+    table: pa.Table, name: str, values: pa.Array[Any] | pa.ChunkedArray[Any]
+) -> pa.Table:
     """Set column `name` to `values` where it is null (a value the record gave is kept)."""
     i = table.schema.get_field_index(name)
     old = table.column(i)

@@ -7,6 +7,8 @@ that cannot be opened, a dataset that cannot be read, a lock held by another run
 
 from __future__ import annotations
 
+from typing import Self
+
 __all__ = [
     "SmsAnalyticsError",
     "InputError",
@@ -27,22 +29,17 @@ class SmsAnalyticsError(Exception):
     them from their constructor arguments), so they survive Spark and multiprocessing workers.
     """
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (type(self), tuple(getattr(self, "_init_args", self.args)))
+    _init_args: tuple[object, ...]
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        # Remember each instance's constructor arguments for __reduce__, whatever its signature.
-        super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            return
+    def __new__(cls, *args: object, **kwargs: object) -> Self:
+        # Remember each instance's constructor arguments for __reduce__, whatever the
+        # subclass's __init__ signature (BaseException.args holds only the message).
+        self = super().__new__(cls, *args)
+        self._init_args = args + tuple(kwargs.values())
+        return self
 
-        def __init__(self, *args: object, _init=init, **kw: object) -> None:  # noqa: N807
-            self._init_args = args + tuple(kw.values())
-            _init(self, *args, **kw)
-
-        __init__.__doc__ = init.__doc__
-        cls.__init__ = __init__  # type: ignore[method-assign]
+    def __reduce__(self) -> tuple[type[Self], tuple[object, ...]]:
+        return (type(self), self._init_args)
 
 
 class InputError(SmsAnalyticsError, ValueError):

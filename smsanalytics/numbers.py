@@ -38,6 +38,8 @@ from phonenumbers.carrierdata import CARRIER_DATA, CARRIER_LONGEST_PREFIX
 from phonenumbers.geodata import GEOCODE_DATA, GEOCODE_LONGEST_PREFIX
 from phonenumbers.geodata.locale import LOCALE_DATA
 
+from .schema import Column
+
 __all__ = ["NUMBER_SCHEMA", "NUMBER_TYPES", "describe_number", "describe_numbers"]
 
 #: libphonenumber's type names, as Callr writes them in ``fromType`` / ``toType``.
@@ -59,22 +61,20 @@ NUMBER_TYPES: tuple[str, ...] = (
 #: One row per distinct number.
 NUMBER_SCHEMA = pa.schema(
     [
-        pa.field("number", pa.string(), metadata={"description": "The number as given."}),
-        pa.field("country", pa.string(), metadata={"description": "ISO 3166-1 alpha-2."}),
-        pa.field("type", pa.string(), metadata={"description": "libphonenumber type name."}),
-        pa.field("location", pa.string(), metadata={"description": "Geocoder text, English."}),
-        pa.field(
-            "carrier",
-            pa.string(),
-            metadata={"description": "Operator the range was allocated to (not ported)."},
-        ),
-        pa.field("valid", pa.bool_(), metadata={"description": "libphonenumber calls it valid."}),
+        Column("number", pa.string(), "The number as given.").field(),
+        Column("country", pa.string(), "ISO 3166-1 alpha-2.").field(),
+        Column("type", pa.string(), "libphonenumber type name.").field(),
+        Column("location", pa.string(), "Geocoder text, English.").field(),
+        Column("carrier", pa.string(), "Operator the range was allocated to (not ported).").field(),
+        Column("valid", pa.bool_(), "libphonenumber calls it valid.").field(),
     ]
 )
 
 _NON_GEOGRAPHIC = "001"
 # number_type() finds the region again; its helper takes the metadata we already have
-_type_helper = getattr(phonenumbers.phonenumberutil, "_number_type_helper", None)
+_type_helper: Callable[[str, phonenumbers.PhoneMetadata], int] | None = getattr(
+    phonenumbers.phonenumberutil, "_number_type_helper", None
+)
 _Row = tuple[str | None, str | None, str | None, str | None, bool | None]
 _NOTHING: _Row = (None, None, None, None, None)
 # types whose ranges libphonenumber knows the allocated carrier of
@@ -114,13 +114,11 @@ def _single_region(calling_code: int) -> str | None:
     return regions[0] if len(regions) == 1 and regions[0] != _NON_GEOGRAPHIC else None
 
 
-def _number_type(parsed: phonenumbers.PhoneNumber, region: str | None) -> int:
-    """``phonenumbers.number_type`` for a number whose region is already known."""
+def _number_type(parsed: phonenumbers.PhoneNumber, code: int, region: str | None) -> int:
+    """``phonenumbers.number_type`` for a number whose calling code and region are known."""
     if region is None or _type_helper is None:
         return phonenumbers.number_type(parsed) if region is not None else PhoneNumberType.UNKNOWN
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        parsed.country_code, region
-    )
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
     if metadata is None:
         return PhoneNumberType.UNKNOWN
     return _type_helper(phonenumbers.national_significant_number(parsed), metadata)
@@ -399,16 +397,19 @@ def _describe_parsed(text: str) -> _Row:
         parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
         return _NOTHING
+    code = parsed.country_code
+    if code is None:  # parse() sets it on every number it returns; the stubs allow None
+        return _NOTHING
     # number_type is the costly call (a dozen patterns); make it once and derive the rest:
     # a number is valid exactly when its type is known
     region = phonenumbers.region_code_for_number(parsed)
-    ntype = _number_type(parsed, region)
+    ntype = _number_type(parsed, code, region)
     valid = ntype != PhoneNumberType.UNKNOWN
     if not valid:
-        region = _single_region(parsed.country_code)
+        region = _single_region(code)
     country = region if region and region != _NON_GEOGRAPHIC else None
     location = ""
-    if valid and phonenumbers.is_number_type_geographical(ntype, parsed.country_code):
+    if valid and phonenumbers.is_number_type_geographical(ntype, code):
         location = geocoder.description_for_valid_number(parsed, "en")
     if not location and country:
         location = _country_name(country) or ""

@@ -68,11 +68,11 @@ import hmac
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 import duckdb
 import pyarrow as pa
@@ -286,7 +286,7 @@ def normalise_number(number: str) -> str:
     return _SEPARATORS.sub("", number)
 
 
-def _tokeniser(key: bytes) -> Any:
+def _tokeniser(key: bytes) -> Callable[[str], str]:
     base = hmac.new(key, _NUMBER_CONTEXT, hashlib.sha256)
 
     def token(number: str) -> str:
@@ -321,7 +321,9 @@ def _check_key(key: bytes) -> None:
         raise PrivacyOptionsError(f"the pseudonymisation key is not random: {weak}")
 
 
-def pseudonymize_numbers(numbers: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
+def pseudonymize_numbers(
+    numbers: pa.Array[Any] | pa.ChunkedArray[Any], key: bytes
+) -> pa.StringArray:
     """Replace every number of `numbers` by its token; nulls stay null.
 
     Each distinct number is hashed once (the array is dictionary-encoded, the dictionary
@@ -348,8 +350,8 @@ def pseudonymize_numbers(numbers: pa.Array | pa.ChunkedArray, key: bytes) -> pa.
     _check_key(key)
     if isinstance(numbers, pa.ChunkedArray):
         numbers = numbers.combine_chunks() if numbers.num_chunks else pa.array([], pa.string())
-    if not pa.types.is_dictionary(numbers.type):
-        numbers = pc.dictionary_encode(numbers.cast(pa.string()))
+    if not isinstance(numbers, pa.DictionaryArray):
+        numbers = numbers.cast(pa.string()).dictionary_encode()
     token = _tokeniser(key)
     values = numbers.dictionary.cast(pa.string()).to_pylist()
     tokens = pa.array([None if v is None else token(v) for v in values], pa.string())
@@ -468,6 +470,11 @@ _AMOUNTS = ("cost_cents", "parts", "event_try")
 _NUMBER_IN_NAME = re.compile(rf"\+{_SEP}[0-9](?:{_SEP}[0-9]){{6,}}")
 
 
+def _strings(values: pa.Array[Any]) -> pa.StringArray:
+    """`values` cast to strings (the stubs call the result an array of string scalars)."""
+    return cast(pa.StringArray, values.cast(pa.string()))
+
+
 class _Secret:
     """A column each row of which must not show up in the row's other columns.
 
@@ -475,19 +482,23 @@ class _Secret:
     as its token does); without them (a body), :data:`WITHHELD` does.
     """
 
-    def __init__(self, values: pa.Array, tokens: pa.Array | None) -> None:
-        self.values = values.cast(pa.string())
+    def __init__(self, values: pa.Array[Any], tokens: pa.StringArray | None) -> None:
+        self.values = _strings(values)
         self.tokens = tokens
+        self.core: pa.StringArray | None
         if tokens is None:
-            self.literal = pc.utf8_trim(self.values, _BLANKS)
+            literal = pc.utf8_trim(self.values, _BLANKS)
             self.core = None
         else:
-            encoded = pc.dictionary_encode(self.values)
+            encoded = self.values.dictionary_encode()
             found = [_number_secret(v) for v in encoded.dictionary.to_pylist()]
-            self.literal = pa.array([f[0] for f in found], pa.string()).take(encoded.indices)
+            literal = pa.array([f[0] for f in found], pa.string()).take(encoded.indices)
             self.core = pa.array([f[1] for f in found], pa.string()).take(encoded.indices)
-        empty = pc.equal(pc.utf8_length(self.literal), 0)
-        self.literal = pc.if_else(empty, pa.scalar(None, pa.string()), self.literal)
+        empty = pc.equal(pc.utf8_length(literal), pa.scalar(0))
+        # the stubs type if_else for scalars or arrays alike: arrays in, an array out
+        self.literal = cast(
+            pa.StringArray, pc.if_else(empty, pa.scalar(None, pa.string()), literal)
+        )
 
     def spans(self, text: str, row: int) -> list[tuple[int, int, str]]:
         """Where row `row`'s secret occurs in `text`, and what replaces it."""
@@ -558,8 +569,11 @@ def _calling_codes() -> frozenset[str]:
 
 
 def _secret_flags(
-    columns: dict[str, pa.Array], text: list[str], amounts: list[str], secrets: list[_Secret]
-) -> dict[str, pa.Array]:
+    columns: dict[str, pa.Array[Any]],
+    text: list[str],
+    amounts: list[str],
+    secrets: list[_Secret],
+) -> dict[str, pa.BooleanArray]:
     """For each column, the rows where a secret of the row may occur (DuckDB, vectorised).
 
     A superset of where :meth:`_Secret.spans` finds one: the literal text anywhere, and a
@@ -597,21 +611,28 @@ def _secret_flags(
         flags = con.sql(f"SELECT {', '.join(selects)} FROM _rows").to_arrow_table()
     finally:
         con.close()
-    return {c: flags.column(i).combine_chunks() for i, c in enumerate([*text, *amounts])}
+    # (every column the SELECT gives is a boolean)
+    return {
+        c: cast(pa.BooleanArray, flags.column(i).combine_chunks())
+        for i, c in enumerate([*text, *amounts])
+    }
 
 
-def _scrub_column(values: pa.Array, flags: pa.Array, secrets: list[_Secret]) -> pa.Array:
+def _scrub_column(
+    values: pa.Array[Any], flags: pa.BooleanArray, secrets: list[_Secret]
+) -> pa.Array[Any]:
     """`values` with each row's secrets replaced, in the rows `flags` marks."""
-    rows = pc.indices_nonzero(flags).to_pylist()
+    rows: list[int] = pc.indices_nonzero(flags).to_numpy().tolist()
     if not rows:
         return values
-    plain = values.cast(pa.string())
+    plain = _strings(values)
     new = []
     for row in rows:
         text = plain[row].as_py()
         spans = [span for secret in secrets for span in secret.spans(text, row)]
         new.append(_replace_spans(text, spans))
-    return pc.replace_with_mask(plain, flags, pa.array(new, pa.string()))
+    scrubbed: pa.StringArray = pc.replace_with_mask(plain, flags, pa.array(new, pa.string()))
+    return scrubbed
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
@@ -634,27 +655,32 @@ def _replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
     return "".join([*out, text[at:]])
 
 
-def _known_or_withheld(values: pa.Array, known: Iterable[str]) -> pa.Array:
+def _known_or_withheld(values: pa.Array[Any], known: Sequence[str]) -> pa.Array[Any]:
     """An enumerated column with every value Callr does not document as WITHHELD.
 
     Letter case and blanks around a value do not make it unknown (``Delivered`` stays).
     """
-    encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-    words = encoded.dictionary.cast(pa.string())
+    encoded = values if isinstance(values, pa.DictionaryArray) else values.dictionary_encode()
+    words = _strings(encoded.dictionary)
     is_known = pc.is_in(pc.utf8_lower(pc.utf8_trim(words, _BLANKS)), value_set=pa.array(known))
     if pc.all(is_known).as_py() is not False:
         return values
-    words = pc.if_else(is_known, words, pa.scalar(WITHHELD))
-    return words.take(encoded.indices).cast(values.type)
+    # the stubs type if_else for scalars or arrays alike: arrays in, an array out
+    shown = cast(pa.StringArray, pc.if_else(is_known, words, pa.scalar(WITHHELD)))
+    return shown.take(encoded.indices).cast(values.type)
 
 
-def _history_known_or_withheld(history: pa.Array) -> pa.Array:
+def _history_known_or_withheld(history: pa.Array[Any]) -> pa.Array[Any]:
     """``status_history`` with its before/after statuses as :func:`_known_or_withheld`."""
+    if not isinstance(history, pa.ListArray | pa.LargeListArray):
+        raise TypeError(f"status_history is a list column, not {history.type}")
     offsets = history.offsets
     first = offsets[0].as_py()
     # The entries of this slice of the list, in order (null lists included: their entries
     # are kept with them, so the offsets still fit).
     entries = history.values.slice(first, offsets[-1].as_py() - first)
+    if not isinstance(entries, pa.StructArray):
+        raise TypeError(f"status_history holds structs, not {entries.type}")
     known = ENUM_VALUES["status"]
     fields = list(entries.type)
     arrays = [entries.field(f.name) for f in fields]
@@ -665,12 +691,24 @@ def _history_known_or_withheld(history: pa.Array) -> pa.Array:
     if all(c is a for c, a in zip(checked, arrays, strict=True)):
         return history
     rebuilt = pa.StructArray.from_arrays(checked, fields=fields, mask=entries.is_null())
+    if isinstance(history, pa.LargeListArray):
+        large = history.offsets
+        return pa.LargeListArray.from_arrays(
+            pc.subtract(large, large[0]), rebuilt, type=history.type, mask=history.is_null()
+        )
+    small = history.offsets
     return pa.ListArray.from_arrays(
-        pc.subtract(offsets, offsets[0]), rebuilt, type=history.type, mask=history.is_null()
+        pc.subtract(small, small[0]), rebuilt, type=history.type, mask=history.is_null()
     )
 
 
-def label_files(names: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array | pa.ChunkedArray:
+@overload
+def label_files(names: pa.Array[Any], key: bytes) -> pa.Array[Any]: ...
+@overload
+def label_files(names: pa.ChunkedArray[Any], key: bytes) -> pa.ChunkedArray[Any]: ...
+def label_files(
+    names: pa.Array[Any] | pa.ChunkedArray[Any], key: bytes
+) -> pa.Array[Any] | pa.ChunkedArray[Any]:
     """File names with each number in them replaced by its token.
 
     A file named for a sender (``+33687654321.jsonl``) would show the number in every
@@ -687,10 +725,10 @@ def label_files(names: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array | pa.
 
     if isinstance(names, pa.ChunkedArray):
         return pa.chunked_array([label_files(c, key) for c in names.chunks], names.type)
-    encoded = names if pa.types.is_dictionary(names.type) else pc.dictionary_encode(names)
+    encoded = names if isinstance(names, pa.DictionaryArray) else names.dictionary_encode()
     words = encoded.dictionary.cast(pa.string()).to_pylist()
     relabelled = pa.array([label(w) for w in words], pa.string())
-    if pa.types.is_dictionary(names.type):
+    if isinstance(names, pa.DictionaryArray):
         return pa.DictionaryArray.from_arrays(encoded.indices, relabelled)
     return relabelled.take(encoded.indices).cast(names.type)
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import phonenumbers
 import yaml
@@ -524,7 +524,8 @@ class _Party:
 def _party(num: phonenumbers.PhoneNumber, region: str, kind: int, **kw: Any) -> _Party:
     """The party of the valid number `num` of type `kind` (:func:`_random_mobile`)."""
     # What geocoder.description_for_number does, without finding the type a second time.
-    if phonenumbers.is_number_type_geographical(kind, num.country_code):
+    code = _COUNTRIES[region][0]  # num's calling code (optional on a PhoneNumber)
+    if phonenumbers.is_number_type_geographical(kind, code):
         location = geocoder.description_for_valid_number(num, "en")
     else:
         location = geocoder.country_name_for_number(num, "en")
@@ -1067,8 +1068,14 @@ def _iter_run(fd: int, start: int, end: int) -> Iterator[tuple[float, int, bytes
         i += head + length
 
 
+class _Writer(Protocol):
+    """What :func:`_open_output` gives: a binary file, a gzip file or a zstd stream."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 @contextlib.contextmanager
-def _open_output(path: Path, size: int) -> Iterator[BinaryIO]:
+def _open_output(path: Path, size: int) -> Iterator[_Writer]:
     """Open `path` to write `size` bytes, through gzip or zstd if its name ends so.
 
     gzip gets ``mtime=0`` and no file name, zstd the content size in the frame header: the
@@ -1078,11 +1085,11 @@ def _open_output(path: Path, size: int) -> Iterator[BinaryIO]:
     with open(path, "xb") as f:
         if path.name.endswith(".gz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
-                yield gz  # type: ignore[misc]
+                yield gz
         elif path.name.endswith(".zst"):
             cctx = zstandard.ZstdCompressor(level=10)
             with cctx.stream_writer(f, size=size, closefd=False) as zst:
-                yield zst  # type: ignore[misc]
+                yield zst
         else:
             yield f
 

@@ -90,7 +90,7 @@ class Column:
     description: str
     unit: str | None = None
 
-    def field(self) -> pa.Field:
+    def field(self) -> pa.Field[pa.DataType]:
         """Return the Arrow field, with description and unit as metadata."""
         meta = {"description": self.description}
         if self.unit:
@@ -180,10 +180,10 @@ VIEW_COLUMNS: tuple[Column, ...] = (
 #: One line of the rejects file (JSON Lines).
 REJECT_SCHEMA: pa.Schema = pa.schema(
     [
-        pa.field("source_file", _S, metadata={"description": "File of the rejected record."}),
-        pa.field("source_line", pa.int64(), metadata={"description": "Line it starts on."}),
-        pa.field("reason", _S, metadata={"description": "Why it was rejected."}),
-        pa.field("raw", _S, metadata={"description": "The record's text (truncated)."}),
+        Column("source_file", _S, "File of the rejected record.").field(),
+        Column("source_line", pa.int64(), "Line it starts on.").field(),
+        Column("reason", _S, "Why it was rejected.").field(),
+        Column("raw", _S, "The record's text (truncated).").field(),
     ]
 )
 

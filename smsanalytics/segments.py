@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import pyarrow as pa
@@ -327,7 +328,8 @@ def _should_break(start: int, mid: list[int], nxt: int) -> bool:
 def _joined_in_chunk(props: Sequence[int]) -> list[int]:
     """Indices ``i > 0`` of a chunk (starting a cluster) that continue the cluster before."""
     joined = []
-    start, mid = props[0], []
+    start = props[0]
+    mid: list[int] = []
     for i in range(1, len(props)):
         nxt = props[i]
         if _should_break(start, mid, nxt):
@@ -556,9 +558,10 @@ _MAX_CHUNK = 12  # chunks up to this many code points are classified by their pr
 _PROP_BITS = 5
 _THREADS = min(4, os.cpu_count() or 1)
 _THREAD_MIN_ROWS = 50_000
+_Strings: TypeAlias = pa.StringArray | pa.LargeStringArray
 
 
-def analyze_array(texts: pa.Array | pa.ChunkedArray) -> pa.Table:
+def analyze_array(texts: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Table:
     """Measure many message bodies at once; the same answers as :func:`analyze`.
 
     Arrow kernels tell gsm from unicode; NumPy works on the UTF-8 bytes and code points to
@@ -605,7 +608,7 @@ def analyze_array(texts: pa.Array | pa.ChunkedArray) -> pa.Table:
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
-def _split(arr: pa.Array) -> list[pa.Array]:
+def _split(arr: _Strings) -> list[_Strings]:
     """Cut a large array into one slice per thread (zero-copy)."""
     if len(arr) < _THREAD_MIN_ROWS:
         return [arr] if len(arr) else []
@@ -613,17 +616,18 @@ def _split(arr: pa.Array) -> list[pa.Array]:
     return [arr.slice(i, step) for i in range(0, len(arr), step)]
 
 
-def _as_strings(arr: pa.Array) -> pa.Array:
+def _as_strings(arr: pa.Array[Any]) -> _Strings:
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     if pa.types.is_null(arr.type):
-        return arr.cast(pa.string())
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    # the arrays of the string and large_string types, and of no other
+    if not isinstance(arr, pa.StringArray | pa.LargeStringArray):
         raise TypeError(f"analyze_array needs strings, not {arr.type}")
     return arr
 
 
-def _analyze_chunk(arr: pa.Array, schema: pa.Schema) -> pa.Table:
+def _analyze_chunk(arr: _Strings, schema: pa.Schema) -> pa.Table:
     n = len(arr)
     valid = arr.is_valid().to_numpy(zero_copy_only=False)
     unicode = pc.match_substring_regex(arr, _RE2_NON_GSM).fill_null(False)
@@ -643,10 +647,10 @@ def _analyze_chunk(arr: pa.Array, schema: pa.Schema) -> pa.Table:
         parts[rows] = uparts
         index = np.zeros(n, dtype=np.int64)
         index[rows] = np.arange(rows.size)
-        labels = ulabels.take(pa.array(index, mask=~unicode_np))
+        labels = ulabels.take(pa.array(index, pa.int64(), mask=~unicode_np))
 
     encoding = pa.DictionaryArray.from_arrays(
-        pa.array(unicode_np.astype(np.int32), mask=~valid), _ENCODINGS
+        pa.array(unicode_np.astype(np.int32), pa.int32(), mask=~valid), _ENCODINGS
     )
     columns = [
         encoding.cast(schema.field("computed_encoding").type),
@@ -656,13 +660,18 @@ def _analyze_chunk(arr: pa.Array, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _view(buf: pa.Buffer | None, dtype: type[np.integer[Any]]) -> np.ndarray:
+    """An Arrow buffer as a NumPy array (zero-copy); empty when the array has none."""
+    return np.frombuffer(memoryview(buf), dtype=dtype) if buf is not None else np.zeros(0, dtype)
+
+
+def _buffers(arr: pa.Array[Any]) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 bytes and int64 offsets of a string array without nulls."""
     wide = pa.types.is_large_string(arr.type)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64 if wide else np.int32)
+    offsets = _view(bufs[1], np.int64 if wide else np.int32)
     offsets = offsets[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    data = _view(bufs[2], np.uint8)
     return data[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
@@ -671,14 +680,14 @@ def _per_row(positions: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.diff(np.searchsorted(positions, starts))
 
 
-def _codepoints(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _codepoints(arr: pa.Array[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Code points of all rows end to end, and where each row starts in them (n + 1)."""
     data, offsets = _buffers(arr)
     lead = np.flatnonzero((data & 0xC0) != 0x80)
     return _decode_at(data, lead), np.searchsorted(lead, offsets)
 
 
-def _gsm_parts_array(arr: pa.Array, chars: np.ndarray) -> np.ndarray:
+def _gsm_parts_array(arr: pa.Array[Any], chars: np.ndarray) -> np.ndarray:
     """Parts of all-GSM texts: ``ceil(chars / 153)`` unless there are escape pairs."""
     parts = np.where(chars <= SINGLE_GSM_SEPTETS, 1, -(-chars // MULTI_GSM_SEPTETS))
     escaped = np.flatnonzero(pc.match_substring_regex(arr, _RE2_EXTENSION).to_numpy(False))
@@ -732,7 +741,7 @@ def _walk(
     return parts
 
 
-def _unicode_array(arr: pa.Array, chars: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+def _unicode_array(arr: pa.Array[Any], chars: np.ndarray) -> tuple[np.ndarray, pa.StringArray]:
     """Parts and ``unicode_chars`` labels of texts that need unicode (no nulls).
 
     Only the multi-byte characters are decoded (few in Latin-script texts); whole texts are
@@ -772,7 +781,7 @@ def _unicode_array(arr: pa.Array, chars: np.ndarray) -> tuple[np.ndarray, pa.Arr
 def _decode_at(data: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Code points of the UTF-8 characters starting at byte positions `at` of `data`."""
     padded = np.concatenate([data, np.zeros(3, dtype=np.uint8)])
-    head = data[at]
+    head: np.ndarray = data[at]
     cps = head.astype(np.uint32)
     for size, low, mask in ((2, 0xC0, 0x1F), (3, 0xE0, 0x0F), (4, 0xF0, 0x07)):
         these = np.flatnonzero((head >= low) & (head <= (low | mask)))
@@ -872,7 +881,7 @@ class _Labels(dict[str, str]):
 _LABELS = _Labels()
 
 
-def _labels(found: np.ndarray, bounds: np.ndarray) -> pa.Array:
+def _labels(found: np.ndarray, bounds: np.ndarray) -> pa.StringArray:
     """``unicode_chars`` of each row, from its non-GSM code points (rows end to end)."""
     rows = bounds.size - 1
     if not found.size:
@@ -896,5 +905,6 @@ def _labels(found: np.ndarray, bounds: np.ndarray) -> pa.Array:
         index = (np.cumsum(present) - 1)[distinct]
     names = pa.array([_LABELS[chr(c)] for c in chars.tolist()], pa.string())
     offsets = np.concatenate([[0], np.cumsum(keep)])[bounds].astype(np.int32)
-    lists = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(index)))
-    return pc.binary_join(lists, ", ")
+    lists = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(index, pa.int64())))
+    # the stubs type the result for a scalar or an array: a list array gives an array
+    return cast(pa.StringArray, pc.binary_join(lists, ", "))

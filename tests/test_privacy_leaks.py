@@ -187,6 +187,19 @@ def test_a_status_history_keeps_its_shape_and_times():
     assert sliced.column("status_history").to_pylist() == history[1:]
 
 
+def test_a_status_history_as_a_large_list_is_checked_too():
+    # (found by typing privacy: the rebuilt column was always a list, not a large list)
+    item = MESSAGE_SCHEMA.field("status_history").type.value_type
+    history = [[{"before": "sent", "after": BODY}], None, [{"before": "sent", "after": "failed"}]]
+    column = pa.array(history, pa.large_list(item))
+    batch = pa.RecordBatch.from_arrays([column], names=["status_history"])
+    out = pv.transform_batch(batch.slice(0), key=None, redact_bodies=True)
+    assert out.schema == batch.schema
+    got = out.column("status_history").to_pylist()
+    assert [h and [(e["before"], e["after"]) for e in h] for h in got] == [
+        [("sent", pv.WITHHELD)], None, [("sent", "failed")]]
+
+
 def test_an_amount_or_count_holding_the_number_is_withheld():
     from decimal import Decimal
 
