@@ -155,7 +155,15 @@ class _Result:
         return list(zip(*columns, strict=True))
 
     def df(self) -> pd.DataFrame:
-        return self._table.to_pandas()
+        """The result in pandas, as the questions and ``run_sql`` convert it (in UTC).
+
+        The one converter, :func:`smsanalytics._analysis.to_frame`: a column gets the same
+        dtype on Spark as on DuckDB (``Int64`` counts, exact decimals). Not what DuckDB's
+        own ``.df()`` gives, which makes decimals floats.
+        """
+        from ._analysis import to_frame
+
+        return to_frame(self._table)
 
 
 class SparkConnection:
