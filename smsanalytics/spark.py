@@ -122,7 +122,7 @@ def get_session(master: str | None = None, *, app_name: str = "smsanalytics") ->
 
 def is_spark_error(exc: BaseException) -> bool:
     """Whether `exc` comes from Spark (the JVM, its gateway or a Python worker)."""
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError  # type: ignore[import-untyped]  # py4j: no types
     from pyspark.errors import PySparkException
 
     return isinstance(exc, PySparkException | Py4JError)
@@ -256,7 +256,10 @@ class SparkConnection:
         try:
             yield
         finally:
-            self.spark.conf.set(_TZ_KEY, before)
+            if before is None:  # never so (the key has a default), but the stubs allow it
+                self.spark.conf.unset(_TZ_KEY)
+            else:
+                self.spark.conf.set(_TZ_KEY, before)
 
 
 def connect(source: Any, *, spark: SparkSession | None = None,
