@@ -465,6 +465,32 @@ def _time_series(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str,
     return drawn
 
 
+def _plot_over_time(ax: Axes, df: pd.DataFrame, x: np.ndarray, table: pd.DataFrame,
+                    dimension: str, *, title: str, ylabel: str, legend: str | None,
+                    kind: str, style: Mapping[str, Any], money: bool = False) -> Axes:
+    """Draw a question's answer per period, `table` over `x` (:func:`_time_series`, with
+    `style` for matplotlib), on a date axis: the title says the period length and the zone
+    of `df`, the y axis has thousands separators (two decimals with `money`), `legend`
+    (its title) puts the legend beside the Axes."""
+    _time_series(ax, x, table, dimension, df.attrs.get("freq"), kind=kind, **style)
+    _date_axis(ax)
+    _thousands(ax.yaxis, money=money)
+    per, zone = _period_words(df)
+    _title(ax, f"{title}{per}{zone}")
+    ax.set_xlabel(f"period{zone}")
+    ax.set_ylabel(ylabel)
+    if legend is not None:
+        _legend_beside(ax, legend)
+    return ax
+
+
+def _messages_per_period(df: pd.DataFrame, column: str, n: int | None) -> pd.DataFrame:
+    """Messages per period (rows: local date numbers) and value of `column` (columns: the
+    `n` with the most messages, then "other")."""
+    x = _local_dates(df["period"], df.attrs.get("tz"))
+    return _limit_columns(_pivot(df.assign(_x=x), "_x", column, "messages"), n)
+
+
 def _legend_beside(ax: Axes, title: str, **kwargs: Any) -> None:
     """A legend to the right of the Axes, where it hides no bar.
 
@@ -580,16 +606,10 @@ def plot_volume(
     ax = _axes(ax)
     x = _local_dates(df["period"], df.attrs.get("tz"))
     table = pd.DataFrame({y: _floats(df[y])})
-    _time_series(ax, x, table, "volume", df.attrs.get("freq"), kind=kind,
-                 **{"color": "#4C72B0", **kwargs})
-    _date_axis(ax)
-    _thousands(ax.yaxis, money=y.startswith("cost"))
-    per, zone = _period_words(df)
     what = "Cost" if y.startswith("cost") else y.replace("_", " ").capitalize()
-    _title(ax, f"{what}{per}{zone}")
-    ax.set_ylabel(_value_label(df, y))
-    ax.set_xlabel(f"period{zone}")
-    return ax
+    return _plot_over_time(ax, df, x, table, "volume", title=what,
+                           ylabel=_value_label(df, y), legend=None, kind=kind,
+                           style={"color": "#4C72B0", **kwargs}, money=y.startswith("cost"))
 
 
 def plot_top_senders(
@@ -662,15 +682,9 @@ def plot_sender_activity(
     x = _local_dates(df["period"], df.attrs.get("tz"))
     table = pd.DataFrame({"new": df["new_senders"].to_numpy(dtype=float),
                           "returning": df["returning_senders"].to_numpy(dtype=float)})
-    _time_series(ax, x, table, "sender", df.attrs.get("freq"), kind=kind, **kwargs)
-    _date_axis(ax)
-    _thousands(ax.yaxis)
-    per, zone = _period_words(df)
-    _title(ax, f"New and returning senders{per}{zone}")
-    ax.set_ylabel("senders [count]")
-    ax.set_xlabel(f"period{zone}")
-    _legend_beside(ax, "senders")
-    return ax
+    return _plot_over_time(ax, df, x, table, "sender", title="New and returning senders",
+                           ylabel="senders [count]", legend="senders", kind=kind,
+                           style=kwargs)
 
 
 def plot_locations(
@@ -982,19 +996,10 @@ def _plot_breakdown(df: pd.DataFrame, column: str, title: str, ax: Axes, n: int 
         ax.set_xlabel("messages [count]")
         _title(ax, title)
         return ax
-    tz = df.attrs.get("tz")
-    table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", column, "messages")
-    table = _limit_columns(table, n)
-    _time_series(ax, table.index.to_numpy(dtype=float), table, column, df.attrs.get("freq"),
-                 kind=kind, **kwargs)
-    _date_axis(ax)
-    per, zone = _period_words(df)
-    _title(ax, f"{title}{per}{zone}")
-    ax.set_xlabel(f"period{zone}")
-    _legend_beside(ax, column.replace("_", " "))
-    _thousands(ax.yaxis)
-    ax.set_ylabel("messages [count]")
-    return ax
+    table = _messages_per_period(df, column, n)
+    return _plot_over_time(ax, df, table.index.to_numpy(dtype=float), table, column,
+                           title=title, ylabel="messages [count]",
+                           legend=column.replace("_", " "), kind=kind, style=kwargs)
 
 
 def plot_traffic(
@@ -1147,16 +1152,7 @@ def plot_keywords(
         ax.set_ylabel(by)
         _title(ax, f"Keyword messages by {by}")
         return ax
-    tz = df.attrs.get("tz")
-    table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", by, "messages")
-    table = _limit_columns(table, n)
-    _time_series(ax, table.index.to_numpy(dtype=float), table, by, df.attrs.get("freq"),
-                 kind=kind, **kwargs)
-    _date_axis(ax)
-    _thousands(ax.yaxis)
-    per, zone = _period_words(df)
-    _title(ax, f"Opt-out and opt-in keywords{per}{zone}")
-    ax.set_xlabel(f"period{zone}")
-    ax.set_ylabel("messages [count]")
-    _legend_beside(ax, by)
-    return ax
+    table = _messages_per_period(df, by, n)
+    return _plot_over_time(ax, df, table.index.to_numpy(dtype=float), table, by,
+                           title="Opt-out and opt-in keywords", ylabel="messages [count]",
+                           legend=by, kind=kind, style=kwargs)
