@@ -511,7 +511,9 @@ def to_frame(table: pa.Table, tz: str = "UTC") -> pd.DataFrame:
     Integers become nullable pandas integers (``Int64``...; a missing one is ``pd.NA``),
     decimals and nested values (lists, structs) Arrow dtypes, dictionary-encoded columns
     their values; tz-aware instants are shown in `tz`. Floats, text and booleans take
-    pandas' default.
+    pandas' default. Spark's results are converted here too (``SparkConnection.sql(...)
+    .df()``), so a column has one dtype on either engine. Stored messages are not:
+    :func:`smsanalytics.dataset.to_pandas` keeps them Arrow throughout (its notes say why).
 
     Examples
     --------

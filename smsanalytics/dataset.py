@@ -249,6 +249,21 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
 
     Decimal costs stay exact (``decimal128(18, 6)[pyarrow]``), timestamps stay tz-aware
     UTC, enumerated columns stay dictionary-encoded.
+
+    Notes
+    -----
+    The converter of stored messages (:func:`read_dataset`,
+    :func:`smsanalytics.load_messages`). The answers of the questions, on DuckDB and Spark
+    alike, go through the other one, :func:`smsanalytics._analysis.to_frame`, where a
+    column may have another dtype
+    (``Int32`` for ``int32[pyarrow]``, text for a dictionary). The difference is on
+    purpose: a messages table can hold millions of rows, so every column here stays
+    Arrow (no Python object per text value, enumerations dictionary-encoded, ``<NA>`` in
+    every type), and ``pyarrow.Table.from_pandas`` of the frame gives back the stored
+    schema exactly (``tests/test_ingest.py`` holds this converter to Arrow dtypes only).
+    An answer is small and made for showing and plotting: NumPy-backed instants in the
+    question's zone, pandas' default text, nullable integers. Both are exact: no integer
+    becomes a float, no decimal a float.
     """
     import pandas as pd  # imported when first needed: it takes a third of a second
 

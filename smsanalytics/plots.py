@@ -35,15 +35,19 @@ from __future__ import annotations
 import textwrap
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis, XAxis, YAxis
 from matplotlib.colors import to_hex
 from matplotlib.font_manager import FontProperties
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from . import queries
@@ -116,6 +120,12 @@ _COUNTRY_ORDER = ("FR", "BE", "CH", "GB", "DE", "ES", "IT", "US", "CA", "NL",
 _PALETTE = [to_hex(plt.get_cmap("tab20")(i)) for i in range(20) if i not in (14, 15)] + [
     to_hex(plt.get_cmap("tab20b")(i)) for i in range(20)]
 _RESERVED = {OTHER_COLOR.lower(), UNKNOWN_COLOR.lower()}
+
+# matplotlib.dates has no annotations (most of matplotlib has them): the two functions
+# used are typed here (for arrays: date numbers, and a list of datetimes); a call of its
+# classes' methods is an untyped call, ignored where it is made ("dates").
+_date2num = cast(Callable[[Any], npt.NDArray[np.float64]], mdates.date2num)
+_num2date = cast(Callable[[Any], list[datetime]], mdates.num2date)
 
 
 def _is_missing(value: Any) -> bool:
@@ -280,9 +290,9 @@ class _RoomyLocator(MaxNLocator):
     at draw time (after the layout).
     """
 
-    def __call__(self) -> Any:
+    def __call__(self) -> Sequence[float]:
         axis = self.axis
-        if axis is not None and axis.axis_name == "x":
+        if isinstance(axis, XAxis) and axis.axis_name == "x":
             low, high = axis.get_view_interval()
             widest = max(len(axis.get_major_formatter()(v, 0)) for v in (low, high))
             size = FontProperties(size=plt.rcParams["xtick.labelsize"]).get_size_in_points()
@@ -292,7 +302,7 @@ class _RoomyLocator(MaxNLocator):
         return super().__call__()
 
 
-def _thousands(axis: Any, money: bool = False) -> None:
+def _thousands(axis: XAxis | YAxis, money: bool = False) -> None:
     fmt = "{:,.2f}" if money else "{:,.0f}"
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.format(v)))
     if axis.axis_name == "x":
@@ -307,9 +317,9 @@ def _local_times(series: pd.Series, tz: str | None) -> pd.Series:
     return s.astype("datetime64[us]")
 
 
-def _local_dates(series: pd.Series, tz: str | None) -> np.ndarray:
+def _local_dates(series: pd.Series, tz: str | None) -> npt.NDArray[np.float64]:
     """Periods as matplotlib date numbers of their wall-clock time in `tz`."""
-    return mdates.date2num(_local_times(series, tz).to_numpy())
+    return _date2num(_local_times(series, tz).to_numpy())
 
 
 _FREQ_STEP: dict[str, pd.DateOffset] = {
@@ -324,11 +334,12 @@ _FREQ_STEP: dict[str, pd.DateOffset] = {
 # a period unknown here is drawn with the spacing of its rows as its length.
 
 
-def _period_ends(starts: np.ndarray, freq: str | None) -> np.ndarray:
+def _period_ends(starts: npt.NDArray[np.float64], freq: str | None
+                 ) -> npt.NDArray[np.float64]:
     """The end of each period (date numbers), from its start and the period length."""
     if freq in _FREQ_STEP:
-        local = pd.DatetimeIndex(mdates.num2date(starts)).tz_localize(None)
-        return mdates.date2num((local + _FREQ_STEP[freq]).to_numpy(dtype="datetime64[us]"))
+        local = pd.DatetimeIndex(_num2date(starts)).tz_localize(None)
+        return _date2num((local + _FREQ_STEP[freq]).to_numpy(dtype="datetime64[us]"))
     gaps = np.diff(np.unique(starts))
     return starts + (float(np.min(gaps)) if len(gaps) else 1.0)
 
@@ -344,17 +355,18 @@ class _RoomyDateLocator(mdates.AutoDateLocator):
     legend and labels their room), not when the plot is made.
     """
 
-    def __call__(self) -> Any:
-        axes = self.axis.axes if self.axis is not None else None
+    def __call__(self) -> Sequence[float]:
+        axes = self.axis.axes if isinstance(self.axis, Axis) else None
         if axes is not None:
             room = axes.bbox.width / _figure(axes).dpi / _DATE_TICK_INCHES
             self.maxticks = dict.fromkeys(self.maxticks, max(2, int(room)))
-        return super().__call__()
+        ticks: Sequence[float] = super().__call__()  # type: ignore[no-untyped-call]  # dates
+        return ticks
 
 
 def _date_axis(ax: Axes) -> None:
-    locator = _RoomyDateLocator(minticks=2)
-    formatter = mdates.ConciseDateFormatter(locator)
+    locator = _RoomyDateLocator(minticks=2)  # type: ignore[no-untyped-call]  # dates
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]  # dates
     # Month ticks read "Jan 2025", "Feb", ...: January says its year instead of replacing
     # the month by it (matplotlib's default writes "2025" alone).
     formatter.zero_formats = ["", "%b %Y", "%b", "%b-%d", "%H:%M", "%H:%M"]
@@ -384,23 +396,23 @@ def _top_n(values: pd.Series, n: int | None) -> pd.Series:
     if n is None or len(values) <= n:
         return values
     head = values.iloc[:n]
-    return pd.concat([head, pd.Series({OTHER: values.iloc[n:].sum()})])
+    kept: pd.Series = pd.concat([head, pd.Series({OTHER: values.iloc[n:].sum()})])
+    return kept
 
 
 def _stacked(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str, *,
              width: float | np.ndarray, horizontal: bool = False, **kwargs: Any) -> None:
     """Draw one BarContainer per column of `table` (rows = x positions), stacked."""
     bottom = np.zeros(len(table))
-    draw = ax.barh if horizontal else ax.bar
     colors = _distinct_colors(dimension, table.columns)
     for name, color in zip(table.columns, colors, strict=True):
         heights = np.asarray(table[name], dtype=float)
         style = {"color": color, **kwargs}
         # Columns are names already escaped by _pivot: shortened, not escaped twice.
         if horizontal:
-            draw(x, heights, height=width, left=bottom, label=_shorten(str(name)), **style)
+            ax.barh(x, heights, height=width, left=bottom, label=_shorten(str(name)), **style)
         else:
-            draw(x, heights, width=width, bottom=bottom, label=_shorten(str(name)), **style)
+            ax.bar(x, heights, width=width, bottom=bottom, label=_shorten(str(name)), **style)
         bottom = bottom + heights
 
 
@@ -463,6 +475,32 @@ def _time_series(ax: Axes, x: np.ndarray, table: pd.DataFrame, dimension: str,
     pad = 0.01 * float(ends[-1] - x[0])
     ax.set_xlim(float(x[0]) - pad, float(ends[-1]) + pad)
     return drawn
+
+
+def _plot_over_time(ax: Axes, df: pd.DataFrame, x: np.ndarray, table: pd.DataFrame,
+                    dimension: str, *, title: str, ylabel: str, legend: str | None,
+                    kind: str, style: Mapping[str, Any], money: bool = False) -> Axes:
+    """Draw a question's answer per period, `table` over `x` (:func:`_time_series`, with
+    `style` for matplotlib), on a date axis: the title says the period length and the zone
+    of `df`, the y axis has thousands separators (two decimals with `money`), `legend`
+    (its title) puts the legend beside the Axes."""
+    _time_series(ax, x, table, dimension, df.attrs.get("freq"), kind=kind, **style)
+    _date_axis(ax)
+    _thousands(ax.yaxis, money=money)
+    per, zone = _period_words(df)
+    _title(ax, f"{title}{per}{zone}")
+    ax.set_xlabel(f"period{zone}")
+    ax.set_ylabel(ylabel)
+    if legend is not None:
+        _legend_beside(ax, legend)
+    return ax
+
+
+def _messages_per_period(df: pd.DataFrame, column: str, n: int | None) -> pd.DataFrame:
+    """Messages per period (rows: local date numbers) and value of `column` (columns: the
+    `n` with the most messages, then "other")."""
+    x = _local_dates(df["period"], df.attrs.get("tz"))
+    return _limit_columns(_pivot(df.assign(_x=x), "_x", column, "messages"), n)
 
 
 def _legend_beside(ax: Axes, title: str, **kwargs: Any) -> None:
@@ -580,16 +618,10 @@ def plot_volume(
     ax = _axes(ax)
     x = _local_dates(df["period"], df.attrs.get("tz"))
     table = pd.DataFrame({y: _floats(df[y])})
-    _time_series(ax, x, table, "volume", df.attrs.get("freq"), kind=kind,
-                 **{"color": "#4C72B0", **kwargs})
-    _date_axis(ax)
-    _thousands(ax.yaxis, money=y.startswith("cost"))
-    per, zone = _period_words(df)
     what = "Cost" if y.startswith("cost") else y.replace("_", " ").capitalize()
-    _title(ax, f"{what}{per}{zone}")
-    ax.set_ylabel(_value_label(df, y))
-    ax.set_xlabel(f"period{zone}")
-    return ax
+    return _plot_over_time(ax, df, x, table, "volume", title=what,
+                           ylabel=_value_label(df, y), legend=None, kind=kind,
+                           style={"color": "#4C72B0", **kwargs}, money=y.startswith("cost"))
 
 
 def plot_top_senders(
@@ -629,7 +661,7 @@ def plot_top_senders(
     ax.set_xlabel(_value_label(df, x))
     ax.set_ylabel("sender")
     _title(ax, f"Top {len(df)} senders by {'cost' if x.startswith('cost') else x}")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[c]) for c in countries]
+    handles = [Rectangle((0, 0), 1, 1, color=palette[c]) for c in countries]
     if countries:
         _legend_beside(ax, "country", handles=handles,
                        labels=[_shorten(c) for c in countries])
@@ -662,15 +694,9 @@ def plot_sender_activity(
     x = _local_dates(df["period"], df.attrs.get("tz"))
     table = pd.DataFrame({"new": df["new_senders"].to_numpy(dtype=float),
                           "returning": df["returning_senders"].to_numpy(dtype=float)})
-    _time_series(ax, x, table, "sender", df.attrs.get("freq"), kind=kind, **kwargs)
-    _date_axis(ax)
-    _thousands(ax.yaxis)
-    per, zone = _period_words(df)
-    _title(ax, f"New and returning senders{per}{zone}")
-    ax.set_ylabel("senders [count]")
-    ax.set_xlabel(f"period{zone}")
-    _legend_beside(ax, "senders")
-    return ax
+    return _plot_over_time(ax, df, x, table, "sender", title="New and returning senders",
+                           ylabel="senders [count]", legend="senders", kind=kind,
+                           style=kwargs)
 
 
 def plot_locations(
@@ -764,10 +790,10 @@ def plot_encodings(
         table = _pivot(df.assign(country=df["country"].map(_name)), "country", "encoding",
                        "messages")
         table = _limit_rows(table, n)
-        shares = table.div(table.sum(axis=1), axis=0)
-        pos = np.arange(len(shares))
-        _stacked(ax, pos, shares, "encoding", width=0.8, horizontal=True, **kwargs)
-        ax.set_yticks(pos, [_shorten(str(k)) for k in shares.index])
+        fractions = table.div(table.sum(axis=1), axis=0)
+        pos = np.arange(len(fractions))
+        _stacked(ax, pos, fractions, "encoding", width=0.8, horizontal=True, **kwargs)
+        ax.set_yticks(pos, [_shorten(str(k)) for k in fractions.index])
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
@@ -982,19 +1008,10 @@ def _plot_breakdown(df: pd.DataFrame, column: str, title: str, ax: Axes, n: int 
         ax.set_xlabel("messages [count]")
         _title(ax, title)
         return ax
-    tz = df.attrs.get("tz")
-    table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", column, "messages")
-    table = _limit_columns(table, n)
-    _time_series(ax, table.index.to_numpy(dtype=float), table, column, df.attrs.get("freq"),
-                 kind=kind, **kwargs)
-    _date_axis(ax)
-    per, zone = _period_words(df)
-    _title(ax, f"{title}{per}{zone}")
-    ax.set_xlabel(f"period{zone}")
-    _legend_beside(ax, column.replace("_", " "))
-    _thousands(ax.yaxis)
-    ax.set_ylabel("messages [count]")
-    return ax
+    table = _messages_per_period(df, column, n)
+    return _plot_over_time(ax, df, table.index.to_numpy(dtype=float), table, column,
+                           title=title, ylabel="messages [count]",
+                           legend=column.replace("_", " "), kind=kind, style=kwargs)
 
 
 def plot_traffic(
@@ -1147,16 +1164,7 @@ def plot_keywords(
         ax.set_ylabel(by)
         _title(ax, f"Keyword messages by {by}")
         return ax
-    tz = df.attrs.get("tz")
-    table = _pivot(df.assign(_x=_local_dates(df["period"], tz)), "_x", by, "messages")
-    table = _limit_columns(table, n)
-    _time_series(ax, table.index.to_numpy(dtype=float), table, by, df.attrs.get("freq"),
-                 kind=kind, **kwargs)
-    _date_axis(ax)
-    _thousands(ax.yaxis)
-    per, zone = _period_words(df)
-    _title(ax, f"Opt-out and opt-in keywords{per}{zone}")
-    ax.set_xlabel(f"period{zone}")
-    ax.set_ylabel("messages [count]")
-    _legend_beside(ax, by)
-    return ax
+    table = _messages_per_period(df, by, n)
+    return _plot_over_time(ax, df, table.index.to_numpy(dtype=float), table, by,
+                           title="Opt-out and opt-in keywords", ylabel="messages [count]",
+                           legend=by, kind=kind, style=kwargs)

@@ -122,7 +122,7 @@ def get_session(master: str | None = None, *, app_name: str = "smsanalytics") ->
 
 def is_spark_error(exc: BaseException) -> bool:
     """Whether `exc` comes from Spark (the JVM, its gateway or a Python worker)."""
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError  # type: ignore[import-untyped]  # py4j: no types
     from pyspark.errors import PySparkException
 
     return isinstance(exc, PySparkException | Py4JError)
@@ -155,7 +155,15 @@ class _Result:
         return list(zip(*columns, strict=True))
 
     def df(self) -> pd.DataFrame:
-        return self._table.to_pandas()
+        """The result in pandas, as the questions and ``run_sql`` convert it (in UTC).
+
+        The one converter, :func:`smsanalytics._analysis.to_frame`: a column gets the same
+        dtype on Spark as on DuckDB (``Int64`` counts, exact decimals). Not what DuckDB's
+        own ``.df()`` gives, which makes decimals floats.
+        """
+        from ._analysis import to_frame
+
+        return to_frame(self._table)
 
 
 class SparkConnection:
@@ -248,7 +256,10 @@ class SparkConnection:
         try:
             yield
         finally:
-            self.spark.conf.set(_TZ_KEY, before)
+            if before is None:  # never so (the key has a default), but the stubs allow it
+                self.spark.conf.unset(_TZ_KEY)
+            else:
+                self.spark.conf.set(_TZ_KEY, before)
 
 
 def connect(source: Any, *, spark: SparkSession | None = None,

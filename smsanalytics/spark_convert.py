@@ -48,10 +48,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 import duckdb
@@ -93,11 +93,15 @@ DEFAULT_SPLIT_BYTES = 128 << 20
 GROUP_RECORDS = 50_000
 # Earlier than any instant a dataset holds (1678 and later): stands for a missing one.
 _NEVER = "TIMESTAMP '1000-01-01 00:00:00'"
-_PIECE_SCHEMA = pa.schema([
+_PIECE_FIELDS: list[tuple[str, pa.DataType]] = [
     ("piece", pa.int64()), ("name", pa.string()), ("location", pa.string()),
     ("kind", pa.string()), ("compression", pa.string()), ("size", pa.int64()),
     ("start", pa.int64()), ("end", pa.int64()), ("first_line", pa.int64()),
-])
+]
+_PIECE_SCHEMA = pa.schema(_PIECE_FIELDS)
+#: A piece of input read by one task: a row of _PIECE_SCHEMA, as a dict (it crosses to
+#: the tasks as Arrow and comes back from ``to_pylist``).
+_Piece = dict[str, Any]
 _REJECT_FIELDS = [("reason", pa.string()), ("raw", pa.string())]
 _ROW_FIELDS = [("piece", pa.int64()), ("record_no", pa.int64()), ("row_kind", pa.string()),
                ("records", pa.int64())]
@@ -177,9 +181,11 @@ def convert(
     try:
         # Each URI the user gave is made a percent-encoded one once, by Hadoop (which
         # takes it as Spark does); local paths stay paths.
-        where = str(out) if is_local(out) else store.qualify(str(out)).rstrip("/")
+        # Without a store every location is local, and kept as given.
+        qualify: Callable[[str], str] = store.qualify if store is not None else str
+        where = str(out) if is_local(out) else qualify(str(out)).rstrip("/")
         rejects_location = (str(rejects) if rejects and is_local(rejects) else
-                            store.qualify(str(rejects)) if rejects else None)
+                            qualify(str(rejects)) if rejects else None)
         if not rejects_location:
             rejects_location = (str(default_rejects_path(local_path(out).absolute()))
                                 if is_local(out) else where + ".rejects.jsonl")
@@ -295,12 +301,21 @@ def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str,
             entries = [(e.uri, e.size) for e in store.list_files(uri)]
         else:
             entries = [(e.uri, e.size) for e in store.list_files(uri)
-                       if _known(PurePosixPath(e.relative)) and not is_output(e.uri)]
+                       if _known(_uri_path(e.relative)) and not is_output(e.uri)]
         for entry_uri, size in entries:
-            what, compression = _classify(PurePosixPath(urlsplit(entry_uri).path))
+            what, compression = _classify(_uri_path(urlsplit(entry_uri).path))
             found.append(_Input(InputFile(display_name(entry_uri), what, compression, size),
                                 entry_uri))
     return found
+
+
+def _uri_path(path: str) -> Path:
+    """The path part of a URI, for the reader's rules for a file's name.
+
+    POSIX-parsed whatever the driver's system. ``readers._classify`` and ``readers._known``
+    are typed for a Path but read only ``name`` and ``suffixes``, which this has.
+    """
+    return cast(Path, PurePosixPath(path))
 
 
 def _where(location: str | Path) -> tuple[str, str, str]:
@@ -452,8 +467,9 @@ class _StoreTarget:
                 files.append(rel)
                 continue
             touched.add(_partition_of(rel))
-            if rewritten[rel] is not None:
-                files.append(rewritten[rel])
+            new = rewritten[rel]
+            if new is not None:
+                files.append(new)
         summary.partitions_written = sorted(t for t in touched if t)
         if self.store.read_bytes(self.manifest_uri) != self.before:
             for rel in {*files} - {*self.listed}:
@@ -521,7 +537,8 @@ def _run(job: _Job, files: list[_Input], target: Any,
     pieces = _pieces(job, files)
     parsed = _parse(job, pieces).persist()
     try:
-        counts = parsed.filter("row_kind = 'count'").agg(F.sum("records")).first()[0] or 0
+        # An aggregate without groups has one row.
+        counts = parsed.filter("row_kind = 'count'").agg(F.sum("records")).collect()[0][0] or 0
         rejected_rows = (parsed.filter("row_kind = 'reject'")
                          .select("source_file", "source_line", "reason", "raw").toArrow())
         records, rejected = int(counts), rejected_rows.num_rows
@@ -625,14 +642,14 @@ def _splittable(f: InputFile, split_bytes: int) -> bool:
     return f.kind == "lines" and f.compression is None and f.size > split_bytes
 
 
-def _pieces(job: _Job, files: list[_Input]) -> list[dict]:
+def _pieces(job: _Job, files: list[_Input]) -> list[_Piece]:
     """The pieces in reading order; ranges know their first line (a job counts lines).
 
     A local file is cut at line starts by the driver (a line's worth of bytes read per
     cut); a file behind a URI at every `split_bytes`, each task moving its cuts to the
     next line start itself (the driver reads nothing of it).
     """
-    pieces: list[dict[str, Any]] = []
+    pieces: list[_Piece] = []
     ranges: list[int] = []  # indices of ranged pieces, whose first_line is still unknown
     for given in files:
         f = given.file
@@ -688,7 +705,7 @@ def _measure_span(span: tuple[str, str, int, int, int],
         return start, end, _count_newlines(stream, start, end) if start < end else 0
 
 
-def _line_start(stream: Any, at: int, size: int) -> int:
+def _line_start(stream: pa.NativeFile, at: int, size: int) -> int:
     """The first line start at or after byte `at` of a file of `size` bytes."""
     if at <= 0 or at >= size:
         return max(0, min(at, size))
@@ -729,7 +746,7 @@ def _count_newlines(stream: Any, start: int, end: int) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def _spark_schema(fields: list[pa.Field]) -> Any:
+def _spark_schema(fields: list[pa.Field[Any]]) -> Any:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from .spark import _plain_type
@@ -737,12 +754,12 @@ def _spark_schema(fields: list[pa.Field]) -> Any:
     return from_arrow_schema(pa.schema([pa.field(f.name, _plain_type(f.type)) for f in fields]))
 
 
-def _parsed_fields() -> list[pa.Field]:
+def _parsed_fields() -> list[pa.Field[Any]]:
     return [*MESSAGE_SCHEMA, *(pa.field(n, t) for n, t in _REJECT_FIELDS),
             *(pa.field(n, t) for n, t in _ROW_FIELDS)]
 
 
-def _parse(job: _Job, pieces: list[dict]) -> DataFrame:
+def _parse(job: _Job, pieces: list[_Piece]) -> DataFrame:
     spark = job.spark
     table = pa.Table.from_pylist(pieces, schema=_PIECE_SCHEMA)
     # About as many tasks as pieces; consecutive pieces (small files) share a task.
@@ -759,7 +776,7 @@ def _parse(job: _Job, pieces: list[dict]) -> DataFrame:
     return frame.mapInArrow(task, _spark_schema(fields))
 
 
-def _piece_candidates(p: dict[str, Any], settings: TaskSettings) -> Iterator[pa.Table]:
+def _piece_candidates(p: _Piece, settings: TaskSettings) -> Iterator[pa.Table]:
     """The record candidates of one piece, read with the project's reader.
 
     A piece behind a URI is copied to local disk first (its range only, with the byte
@@ -792,12 +809,12 @@ def _piece_candidates(p: dict[str, Any], settings: TaskSettings) -> Iterator[pa.
         field = RAW_SCHEMA.field("source_file")
         for t in tables:
             names = pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(t.num_rows, dtype=np.int32)), pa.array([p["name"]]))
+                np.zeros(t.num_rows, dtype=np.int32), pa.array([p["name"]]))
             yield t.set_column(t.schema.get_field_index("source_file"), field,
                                names.cast(field.type))
 
 
-def _parse_pieces(pieces: list[dict], enrich_rows: bool, fields: list[pa.Field],
+def _parse_pieces(pieces: list[_Piece], enrich_rows: bool, fields: list[pa.Field[Any]],
                   privacy_options: _Privacy,
                   settings: TaskSettings) -> Iterator[pa.RecordBatch]:
     """Parse one task's pieces (in order) in groups of about GROUP_RECORDS records."""
@@ -898,8 +915,10 @@ def _against_dataset(spark: SparkSession, best: DataFrame, existing: dict[str, A
     # stay a distributed set, taken out of the rows by the caller.
     replaced = clash.filter("newer").select("old_file", "sid").toArrow()
     replace: dict[Any, list[str]] = {}
-    for file, sid in zip(replaced.column("old_file").to_pylist(),
-                         replaced.column("sid").to_pylist(), strict=True):
+    # Never null: the file a row was read from, and the key of the join.
+    old_files = cast(list[str], replaced.column("old_file").to_pylist())
+    sids = cast(list[str], replaced.column("sid").to_pylist())
+    for file, sid in zip(old_files, sids, strict=True):
         replace.setdefault(existing[_path_of(file)], []).append(sid)
     stale = clash.filter("NOT newer").select("piece", "record_no")
     return stale, replace, old_rows

@@ -32,6 +32,7 @@ exact.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import pyarrow as pa
 import sqlglot
@@ -90,7 +91,8 @@ def to_spark(
     'SELECT UNIX_MICROS(created_at) DIV 900000000 AS slot FROM messages WHERE x = :x'
     """
     known = {"messages": _MESSAGE_COLUMNS, **(columns or {})}
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    # Typed as sqlglot's base class Expr; every node it parses is an Expression.
+    tree = cast(exp.Expression, sqlglot.parse_one(sql, read="duckdb"))
     tree = _expand_star_replace(tree, known)
     tree = tree.transform(_rewrite)
     tree = _zip_unnests(tree)
@@ -182,7 +184,7 @@ def _expand_star_replace(tree: exp.Expression,
         qualifier = column.table if column is not None else ""
         select = star.find_ancestor(exp.Select)
         table = _table_of(select, qualifier)
-        if table is None or table not in known:
+        if select is None or table is None or table not in known:
             raise UnsupportedSql(f"* REPLACE over a table whose columns are unknown: {table}")
         by_name = {r.alias: r for r in replace}
         expanded: list[exp.Expression] = []

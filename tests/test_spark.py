@@ -150,6 +150,24 @@ def test_exact_decimals_survive(dst_sources):
     assert str(total["cost_cents"].dtype).startswith("decimal128(38, 6)")
 
 
+def test_a_column_has_the_same_dtype_on_both_engines(dst_sources):
+    """One Arrow -> pandas converter (``_analysis.to_frame``) whatever the engine: the same
+    question gives the same dtypes, and so does a Spark result read with ``.df()``."""
+    duck, on_spark = dst_sources
+    kwargs = {"by": ["month", "country"], "tz": fx.PARIS}
+    on_spark_df, duck_df = queries.costs(on_spark, **kwargs), queries.costs(duck, **kwargs)
+    assert on_spark_df.dtypes.to_dict() == duck_df.dtypes.to_dict()
+    assert str(duck_df["messages"].dtype) == "Int64"
+    sql = ("SELECT from_country, count(*) AS n, sum(cost_cents) AS c, max(created_at) AS t, "
+           "CAST(NULL AS INTEGER) AS none FROM messages GROUP BY ALL ORDER BY n DESC, "
+           "from_country")
+    read = on_spark.sql(sql).df()
+    answer = queries.run_sql(duck, sql)
+    assert read.dtypes.to_dict() == answer.dtypes.to_dict()
+    assert str(read["c"].dtype).startswith("decimal128(")  # exact: DuckDB's .df() has floats
+    pd.testing.assert_frame_equal(read, pd.DataFrame(answer), check_exact=True)
+
+
 def test_the_session_time_zone_is_restored(dst_sources, spark):  # noqa: F811
     _, on_spark = dst_sources
     queries.volume(on_spark, tz=fx.PARIS)
