@@ -162,8 +162,6 @@ def assert_one_line_error(result, *words: str) -> None:
 def _close_figures():
     """Close every matplotlib figure a test opened."""
     yield
-    import sys
-
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 
