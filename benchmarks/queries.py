@@ -15,10 +15,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,90 +27,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import add_dataset_options, sql_list, synthetic_dataset  # noqa: E402
 from smsanalytics import queries  # noqa: E402
-from smsanalytics.schema import COLUMNS, duckdb_type  # noqa: E402
 
-__all__ = ["generate", "cases", "main"]
-
-_COUNTRIES = ["FR", "BE", "CH", "GB", "DE", "ES", "IT", "US", "CA", "MA", "SN", "RE"]
-_LOCATIONS = ["France", "Belgium", "Switzerland", "United Kingdom", "Germany", "Spain",
-              "Italy", "United States", "Canada", "Morocco", "Senegal", "Réunion"]
-_BODIES = ["STOP", "Stop !", "Arrêt", "stop sms", "START", "Oui", "Merci beaucoup",
-           "Bonjour, je voudrais plus d'informations sur votre offre",
-           "Quel est le prix ? 😀", "ok", "Non merci", "UNSUBSCRIBE", "Je confirme ma venue",
-           "Pouvez-vous me rappeler demain matin s'il vous plaît ?", "Oui ça me va 👍", "2"]
-_STATUSES = ["delivered"] * 8 + ["failed", "expired"]
-
-
-def _sql_list(values: list[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
-
-
-def generate(out: Path, rows: int) -> None:
-    """Write `rows` synthetic messages to the dataset directory `out` (replaced).
-
-    Parameters
-    ----------
-    out : Path
-        Dataset directory.
-    rows : int
-        Number of messages [rows].
-    """
-    if out.exists():
-        shutil.rmtree(out)
-    u = "(hash(i, {k}) % 1000000) / 1000000.0"  # deterministic uniform [0, 1)
-    country = f"floor(pow({u.format(k=2)}, 2) * {len(_COUNTRIES)})::INT + 1"
-    expr = {
-        "sid": "printf('%08x', i)",
-        "direction": "'inbound'",
-        "from_number": f"'+336' || lpad(floor(pow({u.format(k=1)}, 3) * 500000)::BIGINT::VARCHAR, "
-                       "8, '0')",
-        "to_number": "['+33639980042', '+33639983040', '+33757000001'][1 + i % 3]",
-        "body_text": f"{_sql_list(_BODIES)}[1 + (hash(i, 3) % {len(_BODIES)})::INT]",
-        "traffic_type": "CASE WHEN (hash(i, 4) % 5)::INT = 0 THEN 'alerting' ELSE 'marketing' END",
-        "status": f"{_sql_list(_STATUSES)}[1 + (hash(i, 5) % {len(_STATUSES)})::INT]",
-        "error": "''",
-        "encoding": "CASE WHEN (hash(i, 6) % 4)::INT = 0 THEN 'unicode' ELSE 'gsm' END",
-        "parts": "CASE WHEN (hash(i, 7) % 10)::INT < 8 THEN 1 ELSE 1 + (hash(i, 7) % 4)::INT END",
-        "network": "['20801', '20810', '20815', '20820', '20601'][1 + (hash(i, 8) % 5)::INT]",
-        "cost_cents": f"round({u.format(k=9)} * 10, 4)",
-        "payment_type": "CASE WHEN (hash(i, 10) % 3)::INT = 0 THEN 'prepaid' ELSE 'postpaid' END",
-        "created_at": "TIMESTAMPTZ '2025-01-01 00:00:00+00' + "
-                      f"to_microseconds(({u.format(k=11)} * 365 * 86400e6)::BIGINT)",
-        "from_type": "'MOBILE'",
-        "from_country": f"{_sql_list(_COUNTRIES)}[{country}]",
-        "from_location": f"{_sql_list(_LOCATIONS)}[{country}]",
-        "to_country": "'FR'",
-        "network_operator": "['Orange', 'SFR', 'Free', 'Bouygues', 'Proximus']"
-                            "[1 + (hash(i, 8) % 5)::INT]",
-        "source": "'webhook'",
-        "event_try": "0",
-        "source_line": "i + 1",
-    }
-    expr["delivered_at"] = expr["updated_at"] = expr["created_at"]
-    cols = ",\n  ".join(
-        f'CAST({expr.get(c.name, "NULL")} AS {duckdb_type(c.type)}) AS "{c.name}"'
-        for c in COLUMNS
-    )
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(
-        f"""
-        COPY (
-          SELECT *, strftime(created_at, '%Y-%m') AS month
-          FROM (SELECT {cols} FROM range({int(rows)}) AS t(i))
-        ) TO '{out}' (FORMAT parquet, PARTITION_BY (month), COMPRESSION zstd)
-        """
-    )
-    con.close()
-
+__all__ = ["cases", "main"]
 
 def cases(path: Path) -> list[tuple[str, Callable[[Any], Any], str]]:
     """Return (name, library call on a connection, hand-written SQL) for every question."""
     scan = f"read_parquet('{path}/**/*.parquet')"
     paris = "created_at AT TIME ZONE 'Europe/Paris'"
-    kw_list = _sql_list(list(queries.DEFAULT_KEYWORDS))
-    kinds = _sql_list(list(queries.DEFAULT_KEYWORDS.values()))
+    kw_list = sql_list(list(queries.DEFAULT_KEYWORDS))
+    kinds = sql_list(list(queries.DEFAULT_KEYWORDS.values()))
     return [
         (
             "volume day Paris",
@@ -243,25 +168,13 @@ def _time(fn: Callable[[], Any], repeat: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 1 if a question is slower than 1.5x its hand-written SQL."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000, help="dataset size [rows]")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="dataset directory (default: a temporary one)")
-    parser.add_argument("--reuse", action="store_true", help="reuse --dir if it exists")
+    add_dataset_options(parser)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per query")
     parser.add_argument("--only", default=None,
                         help="run only the questions whose name contains this text")
     args = parser.parse_args(argv)
 
-    tmp = None
-    path = args.dir
-    if path is None:
-        tmp = tempfile.mkdtemp(prefix="smsanalytics-bench-")
-        path = Path(tmp) / "dataset"
-    try:
-        if not (args.reuse and path.exists()):
-            t0 = time.perf_counter()
-            generate(path, args.rows)
-            print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f} s at {path}")
+    with synthetic_dataset(args, say_where=True) as path:
         lib = queries.connect(path, currency="EUR")
         hand = duckdb.connect()
         hand.execute("SET TimeZone = 'UTC'")
@@ -283,10 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         worst = table["ratio"].max()
         print(f"worst ratio {worst:.2f} (bar: 1.5)")
         return 0 if worst <= 1.5 else 1
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

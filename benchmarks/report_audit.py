@@ -1,8 +1,9 @@
 """Benchmark: ``report`` and ``audit`` vs one DuckDB scan of the same dataset.
 
-Generates (or reuses) the synthetic dataset of ``benchmarks/queries.py`` (every message
-has random parts, encoding and cost, so the audit finds millions of discrepancies), then
-runs, each in a fresh process so that its peak memory is its own:
+Generates (or reuses) the synthetic dataset that ``benchmarks/queries.py`` also times
+(``benchmarks/_common.py``: every message has random parts, encoding and cost, so the
+audit finds millions of discrepancies), then runs, each in a fresh process so that its
+peak memory is its own:
 
 * the baseline: one DuckDB scan that aggregates the dataset by month and country
   (count, parts, cost);
@@ -21,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.queries import generate  # noqa: E402
+from benchmarks._common import add_dataset_options, synthetic_dataset  # noqa: E402
 
 __all__ = ["main"]
 
@@ -67,29 +65,18 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak}))
 def _run(path: Path, job: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _JOB, str(path), job], check=True,
                          capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    measured: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 1 when a bar is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000, help="dataset size [rows]")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="dataset directory (default: a temporary one)")
-    parser.add_argument("--reuse", action="store_true", help="reuse --dir if it exists")
+    add_dataset_options(parser)
     parser.add_argument("--only", choices=["report", "audit"], default=None,
                         help="time only this one (and the scan)")
     args = parser.parse_args(argv)
-    tmp = None
-    path = args.dir
-    if path is None:
-        tmp = tempfile.mkdtemp(prefix="smsanalytics-bench-")
-        path = Path(tmp) / "dataset"
-    try:
-        if not (args.reuse and path.exists()):
-            t0 = time.perf_counter()
-            generate(path, args.rows)
-            print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f} s")
+    with synthetic_dataset(args) as path:
         _run(path, "scan")  # warm the file cache
         scan = _run(path, "scan")
         print(f"{'scan (baseline)':16s} {scan['seconds']:8.2f} s {scan['peak_mib']:8.0f} MiB")
@@ -106,10 +93,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{ratio:6.1f}x (bars: {bar}x, 1024 MiB) {'ok' if fine else 'MISSED'}",
                   flush=True)
         return 0 if ok else 1
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

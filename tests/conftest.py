@@ -13,13 +13,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from click.testing import Result
+
+    from smsanalytics.ingest import ConversionSummary
+    from smsanalytics.sample import SampleManifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -30,20 +33,37 @@ CALLR_EXAMPLES = sorted(
 
 
 def run(*args: str | Path, input: str | bytes | None = None) -> Result:
-    """Run the command line in this process; a traceback fails the test, never hides in
-    the output (``catch_exceptions=False``)."""
+    """Run the command line in this process, named as the installed ``smsanalytics``
+    command (hints name the program); a traceback fails the test, never hides in the
+    output (``catch_exceptions=False``)."""
     from click.testing import CliRunner
 
     from smsanalytics.cli import main
 
-    return CliRunner().invoke(main, [str(a) for a in args], input=input,
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name="smsanalytics",
                               catch_exceptions=False)
+
+
+def command(*args: str | Path) -> list[str]:
+    """The command line ``python -m smsanalytics ARGS``, for a process of its own."""
+    return [sys.executable, "-m", "smsanalytics", *map(str, args)]
+
+
+def run_process(*args: str | Path, input: str | None = None, timeout: float = 120,
+                **options: Any) -> subprocess.CompletedProcess[str]:
+    """Run the command line in a process of its own, as a shell runs it; text captured.
+
+    A failure is the caller's to check (``returncode``); `timeout` [s] guards against a
+    hang, it is not a timing a test asserts. `options` go to :func:`subprocess.run`
+    (``stdin=``, ``preexec_fn=``, ...).
+    """
+    return subprocess.run(command(*args), input=input, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, check=False, **options)
 
 
 def convert_command(inputs: list[Path], out: Path) -> list[str]:
     """The command converting `inputs` into `out` in a process of its own, quietly."""
-    return [sys.executable, "-m", "smsanalytics", "convert", *map(str, inputs), "--out",
-            str(out), "--quiet"]
+    return command("convert", *inputs, "--out", out, "--quiet")
 
 
 def signal_when(cmd: list[str], ready: Callable[[float], bool], sig: int = signal.SIGINT,
@@ -94,6 +114,32 @@ def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def full_sample_conversion(tmp_path_factory: pytest.TempPathFactory) -> ConversionSummary:
+    """The whole shipped sample (``sample_data``: every source and container) converted
+    once: what the conversion returned. Its dataset is ``full_sample_dataset``."""
+    import smsanalytics
+
+    out = tmp_path_factory.mktemp("full-sample") / "ds"
+    return smsanalytics.convert([SAMPLE], out, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def full_sample_dataset(full_sample_conversion: ConversionSummary) -> Path:
+    """The whole shipped sample (``sample_data``), converted once: read only."""
+    assert full_sample_conversion.out is not None
+    return Path(full_sample_conversion.out)
+
+
+@pytest.fixture(scope="session")
+def sample_manifest(tmp_path_factory: pytest.TempPathFactory) -> SampleManifest:
+    """The generator's manifest of the shipped sample, written again the way
+    ``sample_data`` was made (3,000 messages, seed 7): read only."""
+    from smsanalytics.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample-again") / "sample", n=3000, seed=7)
+
+
+@pytest.fixture(scope="session")
 def callr_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Callr's own examples (``tests/data``), converted once: read only."""
     import smsanalytics
@@ -116,8 +162,6 @@ def assert_one_line_error(result, *words: str) -> None:
 def _close_figures():
     """Close every matplotlib figure a test opened."""
     yield
-    import sys
-
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 

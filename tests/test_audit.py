@@ -13,11 +13,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsanalytics import convert, queries
+from smsanalytics import queries
 from smsanalytics.audit import (
     CHECKS,
     AuditResult,
@@ -26,13 +25,12 @@ from smsanalytics.audit import (
     billing_mismatches,
     usual_rate,
 )
-from smsanalytics.cli import main
 from smsanalytics.errors import ArgumentError
-from smsanalytics.sample import write_sample
+from smsanalytics.sample import SampleManifest
 from smsanalytics.schema import MESSAGE_SCHEMA
 from smsanalytics.segments import analyze_array
 
-from .conftest import SAMPLE
+from .conftest import run
 
 FR_RATE = Decimal("0.8925")  # cents per part, France, March 2025 (the sample's rate card)
 XSS = "<script>alert(1)</script>"
@@ -305,20 +303,12 @@ def test_csv_neutralises_formulas(result: AuditResult, tmp_path: Path) -> None:
 # -- the shipped sample --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("audit") / "ds"
-    convert([SAMPLE], out, quiet=True)
-    return out
-
-
 def test_sample_discrepancies_are_exactly_the_planted_ones(
-    sample_dataset: Path, tmp_path: Path
+    full_sample_dataset: Path, sample_manifest: SampleManifest
 ) -> None:
-    manifest = write_sample(tmp_path / "sample", n=3000, seed=7)  # how sample_data was made
-    a = audit(sample_dataset, currency="EUR")
-    assert set(a.mismatches["sid"]) == set(manifest.discrepancies)
-    assert len(a.mismatches) == len(manifest.discrepancies)
+    a = audit(full_sample_dataset, currency="EUR")
+    assert set(a.mismatches["sid"]) == set(sample_manifest.discrepancies)
+    assert len(a.mismatches) == len(sample_manifest.discrepancies)
     # Everything else in the sample is clean: valid senders, known networks, one price
     # per country and month (France's price change on 2025-04-01 is not an anomaly).
     assert a.above_rate.empty and a.unknown_networks.empty
@@ -328,10 +318,10 @@ def test_sample_discrepancies_are_exactly_the_planted_ones(
     assert fr.loc["2025-04", "usual_rate_cents"] == Decimal("0.945")
 
 
-def test_sample_without_computed_columns(sample_dataset: Path) -> None:
-    t = queries.run_sql(sample_dataset, "SELECT * EXCLUDE (computed_parts, computed_encoding,"
+def test_sample_without_computed_columns(full_sample_dataset: Path) -> None:
+    t = queries.run_sql(full_sample_dataset, "SELECT * EXCLUDE (computed_parts, computed_encoding,"
                         " unicode_chars) FROM messages")
-    stored = audit(sample_dataset)
+    stored = audit(full_sample_dataset)
     fly = audit(t)
     assert set(fly.mismatches["sid"]) == set(stored.mismatches["sid"])
     assert fly.summary.equals(stored.summary)
@@ -340,24 +330,20 @@ def test_sample_without_computed_columns(sample_dataset: Path) -> None:
 # -- the command ---------------------------------------------------------------------------
 
 
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def test_cli_prints_the_summary(sample_dataset: Path, tmp_path: Path) -> None:
-    r = run("audit", str(sample_dataset), "--currency", "EUR", "--csv", str(tmp_path / "csv"))
+def test_cli_prints_the_summary(full_sample_dataset: Path, tmp_path: Path) -> None:
+    r = run("audit", str(full_sample_dataset), "--currency", "EUR", "--csv", str(tmp_path / "csv"))
     assert r.exit_code == 0, r.output
     for check in CHECKS:
         assert check in r.stdout
     assert "mismatches (" in r.stdout
     assert (tmp_path / "csv" / "summary.csv").exists()
-    stored = audit(sample_dataset)
+    stored = audit(full_sample_dataset)
     over = stored.summary.set_index("check").loc["parts_over_billed"]
     assert f"{over['at_stake_cents']:f}" in r.stdout
 
 
-def test_cli_json(sample_dataset: Path) -> None:
-    r = run("audit", str(sample_dataset), "--json", "--start", "2025-03-01",
+def test_cli_json(full_sample_dataset: Path) -> None:
+    r = run("audit", str(full_sample_dataset), "--json", "--start", "2025-03-01",
             "--end", "2025-04-01", "--tz", "Europe/Paris")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
@@ -365,14 +351,14 @@ def test_cli_json(sample_dataset: Path) -> None:
     assert {row["Month (Europe/Paris)"] for row in d["tables"]["rates"]} == {"2025-03"}
 
 
-def test_cli_json_and_csv_columns_read_in_words(sample_dataset: Path, tmp_path: Path) -> None:
-    r = run("audit", str(sample_dataset), "--json", "--currency", "EUR",
+def test_cli_json_and_csv_columns_read_in_words(full_sample_dataset: Path, tmp_path: Path) -> None:
+    r = run("audit", str(full_sample_dataset), "--json", "--currency", "EUR",
             "--csv", str(tmp_path / "csv"))
     assert r.exit_code == 0, r.output
     tables = json.loads(r.stdout)["tables"]
     summary = {row["Check"]: row for row in tables["summary"]}
     over = summary["parts over-billed"]
-    stored = audit(sample_dataset).summary.set_index("check").loc["parts_over_billed"]
+    stored = audit(full_sample_dataset).summary.set_index("check").loc["parts_over_billed"]
     # Amounts in major units of the currency, exact: 16.3175 cents is 0.163175 EUR.
     assert Decimal(over["At stake (EUR)"]) == stored["at_stake_cents"] / 100
     assert "smart punctuation" in summary
@@ -387,8 +373,8 @@ def test_cli_json_and_csv_columns_read_in_words(sample_dataset: Path, tmp_path: 
         assert not [h for h in header if "_" in h], header  # no stored column names
 
 
-def test_cli_table_shows_each_meaning_whole(sample_dataset: Path) -> None:
-    r = run("audit", str(sample_dataset))
+def test_cli_table_shows_each_meaning_whole(full_sample_dataset: Path) -> None:
+    r = run("audit", str(full_sample_dataset))
     assert r.exit_code == 0, r.output
     text = " ".join(r.stdout.split())  # the meanings are wrapped over lines
     for meaning in CHECKS.values():
@@ -396,14 +382,14 @@ def test_cli_table_shows_each_meaning_whole(sample_dataset: Path) -> None:
     assert "…" not in r.stdout.split("what each check means:")[1].split("\n\n")[0]
 
 
-def test_cli_errors_exit_2(tmp_path: Path, sample_dataset: Path) -> None:
+def test_cli_errors_exit_2(tmp_path: Path, full_sample_dataset: Path) -> None:
     r = run("audit", str(tmp_path / "missing"))
     assert r.exit_code == 2
     assert "missing" in r.stderr and "Traceback" not in r.output
     assert len(r.stderr.strip().splitlines()) == 1
-    r = run("audit", str(sample_dataset), "--tz", "Mars/Olympus")
+    r = run("audit", str(full_sample_dataset), "--tz", "Mars/Olympus")
     assert r.exit_code == 2 and "time zone" in r.stderr
-    r = run("audit", str(sample_dataset), "--margin", "lots")
+    r = run("audit", str(full_sample_dataset), "--margin", "lots")
     assert r.exit_code == 2
 
 
@@ -420,18 +406,18 @@ def test_a_bad_zone_is_refused_before_anything_is_read(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pseudonymised(sample_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pseudonymised(full_sample_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from smsanalytics.privacy import pseudonymize_dataset
 
     out = tmp_path_factory.mktemp("audit-anon") / "ds"
     key = bytes.fromhex("6d2f9a41c08e73b5e1947c2ad35f086b9c14e7a2508bd36f1ce49a7305b28d61")
-    pseudonymize_dataset(sample_dataset, out, key=key)
+    pseudonymize_dataset(full_sample_dataset, out, key=key)
     return out
 
 
 def test_audit_of_a_pseudonymised_dataset_skips_the_number_checks(
-        sample_dataset: Path, pseudonymised: Path) -> None:
-    plain = audit(sample_dataset)
+        full_sample_dataset: Path, pseudonymised: Path) -> None:
+    plain = audit(full_sample_dataset)
     a = audit(pseudonymised)
     senders = queries.run_sql(pseudonymised, "SELECT count(*) AS n FROM messages "
                               "WHERE from_number LIKE 'anon:%'")["n"].iloc[0]

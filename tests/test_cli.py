@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
 from smsanalytics.cli import main
 
-from .conftest import DATA, ROOT, run
+from .conftest import DATA, ROOT, run, run_process
 
 
 def test_convert_json_summary_and_read_back(tmp_path):
@@ -88,10 +87,7 @@ def test_sample_command_writes_an_archive_that_converts(tmp_path):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "--help"], capture_output=True, text=True,
-        cwd=ROOT, check=False,
-    )
+    r = run_process("--help")
     assert r.returncode == 0 and "convert" in r.stdout
 
 
@@ -118,11 +114,6 @@ USAGE_ERRORS = {
 }
 
 
-def _run_named(*args: str):
-    """Run as the installed ``smsanalytics`` command: hints name the program."""
-    return CliRunner().invoke(main, list(args), prog_name="smsanalytics", catch_exceptions=False)
-
-
 def _assert_one_usage_line(r, command: str) -> None:
     assert r.exit_code == 2, r.output
     lines = r.stderr.rstrip("\n").split("\n")  # what a terminal shows as lines
@@ -137,7 +128,7 @@ def _assert_one_usage_line(r, command: str) -> None:
 @pytest.mark.parametrize("error", ["unknown option", "nothing given"])
 def test_every_command_shows_usage_errors_in_one_line(command, error):
     args = [command, "--no-such-option"] if error == "unknown option" else [command]
-    r = _run_named(*args)  # every command needs an argument or an option: none is a usage error
+    r = run(*args)  # every command needs an argument or an option: none is a usage error
     _assert_one_usage_line(r, f"smsanalytics {command}")
 
 
@@ -147,7 +138,7 @@ def test_each_kind_of_usage_error_is_one_line_exit_2(kind, tmp_path):
     (tmp_path / "DIR").mkdir()
     (tmp_path / "P").write_text((DATA / "webhook-envelope.json").read_text())
     args = [str(tmp_path / a) if a in ("P", "FILE", "DIR") else a for a in USAGE_ERRORS[kind]]
-    r = _run_named(*args)
+    r = run(*args)
     where = "smsanalytics" if kind.startswith("unknown g") or "command" in kind else (
         f"smsanalytics {args[0]}")
     _assert_one_usage_line(r, where)
@@ -155,18 +146,18 @@ def test_each_kind_of_usage_error_is_one_line_exit_2(kind, tmp_path):
 
 
 def test_usage_error_escapes_what_the_user_typed(tmp_path):
-    r = _run_named("convert", str(DATA), "--out", str(tmp_path / "x"), "--partition-by",
-                   "a\nb\x1b[2J")
+    r = run("convert", str(DATA), "--out", str(tmp_path / "x"), "--partition-by",
+            "a\nb\x1b[2J")
     _assert_one_usage_line(r, "smsanalytics convert")
     assert "\x1b" not in r.stderr and "a\\nb\\x1b[2J" in r.stderr
 
 
 def test_help_is_unchanged_by_the_one_line_errors():
     for args in (["--help"], ["convert", "--help"], ["serve", "-h"]):
-        r = _run_named(*args)
+        r = run(*args)
         assert r.exit_code == 0 and r.stdout.startswith("Usage: smsanalytics")
         assert "Options:" in r.stdout and r.stderr == ""
-    bare = _run_named()  # the group alone shows its help, as click does
+    bare = run()  # the group alone shows its help, as click does
     assert "Usage: smsanalytics" in bare.output and "Commands:" in bare.output
 
 
@@ -190,13 +181,13 @@ def test_usage_error_from_the_installed_command_is_one_line(tmp_path):
 def test_any_bad_value_or_option_is_one_escaped_line(value, command):
     """Whatever text the user typed, the usage error stays one line with no control
     character reaching the terminal."""
-    r = _run_named("convert", str(DATA), "--out", "never-written", "--partition-by", value)
+    r = run("convert", str(DATA), "--out", "never-written", "--partition-by", value)
     _assert_one_usage_line(r, "smsanalytics convert")
-    r = _run_named(command, f"--{value}")
+    r = run(command, f"--{value}")
     assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("smsanalytics: error: ")
-    for line in (r.stderr, _run_named("convert", str(DATA), "--out", "x", "--partition-by",
-                                      value).stderr):
+    for line in (r.stderr, run("convert", str(DATA), "--out", "x", "--partition-by",
+                               value).stderr):
         assert not any(ord(c) < 32 for c in line.rstrip("\n")), line
 
 

@@ -33,10 +33,9 @@ pl = pytest.importorskip("polars")
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("interop") / "ds"
-    smsanalytics.convert([SAMPLE], out, quiet=True)
-    return out
+def converted(full_sample_dataset: Path) -> Path:
+    """The whole sample, converted once for the session (conftest): read only."""
+    return full_sample_dataset
 
 
 @pytest.fixture

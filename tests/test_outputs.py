@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from smsanalytics import dataset as ds
 from smsanalytics.errors import OutputPathError
 from smsanalytics.paths import check_output_path
 
-from .conftest import DATA, assert_one_line_error, run
+from .conftest import DATA, assert_one_line_error, run, run_process
 
 PAYLOAD = DATA / "webhook-payload.json"
 
@@ -67,16 +66,10 @@ def test_rejects_file_that_is_a_hard_link_of_the_input_is_refused(archive, tmp_p
     assert b"not json" in archive.read_bytes()
 
 
-def _convert_from_stdin(stdin: Path, *args: object) -> subprocess.CompletedProcess:
+def _convert_from_stdin(stdin: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     """``smsanalytics convert - ARGS < stdin``, as a shell runs it: a real file on fd 0."""
-    fd = os.open(stdin, os.O_RDONLY)
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "smsanalytics", "convert", "-", *map(str, args)],
-            stdin=fd, capture_output=True, text=True, timeout=120,
-        )
-    finally:
-        os.close(fd)
+    with stdin.open("rb") as fh:
+        return run_process("convert", "-", *args, stdin=fh)
 
 
 @pytest.mark.parametrize("which", ["default rejects", "named rejects", "hard link"])

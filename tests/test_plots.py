@@ -21,12 +21,6 @@ from ._fixtures_queries import PARIS, rows, table  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(autouse=True)
 def _no_show_or_save(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("plots must not show or save")

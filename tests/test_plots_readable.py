@@ -36,7 +36,6 @@ from ._plot_checks import (  # noqa: E402
     legend_colors,
     readability_problems,
 )
-from .conftest import SAMPLE  # noqa: E402
 
 TZ = "Europe/Paris"
 # Random names use scripts DejaVu Sans has no glyph for: drawn as boxes, which is fine.
@@ -47,10 +46,8 @@ SIZES = {"default": (6.4, 4.8), "small": (5.0, 3.0), "half": (6.5, 4.0)}
 
 
 @pytest.fixture(scope="module")
-def sample_con(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plots-sample") / "ds"
-    sa.convert([str(SAMPLE)], str(out))
-    con = sa.connect(str(out), currency="EUR")
+def sample_con(full_sample_dataset):
+    con = sa.connect(str(full_sample_dataset), currency="EUR")
     yield con
     con.close()
 

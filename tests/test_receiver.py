@@ -17,7 +17,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -45,7 +44,8 @@ from smsanalytics.receiver_archive import (
     parse_line,
 )
 
-DATA = Path(__file__).resolve().parent / "data"
+from .conftest import DATA, command, run, run_process
+
 ENVELOPE = (DATA / "webhook-envelope.json").read_bytes()
 PAYLOAD = (DATA / "webhook-payload.json").read_bytes()
 ACTIONS_LINE = (DATA / "actions-log-line.txt").read_bytes().strip()
@@ -524,10 +524,10 @@ def start_server(tmp_path: Path, archive: Path, *extra: str, preexec=None):
     secret = tmp_path / "secret"
     secret.write_bytes(b"  " + SECRET + b"\n")  # surrounding white space is ignored
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(archive),
-         "--port", str(port), "--secret-file", str(secret), *extra],
+        command("serve", "--archive", archive, "--port", str(port), "--secret-file", secret,
+                *extra),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -576,12 +576,7 @@ def test_real_server_stores_signed_events_and_closes_on_sigterm(tmp_path):
     ],
 )
 def test_serve_options_are_checked_before_starting(tmp_path, args, message):
-    r = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "a"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_process("serve", "--archive", tmp_path / "a", *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
@@ -614,11 +609,10 @@ def test_real_server_speaks_tls(tmp_path):
     archive = tmp_path / "archive"
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(archive),
-         "--port", str(port), "--insecure-no-auth", "--certfile", str(cert),
-         "--keyfile", str(key)],
+        command("serve", "--archive", archive, "--port", str(port), "--insecure-no-auth",
+                "--certfile", cert, "--keyfile", key),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     try:
         trust = ssl.create_default_context(cafile=cert)
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trust) as c:
@@ -688,19 +682,17 @@ class _Listening(Exception):
 
 
 def _serve_cli(monkeypatch, tmp_path, archive, dataset):
-    """``smsanalytics serve --archive A --dataset D`` in process, stopped where it would listen."""
+    """``smsanalytics serve --archive A --dataset D`` in process, stopped where it would
+    listen (raising ``_Listening``)."""
     import uvicorn
-    from click.testing import CliRunner
-
-    from smsanalytics.cli import main
 
     def listen(self):
         raise _Listening
 
     monkeypatch.setattr(uvicorn.Server, "run", listen)
     monkeypatch.chdir(tmp_path)
-    return CliRunner().invoke(main, ["serve", "--archive", str(archive), "--dataset",
-                                     str(dataset), "--insecure-no-auth", "--port", "0"])
+    return run("serve", "--archive", archive, "--dataset", dataset, "--insecure-no-auth",
+               "--port", "0")
 
 
 def _make(tmp_path, what: str) -> None:
@@ -747,7 +739,7 @@ def test_serve_refuses_a_dataset_it_could_never_convert_into_at_start(
     _make(tmp_path, layout)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     r = _serve_cli(monkeypatch, tmp_path, archive, dataset)
-    assert r.exit_code == 2, (r.output, r.exception)
+    assert r.exit_code == 2, r.output
     [line] = r.stderr.splitlines()
     assert line.startswith("smsanalytics: error: ") and message in line, line
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
@@ -756,8 +748,8 @@ def test_serve_refuses_a_dataset_it_could_never_convert_into_at_start(
 @pytest.mark.parametrize("layout", ["", "an empty folder", "a dataset"])
 def test_serve_starts_with_a_dataset_it_can_convert_into(monkeypatch, tmp_path, layout):
     _make(tmp_path, layout)
-    r = _serve_cli(monkeypatch, tmp_path, "arch", "ds")
-    assert isinstance(r.exception, _Listening), r.output
+    with pytest.raises(_Listening):
+        _serve_cli(monkeypatch, tmp_path, "arch", "ds")
 
 
 @pytest.mark.parametrize("option", ["--secret-file", "--token-file"])
@@ -769,11 +761,7 @@ def test_a_secret_or_token_file_that_is_not_a_regular_file_is_one_line(tmp_path,
         os.mkfifo(path)
     else:
         path = Path("/dev/zero")
-    proc = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "serve", "--archive", str(tmp_path / "arc"),
-         option, str(path), "--port", "1"],
-        capture_output=True, text=True, timeout=60,
-    )
+    proc = run_process("serve", "--archive", tmp_path / "arc", option, path, "--port", "1")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a regular file" in lines[0], proc.stderr

@@ -14,11 +14,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from smsanalytics import convert, dataset, queries
+from smsanalytics import dataset, queries
+from smsanalytics.ingest import ConversionSummary
 from smsanalytics.report import CostReport, Period, cost_report, default_period
 from smsanalytics.schema import MESSAGE_SCHEMA
-
-from .conftest import SAMPLE
 
 PARIS = "Europe/Paris"
 TO1, TO2 = "+33639980042", "+33639983040"
@@ -89,13 +88,6 @@ def utc() -> CostReport:
 @pytest.fixture(scope="module")
 def paris() -> CostReport:
     return cost_report(table(), **MARCH, tz=PARIS, currency="EUR")
-
-
-@pytest.fixture(scope="module")
-def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    out = tmp_path_factory.mktemp("report") / "ds"
-    summary = convert([SAMPLE], out, quiet=True)
-    return out, summary
 
 
 def _expected(start: datetime, end: datetime) -> tuple[int, int, Decimal]:
@@ -297,8 +289,9 @@ def test_connection_source_is_left_open_and_currency_label() -> None:
     assert "currency not set" in r.headline["unit"].iloc[2]
 
 
-def test_dataset_source_shows_last_conversion(sample_dataset: tuple[Path, Any]) -> None:
-    path, summary = sample_dataset
+def test_dataset_source_shows_last_conversion(full_sample_conversion: ConversionSummary,
+                                             full_sample_dataset: Path) -> None:
+    path, summary = full_sample_dataset, full_sample_conversion
     r = cost_report(path, tz=PARIS, currency="EUR")
     assert r.conversion is not None
     assert r.conversion == dataset.read_manifest(path)["last_conversion"]

@@ -21,22 +21,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
 import smsanalytics.privacy
+from smsanalytics import __main__ as entry_point
 from smsanalytics import escape
-from smsanalytics.__main__ import run
-from smsanalytics.cli import main
 from smsanalytics.errors import OutputPathError
 from smsanalytics.escape import write_csv_tables
 from smsanalytics.paths import PAGE_MARKER, is_report_page
 
-from .conftest import DATA, assert_one_line_error
-
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import DATA, ROOT, assert_one_line_error, run, run_process
 
 
 def _record(sid: str) -> str:
@@ -55,10 +51,6 @@ def dataset(tmp_path_factory) -> Path:
     smsanalytics.convert([where / "in.jsonl", DATA / "webhook-payload.json"], where / "ds",
                          quiet=True)
     return where / "ds"
-
-
-def _cli(*args: object):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture
@@ -105,16 +97,17 @@ def _bad_output(kind: str, tmp_path: Path, dataset: Path) -> tuple[Path, str]:
 def test_report_out_is_refused_before_computing(kind, tmp_path, dataset, nothing_computed):
     before = sorted(p.name for p in dataset.rglob("*"))
     out, words = _bad_output(kind, tmp_path, dataset)
-    r = _cli("report", dataset, "-o", out)
+    r = run("report", dataset, "-o", out)
     assert_one_line_error(r, words if kind != "dataset" else "is a directory")
     assert sorted(p.name for p in dataset.rglob("*")) == before
     assert not out.exists() or not out.is_file() or out.is_symlink() or kind == "inside"
-    if kind == "symlink":
+    if kind == "symlink":  # a page of ours behind the link, kept as it was (not rewritten)
         assert is_report_page(tmp_path / "real" / "r.html")
+        assert (tmp_path / "real" / "r.html").read_text() == f"<!DOCTYPE html>{PAGE_MARKER}"
 
 
 def test_report_out_a_folder_is_one_line_not_a_usage_error(tmp_path, dataset, nothing_computed):
-    assert_one_line_error(_cli("report", dataset, "-o", tmp_path), "is a directory")
+    assert_one_line_error(run("report", dataset, "-o", tmp_path), "is a directory")
 
 
 def test_report_out_a_page_we_did_not_write_is_refused_and_kept(
@@ -122,7 +115,7 @@ def test_report_out_a_page_we_did_not_write_is_refused_and_kept(
 ):
     notes = tmp_path / "notes.html"
     notes.write_text("<!DOCTYPE html><title>My notes</title>")
-    assert_one_line_error(_cli("report", dataset, "-o", notes), "not written by smsanalytics")
+    assert_one_line_error(run("report", dataset, "-o", notes), "not written by smsanalytics")
     assert notes.read_text() == "<!DOCTYPE html><title>My notes</title>"
 
 
@@ -143,7 +136,7 @@ def test_csv_folder_is_refused_before_computing(
         if kind == "inside":
             out = dataset / "tables"
     page = ["-o", tmp_path / "r.html"] if command == "report" else []
-    r = _cli(command, dataset, *page, "--csv", out)
+    r = run(command, dataset, *page, "--csv", out)
     assert_one_line_error(r, words if kind != "device" else "is a device")
     assert not (tmp_path / "r.html").exists()
     assert not (dataset / "tables").exists()
@@ -153,11 +146,11 @@ def test_csv_folder_is_refused_before_computing(
 
 def test_a_report_replaces_its_own_page_and_csv_tables_keeping_other_files(tmp_path, dataset):
     page, tables = tmp_path / "r.html", tmp_path / "tables"
-    assert _cli("report", dataset, "-o", page, "--csv", tables).exit_code == 0
+    assert run("report", dataset, "-o", page, "--csv", tables).exit_code == 0
     assert PAGE_MARKER in page.read_text()
     (tables / "NOTES.txt").write_text("mine")
     first = {p.name: p.read_bytes() for p in tables.iterdir()}
-    r = _cli("report", dataset, "-o", page, "--csv", tables)
+    r = run("report", dataset, "-o", page, "--csv", tables)
     assert r.exit_code == 0, r.output
     assert {p.name: p.read_bytes() for p in tables.iterdir()} == first
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -167,7 +160,7 @@ def test_a_page_from_before_the_marker_is_still_ours(tmp_path, dataset):
     page = tmp_path / "r.html"
     page.write_text('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
                     "<title>Inbound SMS cost report: March 2025</title>\n</head></html>\n")
-    assert _cli("report", dataset, "-o", page).exit_code == 0
+    assert run("report", dataset, "-o", page).exit_code == 0
     assert PAGE_MARKER in page.read_text()
 
 
@@ -175,7 +168,7 @@ def test_a_csv_that_is_not_this_table_is_refused_and_kept(tmp_path, dataset):
     tables = tmp_path / "tables"
     tables.mkdir()
     (tables / "summary.csv").write_text("my,own,sheet\n1,2,3\n")
-    r = _cli("audit", dataset, "--csv", tables)
+    r = run("audit", dataset, "--csv", tables)
     assert_one_line_error(r, "summary.csv", "is not this table written earlier")
     assert (tables / "summary.csv").read_text() == "my,own,sheet\n1,2,3\n"
     assert sorted(p.name for p in tables.iterdir()) == ["summary.csv"]  # none written
@@ -194,7 +187,7 @@ def test_write_html_never_replaces_a_device(tmp_path, dataset):
 
 def test_a_report_cut_short_by_a_full_disk_leaves_the_previous_page_whole(tmp_path, dataset):
     page = tmp_path / "r.html"
-    assert _cli("report", dataset, "-o", page).exit_code == 0
+    assert run("report", dataset, "-o", page).exit_code == 0
     previous = page.read_bytes() + b"<!-- the previous page -->\n"
     page.write_bytes(previous)
 
@@ -202,10 +195,7 @@ def test_a_report_cut_short_by_a_full_disk_leaves_the_previous_page_whole(tmp_pa
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "report", str(dataset), "-o", str(page)],
-        cwd=ROOT, capture_output=True, text=True, preexec_fn=small_files, timeout=120,
-    )
+    proc = run_process("report", dataset, "-o", page, preexec_fn=small_files)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "File too large" in proc.stderr
     assert page.read_bytes() == previous
@@ -272,7 +262,7 @@ def test_ctrl_c_during_the_swap_says_the_copy_is_in_place(tmp_path, dataset, key
         _ctrl_c()  # lands as the swap ends
 
     monkeypatch.setattr(ds, "commit_version", swap_then_ctrl_c)
-    r = _cli("pseudonymize", dataset, "--out", tmp_path / "anon", "--key-file", key)
+    r = run("pseudonymize", dataset, "--out", tmp_path / "anon", "--key-file", key)
     assert r.exit_code == 130, r.output
     assert len(r.stderr.strip().splitlines()) == 1
     assert "the copy had completed" in r.stderr and "nothing was changed" not in r.stderr
@@ -287,7 +277,7 @@ def test_ctrl_c_while_copying_says_no_copy_was_written(tmp_path, dataset, key, m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(smsanalytics.privacy, "transform_batch", ctrl_c_then_transform)
-    r = _cli("pseudonymize", dataset, "--out", tmp_path / "anon", "--key-file", key)
+    r = run("pseudonymize", dataset, "--out", tmp_path / "anon", "--key-file", key)
     assert r.exit_code == 130, r.output
     assert "no copy was written" in r.stderr
     assert not (tmp_path / "anon").exists() or not any((tmp_path / "anon").iterdir())
@@ -337,7 +327,7 @@ def test_ctrl_c_after_the_command_returned_is_one_line_and_130(tmp_path, monkeyp
 
     monkeypatch.setattr(click.Context, "__exit__", exit_then_ctrl_c)
     with pytest.raises(SystemExit) as stopped:
-        run(["keygen", str(made)])
+        entry_point.run(["keygen", str(made)])
     assert stopped.value.code == 130
     err = capsys.readouterr().err
     assert "Aborted" not in err
@@ -347,13 +337,13 @@ def test_ctrl_c_after_the_command_returned_is_one_line_and_130(tmp_path, monkeyp
 
 def test_the_entry_point_keeps_usage_errors_and_exit_codes(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
-        run(["report"])
+        entry_point.run(["report"])
     assert stopped.value.code == 2 and "Missing argument" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
-        run(["info", str(tmp_path / "missing")])
+        entry_point.run(["info", str(tmp_path / "missing")])
     assert stopped.value.code == 2
     with pytest.raises(SystemExit) as stopped:
-        run(["--version"])
+        entry_point.run(["--version"])
     assert stopped.value.code == 0 and "version" in capsys.readouterr().out
 
 
@@ -367,7 +357,7 @@ def test_a_bare_ctrl_c_in_a_command_says_nothing_was_changed(
     monkeypatch.setattr("smsanalytics.report.cost_report", ctrl_c)
     monkeypatch.setattr("smsanalytics.audit.audit", ctrl_c)
     page = ["-o", tmp_path / "r.html"] if command == "report" else []
-    r = _cli(command, dataset, *page)
+    r = run(command, dataset, *page)
     assert r.exit_code == 130
     assert r.stderr == "smsanalytics: interrupted; nothing was changed\n"
 
@@ -391,7 +381,7 @@ def test_serve_archive_that_is_not_a_folder_is_one_line(kind, tmp_path, served):
         archive.write_text("keep me")
     else:
         archive, words = _bad_output(kind, tmp_path, tmp_path)
-    r = _cli("serve", "--archive", archive, "--insecure-no-auth")
+    r = run("serve", "--archive", archive, "--insecure-no-auth")
     assert_one_line_error(r, words)
     assert served == []
 
@@ -404,8 +394,8 @@ def test_serve_archive_that_is_not_a_folder_is_one_line(kind, tmp_path, served):
 def test_serve_archive_may_be_a_link_to_a_folder(tmp_path, served):
     (tmp_path / "disk").mkdir()
     (tmp_path / "archive").symlink_to(tmp_path / "disk")
-    r = _cli("serve", "--archive", tmp_path / "archive", "--dataset", tmp_path / "ds",
-             "--insecure-no-auth")
+    r = run("serve", "--archive", tmp_path / "archive", "--dataset", tmp_path / "ds",
+            "--insecure-no-auth")
     assert r.exit_code == 0, r.output
     assert [c.archive for c in served] == [tmp_path / "archive"]
 
@@ -413,16 +403,16 @@ def test_serve_archive_may_be_a_link_to_a_folder(tmp_path, served):
 def test_report_page_and_csv_folder_at_one_path_is_refused_before_writing(
     tmp_path, dataset, nothing_computed
 ):
-    r = _cli("report", dataset, "-o", tmp_path / "out", "--csv", tmp_path / "out")
+    r = run("report", dataset, "-o", tmp_path / "out", "--csv", tmp_path / "out")
     assert_one_line_error(r, "is also the report page")
     assert not (tmp_path / "out").exists()
 
 
 def test_a_replaced_page_keeps_its_permissions(tmp_path, dataset):
     page = tmp_path / "r.html"
-    assert _cli("report", dataset, "-o", page).exit_code == 0
+    assert run("report", dataset, "-o", page).exit_code == 0
     page.chmod(0o600)
-    assert _cli("report", dataset, "-o", page).exit_code == 0
+    assert run("report", dataset, "-o", page).exit_code == 0
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
 
 
@@ -462,6 +452,6 @@ def test_csv_tables_are_replaced_whole_or_not_at_all(tmp_path_factory, old, new,
 def test_a_page_in_a_missing_folder_is_refused_before_computing(
     tmp_path, dataset, nothing_computed
 ):
-    r = _cli("report", dataset, "-o", tmp_path / "missing" / "r\x1b[31m.html")
+    r = run("report", dataset, "-o", tmp_path / "missing" / "r\x1b[31m.html")
     assert_one_line_error(r, "does not exist", "\\x1b")
     assert "\x1b" not in r.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +15,6 @@ from smsanalytics.escape import for_html
 from smsanalytics.render import Card, Cards, Column, Page, Paragraph, Section, Table
 
 from . import test_report as fixture
-from .test_report import sample_dataset  # noqa: F401 (a fixture)
 
 
 def _page(text: str) -> Page:
@@ -108,10 +106,10 @@ def test_every_cell_of_a_rate_column_has_the_same_decimals() -> None:
 
 
 def test_the_page_names_files_relative_to_itself(
-        tmp_path: Path, sample_dataset: Any) -> None:  # noqa: F811 (the fixture)
+        tmp_path: Path, full_sample_dataset: Path) -> None:
     from smsanalytics.report import cost_report
 
-    folder, _ = sample_dataset
+    folder = full_sample_dataset
     r = cost_report(folder, currency="EUR")
     out = tmp_path / "pages" / "report.html"
     out.parent.mkdir()

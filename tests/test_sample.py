@@ -27,13 +27,11 @@ import phonenumbers
 import pytest
 import yaml
 import zstandard
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import carrier, geocoder
 
 from smsanalytics import sample
-from smsanalytics.cli import main
 from smsanalytics.sample import (
     NETWORKS,
     RATE_CARD,
@@ -45,7 +43,8 @@ from smsanalytics.sample import (
     write_webhook_jsonl,
 )
 
-SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+from .conftest import SAMPLE, run
+
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
 # Written out independently of the module: MCC -> ISO country.
 MCC_COUNTRY = {
@@ -277,15 +276,14 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert a != c
 
 
-def test_shipped_sample_is_what_the_generator_writes(tmp_path: Path) -> None:
-    if not any(SAMPLE_DATA.glob("*")):
+def test_shipped_sample_is_what_the_generator_writes(sample_manifest: SampleManifest) -> None:
+    if not any(SAMPLE.glob("*")):
         pytest.skip("no sample_data")
-    fresh = write_sample(tmp_path / "s", n=3000, seed=7)
-    assert tree(SAMPLE_DATA) == tree(fresh.root), (
+    assert tree(SAMPLE) == tree(sample_manifest.root), (
         "sample_data is stale: regenerate it with `python -m smsanalytics.sample sample "
         "sample_data` (after emptying the folder)"
     )
-    assert sum(len(b) for b in tree(SAMPLE_DATA).values()) < 5_000_000
+    assert sum(len(b) for b in tree(SAMPLE).values()) < 5_000_000
 
 
 # --- containers, shapes and nasty details -------------------------------------------------
@@ -683,17 +681,17 @@ def test_a_sender_is_described_as_phonenumbers_describes_it(seed: int, region: s
 
 
 def test_cli_sample_quiet_writes_and_prints_nothing(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "a"), "--n", "300", "-q"])
+    r = run("sample", "--out", tmp_path / "a", "--n", "300", "-q")
     assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
     assert tree(tmp_path / "a") == tree(write_sample(tmp_path / "b", n=300).root)
 
 
 def test_cli_sample_reports_and_refuses_cleanly(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "a"), "--n", "300"])
+    r = run("sample", "--out", tmp_path / "a", "--n", "300")
     assert r.exit_code == 0 and "300 messages" in r.stdout
-    again = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "a"), "--n", "300"])
+    again = run("sample", "--out", tmp_path / "a", "--n", "300")
     assert again.exit_code == 2 and "not an empty folder" in again.stderr
-    small = CliRunner().invoke(main, ["sample", "--out", str(tmp_path / "b"), "--n", "199"])
+    small = run("sample", "--out", tmp_path / "b", "--n", "199")
     assert small.exit_code == 2 and "--n 199" in small.stderr and "Traceback" not in small.output
     assert not (tmp_path / "b").exists()
 

@@ -27,7 +27,7 @@ from smsanalytics.readers import (
     line_boundaries,
 )
 from tests._spark_session import spark  # noqa: F401  (the session fixture)
-from tests.conftest import CALLR_EXAMPLES, DATA, SAMPLE
+from tests.conftest import CALLR_EXAMPLES, DATA, SAMPLE, run, run_process
 
 # ---------------------------------------------------------------------------------------
 # Byte ranges (pure: the readers' hooks)
@@ -187,14 +187,9 @@ def test_standard_input_and_unknown_schemes_are_refused(spark, tmp_path):  # noq
 @pytest.mark.spark
 @pytest.mark.slow
 def test_cli_engine_spark_prints_the_local_summary(tmp_path, spark):  # noqa: F811
-    from click.testing import CliRunner
-
-    from smsanalytics.cli import main
-
     inputs = [str(p) for p in CALLR_EXAMPLES]
     local = sa.convert(inputs, tmp_path / "local", quiet=True).to_dict()
-    result = CliRunner().invoke(main, ["convert", *inputs, "--out", str(tmp_path / "spark"),
-                                       "--engine", "spark", "--json"])
+    result = run("convert", *inputs, "--out", tmp_path / "spark", "--engine", "spark", "--json")
     assert result.exit_code == 0, result.output
     on_spark = json.loads(result.output)
     for key in _NOT_COMPARED:
@@ -204,12 +199,8 @@ def test_cli_engine_spark_prints_the_local_summary(tmp_path, spark):  # noqa: F8
 
 
 def test_cli_spark_master_needs_the_spark_engine(tmp_path):
-    from click.testing import CliRunner
-
-    from smsanalytics.cli import main
-
-    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
-                                       str(tmp_path / "ds"), "--spark-master", "local[1]"])
+    result = run("convert", CALLR_EXAMPLES[0], "--out", tmp_path / "ds",
+                 "--spark-master", "local[1]")
     assert result.exit_code == 2
     assert "--spark-master is only used with --engine spark" in result.output
 
@@ -271,18 +262,15 @@ def test_privacy_options_never_show_the_key():
 ])
 def test_cli_spark_refuses_bad_privacy_options_before_a_session(tmp_path, monkeypatch, options,
                                                                message):
-    from click.testing import CliRunner
-
     from smsanalytics import privacy
-    from smsanalytics.cli import main
 
     _no_session(monkeypatch)
     privacy.generate_key(tmp_path / "key")
     (tmp_path / "weak").write_text("ab" * 32 + "\n")
     names = {"KEY": str(tmp_path / "key"), "WEAK": str(tmp_path / "weak")}
     args = [names.get(a, a) for a in options]
-    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
-                                       str(tmp_path / "ds"), "--engine", "spark", *args])
+    result = run("convert", CALLR_EXAMPLES[0], "--out", tmp_path / "ds", "--engine", "spark",
+                 *args)
     assert result.exit_code == 2, result.output
     [line] = result.stderr.splitlines()
     assert line.startswith("smsanalytics: error: ") and message in line
@@ -291,15 +279,10 @@ def test_cli_spark_refuses_bad_privacy_options_before_a_session(tmp_path, monkey
 
 @pytest.mark.parametrize("inputs", [["-"], ["EXAMPLE", "-"]])
 def test_cli_spark_refuses_stdin_before_a_session(tmp_path, monkeypatch, inputs):
-    from click.testing import CliRunner
-
-    from smsanalytics.cli import main
-
     _no_session(monkeypatch)
     args = [str(CALLR_EXAMPLES[0]) if a == "EXAMPLE" else a for a in inputs]
-    result = CliRunner().invoke(
-        main, ["convert", *args, "--out", str(tmp_path / "ds"), "--engine", "spark"],
-        input=CALLR_EXAMPLES[0].read_text())
+    result = run("convert", *args, "--out", tmp_path / "ds", "--engine", "spark",
+                 input=CALLR_EXAMPLES[0].read_text())
     assert result.exit_code == 2, result.output
     [line] = result.stderr.splitlines()
     assert line.startswith("smsanalytics: error: inputs '-': standard input cannot be read")
@@ -309,19 +292,15 @@ def test_cli_spark_refuses_stdin_before_a_session(tmp_path, monkeypatch, inputs)
 def test_cli_spark_session_that_cannot_start_is_one_line(tmp_path, monkeypatch):
     """A JVM that cannot start (no Java, a bad master): the error is the library's."""
     pytest.importorskip("pyspark")
-    from click.testing import CliRunner
     from pyspark import SparkContext
     from pyspark.errors import PySparkRuntimeError
-
-    from smsanalytics.cli import main
 
     def no_gateway(*args, **kwargs):
         raise PySparkRuntimeError(errorClass="JAVA_GATEWAY_EXITED", messageParameters={})
 
     monkeypatch.setattr(SparkContext, "_ensure_initialized", no_gateway)
-    result = CliRunner().invoke(main, ["convert", str(CALLR_EXAMPLES[0]), "--out",
-                                       str(tmp_path / "ds"), "--engine", "spark",
-                                       "--spark-master", "local[1]"])
+    result = run("convert", CALLR_EXAMPLES[0], "--out", tmp_path / "ds", "--engine", "spark",
+                 "--spark-master", "local[1]")
     assert result.exit_code == 2, result.output
     [line] = result.stderr.splitlines()
     assert line.startswith("smsanalytics: error: cannot start a Spark session (master local[1]): ")
@@ -334,16 +313,12 @@ def test_cli_spark_bogus_master_is_one_line_exit_2(tmp_path):
     """The real thing, in a process of its own (no session of the tests' to reuse): a JVM
     starts and refuses the master. The JVM's own log lines come before ours."""
     import shutil
-    import subprocess
-    import sys
 
     pytest.importorskip("pyspark")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("Spark needs Java 17+")
-    r = subprocess.run(
-        [sys.executable, "-m", "smsanalytics", "convert", str(CALLR_EXAMPLES[0]), "--out",
-         str(tmp_path / "ds"), "--engine", "spark", "--spark-master", "bogus://x"],
-        capture_output=True, text=True, timeout=300)
+    r = run_process("convert", CALLR_EXAMPLES[0], "--out", tmp_path / "ds", "--engine", "spark",
+                    "--spark-master", "bogus://x", timeout=300)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     mine = [line for line in r.stderr.splitlines() if line.startswith("smsanalytics")]
