@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import pyarrow as pa
@@ -353,13 +353,15 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     DatasetError
-        If the manifest is there but cannot be read as JSON.
+        If the manifest is there but cannot be read as a JSON object.
     """
     error: Exception | None = None
+    name = ""
     for _ in range(2):  # twice: a conversion may move it out between look-up and read
         p = _manifest_file(path)
         if p is None:
             return {}
+        name = p.name
         try:
             data = p.read_bytes()
         except FileNotFoundError as exc:
@@ -368,8 +370,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         except OSError as exc:
             error = exc
             break
-        return parse_manifest(path, p.name, data)
-    raise DatasetError(str(path), f"unreadable manifest {p.name}: {error}") from error
+        return parse_manifest(path, name, data)
+    raise DatasetError(str(path), f"unreadable manifest {name}: {error}") from error
 
 
 PARTITION_DIR_PREFIX = f"{PARTITION_COLUMN}="
@@ -504,12 +506,15 @@ def parse_manifest(path: str | Path, source: str, data: bytes) -> dict[str, Any]
     Raises
     ------
     DatasetError
-        If it is not JSON.
+        If it is not a JSON object.
     """
     try:
-        return json.loads(data.decode("utf-8"))
+        manifest = json.loads(data.decode("utf-8"))
     except ValueError as exc:
         raise DatasetError(str(path), f"unreadable manifest {source}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise DatasetError(str(path), f"unreadable manifest {source}: not a JSON object")
+    return manifest
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -522,7 +527,7 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
-    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    rc: int = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
     return rc == 0
 
 
@@ -793,7 +798,8 @@ def _parquet_writer(path: Path) -> pq.ParquetWriter:
         path,
         MESSAGE_SCHEMA,
         compression="zstd",
-        use_dictionary=_DICTIONARY_COLUMNS,
+        # pyarrow takes a list of columns (documented); pyarrow-stubs 20 says bool only.
+        use_dictionary=_DICTIONARY_COLUMNS,  # type: ignore[arg-type]
         write_statistics=_STATISTICS_COLUMNS,
         write_batch_size=_ROW_GROUP_ROWS,  # encode a row group in one go: 8% faster
     )
@@ -846,10 +852,10 @@ def month_groups(table: pa.Table) -> tuple[list[str], np.ndarray]:
     (['1969-12', '2025-03', 'unknown'], array([1, 2, 0]))
     """
     present = [c for c in MONTH_SOURCES if c in table.column_names]
-    when = pc.coalesce(*(table.column(c) for c in present)) if present else None
+    when = pc.coalesce(*[table.column(c) for c in present]) if present else None
     if when is None or when.null_count == len(when):
         return [UNKNOWN_MONTH], np.zeros(table.num_rows, dtype=np.int64)
-    micros = pc.fill_null(when.cast(pa.int64()), 0).to_numpy()
+    micros = when.cast(pa.int64()).fill_null(pa.scalar(0, pa.int64())).to_numpy()
     months = micros.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
     if when.null_count:
         months[pc.is_null(when).to_numpy(zero_copy_only=False)] = np.iinfo(np.int64).max
@@ -935,9 +941,15 @@ class PartitionWriter:
         file_no = np.zeros(n, dtype=np.int32)
         position = np.zeros(n, dtype=np.int64)
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        indices: np.ndarray | None  # None with one group or none: every row is in it
         if self.partition_by == "month" and n and PARTITION_COLUMN in table.column_names:
-            codes = pc.dictionary_encode(table.column(PARTITION_COLUMN)).combine_chunks()
-            groups = codes.dictionary.to_pylist()
+            # The stub of dictionary_encode returns its argument's type, not a dictionary;
+            # and the dictionary of an encoding that masks nulls holds no null.
+            codes = cast(
+                "pa.DictionaryArray[Any, Any]",  # quoted: not subscriptable at run time
+                pc.dictionary_encode(table.column(PARTITION_COLUMN)).combine_chunks(),
+            )
+            groups = cast(list[str], codes.dictionary.to_pylist())
             indices = codes.indices.to_numpy(zero_copy_only=False)
         elif self.partition_by == "month" and n:
             groups, indices = month_groups(table)
@@ -945,7 +957,7 @@ class PartitionWriter:
             groups, indices = [""] if n else [], None
         # Enumerated columns become dictionaries before the reordering: cheaper to move.
         table = table.select(MESSAGE_SCHEMA.names).cast(MESSAGE_SCHEMA)
-        if len(groups) > 1:  # one reordering, then each month is a slice
+        if indices is not None and len(groups) > 1:  # one reordering, then each month a slice
             order = None
             if np.any(indices[1:] < indices[:-1]):  # not already in month order
                 order = np.argsort(indices, kind="stable")
@@ -1032,7 +1044,7 @@ def rewrite_file(
     dst: Path,
     *,
     drop_positions: np.ndarray | None = None,
-    drop_sids: pa.Array | None = None,
+    drop_sids: pa.Array[Any] | None = None,
 ) -> int:
     """Copy the Parquet file `src` to `dst` without some of its rows, a row group at a time.
 

@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -254,6 +254,7 @@ class _Decompressed(io.RawIOBase):
                 self._done = True
                 return b""
         self._started = True
+        out: bytes
         if self._kind == "gz":
             out = self._dec.decompress(self._in, _COMPRESSED_READ * 16)
             self._in = self._dec.unconsumed_tail
@@ -298,8 +299,8 @@ class _Decompressed(io.RawIOBase):
                     raise
                 self._error = exc  # returned data first, the damage on the next call
         if not self._out and self._error is not None:
-            exc, self._error, self._done = self._error, None, True
-            raise exc
+            error, self._error, self._done = self._error, None, True
+            raise error
         n = len(self._out) if want < 0 else min(want, len(self._out))
         data = bytes(self._out[:n])
         del self._out[:n]
@@ -332,7 +333,7 @@ def _decompress_errors() -> tuple[type[BaseException], ...]:
         return _DECOMPRESS_ERRORS
 
 
-def arrow_ints(values: np.ndarray) -> pa.Array:
+def arrow_ints(values: np.ndarray) -> pa.Array[Any]:
     """A zero-copy Arrow array over a NumPy array of integers (no nulls).
 
     The same as ``pa.array(values)``, whose first call imports pandas (pyarrow checks
@@ -340,20 +341,21 @@ def arrow_ints(values: np.ndarray) -> pa.Array:
     first batch. Conversions import pandas in the background instead.
     """
     values = np.ascontiguousarray(values)
+    # (``values.data``, its memoryview: NumPy types an array as a buffer from Python 3.12)
     return pa.Array.from_buffers(
-        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
+        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values.data)]
     )
 
 
-def _one_string(text: str) -> pa.Array:
+def _one_string(text: str) -> pa.StringArray:
     """``pa.array([text], pa.string())``, without importing pandas (see :func:`arrow_ints`)."""
     data = text.encode("utf-8")
     offsets = np.array([0, len(data)], dtype=np.int32)
-    return pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pa.StringArray.from_buffers(1, pa.py_buffer(offsets.data), pa.py_buffer(data))
 
 
 def _batch(
-    name: str, lines: np.ndarray, texts: pa.Array, errors: pa.Array | None = None
+    name: str, lines: np.ndarray, texts: pa.Array[Any], errors: pa.Array[Any] | None = None
 ) -> pa.Table:
     n = len(texts)
     table = pa.Table.from_arrays(
@@ -422,7 +424,7 @@ def _split_lines(buf: bytes | memoryview, first_line: int, name: str) -> tuple[p
         if not bytes(buf[starts[i] : ends[i]]).strip():
             keep[i] = False
     offsets = np.concatenate(([0], ends)).astype(np.int32)
-    texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
+    texts = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets.data), pa.py_buffer(buf))
     checked = _checked_size()
     try:
         texts.validate(full=True)  # Arrow's UTF-8 check: much faster than bytes.decode
@@ -771,8 +773,10 @@ class _YamlLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
+            # (a scalar or a sequence: the other nodes; each class names its kind in `id`)
+            kind = node.id if isinstance(node, (yaml.ScalarNode, yaml.SequenceNode)) else "node"
             raise yaml.constructor.ConstructorError(
-                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+                None, None, f"expected a mapping node, but found {kind}", node.start_mark
             )
         own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
         self.flatten_mapping(node)
@@ -807,11 +811,20 @@ _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:merge", _YAML_MERGE, ["<"])
 # repr would have been stored: ``!!binary aGVsbG8=`` became ``b'hello'``). A binary keeps
 # its base64 text as written; a set is the mapping it is written as (keys to nulls); an
 # ordered map or pairs, the list of one-key mappings it is written as; ``!!null`` is null.
+# (Each constructor typed as taking a loader: the stubs declare them on a base class that
+# add_constructor does not accept.)
+_as_text: Callable[[yaml.SafeLoader, yaml.ScalarNode], str] = yaml.SafeLoader.construct_scalar
+_as_mapping: Callable[[yaml.SafeLoader, yaml.Node], Iterator[dict[Any, Any]]] = (
+    yaml.SafeLoader.construct_yaml_map
+)
+_as_list: Callable[[yaml.SafeLoader, yaml.Node], Iterator[list[Any]]] = (
+    yaml.SafeLoader.construct_yaml_seq
+)
 for _tag in ("bool", "int", "float", "timestamp", "binary"):
-    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_scalar)
-_YamlLoader.add_constructor("tag:yaml.org,2002:set", yaml.SafeLoader.construct_yaml_map)
+    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _as_text)
+_YamlLoader.add_constructor("tag:yaml.org,2002:set", _as_mapping)
 for _tag in ("omap", "pairs"):
-    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_yaml_seq)
+    _YamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _as_list)
 
 
 #: Most values one YAML document may construct, aliases expanded.
@@ -951,7 +964,7 @@ def _yaml_parsed(doc: str, first: int) -> list[_YamlItem]:
     try:
         # (after a "..." line, more than one document: read them all)
         while loader.check_node():
-            node = loader.get_node()
+            node = cast(yaml.Node, loader.get_node())  # not None: check_node said so
             at = node.start_mark.line
             if _expanded_size(node) > _YAML_EXPANDED_LIMIT:
                 # An alias "bomb": a few lines that construct millions of values.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from smsanalytics import dataset as ds
+from smsanalytics.errors import DatasetError
 from smsanalytics.schema import MESSAGE_SCHEMA, PARTITION_COLUMN
 
 
@@ -131,3 +133,14 @@ def test_rows_already_in_month_order_land_in_their_files(tmp_path):
     contents = {n: pq.read_table(p).column("sid").to_pylist() for n, p in enumerate(w.paths)}
     assert [contents[f][p] for f, p in zip(file_no, pos, strict=True)] == ["a", "b", "c", "d"]
     assert sorted(contents.values()) == [["a", "b"], ["c", "d"]]
+
+
+@pytest.mark.parametrize("text", ["[]", '"a manifest"', "null", "3"])
+def test_a_manifest_that_is_not_an_object_is_one_clear_error(tmp_path, text):
+    # A manifest is a record: any other JSON used to come back as is, and its reader
+    # (report, convert) then failed on a list or a string with an AttributeError.
+    dataset = tmp_path / "messages"
+    dataset.mkdir()
+    ds.manifest_path(dataset).write_text(text)
+    with pytest.raises(DatasetError, match="unreadable manifest .*not a JSON object"):
+        ds.read_manifest(dataset)
