@@ -371,30 +371,54 @@ def _shape_rules() -> list[tuple[str, str]]:
     )
     return [
         (
-            f"CASE WHEN NOT is_actions AND (body_text IS NULL OR {listish}) AND {has_body} "
-            f"THEN coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL') END",
+            _when(
+                "NOT is_actions",
+                f"(body_text IS NULL OR {listish})",
+                has_body,
+                then=f"coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL')",
+            ),
             f"'body is ' || {_json_kind(body_kind)} || ', not an object with a text'",
         ),
         (
-            f"CASE WHEN NOT is_actions AND {listish} "
-            f"THEN {text_kind} IN ('OBJECT', 'ARRAY') END",
+            _when("NOT is_actions", listish, then=f"{text_kind} IN ('OBJECT', 'ARRAY')"),
             f"'body.text is ' || {_json_kind(text_kind)} || ', not text'",
         ),
         (
-            f"CASE WHEN is_actions AND {listish} THEN {actions_kind} IN ('OBJECT', 'ARRAY') END",
+            _when("is_actions", listish, then=f"{actions_kind} IN ('OBJECT', 'ARRAY')"),
             f"'bodyText is ' || {_json_kind(actions_kind)} || ', not text'",
         ),
         (
-            f"CASE WHEN NOT is_actions AND v_history IS NULL AND {has_history} "
-            f"THEN coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL') END",
+            _when(
+                "NOT is_actions",
+                "v_history IS NULL",
+                has_history,
+                then=f"coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL')",
+            ),
             f"'statusHistory is ' || {_json_kind(history_kind)} || ', not a list of objects'",
         ),
         (
-            f"CASE WHEN NOT is_actions AND NOT plain_history AND {odd_entry} THEN "
-            f"list_bool_or(list_transform({entries}, lambda e: json_type(e) <> 'OBJECT')) END",
+            _when(
+                "NOT is_actions",
+                "NOT plain_history",
+                odd_entry,
+                then=f"list_bool_or(list_transform({entries}, lambda e: json_type(e) <> 'OBJECT'))",
+            ),
             "'statusHistory has an entry that is not an object'",
         ),
     ]
+
+
+def _when(*conditions: str, then: str) -> str:
+    """SQL: `then` where every one of `conditions` holds, tested in order (else null).
+
+    Nested ``CASE``s rather than one ``AND``: DuckDB may evaluate every term of an
+    ``AND`` on every row, and the later terms here are the costly ones (a search of the
+    record's text, a second JSON parse), meant for the rare rows that pass the first.
+    """
+    sql = then
+    for condition in reversed(conditions):
+        sql = f"CASE WHEN {condition} THEN {sql} END"
+    return sql
 
 
 def _quoted(expr: str) -> str:
@@ -469,8 +493,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
         elif sqltype == _COST:
             # The usual plain amount at once; other notations (1e-2, .5) when exact.
             cast = (
-                f"CASE WHEN {test.format(v=v)} THEN {cast} "
-                f"WHEN {_exact_amount(v)} THEN {cast} END"
+                f"CASE WHEN {test.format(v=v)} THEN {cast} WHEN {_exact_amount(v)} THEN {cast} END"
             )
         elif sqltype == _TS:
             # Lowercase t and z, and a leap second, are RFC 3339 too (rare: read second).
@@ -545,10 +568,13 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
     early = [
         ("pre_error IS NOT NULL", "pre_error"),
         ("brace = 0", "'no JSON object on the line'"),
-        ("unparsed", f"CASE WHEN {_lone_surrogate('text')} <> '' THEN "
-                     "'invalid JSON: a lone UTF-16 surrogate escape (' || "
-                     f"{_lone_surrogate('text')} || '), half of a character' "
-                     "ELSE 'invalid JSON' END"),
+        (
+            "unparsed",
+            f"CASE WHEN {_lone_surrogate('text')} <> '' THEN "
+            "'invalid JSON: a lone UTF-16 surrogate escape (' || "
+            f"{_lone_surrogate('text')} || '), half of a character' "
+            "ELSE 'invalid JSON' END",
+        ),
         (
             f"is_envelope AND coalesce(e_type, '') <> '{INBOUND_SMS_EVENT}'",
             "'not an inbound SMS: event type ' || " + _quoted("coalesce(e_type, 'missing')"),
