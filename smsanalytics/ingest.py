@@ -35,12 +35,12 @@ import time
 import uuid
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import duckdb
 import numpy as np
@@ -92,18 +92,17 @@ _CANDIDATES = RAW_SCHEMA.append(pa.field("record_no", pa.int64())).append(
     pa.field("file_no", pa.int32())
 )
 # What de-duplication needs of each row written, and where the row was written.
-_KEYS = pa.schema(
-    [
-        ("sid", pa.string()),
-        ("updated_at", pa.timestamp("us", tz="UTC")),
-        ("event_at", pa.timestamp("us", tz="UTC")),
-        ("event_try", pa.int32()),
-        ("record_no", pa.int64()),
-        ("sid_hash", pa.uint64()),  # telling sids apart by a number is cheaper: see decide
-        ("file", pa.int32()),
-        ("pos", pa.int64()),
-    ]
-)
+_KEY_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("sid", pa.string()),
+    ("updated_at", pa.timestamp("us", tz="UTC")),
+    ("event_at", pa.timestamp("us", tz="UTC")),
+    ("event_try", pa.int32()),
+    ("record_no", pa.int64()),
+    ("sid_hash", pa.uint64()),  # telling sids apart by a number is cheaper: see decide
+    ("file", pa.int32()),
+    ("pos", pa.int64()),
+]
+_KEYS = pa.schema(_KEY_FIELDS)
 _KEY_COLUMNS = _KEYS.names[:6]
 # Records of one sid, best first: the winner is row 1.
 _WINNER_FIRST = (
@@ -374,12 +373,13 @@ class _Rejects:
 
     def file(self, parsed: pa.Table, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
         """File the rejected rows of `parsed` (through `cursor`); return the others."""
-        reason = parsed.column("reject_reason")
-        if reason.null_count < len(reason):
-            bad = pc.is_valid(reason)
+        reasons = parsed.column("reject_reason")
+        if reasons.null_count < len(reasons):
+            bad = pc.is_valid(reasons)
             rejected = parsed.filter(bad)
             private = self.options is not None and self.options.private
             if private:
+                assert self.options is not None  # private says so
                 rejected = self.options.protect_rejects(rejected)
             cursor.register("_bad", rejected)
             reason, text = (_WITHHELD_REASON, "NULL") if private else ("reject_reason", "text")
@@ -428,7 +428,8 @@ class _Rejects:
             tmp.unlink(missing_ok=True)
 
     def table(self) -> pa.Table:
-        return self.con.sql(self._SQL).to_arrow_table()
+        table: pa.Table = self.con.sql(self._SQL).to_arrow_table()  # stubs: Any
+        return table
 
 
 class _KeyLedger:
@@ -549,7 +550,7 @@ class _Outcome:
     #: file number of this run's sink -> row positions that lost to another record
     drop_positions: dict[int, np.ndarray]
     #: dataset file -> sids whose row there is replaced by a newer record
-    replace: dict[Path, pa.Array]
+    replace: dict[Path, pa.Array[Any]]
 
     @property
     def replaced(self) -> int:
@@ -714,7 +715,7 @@ class _Run:
         if table.num_rows:
             self._take(table)
 
-    def _parsed(self, raw: str, keep: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+    def _parsed(self, raw: str, keep: tuple[str, ...]) -> Generator[pa.RecordBatch, None, None]:
         """The parse of the candidates in `raw` (SQL), as Arrow batches as they come."""
         query = parse_sql(raw, keep=keep)
         # (nor the columns no record supplies: they are added as nulls, see _take)
@@ -729,24 +730,26 @@ class _Run:
         finally:
             parsed.close()  # the connection takes no other query while a result is open
 
-    def _file_numbers(self, files: pa.ChunkedArray) -> pa.ChunkedArray:
+    def _file_numbers(self, files: pa.ChunkedArray[Any]) -> pa.ChunkedArray[Any]:
         """The number of each record's file (dictionary-encoded names) in this run."""
         chunks = []
-        for chunk in files.chunks:
-            names = chunk.dictionary.to_pylist()
+        for chunk in cast("list[pa.DictionaryArray[Any, Any]]", files.chunks):  # RAW_SCHEMA
+            names = cast("list[str]", chunk.dictionary.to_pylist())  # readers name each file
             for name in names:
                 self._file_nos.setdefault(name, len(self._file_nos))
             numbers = np.array([self._file_nos[name] for name in names], dtype=np.int32)
             chunks.append(arrow_ints(numbers[chunk.indices.to_numpy(zero_copy_only=False)]))
         return pa.chunked_array(chunks, pa.int32())
 
-    def _file_of(self, file_no: pa.ChunkedArray) -> pa.ChunkedArray:
+    def _file_of(self, file_no: pa.ChunkedArray[Any]) -> pa.ChunkedArray[Any]:
         """``source_file`` from the files' numbers: dictionary-encoded, no copies."""
         names = pa.array(list(self._file_nos), pa.string())
-        return pa.chunked_array(
+        # pyarrow-stubs: chunked_array has no overload taking a dictionary type
+        files: pa.ChunkedArray[Any] = pa.chunked_array(  # type: ignore[call-overload]
             [pa.DictionaryArray.from_arrays(c, names) for c in file_no.chunks],
             pa.dictionary(pa.int32(), pa.string()),
         )
+        return files
 
     def _take(self, parsed: pa.Table) -> None:
         """File the rejects of a parsed batch and send its good rows to the sink."""
@@ -1410,7 +1413,7 @@ class _WriteOptions:
     def private(self) -> bool:
         return self.key is not None or self.redact_bodies
 
-    def check_compatible(self, manifest: dict[str, Any] | None, out: Path) -> None:
+    def check_compatible(self, manifest: dict[str, Any], out: Path) -> None:
         """Refuse to add to a dataset written with other privacy options."""
         privacy.check_compatible(
             manifest,

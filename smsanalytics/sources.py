@@ -492,6 +492,7 @@ def parse_sql(raw: str, keep: tuple[str, ...] = ()) -> str:
             )
         elif sqltype == _COST:
             # The usual plain amount at once; other notations (1e-2, .5) when exact.
+            assert test is not None  # the cost column's row names its plain-amount test
             cast = (
                 f"CASE WHEN {test.format(v=v)} THEN {cast} WHEN {_exact_amount(v)} THEN {cast} END"
             )
@@ -724,7 +725,8 @@ def parse_records(raw: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -
     try:
         con.execute("SET TimeZone='UTC'")
         con.register("_raw_records", raw)
-        return con.sql(parse_sql("_raw_records")).to_arrow_table()
+        parsed: pa.Table = con.sql(parse_sql("_raw_records")).to_arrow_table()  # stubs: Any
+        return parsed
     finally:
         con.unregister("_raw_records")
         if own:
