@@ -7,7 +7,8 @@ that cannot be opened, a dataset that cannot be read, a lock held by another run
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Callable
+from typing import Self, TypeVar
 
 __all__ = [
     "SmsAnalyticsError",
@@ -30,16 +31,29 @@ class SmsAnalyticsError(Exception):
     """
 
     _init_args: tuple[object, ...]
+    _init_kwargs: dict[str, object]
 
     def __new__(cls, *args: object, **kwargs: object) -> Self:
         # Remember each instance's constructor arguments for __reduce__, whatever the
         # subclass's __init__ signature (BaseException.args holds only the message).
+        # Keywords stay keywords: put after the positionals in call order, a keyword
+        # given out of the signature's order would land in another parameter.
         self = super().__new__(cls, *args)
-        self._init_args = args + tuple(kwargs.values())
+        self._init_args = args
+        self._init_kwargs = kwargs
         return self
 
-    def __reduce__(self) -> tuple[type[Self], tuple[object, ...]]:
-        return (type(self), self._init_args)
+    def __reduce__(self) -> tuple[Callable[..., Self], tuple[object, ...]]:
+        return (_rebuild, (type(self), self._init_args, self._init_kwargs))
+
+
+_E = TypeVar("_E", bound=SmsAnalyticsError)
+
+
+def _rebuild(cls: type[_E], args: tuple[object, ...], kwargs: dict[str, object]) -> _E:
+    """Call ``cls(*args, **kwargs)``: how a pickled error is made again (pickle can pass
+    only positional arguments to a class)."""
+    return cls(*args, **kwargs)
 
 
 class InputError(SmsAnalyticsError, ValueError):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import smsanalytics
-from smsanalytics import arguments, queries
+from smsanalytics import arguments, errors, queries
 from smsanalytics.audit import audit
 from smsanalytics.errors import ArgumentError, DatasetError, SmsAnalyticsError
 from smsanalytics.report import cost_report
@@ -119,6 +121,62 @@ def test_argument_errors_pickle_with_their_context() -> None:
         arguments.time_zone("UTC+1", "--tz")
     back = pickle.loads(pickle.dumps(err.value))
     assert (back.name, back.value, back.reason) == ("--tz", "UTC+1", err.value.reason)
+
+
+#: Every exception the package exports, each to be rebuilt from however it was made.
+ERRORS: list[type[SmsAnalyticsError]] = [getattr(errors, name) for name in errors.__all__]
+
+
+def _values(annotation: Any) -> st.SearchStrategy[Any]:
+    """Values of a constructor parameter: of its type, or a few kinds for ``object``."""
+    if annotation in (object, inspect.Parameter.empty):
+        return st.one_of(st.none(), st.integers(), st.text(max_size=10))
+    return st.from_type(annotation)
+
+
+@st.composite
+def constructions(draw: st.DrawFn) -> tuple[type[SmsAnalyticsError], tuple[Any, ...],
+                                            dict[str, Any]]:
+    """An error class and arguments passed any way its signature allows: a first few by
+    position, the others by keyword in any order, optional ones given or left out."""
+    cls = draw(st.sampled_from(ERRORS))
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    by_keyword = False
+    for p in list(inspect.signature(cls.__init__, eval_str=True).parameters.values())[1:]:
+        if p.kind is p.VAR_POSITIONAL:
+            args += draw(st.lists(_values(p.annotation), max_size=3)) if not by_keyword else []
+        elif p.kind is not p.VAR_KEYWORD:
+            if p.default is not p.empty and draw(st.booleans()):
+                by_keyword = True  # left out: what follows must be named
+                continue
+            by_keyword = by_keyword or draw(st.booleans())
+            value = draw(_values(p.annotation))
+            if by_keyword:
+                kwargs[p.name] = value
+            else:
+                args.append(value)
+    order = draw(st.permutations(list(kwargs)))
+    return cls, tuple(args), {name: kwargs[name] for name in order}
+
+
+@settings(max_examples=300, deadline=None)
+@given(constructions())
+@example((errors.InputError, ("in.jsonl",), {"line": 2, "reason": "x"}))
+@example((errors.ArgumentError, (), {"reason": "r", "value": 1, "name": "--top"}))
+def test_every_error_pickles_as_it_was_made_however_its_arguments_were_passed(
+        made: tuple[type[SmsAnalyticsError], tuple[Any, ...], dict[str, Any]]) -> None:
+    cls, args, kwargs = made
+    err = cls(*args, **kwargs)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is cls
+    assert (str(back), back.args) == (str(err), err.args)
+    assert vars(back) == vars(err)
+    given_ = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    given_.apply_defaults()
+    for name, value in list(given_.arguments.items())[1:]:
+        if hasattr(back, name):  # the context an error keeps: its arguments, by name
+            assert getattr(back, name) == value, name
 
 
 @settings(max_examples=150, deadline=None)

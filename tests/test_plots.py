@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from decimal import Decimal
 
@@ -87,10 +91,25 @@ def test_kwargs_reach_matplotlib(con):
 def test_consistent_colours():
     assert plots.color_for("country", "FR") == plots.country_color("FR")
     assert plots.country_color("FR") != plots.country_color("BE")
-    assert plots.country_color("ZZ") == plots.country_color("ZZ")
     assert plots.color_for("encoding", "gsm") == plots.ENCODING_COLORS["gsm"]
     assert plots.color_for("country", None) == plots.UNKNOWN_COLOR != plots.OTHER_COLOR
     assert plots.color_for("status", plots.OTHER) == plots.OTHER_COLOR
+
+
+#: Values whose colour is derived from the value itself (not in a fixed table).
+_DERIVED = [("country", "ZZ"), ("country", "jp"), ("carrier", "Orange"), ("sender", "ACME")]
+
+
+@pytest.mark.parametrize("seed", ["0", "4242"])
+def test_derived_colours_are_the_same_in_every_process(seed):
+    # Python's str hash changes with each process (PYTHONHASHSEED): a colour derived from
+    # it would differ between two reports of the same data.
+    code = ("import json, sys; from smsanalytics import plots; "
+            "json.dump([plots.color_for(d, v) for d, v in json.loads(sys.argv[1])], sys.stdout)")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(_DERIVED)], check=True,
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONHASHSEED": seed, "MPLBACKEND": "Agg"})
+    assert json.loads(out.stdout) == [plots.color_for(d, v) for d, v in _DERIVED]
 
 
 # ---------------------------------------------------------------- each plot

@@ -115,22 +115,24 @@ def test_every_variant_matches_duckdb_on_a_dst_fixture(name, dst_sources):
 
 
 @pytest.fixture(scope="module")
-def sample_dataset(tmp_path_factory) -> Path:
+def spark_sample_dataset(tmp_path_factory) -> Path:
+    """The whole shipped sample and the test data (``tests/data``), converted once for this
+    module: more than conftest's ``sample_dataset`` (the sample's events only)."""
     out = tmp_path_factory.mktemp("spark_sample") / "ds"
     sa.convert([SAMPLE, DATA], out, quiet=True)
     return out
 
 
 @pytest.fixture(scope="module")
-def sample_sources(sample_dataset, spark):  # noqa: F811
-    return (queries.connect(sample_dataset, currency="EUR"),
-            queries.connect(sample_dataset, engine="spark", spark=spark, currency="EUR"))
+def sample_sources(spark_sample_dataset, spark):  # noqa: F811
+    return (queries.connect(spark_sample_dataset, currency="EUR"),
+            queries.connect(spark_sample_dataset, engine="spark", spark=spark, currency="EUR"))
 
 
-def test_a_dataset_is_read_from_a_file_uri(sample_dataset, spark):  # noqa: F811
-    on_spark = queries.connect(sample_dataset.as_uri(), engine="spark", spark=spark)
+def test_a_dataset_is_read_from_a_file_uri(spark_sample_dataset, spark):  # noqa: F811
+    on_spark = queries.connect(spark_sample_dataset.as_uri(), engine="spark", spark=spark)
     _same(queries.costs(on_spark, by="month", tz=fx.PARIS),
-          queries.costs(sample_dataset, by="month", tz=fx.PARIS))
+          queries.costs(spark_sample_dataset, by="month", tz=fx.PARIS))
 
 
 @pytest.mark.slow
@@ -196,9 +198,9 @@ def test_a_session_time_zone_is_refused_on_spark(dst_sources):
 
 
 @pytest.mark.slow
-def test_cost_report_matches_duckdb(sample_dataset, spark):  # noqa: F811
-    duck = sa.cost_report(sample_dataset, tz=fx.PARIS, currency="EUR")
-    con = queries.connect(sample_dataset, engine="spark", spark=spark, currency="EUR")
+def test_cost_report_matches_duckdb(spark_sample_dataset, spark):  # noqa: F811
+    duck = sa.cost_report(spark_sample_dataset, tz=fx.PARIS, currency="EUR")
+    con = queries.connect(spark_sample_dataset, engine="spark", spark=spark, currency="EUR")
     on_spark = sa.cost_report(con, tz=fx.PARIS, currency="EUR")
     assert on_spark.reconciled
     for name in ("headline", "by_month", "by_country", "by_operator", "by_traffic_type",

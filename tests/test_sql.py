@@ -61,7 +61,21 @@ def test_an_empty_query_is_one_line(sample_dataset: Path, query: str) -> None:
 
 def test_a_statement_without_result_gives_an_empty_frame(sample_dataset: Path) -> None:
     assert queries.run_sql(sample_dataset, "SET threads = 1").empty
-    assert run("sql", str(sample_dataset), "-- only a comment").exit_code in (0, 2)
+    assert queries.run_sql(sample_dataset, "-- only a comment").empty
+
+
+@pytest.mark.parametrize("fmt", [[], ["--csv"], ["--json"]])
+def test_a_comment_only_query_prints_no_rows(sample_dataset: Path, fmt: list[str]) -> None:
+    # "--" ends the options: a query starting with "-" goes after it, as in any shell tool.
+    r = run("sql", str(sample_dataset), *fmt, "--", "-- only a comment")
+    assert r.exit_code == 0 and r.stderr == "" and not r.stdout.strip(), r.output
+
+
+def test_a_query_starting_with_a_dash_without_the_end_of_options_is_one_line(
+        sample_dataset: Path) -> None:
+    r = run("sql", str(sample_dataset), "-- only a comment")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert "No such option" in r.stderr and not r.stdout
 
 
 def test_sql_csv_cr_cannot_start_a_row(sample_dataset: Path) -> None:
