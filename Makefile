@@ -27,7 +27,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# mypy, strict; the modules not clean yet are listed in pyproject.toml ([tool.mypy]).
+# mypy, strict, on every module of the package.
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

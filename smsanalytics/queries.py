@@ -460,8 +460,8 @@ def run_sql(
     Raises
     ------
     ArgumentError
-        If `sql` holds no statement, or `tz` is not a time zone (checked before anything
-        is read).
+        If `sql` is blank (a query of comments only gives an empty frame), or `tz` is
+        not a time zone (checked before anything is read).
     DatasetError
         With `read_only`, if a file of the dataset is a link to a file outside it.
 
