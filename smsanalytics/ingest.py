@@ -954,38 +954,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-_POOL_LOCK = threading.Lock()
-_POOL_USERS = 0
-_POOL_BEFORE: pa.MemoryPool | None = None
-
-
-@contextmanager
-def _system_allocator() -> Iterator[None]:
-    """Make the C library's allocator pyarrow's default memory pool for the block.
-
-    A conversion allocates and frees many buffers of a batch's size (tens of MB) a
-    second; pyarrow's default, mimalloc, hands such memory back to the system and takes
-    it again, and the kernel clears every page each time: about a tenth of the
-    conversion's CPU time, measured side by side (``benchmarks/convert.py``). The default
-    is restored when the last of any concurrent conversions ends; buffers remember their
-    own pool, so arrays made here may outlive the block.
-    """
-    global _POOL_USERS, _POOL_BEFORE
-    with _POOL_LOCK:
-        if _POOL_USERS == 0:
-            _POOL_BEFORE = pa.default_memory_pool()
-            pa.set_memory_pool(pa.system_memory_pool())
-        _POOL_USERS += 1
-    try:
-        yield
-    finally:
-        with _POOL_LOCK:
-            _POOL_USERS -= 1
-            if _POOL_USERS == 0 and _POOL_BEFORE is not None:
-                pa.set_memory_pool(_POOL_BEFORE)
-                _POOL_BEFORE = None
-
-
 def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     """Run `run` over the inputs, read and cut into records by a thread of their own."""
     # pyarrow imports pandas the first time it converts NumPy or Python values, which the
@@ -994,7 +962,7 @@ def _read_inputs(run: _Run, inputs: Sequence[InputFile], quiet: bool) -> None:
     warm_up = threading.Thread(target=_import_pandas, name="smsanalytics-import", daemon=True)
     warm_up.start()
     try:
-        with _gc_paused(), _system_allocator():
+        with _gc_paused():
             _read_all(run, inputs, quiet)
     finally:
         if not run.interrupt.requested:

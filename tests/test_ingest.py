@@ -9,7 +9,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 import smsanalytics
@@ -352,34 +351,3 @@ def test_each_row_keeps_the_file_it_came_from(tmp_path, monkeypatch):
     assert len(got) == 9
     for sid, source in got.items():
         assert source == str(files[int(sid[1])]), (sid, source)
-
-
-def test_the_system_allocator_is_pyarrows_default_only_while_converting(tmp_path):
-    import threading
-
-    from smsanalytics import ingest
-
-    before = pa.default_memory_pool().backend_name
-    seen = []
-    inside = threading.Event()
-    leave = threading.Event()
-
-    def other():  # a second conversion, ending after the first
-        with ingest._system_allocator():
-            inside.set()
-            leave.wait(5)
-            seen.append(pa.default_memory_pool().backend_name)
-
-    t = threading.Thread(target=other)
-    t.start()
-    inside.wait(5)
-    with pytest.raises(RuntimeError), ingest._system_allocator():
-        seen.append(pa.default_memory_pool().backend_name)
-        raise RuntimeError("stop")
-    seen.append(pa.default_memory_pool().backend_name)  # the other still converts
-    leave.set()
-    t.join()
-    assert seen == ["system", "system", "system"]
-    assert pa.default_memory_pool().backend_name == before
-    smsanalytics.convert([Path(__file__).parent / "data"], tmp_path / "ds", quiet=True)
-    assert pa.default_memory_pool().backend_name == before
