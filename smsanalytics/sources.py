@@ -276,7 +276,7 @@ def _number_text(expr: str, key: str, rare: str) -> str:
     """
     written = rf"""regexp_extract(text, '"({key})"\s*:\s*(-?\d[0-9.eE+-]*)', 2)"""
     # Nested, not `rare AND same double`: DuckDB evaluated that AND's second term (a
-    # regular expression over the whole record) on every row, a seventh of the parse.
+    # regular expression over the whole record) on every row, a ninth of the parse.
     return (
         f"CASE WHEN ({rare.format(v=expr)}) "
         f"THEN CASE WHEN TRY_CAST({written} AS DOUBLE) = TRY_CAST({expr} AS DOUBLE) "
@@ -371,54 +371,30 @@ def _shape_rules() -> list[tuple[str, str]]:
     )
     return [
         (
-            _when(
-                "NOT is_actions",
-                f"(body_text IS NULL OR {listish})",
-                has_body,
-                then=f"coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL')",
-            ),
+            f"CASE WHEN NOT is_actions AND (body_text IS NULL OR {listish}) AND {has_body} "
+            f"THEN coalesce({body_kind}, 'NULL') NOT IN ('OBJECT', 'NULL') END",
             f"'body is ' || {_json_kind(body_kind)} || ', not an object with a text'",
         ),
         (
-            _when("NOT is_actions", listish, then=f"{text_kind} IN ('OBJECT', 'ARRAY')"),
+            f"CASE WHEN NOT is_actions AND {listish} "
+            f"THEN {text_kind} IN ('OBJECT', 'ARRAY') END",
             f"'body.text is ' || {_json_kind(text_kind)} || ', not text'",
         ),
         (
-            _when("is_actions", listish, then=f"{actions_kind} IN ('OBJECT', 'ARRAY')"),
+            f"CASE WHEN is_actions AND {listish} THEN {actions_kind} IN ('OBJECT', 'ARRAY') END",
             f"'bodyText is ' || {_json_kind(actions_kind)} || ', not text'",
         ),
         (
-            _when(
-                "NOT is_actions",
-                "v_history IS NULL",
-                has_history,
-                then=f"coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL')",
-            ),
+            f"CASE WHEN NOT is_actions AND v_history IS NULL AND {has_history} "
+            f"THEN coalesce({history_kind}, 'NULL') NOT IN ('ARRAY', 'NULL') END",
             f"'statusHistory is ' || {_json_kind(history_kind)} || ', not a list of objects'",
         ),
         (
-            _when(
-                "NOT is_actions",
-                "NOT plain_history",
-                odd_entry,
-                then=f"list_bool_or(list_transform({entries}, lambda e: json_type(e) <> 'OBJECT'))",
-            ),
+            f"CASE WHEN NOT is_actions AND NOT plain_history AND {odd_entry} THEN "
+            f"list_bool_or(list_transform({entries}, lambda e: json_type(e) <> 'OBJECT')) END",
             "'statusHistory has an entry that is not an object'",
         ),
     ]
-
-
-def _when(*conditions: str, then: str) -> str:
-    """SQL: `then` where every one of `conditions` holds, tested in order (else null).
-
-    Nested ``CASE``s rather than one ``AND``: DuckDB may evaluate every term of an
-    ``AND`` on every row, and the later terms here are the costly ones (a search of the
-    record's text, a second JSON parse), meant for the rare rows that pass the first.
-    """
-    sql = then
-    for condition in reversed(conditions):
-        sql = f"CASE WHEN {condition} THEN {sql} END"
-    return sql
 
 
 def _quoted(expr: str) -> str:
