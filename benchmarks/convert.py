@@ -98,6 +98,20 @@ def run(mode: str, src: Path, out: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def remove_output(out: Path) -> None:
+    """Remove a run's output: the Parquet file, or the dataset with its rejects file,
+    manifest and lock beside it."""
+    from smsanalytics.dataset import manifest_path
+    from smsanalytics.ingest import default_rejects_path
+
+    if out.is_dir():
+        for beside in (default_rejects_path(out), manifest_path(out),
+                       out.parent / f".{out.name}.lock"):
+            beside.unlink(missing_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.unlink(missing_ok=True)
+
+
 def generate(path: Path, rows: int) -> None:
     from smsanalytics.sample import write_webhook_jsonl
 
@@ -162,8 +176,7 @@ def main() -> None:
                 got = run(mode, src, out)
                 assert one_file or got["written"] + got["rejected"] <= rows
                 runs[mode].append(got)
-                shutil.rmtree(out, ignore_errors=True)
-                out.unlink(missing_ok=True)
+                remove_output(out)
         base = {k: statistics.median(r[k] for r in runs["baseline"]) for k in ("elapsed", "cpu")}
         for mode, label in modes:
             wall = statistics.median(r["elapsed"] for r in runs[mode])
