@@ -382,21 +382,26 @@ def _sibling(out: Path, kind: str) -> str:
     return f".{out.name}.{kind}-"
 
 
-def _new_sibling_dir(out: Path, kind: str) -> Path:
+def _new_sibling_dir(out: Path, kind: str, mode: int) -> Path:
     # mkdir is exclusive and never follows a link someone put in the way.
     path = out.parent / f"{_sibling(out, kind)}{uuid.uuid4().hex}"
-    path.mkdir(mode=0o700)
+    path.mkdir(mode=mode)
     return path
 
 
 def new_stage_dir(out: Path) -> Path:
-    """Create and return an empty scratch directory beside `out` for one conversion."""
-    return _new_sibling_dir(out, "stage")
+    """Create and return an empty scratch directory beside `out` for one conversion
+    (readable by its owner only: it holds copies of the input)."""
+    return _new_sibling_dir(out, "stage", 0o700)
 
 
 def new_version_dir(out: Path) -> Path:
-    """Create and return an empty directory beside `out` to build its next version in."""
-    return _new_sibling_dir(out, "version")
+    """Create and return an empty directory beside `out` to build its next version in.
+
+    It becomes the dataset's folder, so it is created as any folder of the user's is
+    (mode 0777 less the umask), like the folders and files written into it.
+    """
+    return _new_sibling_dir(out, "version", 0o777)
 
 
 def _leftover_names(out: Path) -> re.Pattern[str]:

@@ -412,3 +412,46 @@ def test_a_folder_that_is_not_a_dataset_is_refused_without_a_trace(archive, writ
     assert_one_line_error(r, "not a smsanalytics dataset")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "in.jsonl"]
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["letter.txt"]
+
+
+@pytest.fixture
+def umask():
+    """Set the process's umask for the test (restored after)."""
+    old = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(old)
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """The permission bits of `root` and of every folder and file under it."""
+    paths = [root, *root.rglob("*")]
+    return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode) for p in paths}
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002])
+def test_a_dataset_is_created_with_the_users_umask_like_its_files(archive, tmp_path, umask,
+                                                                 mask):
+    # A dataset folder readable by its owner only (0700, the mode of the private folder it
+    # was built in) kept a group's tools or a Spark service out, while the files inside
+    # it followed the umask.
+    umask(mask)
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    assert _modes(out)[out.name] == 0o777 & ~mask
+    folders = {k: v for k, v in _modes(out).items() if (tmp_path / k).is_dir()}
+    assert set(folders.values()) == {0o777 & ~mask}, folders
+    files = {k: v for k, v in _modes(out).items() if (tmp_path / k).is_file()}
+    assert files and set(files.values()) == {0o666 & ~mask}, files
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)  # a new version too
+    assert _modes(out)[out.name] == 0o777 & ~mask
+
+
+def test_a_pseudonymised_copy_is_created_with_the_users_umask(archive, tmp_path, umask):
+    umask(0o027)
+    src, out, key = tmp_path / "ds", tmp_path / "private", tmp_path / "key"
+    smsanalytics.convert([archive], src, quiet=True)
+    smsanalytics.privacy.generate_key(key)
+    smsanalytics.privacy.pseudonymize_dataset(src, out, key=smsanalytics.privacy.load_key(key))
+    assert _modes(out)[out.name] == 0o750
