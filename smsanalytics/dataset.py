@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -398,10 +398,21 @@ def new_stage_dir(out: Path) -> Path:
 def new_version_dir(out: Path) -> Path:
     """Create and return an empty directory beside `out` to build its next version in.
 
-    It becomes the dataset's folder, so it is created as any folder of the user's is
-    (mode 0777 less the umask), like the folders and files written into it.
+    It becomes the dataset's folder. A new dataset's is created as any folder of the
+    user's is (mode 0777 less the umask), like the folders and files written into it; a
+    new version takes the mode and, where the user may set it, the group of the folder it
+    replaces (a group let in, a setgid bit), so that a conversion keeps what was given.
     """
-    return _new_sibling_dir(out, "version", 0o777)
+    path = _new_sibling_dir(out, "version", 0o777)
+    try:
+        old = os.lstat(out)
+    except OSError:  # a new dataset
+        return path
+    if stat.S_ISDIR(old.st_mode):
+        with suppress(OSError):  # not the group's member: the user's own group
+            os.chown(path, -1, old.st_gid)
+        os.chmod(path, stat.S_IMODE(old.st_mode))
+    return path
 
 
 def _leftover_names(out: Path) -> re.Pattern[str]:

@@ -455,3 +455,25 @@ def test_a_pseudonymised_copy_is_created_with_the_users_umask(archive, tmp_path,
     smsanalytics.privacy.generate_key(key)
     smsanalytics.privacy.pseudonymize_dataset(src, out, key=smsanalytics.privacy.load_key(key))
     assert _modes(out)[out.name] == 0o750
+
+
+@pytest.mark.parametrize("mode", [0o750, 0o2770, 0o700])
+def test_a_new_version_keeps_the_mode_given_to_the_dataset_folder(archive, write, tmp_path,
+                                                                  umask, mode):
+    # Each conversion swaps in a new folder: a mode set on the old one (a group let in,
+    # setgid so that new files take the folder's group) must survive the nightly run.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    out.chmod(mode)
+    smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a folder another group needs root")
+def test_a_new_version_keeps_the_group_of_the_dataset_folder(archive, write, tmp_path):
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    os.chown(out, -1, 4321)
+    smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
+    assert out.stat().st_gid == 4321
