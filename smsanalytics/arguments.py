@@ -295,6 +295,24 @@ def positive_int(value: Any, name: str, maximum: int = MAX_COUNT) -> int:
     return int(value)
 
 
+def row_cap(value: Any, name: str) -> int | None:
+    """Return a number of rows to keep (see :func:`positive_int`), or None for ``"all"``.
+
+    Examples
+    --------
+    >>> row_cap("all", "--detail-rows"), row_cap("250", "--detail-rows")
+    (None, 250)
+    """
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    try:
+        return positive_int(value, name)
+    except ArgumentError:
+        raise ArgumentError(
+            name, value, f"must be a whole number from 1 to {MAX_COUNT}, or all"
+        ) from None
+
+
 def currency_label(value: str | None, name: str = "currency") -> str | None:
     """Return the currency label `value` (None stays None: not set, never guessed).
 

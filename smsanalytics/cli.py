@@ -538,6 +538,14 @@ def _check_outputs(
 @click.option("--csv", "csv_dir", metavar="DIR", help="Also write CSV tables into this folder.")
 @click.option("--max-rows", default="20", show_default=True, metavar="N",
               help="Rows shown per table (1 to 1,000,000).")
+@click.option(
+    "--detail-rows",
+    default="10000",
+    show_default=True,
+    metavar="N",
+    help="Rows kept per finding table for --json and --csv, the first by time, or all "
+    "(memory grows with the findings). The summary counts every finding whatever this.",
+)
 @_handle_errors
 def audit(
     dataset: str,
@@ -549,6 +557,7 @@ def audit(
     as_json: bool,
     csv_dir: str | None,
     max_rows: str,
+    detail_rows: str,
 ) -> None:
     """Audit the billing of DATASET: parts, encodings, rates, networks, numbers."""
 
@@ -558,11 +567,12 @@ def audit(
     label = arguments.currency_label(currency, "--currency")
     rate_margin = arguments.margin(margin, "--margin")
     rows = arguments.positive_int(max_rows, "--max-rows")
+    kept = arguments.row_cap(detail_rows, "--detail-rows")
     if not Path(dataset).is_dir():
         raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, None, None, csv_dir)
     a = _interruptible(run, dataset, start=period.start, end=period.end, tz=period.zone,
-                       currency=label, rate_margin=rate_margin)
+                       currency=label, rate_margin=rate_margin, max_rows=kept)
     if as_json:
         click.echo(a.to_json(readable=True))
     else:
@@ -583,6 +593,12 @@ def audit(
     if csv_dir:
         files = a.to_csv(csv_dir, readable=True)
         click.echo(f"{len(files)} CSV tables written to {for_terminal(csv_dir)}", err=as_json)
+    if as_json or csv_dir:  # say which tables hold only their first rows (stderr: not data)
+        for name, df in a.tables().items():
+            total = a.found.get(name, len(df))
+            if total > len(df):
+                click.echo(f"{name}: the first {len(df):,} of {total:,} rows "
+                           "(--detail-rows all keeps every one)", err=True)
 
 
 def _print_meanings(summary: pd.DataFrame) -> None:

@@ -30,7 +30,7 @@ from smsanalytics.sample import SampleManifest
 from smsanalytics.schema import MESSAGE_SCHEMA
 from smsanalytics.segments import analyze_array
 
-from .conftest import run
+from .conftest import assert_one_line_error, run
 
 FR_RATE = Decimal("0.8925")  # cents per part, France, March 2025 (the sample's rate card)
 XSS = "<script>alert(1)</script>"
@@ -479,3 +479,34 @@ def test_detail_rows_are_capped_and_the_summary_counts_all(result: AuditResult) 
     assert f"kept the first 1 of these {n:,} rows" in html
     with pytest.raises(ArgumentError):
         audit(table(), max_rows=0)
+
+
+@pytest.mark.parametrize("kept", ["4", "all"])
+def test_cli_detail_rows_sets_the_rows_each_csv_table_keeps(full_sample_dataset: Path,
+                                                            tmp_path: Path, kept: str) -> None:
+    every = audit(full_sample_dataset, max_rows=None)
+    total = len(every.mismatches)
+    assert total > 4  # the sample's 30 planted discrepancies
+    r = run("audit", str(full_sample_dataset), "--csv", str(tmp_path / "csv"),
+            "--detail-rows", kept)
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "csv" / "mismatches.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    assert len(rows) == (total if kept == "all" else 4)
+    note = f"mismatches: the first 4 of {total} rows"
+    assert (note in r.stderr) == (kept == "4"), r.stderr
+
+
+def test_cli_json_says_which_tables_were_cut(full_sample_dataset: Path) -> None:
+    r = run("audit", str(full_sample_dataset), "--json", "--detail-rows", "3")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)  # the note goes to stderr: stdout stays one JSON object
+    assert len(data["tables"]["mismatches"]) == 3
+    assert "the first 3 of" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "every", "lots", "1e3", ""])
+def test_cli_detail_rows_refuses_what_is_not_a_count_or_all(full_sample_dataset: Path,
+                                                            value: str) -> None:
+    r = run("audit", str(full_sample_dataset), "--detail-rows", value)
+    assert_one_line_error(r, "--detail-rows")
