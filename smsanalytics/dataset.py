@@ -398,21 +398,12 @@ def new_stage_dir(out: Path) -> Path:
 def new_version_dir(out: Path) -> Path:
     """Create and return an empty directory beside `out` to build its next version in.
 
-    It becomes the dataset's folder. A new dataset's is created as any folder of the
-    user's is (mode 0777 less the umask), like the folders and files written into it; a
-    new version takes the mode and, where the user may set it, the group of the folder it
-    replaces (a group let in, a setgid bit), so that a conversion keeps what was given.
+    It becomes the dataset's folder. Where there is none yet, it is created as any
+    folder of the user's is (mode 0777 less the umask), like the folders and files
+    written into it; where it replaces one, it is private until :func:`commit_version`
+    gives it that folder's mode and group (never, even for a moment, more open).
     """
-    path = _new_sibling_dir(out, "version", 0o777)
-    try:
-        old = os.lstat(out)
-    except OSError:  # a new dataset
-        return path
-    if stat.S_ISDIR(old.st_mode):
-        with suppress(OSError):  # not the group's member: the user's own group
-            os.chown(path, -1, old.st_gid)
-        os.chmod(path, stat.S_IMODE(old.st_mode))
-    return path
+    return _new_sibling_dir(out, "version", 0o700 if out.is_dir() else 0o777)
 
 
 def _leftover_names(out: Path) -> re.Pattern[str]:
@@ -598,8 +589,14 @@ def commit_version(staging: Path, out: Path) -> None:
     dataset did not write (:func:`foreign_files`) goes into the new version: linked
     before the swap, and anything that appeared since moved after it. The manifest
     `staging` holds (:func:`write_manifest`) is moved beside `out` right after the swap.
+    The new version ends with the mode and, where the user may set it, the group of the
+    folder it replaced (a group let in, a setgid bit): what was given to the dataset
+    outlives each conversion.
     """
+    access = None
     if out.is_dir():
+        old = os.lstat(out)
+        access = stat.S_IMODE(old.st_mode), old.st_gid
         _carry_foreign(out, staging, move=False)
     for f in staging.rglob("*"):
         if f.is_file() and not f.is_symlink():
@@ -618,6 +615,11 @@ def commit_version(staging: Path, out: Path) -> None:
     if staging.exists():  # the previous version
         _carry_foreign(staging, out, move=True)
         shutil.rmtree(staging, ignore_errors=True)
+    if access is not None:  # last: a mode without the owner's write would stop the above
+        mode, group = access
+        with suppress(OSError):  # not a member of that group: the user's own group stays
+            os.chown(out, -1, group)
+        os.chmod(out, mode)
     _fsync_dir(out.parent)
 
 
