@@ -595,8 +595,8 @@ def commit_version(staging: Path, out: Path) -> None:
     """
     access = None
     if out.is_dir():
-        old = os.lstat(out)
-        access = stat.S_IMODE(old.st_mode), old.st_gid
+        was = os.lstat(out)
+        access = stat.S_IMODE(was.st_mode), was.st_gid
         _carry_foreign(out, staging, move=False)
     for f in staging.rglob("*"):
         if f.is_file() and not f.is_symlink():
