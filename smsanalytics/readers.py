@@ -35,7 +35,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any, cast
 
 import numpy as np
@@ -52,6 +52,8 @@ __all__ = [
     "YAML_SUFFIXES",
     "COMPRESSION_SUFFIXES",
     "find_inputs",
+    "classify",
+    "is_input_name",
     "iter_raw_batches",
     "arrow_ints",
     "BATCH_ROWS",
@@ -110,7 +112,18 @@ class InputFile:
         return self.name == "-"
 
 
-def _classify(path: Path) -> tuple[str, str | None]:
+def classify(path: PurePath) -> tuple[str, str | None]:
+    """The kind of input a file's name says it is, and its compression.
+
+    Only the name is read (a local path or the path of a URI alike). Kinds: ``lines``
+    (:data:`LINE_SUFFIXES`), ``json``, ``yaml``, or ``auto`` (decided from the content);
+    compression: ``gz``, ``zst`` or None.
+
+    Examples
+    --------
+    >>> classify(PurePath("2025/05/inbound.NDJSON.gz")), classify(PurePath("notes"))
+    (('lines', 'gz'), ('auto', None))
+    """
     suffixes = [s.lower() for s in path.suffixes]
     compression = None
     if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
@@ -125,8 +138,15 @@ def _classify(path: Path) -> tuple[str, str | None]:
     return "auto", compression
 
 
-def _known(path: Path) -> bool:
-    kind, _ = _classify(path)
+def is_input_name(path: PurePath) -> bool:
+    """Whether a folder's walk reads a file of this name: a known suffix, not hidden.
+
+    Examples
+    --------
+    >>> [is_input_name(PurePath(n)) for n in ("a.jsonl", ".a.jsonl", "_a.json", "a.csv")]
+    [True, False, False, False]
+    """
+    kind, _ = classify(path)
     return kind != "auto" and not path.name.startswith((".", "_"))
 
 
@@ -150,7 +170,7 @@ def find_inputs(paths: Iterable[str | Path]) -> list[InputFile]:
             continue
         path = Path(given)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _known(p))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and is_input_name(p))
         elif path.is_file():
             files = [path]
         elif path.exists():
@@ -158,7 +178,7 @@ def find_inputs(paths: Iterable[str | Path]) -> list[InputFile]:
         else:
             raise InputError(text, "no such file or directory")
         for f in files:
-            kind, compression = _classify(f)
+            kind, compression = classify(f)
             try:
                 size = f.stat().st_size
                 with open(f, "rb"):

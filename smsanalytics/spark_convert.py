@@ -275,7 +275,7 @@ def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str,
     input (``convert arch --out arch/ds``: the next run would read the rejects), as the
     local conversion decides.
     """
-    from .readers import _classify, _known  # the reader's own rules for a file's name
+    from .readers import classify, is_input_name  # the reader's own rules for a name
 
     dataset_key, rejects_key = _where(out), _where(rejects)
 
@@ -301,21 +301,18 @@ def _list_inputs(inputs: list[str | Path], store: HadoopStore | None, out: str,
             entries = [(e.uri, e.size) for e in store.list_files(uri)]
         else:
             entries = [(e.uri, e.size) for e in store.list_files(uri)
-                       if _known(_uri_path(e.relative)) and not is_output(e.uri)]
+                       if is_input_name(_uri_path(e.relative)) and not is_output(e.uri)]
         for entry_uri, size in entries:
-            what, compression = _classify(_uri_path(urlsplit(entry_uri).path))
+            what, compression = classify(_uri_path(urlsplit(entry_uri).path))
             found.append(_Input(InputFile(display_name(entry_uri), what, compression, size),
                                 entry_uri))
     return found
 
 
-def _uri_path(path: str) -> Path:
-    """The path part of a URI, for the reader's rules for a file's name.
-
-    POSIX-parsed whatever the driver's system. ``readers._classify`` and ``readers._known``
-    are typed for a Path but read only ``name`` and ``suffixes``, which this has.
-    """
-    return cast(Path, PurePosixPath(path))
+def _uri_path(path: str) -> PurePosixPath:
+    """The path part of a URI, POSIX-parsed whatever the driver's system, for the reader's
+    rules for a file's name (:func:`~smsanalytics.readers.classify`)."""
+    return PurePosixPath(path)
 
 
 def _where(location: str | Path) -> tuple[str, str, str]:
