@@ -155,6 +155,8 @@ def test_every_plot_draws_no_rows_and_one_row_without_a_warning(rows):
         con.close()
 
 
+# matplotlib says so when tight_layout replaces the layout engine we set: expected here.
+@pytest.mark.filterwarnings("ignore:The figure layout has changed to tight:UserWarning")
 def test_a_figure_without_layout_gets_one_and_tight_layout_still_works(sample_con):
     fig, ax = plt.subplots()
     plots.plot_statuses(queries.statuses(sample_con, freq="month"), ax=ax)
