@@ -34,7 +34,7 @@ def test_every_mode_runs_and_prints_its_row(tmp_path):
     assert set(rows) == {
         "duckdb COPY (baseline)", "convert --no-enrich", "convert (enriched)",
         "--no-enrich, DuckDB lines", "enriched, DuckDB lines",
-        "parse only (DuckDB)", "parse + DuckDB write",
+        "bare parse, no checks", "parse only (DuckDB)", "parse + DuckDB write",
     }, proc.stdout
     assert rows["duckdb COPY (baseline)"] == 1.0
     assert all(ratio > 0 for ratio in rows.values())
