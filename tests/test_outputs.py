@@ -24,7 +24,7 @@ from smsanalytics import dataset as ds
 from smsanalytics.errors import OutputPathError
 from smsanalytics.paths import check_output_path
 
-from .conftest import DATA, assert_one_line_error, run, run_process
+from .conftest import DATA, ROOT, assert_one_line_error, command, run, run_process
 
 PAYLOAD = DATA / "webhook-payload.json"
 
@@ -477,3 +477,80 @@ def test_a_new_version_keeps_the_group_of_the_dataset_folder(archive, write, tmp
     os.chown(out, -1, 4321)
     smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
     assert out.stat().st_gid == 4321
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a folder another group needs root")
+def test_a_setgid_dataset_folder_gives_its_group_to_the_new_versions_files(archive, write,
+                                                                          tmp_path, umask):
+    # chgrp analysts + chmod 2750 under umask 027: the month folders and files of each new
+    # version must take the folder's group (what setgid is for), or the group is locked out
+    # of the data while let into the folder. The version was built in a plain 0700 folder
+    # of the user's group and given the group only at the end: too late for its files.
+    umask(0o027)
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    os.chown(out, -1, 4321)
+    out.chmod(0o2750)
+    smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
+    groups = {str(p.relative_to(out)): p.stat().st_gid for p in [out, *out.rglob("*")]}
+    assert set(groups.values()) == {4321}, groups
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2750
+
+
+@pytest.mark.parametrize("mode", [0o2750, 0o755, 0o700])
+def test_a_commit_cut_after_the_swap_keeps_the_folders_mode(archive, write, tmp_path,
+                                                            monkeypatch, mode):
+    # kill -9 (here an exception) between the swap and the end of commit_version left the
+    # new version with the private 0700 it was built in: the group shut out for good, and
+    # the next conversion carried 0700 on as the mode "given" to the dataset.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    out.chmod(mode)
+    publish, calls = ds._publish_manifest, []
+
+    def cut(path: Path) -> None:  # the first call is clean_leftovers', before the version
+        calls.append(path)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        publish(path)
+
+    monkeypatch.setattr(ds, "_publish_manifest", cut)
+    with pytest.raises(KeyboardInterrupt):
+        smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
+    assert (out / ds.MANIFEST_NAME).is_file()  # the new version, swapped in
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def _unprivileged() -> list[str] | None:
+    """A prefix running a command as root without the capabilities that bypass file
+    permissions (what any other user has), or None if that cannot be done here."""
+    import shutil
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return None
+    return ["setpriv", "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner,-fsetid,-chown"]
+
+
+@pytest.mark.skipif(_unprivileged() is None, reason="needs root and setpriv to drop its rights")
+@pytest.mark.parametrize("mode", [0o555, 0o500])
+def test_a_read_only_dataset_folder_is_replaced_without_leftovers(archive, tmp_path, mode):
+    # A user's own dataset folder made read-only (chmod 555): the conversion swapped the new
+    # version in, but could not delete the old one (its folder refuses the removal of its
+    # entries), leaving a hidden .ds.version-* copy of the whole dataset that every later
+    # run failed to clean up too.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    (out / "month=2025-03").chmod(0o555)
+    out.chmod(mode)
+    prefix = _unprivileged()
+    assert prefix is not None
+    for _ in range(2):
+        proc = subprocess.run([*prefix, *command("convert", archive, "--out", out, "--overwrite",
+                                                 "--quiet")],
+                              capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
