@@ -492,7 +492,7 @@ def test_a_setgid_dataset_folder_gives_its_group_to_the_new_versions_files(archi
     smsanalytics.convert([archive], out, quiet=True)
     os.chown(out, -1, 4321)
     out.chmod(0o2750)
-    smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)  # every file new
     groups = {str(p.relative_to(out)): p.stat().st_gid for p in [out, *out.rglob("*")]}
     assert set(groups.values()) == {4321}, groups
     assert stat.S_IMODE(out.stat().st_mode) == 0o2750
