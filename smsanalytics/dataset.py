@@ -401,9 +401,36 @@ def new_version_dir(out: Path) -> Path:
     It becomes the dataset's folder. Where there is none yet, it is created as any
     folder of the user's is (mode 0777 less the umask), like the folders and files
     written into it; where it replaces one, it is private until :func:`commit_version`
-    gives it that folder's mode and group (never, even for a moment, more open).
+    gives it that folder's mode (never, even for a moment, more open), but has its group
+    and setgid bit from the start, so that the folders and files written into it take
+    that group as they would in the old one.
     """
-    return _new_sibling_dir(out, "version", 0o700 if out.is_dir() else 0o777)
+    if not out.is_dir():
+        return _new_sibling_dir(out, "version", 0o777)
+    path = _new_sibling_dir(out, "version", 0o700)
+    _give_access(path, os.lstat(out), stat.S_IRWXU | stat.S_ISGID)
+    return path
+
+
+def _give_access(path: Path, was: os.stat_result, bits: int) -> None:
+    """Give the folder `path` the group of the folder whose status is `was` (where the
+    user may) and its mode's `bits`, with the owner's read, write and search kept."""
+    with suppress(OSError):  # not a member of that group: the user's own group stays
+        os.chown(path, -1, was.st_gid)
+    os.chmod(path, stat.S_IMODE(was.st_mode) & bits | stat.S_IRWXU)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove the folder `path` and all it holds, as far as possible (errors ignored).
+
+    A folder the user made read-only (``chmod 555``) refuses the removal of what it
+    holds, even to its owner: each folder is first given its owner's write (which opens
+    nothing to anyone else). Links are not followed.
+    """
+    for folder, _dirs, _files in os.walk(path):
+        with suppress(OSError):
+            os.chmod(folder, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _leftover_names(out: Path) -> re.Pattern[str]:
@@ -431,7 +458,7 @@ def clean_leftovers(out: Path) -> list[Path]:
         return removed
     for entry in entries:
         if names.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            _remove_tree(Path(entry.path))
             removed.append(Path(entry.path))
     return removed
 
@@ -593,11 +620,12 @@ def commit_version(staging: Path, out: Path) -> None:
     folder it replaced (a group let in, a setgid bit): what was given to the dataset
     outlives each conversion.
     """
-    access = None
-    if out.is_dir():
-        was = os.lstat(out)
-        access = stat.S_IMODE(was.st_mode), was.st_gid
+    was = os.lstat(out) if out.is_dir() else None
+    if was is not None:
         _carry_foreign(out, staging, move=False)
+        # The old folder's group and mode before the swap (a cut after it keeps them),
+        # with the owner's write kept until the end: the manifest is moved out after it.
+        _give_access(staging, was, 0o7777)
     for f in staging.rglob("*"):
         if f.is_file() and not f.is_symlink():
             with open(f, "rb") as fh:
@@ -614,12 +642,9 @@ def commit_version(staging: Path, out: Path) -> None:
     _publish_manifest(out)
     if staging.exists():  # the previous version
         _carry_foreign(staging, out, move=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    if access is not None:  # last: a mode without the owner's write would stop the above
-        mode, group = access
-        with suppress(OSError):  # not a member of that group: the user's own group stays
-            os.chown(out, -1, group)
-        os.chmod(out, mode)
+        _remove_tree(staging)
+    if was is not None:  # last: a mode without the owner's write would stop the above
+        os.chmod(out, stat.S_IMODE(was.st_mode))
     _fsync_dir(out.parent)
 
 
