@@ -554,3 +554,54 @@ def test_a_read_only_dataset_folder_is_replaced_without_leftovers(archive, tmp_p
         assert stat.S_IMODE(out.stat().st_mode) == mode
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
+
+
+_COMMIT_STEPS = ["_carry_foreign", "_exchange", "_publish_manifest", "_remove_tree",
+                 "_fsync_dir", None]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(st.integers(0, 0o7777), st.sampled_from([0, 4321]), st.sampled_from(_COMMIT_STEPS))
+def test_a_commit_cut_anywhere_is_never_more_open_than_the_folder_it_replaces(
+        tmp_path_factory, monkeypatch, mode, group, step):
+    # The class of the findings above: whatever mode and group the dataset folder has, and
+    # wherever commit_version is cut (Ctrl-C, kill -9), the dataset folder and any version
+    # left beside it are never open to anyone the old folder kept out, once swapped in the
+    # dataset folder lets in whom the old one let in (a cut just after the swap left 0700
+    # for good), and a commit that ends gives exactly the old folder's mode and group.
+    tmp = tmp_path_factory.mktemp("commit")
+    out = tmp / "ds"
+    (out / "month=2025-03").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    version = ds.new_version_dir(out)
+    ds.write_manifest(version, {"partition_by": "month"})
+    if os.geteuid() == 0:
+        os.chown(out, -1, group)
+    out.chmod(mode)
+    if step is not None:
+        def cut(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ds, step, cut)
+    try:
+        ds.commit_version(version, out)
+    except KeyboardInterrupt:
+        assert step is not None
+    finally:
+        monkeypatch.undo()
+    for folder in [out, *(p for p in tmp.iterdir() if p.name.startswith(".ds.version-"))]:
+        st_ = folder.stat()
+        assert stat.S_IMODE(st_.st_mode) & 0o077 & ~mode == 0, (folder, oct(st_.st_mode))
+    if (out / ds.MANIFEST_NAME).exists() or ds.manifest_path(out).exists():  # swapped in
+        assert stat.S_IMODE(out.stat().st_mode) & ~0o700 == mode & ~0o700
+        assert os.geteuid() != 0 or out.stat().st_gid == group
+    else:
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+    if step is None:
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+        assert out.stat().st_gid == (group if os.geteuid() == 0 else out.stat().st_gid)
+        assert (out / "notes.txt").read_text() == "mine"
+    for p in tmp.iterdir():
+        if p.is_dir():
+            p.chmod(0o700)
