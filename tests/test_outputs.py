@@ -605,3 +605,29 @@ def test_a_commit_cut_anywhere_is_never_more_open_than_the_folder_it_replaces(
     for p in tmp.iterdir():
         if p.is_dir():
             p.chmod(0o700)
+
+
+@pytest.mark.parametrize(("folder", "given", "expected"), [
+    (0o700, None, 0o600),    # a private dataset: its rejects (raw message text) private too
+    (0o750, None, 0o640),
+    (0o2750, None, 0o640),
+    (0o755, 0o600, 0o600),   # a chmod given to the rejects file outlives the next run
+    (0o755, None, 0o644),
+])
+def test_the_rejects_file_is_never_more_open_than_the_dataset_folder(archive, write, tmp_path,
+                                                                    umask, folder, given,
+                                                                    expected):
+    # The rejects file holds the raw text of the broken records, beside the dataset: it was
+    # written 0644 (the umask) by every run, whatever mode the user gave the dataset folder
+    # or the rejects file, so that a 0700 dataset's messages were readable by all there.
+    out, rejects = tmp_path / "ds", tmp_path / "ds.rejects.jsonl"
+    smsanalytics.convert([archive], out, quiet=True)
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o644  # a new dataset: the umask
+    out.chmod(folder)
+    if given is not None:
+        rejects.chmod(given)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)
+    assert stat.S_IMODE(rejects.stat().st_mode) == expected
+    assert "not json" in rejects.read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
