@@ -64,6 +64,7 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "guard_beside",
     "check_manifest",
     "manifest_text",
     "parse_manifest",
@@ -418,6 +419,33 @@ def _give_access(path: Path, was: os.stat_result, bits: int) -> None:
     with suppress(OSError):  # not a member of that group: the user's own group stays
         os.chown(path, -1, was.st_gid)
     os.chmod(path, stat.S_IMODE(was.st_mode) & bits | stat.S_IRWXU)
+
+
+def guard_beside(new: Path, path: Path, dataset: Path) -> None:
+    """Give `new`, the file about to replace `path` beside the folder `dataset` (its
+    rejects file: raw message text), the mode and group of the file it replaces (a new
+    one keeps the umask's mode and takes the folder's group), never more open than the
+    folder: whom it keeps out (no read or search) may not read the file either.
+
+    A dataset made private (``chmod 700``) keeps its rejects private too, though they
+    lie beside it, not inside it.
+    """
+    mode, group = stat.S_IMODE(os.stat(new).st_mode), None
+    with suppress(OSError):
+        old = os.lstat(path)
+        if stat.S_ISREG(old.st_mode):
+            mode, group = stat.S_IMODE(old.st_mode) & 0o666, old.st_gid
+    with suppress(OSError):
+        folder = os.lstat(dataset)
+        if stat.S_ISDIR(folder.st_mode):
+            for shift in (3, 0):  # the group, the others (the owner may chmod anyway)
+                if (folder.st_mode >> shift) & 0o5 != 0o5:
+                    mode &= ~(0o7 << shift)
+            group = folder.st_gid if group is None else group
+    if group is not None:
+        with suppress(OSError):  # not a member of that group: the user's own group stays
+            os.chown(new, -1, group)
+    os.chmod(new, mode)
 
 
 def _remove_tree(path: Path) -> None:
