@@ -512,16 +512,18 @@ def test_cli_detail_rows_refuses_what_is_not_a_count_or_all(full_sample_dataset:
     assert_one_line_error(r, "--detail-rows")
 
 
-@pytest.mark.parametrize(("kept", "more", "hint"), [
-    ("10", 27, "--csv or --json write the first 10; --detail-rows all writes every one"),
-    ("all", 27, "use --csv or --json for all"),
-    ("30", 27, "use --csv or --json for all"),
+@pytest.mark.parametrize(("kept", "shown", "more", "hint"), [
+    ("10", "3", 27, "--csv or --json write the first 10; --detail-rows all writes every one"),
+    ("10", "20", 20, "--csv or --json write the first 10; --detail-rows all writes every one"),
+    ("all", "3", 27, "use --csv or --json for all"),
+    ("30", "3", 27, "use --csv or --json for all"),
 ])
 def test_cli_table_counts_the_rows_not_shown_of_all_found(full_sample_dataset: Path, kept: str,
-                                                          more: int, hint: str) -> None:
+                                                          shown: str, more: int,
+                                                          hint: str) -> None:
     # "mismatches (30)" then "... 7 more rows (use --csv or --json for all)": the count was
     # of the rows kept (10), not found (30), and --csv or --json would not write them all.
-    r = run("audit", str(full_sample_dataset), "--max-rows", "3", "--detail-rows", kept)
+    r = run("audit", str(full_sample_dataset), "--max-rows", shown, "--detail-rows", kept)
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     at = lines.index("mismatches (30)")
