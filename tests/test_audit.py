@@ -529,3 +529,32 @@ def test_cli_table_counts_the_rows_not_shown_of_all_found(full_sample_dataset: P
     at = lines.index("mismatches (30)")
     line = next(x for x in lines[at:] if x.startswith("... "))
     assert line == f"... {more} more rows ({hint})", line
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 60), st.integers(1, 70))
+def test_the_rows_not_shown_are_counted_of_all_found(found: int, kept: int, shown: int) -> None:
+    # The class of the finding above: whatever was found, kept (--detail-rows) and shown
+    # (--max-rows), the table's last line counts what the terminal did not show of all found,
+    # and says --csv/--json hold them all only when nothing was cut.
+    import click.testing
+    import pandas as pd
+
+    from smsanalytics.cli import _print_table
+
+    kept = min(kept, found)
+    df = pd.DataFrame({"n": range(kept)})
+
+    @click.command()
+    def show() -> None:
+        _print_table(df, max_rows=shown, found=found)
+
+    lines = click.testing.CliRunner().invoke(show, catch_exceptions=False).output.splitlines()
+    rows = lines[2:]
+    more = [x for x in rows if x.startswith("... ")]
+    assert len(rows) - len(more) == min(kept, shown)
+    if found <= min(kept, shown):
+        assert more == []
+    else:
+        assert more and more[0].startswith(f"... {found - min(kept, shown):,} more rows (")
+        assert ("for all" in more[0]) == (kept == found)
