@@ -631,3 +631,17 @@ def test_the_rejects_file_is_never_more_open_than_the_dataset_folder(archive, wr
     assert "not json" in rejects.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a folder another group needs root")
+def test_the_rejects_file_takes_the_group_of_the_dataset_folder(archive, tmp_path, umask):
+    # chgrp analysts + chmod 2750 on the dataset: its rejects file, made 0640 (others are
+    # kept out of the folder), kept the user's own group: the analysts lost the rejects
+    # they could read before (0644).
+    out, rejects = tmp_path / "ds", tmp_path / "ds.rejects.jsonl"
+    smsanalytics.convert([archive], out, quiet=True)
+    os.chown(out, -1, 4321)
+    out.chmod(0o2750)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)
+    assert (stat.S_IMODE(rejects.stat().st_mode), rejects.stat().st_gid) == (0o640, 4321)
