@@ -423,9 +423,10 @@ def _give_access(path: Path, was: os.stat_result, bits: int) -> None:
 
 def guard_beside(new: Path, path: Path, dataset: Path) -> None:
     """Give `new`, the file about to replace `path` beside the folder `dataset` (its
-    rejects file: raw message text), the mode and group of the file it replaces (a new
-    one keeps the umask's mode and takes the folder's group), never more open than the
-    folder: whom it keeps out (no read or search) may not read the file either.
+    rejects file: raw message text), the mode of the file it replaces (a new one keeps
+    the umask's), never more open than the folder: whom it keeps out (no read or search)
+    may not read the file either; and the folder's group (where the user may set it), so
+    that the group let into the folder reads it too.
 
     A dataset made private (``chmod 700``) keeps its rejects private too, though they
     lie beside it, not inside it.
@@ -441,7 +442,7 @@ def guard_beside(new: Path, path: Path, dataset: Path) -> None:
             for shift in (3, 0):  # the group, the others (the owner may chmod anyway)
                 if (folder.st_mode >> shift) & 0o5 != 0o5:
                     mode &= ~(0o7 << shift)
-            group = folder.st_gid if group is None else group
+            group = folder.st_gid
     if group is not None:
         with suppress(OSError):  # not a member of that group: the user's own group stays
             os.chown(new, -1, group)
