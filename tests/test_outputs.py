@@ -645,3 +645,43 @@ def test_the_rejects_file_takes_the_group_of_the_dataset_folder(archive, tmp_pat
     out.chmod(0o2750)
     smsanalytics.convert([archive], out, quiet=True, overwrite=True)
     assert (stat.S_IMODE(rejects.stat().st_mode), rejects.stat().st_gid) == (0o640, 4321)
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o750, 0o555, 0o2711])
+def test_a_users_folder_inside_the_dataset_keeps_its_mode(archive, tmp_path, umask, mode):
+    # A folder of the user's inside the dataset (notes, exports) was recreated in each new
+    # version with the umask's 0755: a private folder opened to all, its files with it.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    private = out / "private" / "deeper"
+    private.mkdir(parents=True)
+    (private / "notes.txt").write_text("mine")
+    private.chmod(mode)
+    (out / "private").chmod(mode)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)
+    for folder in (out / "private", private):
+        assert stat.S_IMODE(folder.stat().st_mode) == mode, folder
+    assert (private / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(_unprivileged() is None, reason="needs root and setpriv to drop its rights")
+def test_a_users_unreadable_folder_inside_the_dataset_stops_the_conversion(archive, tmp_path):
+    # A folder of the user's inside the dataset that the conversion cannot read (chmod 000)
+    # came out empty in the new version, its files left in a hidden .ds.version-* folder
+    # that the next run partly deleted: refused instead, the dataset left as it is.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    (out / "private").mkdir()
+    (out / "private" / "notes.txt").write_text("mine")
+    (out / "private").chmod(0)
+    prefix = _unprivileged()
+    assert prefix is not None
+    cmd = [*prefix, *command("convert", archive, "--out", out, "--overwrite", "--quiet")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+                          cwd=ROOT)
+    (out / "private").chmod(0o700)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and "private" in proc.stderr, proc.stderr
+    assert (out / "private" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
