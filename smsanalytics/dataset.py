@@ -604,10 +604,16 @@ def foreign_files(path: Path) -> list[Path]:
     Anything else (notes, a copied archive, a rejects file, a folder, a link) is the
     user's. Returned relative to `path`, folders before what they hold; links are not
     followed.
+
+    Raises
+    ------
+    OSError
+        If a folder in it cannot be read (``chmod 000``): what it holds is not known, so
+        it cannot be carried into a new version.
     """
     ours = {path / MANIFEST_NAME, *dataset_files(path)}
     found: list[Path] = []
-    for folder, dirs, files in os.walk(path):
+    for folder, dirs, files in os.walk(path, onerror=_raise):
         here = Path(folder)
         for name in sorted(dirs):
             entry = here / name
@@ -617,10 +623,24 @@ def foreign_files(path: Path) -> list[Path]:
     return found
 
 
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def _carry_foreign(src: Path, dst: Path, *, move: bool) -> None:
     """Give the new version `dst` the user's files of `src`: hard links (or copies), or
-    moved when `src` is about to be removed. What `dst` has already is left."""
-    for rel in foreign_files(src):
+    moved when `src` is about to be removed. What `dst` has already is left. A folder is
+    made private, then given the mode and group of the user's once it holds all it
+    should (a private folder is never recreated open)."""
+    folders: list[tuple[Path, Path]] = []
+    try:
+        foreign = foreign_files(src)
+    except OSError as exc:
+        raise DatasetError(
+            str(src), f"cannot read {exc.filename}: {exc.strerror}; make it readable or "
+            "move it out of the dataset (which was not changed)"
+        ) from None
+    for rel in foreign:
         a, b = src / rel, dst / rel
         if os.path.lexists(b):
             continue
@@ -628,12 +648,17 @@ def _carry_foreign(src: Path, dst: Path, *, move: bool) -> None:
         if move:
             os.rename(a, b)
         elif a.is_dir() and not a.is_symlink():
-            b.mkdir()
+            b.mkdir(mode=0o700)
+            folders.append((a, b))
         else:
             try:
                 os.link(a, b, follow_symlinks=False)
             except OSError:
                 shutil.copy2(a, b, follow_symlinks=False)
+    for a, b in reversed(folders):  # the deepest first: a read-only one is filled already
+        was = os.lstat(a)
+        _give_access(b, was, 0o7777)
+        os.chmod(b, stat.S_IMODE(was.st_mode))
 
 
 def commit_version(staging: Path, out: Path) -> None:
