@@ -45,13 +45,14 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, os, resource, sys, time
 mode, src, out = sys.argv[1:4]
+src_sql, out_sql = ("'" + p.replace("'", "''") + "'" for p in (src, out))  # SQL literals
 t = time.perf_counter()
 c = os.times()
 if mode == "baseline":
     import duckdb
     duckdb.execute(
-        f"COPY (SELECT * FROM read_json('{src}', format='newline_delimited')) "
-        f"TO '{out}' (FORMAT parquet)"
+        f"COPY (SELECT * FROM read_json({src_sql}, format='newline_delimited')) "
+        f"TO {out_sql} (FORMAT parquet)"
     )
     extra = {}
 elif mode.startswith("floor"):  # DuckDB alone runs our parse over the file's lines
@@ -70,7 +71,7 @@ elif mode.startswith("floor"):  # DuckDB alone runs our parse over the file's li
         con.execute(setting)
     lines = (
         "(SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, text, "
-        "NULL::VARCHAR AS pre_error FROM read_csv('" + src + "', columns = {'text': 'VARCHAR'}, "
+        "NULL::VARCHAR AS pre_error FROM read_csv(" + src_sql + ", columns = {'text': 'VARCHAR'}, "
         "header = false, auto_detect = false, delim = chr(1), quote = '', escape = '', "
         "new_line = '\\n')) AS lines"
     )
@@ -88,7 +89,7 @@ elif mode.startswith("floor"):  # DuckDB alone runs our parse over the file's li
             f"FROM (SELECT from_json(text, '{BARE}') AS p FROM {lines})"
         )
     if mode == "floor-write":
-        con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({query}) TO {out_sql} (FORMAT parquet, COMPRESSION zstd)")
     else:
         for _batch in con.sql(query).to_arrow_reader(25_000):
             pass
@@ -136,10 +137,15 @@ def remove_output(out: Path) -> None:
 def generate(path: Path, rows: int) -> None:
     from smsanalytics.sample import write_webhook_jsonl
 
-    if path.exists():
+    if path.exists():  # kept from an earlier run (--keep): whole, as written below
         return
     t = time.perf_counter()
-    size = write_webhook_jsonl(path, n=rows, senders=50_000, seed=1)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        size = write_webhook_jsonl(tmp, n=rows, senders=50_000, seed=1)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"generated {rows:,} payloads, {size / 1e6:,.0f} MB in {time.perf_counter() - t:.1f} s")
 
 
@@ -189,29 +195,38 @@ def main() -> None:
         )
     for rows in sizes:
         src = args.workdir / f"payloads-{rows}.jsonl"
-        generate(src, rows)
-        runs: dict[str, list[dict]] = {mode: [] for mode, _ in modes}
-        for _ in range(args.repeat):  # interleaved, so that a busy moment hits every mode
-            for mode, _label in modes:
-                one_file = mode == "baseline" or mode.startswith("floor")
-                out = args.workdir / ("baseline.parquet" if one_file else "dataset")
-                got = run(mode, src, out)
-                assert one_file or got["written"] + got["rejected"] <= rows
-                runs[mode].append(got)
-                remove_output(out)
-        base = {k: statistics.median(r[k] for r in runs["baseline"]) for k in ("elapsed", "cpu")}
-        for mode, label in modes:
-            wall = statistics.median(r["elapsed"] for r in runs[mode])
-            cpu = statistics.median(r["cpu"] for r in runs[mode])
-            peak = max(r["peak"] for r in runs[mode])
-            print(
-                f"{rows:>12,} {label:>22} {wall:>8.2f} {wall / base['elapsed']:>6.2f} "
-                f"{cpu:>7.2f} {cpu / base['cpu']:>9.2f} {peak / 2**20:>8,.0f}",
-                flush=True,
-            )
-        if not args.keep:
-            src.unlink()
+        try:  # outputs and (unless --keep) the input removed, whatever stops a run
+            measure(src, rows, modes, args.repeat)
+        finally:
+            if not args.keep:
+                src.unlink(missing_ok=True)
 
+
+def measure(src: Path, rows: int, modes: tuple[tuple[str, str], ...], repeat: int) -> None:
+    """Generate `src` (`rows` payloads), run each of `modes` `repeat` times on it and print
+    their row; each run's output is removed, even when the run fails."""
+    generate(src, rows)
+    runs: dict[str, list[dict]] = {mode: [] for mode, _ in modes}
+    for _ in range(repeat):  # interleaved, so that a busy moment hits every mode
+        for mode, _label in modes:
+            one_file = mode == "baseline" or mode.startswith("floor")
+            out = src.parent / ("baseline.parquet" if one_file else "dataset")
+            try:
+                got = run(mode, src, out)
+            finally:
+                remove_output(out)
+            assert one_file or got["written"] + got["rejected"] <= rows
+            runs[mode].append(got)
+    base = {k: statistics.median(r[k] for r in runs["baseline"]) for k in ("elapsed", "cpu")}
+    for mode, label in modes:
+        wall = statistics.median(r["elapsed"] for r in runs[mode])
+        cpu = statistics.median(r["cpu"] for r in runs[mode])
+        peak = max(r["peak"] for r in runs[mode])
+        print(
+            f"{rows:>12,} {label:>22} {wall:>8.2f} {wall / base['elapsed']:>6.2f} "
+            f"{cpu:>7.2f} {cpu / base['cpu']:>9.2f} {peak / 2**20:>8,.0f}",
+            flush=True,
+        )
 
 if __name__ == "__main__":
     main()

@@ -130,8 +130,14 @@ def _silence_stdout() -> None:
         pass  # not a real file (a test runner's buffer): nothing to flush
 
 
-def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> None:
-    """Print `df` as an aligned text table, cells escaped and cut to `max_width`."""
+def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60,
+                 found: int | None = None) -> None:
+    """Print `df` as an aligned text table, cells escaped and cut to `max_width`.
+
+    `found` is how many rows there were when `df` holds only the first of them (audit's
+    ``--detail-rows``): the rows not shown are counted of those, and --csv and --json
+    are not said to hold them all.
+    """
     import pandas as pd
 
     shown = df.head(max_rows)
@@ -155,8 +161,12 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60) -> N
     click.echo("  ".join("-" * w for w in widths))
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-    if len(df) > max_rows:
-        click.echo(f"... {len(df) - max_rows:,} more rows (use --csv or --json for all)")
+    total = len(df) if found is None else max(found, len(df))
+    if total > len(shown):
+        hint = ("use --csv or --json for all" if total == len(df) else
+                f"--csv or --json write the first {len(df):,}; --detail-rows all writes "
+                "every one")
+        click.echo(f"... {total - len(shown):,} more rows ({hint})")
 
 
 class _OneLineUsageError(click.UsageError):
@@ -586,7 +596,7 @@ def audit(
                 _print_table(df.drop(columns="meaning"), max_rows=len(df))
                 _print_meanings(df)
             else:
-                _print_table(df, max_rows=rows)
+                _print_table(df, max_rows=rows, found=total)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")

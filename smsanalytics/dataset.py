@@ -64,6 +64,7 @@ __all__ = [
     "describe",
     "locked",
     "commit_version",
+    "guard_beside",
     "check_manifest",
     "manifest_text",
     "parse_manifest",
@@ -401,9 +402,64 @@ def new_version_dir(out: Path) -> Path:
     It becomes the dataset's folder. Where there is none yet, it is created as any
     folder of the user's is (mode 0777 less the umask), like the folders and files
     written into it; where it replaces one, it is private until :func:`commit_version`
-    gives it that folder's mode and group (never, even for a moment, more open).
+    gives it that folder's mode (never, even for a moment, more open), but has its group
+    and setgid bit from the start, so that the folders and files written into it take
+    that group as they would in the old one.
     """
-    return _new_sibling_dir(out, "version", 0o700 if out.is_dir() else 0o777)
+    if not out.is_dir():
+        return _new_sibling_dir(out, "version", 0o777)
+    path = _new_sibling_dir(out, "version", 0o700)
+    _give_access(path, os.lstat(out), stat.S_IRWXU | stat.S_ISGID)
+    return path
+
+
+def _give_access(path: Path, was: os.stat_result, bits: int) -> None:
+    """Give the folder `path` the group of the folder whose status is `was` (where the
+    user may) and its mode's `bits`, with the owner's read, write and search kept."""
+    with suppress(OSError):  # not a member of that group: the user's own group stays
+        os.chown(path, -1, was.st_gid)
+    os.chmod(path, stat.S_IMODE(was.st_mode) & bits | stat.S_IRWXU)
+
+
+def guard_beside(new: Path, path: Path, dataset: Path) -> None:
+    """Give `new`, the file about to replace `path` beside the folder `dataset` (its
+    rejects file: raw message text), the mode of the file it replaces (a new one keeps
+    the umask's), never more open than the folder: whom it keeps out (no read or search)
+    may not read the file either; and the folder's group (where the user may set it), so
+    that the group let into the folder reads it too.
+
+    A dataset made private (``chmod 700``) keeps its rejects private too, though they
+    lie beside it, not inside it.
+    """
+    mode, group = stat.S_IMODE(os.stat(new).st_mode), None
+    with suppress(OSError):
+        old = os.lstat(path)
+        if stat.S_ISREG(old.st_mode):
+            mode, group = stat.S_IMODE(old.st_mode) & 0o666, old.st_gid
+    with suppress(OSError):
+        folder = os.lstat(dataset)
+        if stat.S_ISDIR(folder.st_mode):
+            for shift in (3, 0):  # the group, the others (the owner may chmod anyway)
+                if (folder.st_mode >> shift) & 0o5 != 0o5:
+                    mode &= ~(0o7 << shift)
+            group = folder.st_gid
+    if group is not None:
+        with suppress(OSError):  # not a member of that group: the user's own group stays
+            os.chown(new, -1, group)
+    os.chmod(new, mode)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove the folder `path` and all it holds, as far as possible (errors ignored).
+
+    A folder the user made read-only (``chmod 555``) refuses the removal of what it
+    holds, even to its owner: each folder is first given its owner's write (which opens
+    nothing to anyone else). Links are not followed.
+    """
+    for folder, _dirs, _files in os.walk(path):
+        with suppress(OSError):
+            os.chmod(folder, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _leftover_names(out: Path) -> re.Pattern[str]:
@@ -431,7 +487,7 @@ def clean_leftovers(out: Path) -> list[Path]:
         return removed
     for entry in entries:
         if names.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            _remove_tree(Path(entry.path))
             removed.append(Path(entry.path))
     return removed
 
@@ -548,10 +604,16 @@ def foreign_files(path: Path) -> list[Path]:
     Anything else (notes, a copied archive, a rejects file, a folder, a link) is the
     user's. Returned relative to `path`, folders before what they hold; links are not
     followed.
+
+    Raises
+    ------
+    OSError
+        If a folder in it cannot be read (``chmod 000``): what it holds is not known, so
+        it cannot be carried into a new version.
     """
     ours = {path / MANIFEST_NAME, *dataset_files(path)}
     found: list[Path] = []
-    for folder, dirs, files in os.walk(path):
+    for folder, dirs, files in os.walk(path, onerror=_raise):
         here = Path(folder)
         for name in sorted(dirs):
             entry = here / name
@@ -561,10 +623,24 @@ def foreign_files(path: Path) -> list[Path]:
     return found
 
 
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def _carry_foreign(src: Path, dst: Path, *, move: bool) -> None:
     """Give the new version `dst` the user's files of `src`: hard links (or copies), or
-    moved when `src` is about to be removed. What `dst` has already is left."""
-    for rel in foreign_files(src):
+    moved when `src` is about to be removed. What `dst` has already is left. A folder is
+    made private, then given the mode and group of the user's once it holds all it
+    should (a private folder is never recreated open)."""
+    folders: list[tuple[Path, Path]] = []
+    try:
+        foreign = foreign_files(src)
+    except OSError as exc:
+        raise DatasetError(
+            str(src), f"cannot read {exc.filename}: {exc.strerror}; make it readable or "
+            "move it out of the dataset (which was not changed)"
+        ) from None
+    for rel in foreign:
         a, b = src / rel, dst / rel
         if os.path.lexists(b):
             continue
@@ -572,12 +648,17 @@ def _carry_foreign(src: Path, dst: Path, *, move: bool) -> None:
         if move:
             os.rename(a, b)
         elif a.is_dir() and not a.is_symlink():
-            b.mkdir()
+            b.mkdir(mode=0o700)
+            folders.append((a, b))
         else:
             try:
                 os.link(a, b, follow_symlinks=False)
             except OSError:
                 shutil.copy2(a, b, follow_symlinks=False)
+    for a, b in reversed(folders):  # the deepest first: a read-only one is filled already
+        was = os.lstat(a)
+        _give_access(b, was, 0o7777)
+        os.chmod(b, stat.S_IMODE(was.st_mode))
 
 
 def commit_version(staging: Path, out: Path) -> None:
@@ -593,11 +674,12 @@ def commit_version(staging: Path, out: Path) -> None:
     folder it replaced (a group let in, a setgid bit): what was given to the dataset
     outlives each conversion.
     """
-    access = None
-    if out.is_dir():
-        was = os.lstat(out)
-        access = stat.S_IMODE(was.st_mode), was.st_gid
+    was = os.lstat(out) if out.is_dir() else None
+    if was is not None:
         _carry_foreign(out, staging, move=False)
+        # The old folder's group and mode before the swap (a cut after it keeps them),
+        # with the owner's write kept until the end: the manifest is moved out after it.
+        _give_access(staging, was, 0o7777)
     for f in staging.rglob("*"):
         if f.is_file() and not f.is_symlink():
             with open(f, "rb") as fh:
@@ -614,12 +696,9 @@ def commit_version(staging: Path, out: Path) -> None:
     _publish_manifest(out)
     if staging.exists():  # the previous version
         _carry_foreign(staging, out, move=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    if access is not None:  # last: a mode without the owner's write would stop the above
-        mode, group = access
-        with suppress(OSError):  # not a member of that group: the user's own group stays
-            os.chown(out, -1, group)
-        os.chmod(out, mode)
+        _remove_tree(staging)
+    if was is not None:  # last: a mode without the owner's write would stop the above
+        os.chmod(out, stat.S_IMODE(was.st_mode))
     _fsync_dir(out.parent)
 
 

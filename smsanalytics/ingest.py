@@ -415,19 +415,26 @@ class _Rejects:
         ).fetchall()
         return {str(r): int(n) for r, n in rows}
 
-    def write(self, path: Path) -> None:
+    def write(self, path: Path, dataset: Path | None = None) -> None:
         """Write the rejects file atomically (an empty file when nothing was rejected).
 
         In a private run, ``raw`` is null and values quoted in reasons are withheld:
         file, line and reason still say where the record is in the archive and why.
+        It is written in a private folder beside `path`, then given the mode the file it
+        replaces had, never more open than the `dataset` folder
+        (:func:`smsanalytics.dataset.guard_beside`), before it is renamed into place.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        folder = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        folder.mkdir(mode=0o700)
+        tmp = folder / path.name
         try:
             self.con.execute(f"COPY ({self._SQL}) TO '{_sql_path(tmp)}' (FORMAT json)")
+            if dataset is not None:
+                ds.guard_beside(tmp, path, dataset)
             os.replace(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def table(self) -> pa.Table:
         table: pa.Table = self.con.sql(self._SQL).to_arrow_table()  # stubs: Any
@@ -1295,7 +1302,7 @@ def _convert_locked(
         writer = ds.PartitionWriter(version, partition_by=options.partition_by)
         with _Run(work, writer, enricher=enricher, options=options, interrupt=interrupt) as run:
             _read_inputs(run, inputs, quiet)
-            run.rejects.write(rejects_path)
+            run.rejects.write(rejects_path, out)
             rejected = run.rejects.count()
             if strict and rejected:
                 raise StrictModeError(

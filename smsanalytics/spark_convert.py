@@ -508,15 +508,19 @@ def _manifest(job: _Job, summary: ConversionSummary) -> dict[str, Any]:
     }
 
 
-def _put_file(job: _Job, local: Path, location: str) -> None:
+def _put_file(job: _Job, local: Path, location: str, dataset: Path | None = None) -> None:
     """Put the finished local file `local` at `location`: a local path is replaced
-    atomically, a URI written in one ``create``."""
+    atomically (made private, then given the mode :func:`dataset.guard_beside` decides
+    beside the local `dataset` folder), a URI written in one ``create``."""
     if is_local(location):
         path = local_path(location).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            shutil.copyfile(local, tmp)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            shutil.copyfile(local, tmp)  # into the private file: its mode stays
+            if dataset is not None:
+                ds.guard_beside(tmp, path, dataset)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -544,7 +548,8 @@ def _run(job: _Job, files: list[_Input], target: Any,
             bytes=sum(f.file.size for f in files), out=target.name,
             rejects_path=_shown(rejects_location),
         )
-        _write_rejects(job, rejected_rows, rejects_location, summary)
+        _write_rejects(job, rejected_rows, rejects_location, summary,
+                       target.out if isinstance(target, _DirectoryTarget) else None)
         if job.strict and rejected:
             raise StrictModeError(
                 f"{rejected:,} of {records:,} records rejected (strict mode); "
@@ -996,9 +1001,10 @@ def _rewrite_remote(job: _Job, out_uri: str,
     return dict(done)
 
 
-def _write_rejects(job: _Job, rejects: pa.Table, location: str,
-                   summary: ConversionSummary) -> None:
-    """The rejects file and the summary's reasons, as the local conversion writes them."""
+def _write_rejects(job: _Job, rejects: pa.Table, location: str, summary: ConversionSummary,
+                   dataset: Path | None = None) -> None:
+    """The rejects file and the summary's reasons, as the local conversion writes them
+    (beside a local `dataset` folder: never more open than it)."""
     con = duckdb.connect()
     try:
         con.register("rejects", rejects)
@@ -1016,6 +1022,6 @@ def _write_rejects(job: _Job, rejects: pa.Table, location: str,
             con.execute(
                 "COPY (SELECT source_file, source_line, reason, raw FROM rejects "
                 f"ORDER BY source_file, source_line) TO '{target_sql}' (FORMAT json)")
-            _put_file(job, local, location)
+            _put_file(job, local, location, dataset)
     finally:
         con.close()

@@ -510,3 +510,51 @@ def test_cli_detail_rows_refuses_what_is_not_a_count_or_all(full_sample_dataset:
                                                             value: str) -> None:
     r = run("audit", str(full_sample_dataset), "--detail-rows", value)
     assert_one_line_error(r, "--detail-rows")
+
+
+@pytest.mark.parametrize(("kept", "shown", "more", "hint"), [
+    ("10", "3", 27, "--csv or --json write the first 10; --detail-rows all writes every one"),
+    ("10", "20", 20, "--csv or --json write the first 10; --detail-rows all writes every one"),
+    ("all", "3", 27, "use --csv or --json for all"),
+    ("30", "3", 27, "use --csv or --json for all"),
+])
+def test_cli_table_counts_the_rows_not_shown_of_all_found(full_sample_dataset: Path, kept: str,
+                                                          shown: str, more: int,
+                                                          hint: str) -> None:
+    # "mismatches (30)" then "... 7 more rows (use --csv or --json for all)": the count was
+    # of the rows kept (10), not found (30), and --csv or --json would not write them all.
+    r = run("audit", str(full_sample_dataset), "--max-rows", shown, "--detail-rows", kept)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    at = lines.index("mismatches (30)")
+    line = next(x for x in lines[at:] if x.startswith("... "))
+    assert line == f"... {more} more rows ({hint})", line
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 60), st.integers(1, 70))
+def test_the_rows_not_shown_are_counted_of_all_found(found: int, kept: int, shown: int) -> None:
+    # The class of the finding above: whatever was found, kept (--detail-rows) and shown
+    # (--max-rows), the table's last line counts what the terminal did not show of all found,
+    # and says --csv/--json hold them all only when nothing was cut.
+    import click.testing
+    import pandas as pd
+
+    from smsanalytics.cli import _print_table
+
+    kept = min(kept, found)
+    df = pd.DataFrame({"n": range(kept)})
+
+    @click.command()
+    def show() -> None:
+        _print_table(df, max_rows=shown, found=found)
+
+    lines = click.testing.CliRunner().invoke(show, catch_exceptions=False).output.splitlines()
+    rows = lines[2:]
+    more = [x for x in rows if x.startswith("... ")]
+    assert len(rows) - len(more) == min(kept, shown)
+    if found <= min(kept, shown):
+        assert more == []
+    else:
+        assert more and more[0].startswith(f"... {found - min(kept, shown):,} more rows (")
+        assert ("for all" in more[0]) == (kept == found)

@@ -24,7 +24,7 @@ from smsanalytics import dataset as ds
 from smsanalytics.errors import OutputPathError
 from smsanalytics.paths import check_output_path
 
-from .conftest import DATA, assert_one_line_error, run, run_process
+from .conftest import DATA, ROOT, assert_one_line_error, command, run, run_process
 
 PAYLOAD = DATA / "webhook-payload.json"
 
@@ -477,3 +477,211 @@ def test_a_new_version_keeps_the_group_of_the_dataset_folder(archive, write, tmp
     os.chown(out, -1, 4321)
     smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
     assert out.stat().st_gid == 4321
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a folder another group needs root")
+def test_a_setgid_dataset_folder_gives_its_group_to_the_new_versions_files(archive, write,
+                                                                          tmp_path, umask):
+    # chgrp analysts + chmod 2750 under umask 027: the month folders and files of each new
+    # version must take the folder's group (what setgid is for), or the group is locked out
+    # of the data while let into the folder. The version was built in a plain 0700 folder
+    # of the user's group and given the group only at the end: too late for its files.
+    umask(0o027)
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    os.chown(out, -1, 4321)
+    out.chmod(0o2750)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)  # every file new
+    groups = {str(p.relative_to(out)): p.stat().st_gid for p in [out, *out.rglob("*")]}
+    assert set(groups.values()) == {4321}, groups
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2750
+
+
+@pytest.mark.parametrize("mode", [0o2750, 0o755, 0o700])
+def test_a_commit_cut_after_the_swap_keeps_the_folders_mode(archive, write, tmp_path,
+                                                            monkeypatch, mode):
+    # kill -9 (here an exception) between the swap and the end of commit_version left the
+    # new version with the private 0700 it was built in: the group shut out for good, and
+    # the next conversion carried 0700 on as the mode "given" to the dataset.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    out.chmod(mode)
+    publish, calls = ds._publish_manifest, []
+
+    def cut(path: Path) -> None:  # the first call is clean_leftovers', before the version
+        calls.append(path)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        publish(path)
+
+    monkeypatch.setattr(ds, "_publish_manifest", cut)
+    with pytest.raises(KeyboardInterrupt):
+        smsanalytics.convert([write("more.jsonl", _record("c") + "\n")], out, quiet=True)
+    assert (out / ds.MANIFEST_NAME).is_file()  # the new version, swapped in
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def _unprivileged() -> list[str] | None:
+    """A prefix running a command as root without the capabilities that bypass file
+    permissions (what any other user has), or None if that cannot be done here."""
+    import shutil
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return None
+    return ["setpriv", "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner,-fsetid,-chown"]
+
+
+@pytest.mark.skipif(_unprivileged() is None, reason="needs root and setpriv to drop its rights")
+@pytest.mark.parametrize("mode", [0o555, 0o500])
+def test_a_read_only_dataset_folder_is_replaced_without_leftovers(archive, tmp_path, mode):
+    # A user's own dataset folder made read-only (chmod 555): the conversion swapped the new
+    # version in, but could not delete the old one (its folder refuses the removal of its
+    # entries), leaving a hidden .ds.version-* copy of the whole dataset that every later
+    # run failed to clean up too.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    (out / "month=2025-03").chmod(0o555)
+    out.chmod(mode)
+    prefix = _unprivileged()
+    assert prefix is not None
+    for _ in range(2):
+        proc = subprocess.run([*prefix, *command("convert", archive, "--out", out, "--overwrite",
+                                                 "--quiet")],
+                              capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
+
+
+_COMMIT_STEPS = ["_carry_foreign", "_exchange", "_publish_manifest", "_remove_tree",
+                 "_fsync_dir", None]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(st.integers(0, 0o7777), st.sampled_from([0, 4321]), st.sampled_from(_COMMIT_STEPS))
+def test_a_commit_cut_anywhere_is_never_more_open_than_the_folder_it_replaces(
+        tmp_path_factory, monkeypatch, mode, group, step):
+    # The class of the findings above: whatever mode and group the dataset folder has, and
+    # wherever commit_version is cut (Ctrl-C, kill -9), the dataset folder and any version
+    # left beside it are never open to anyone the old folder kept out, once swapped in the
+    # dataset folder lets in whom the old one let in (a cut just after the swap left 0700
+    # for good), and a commit that ends gives exactly the old folder's mode and group.
+    tmp = tmp_path_factory.mktemp("commit")
+    out = tmp / "ds"
+    (out / "month=2025-03").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    version = ds.new_version_dir(out)
+    ds.write_manifest(version, {"partition_by": "month"})
+    if os.geteuid() == 0:
+        os.chown(out, -1, group)
+    out.chmod(mode)
+    if step is not None:
+        def cut(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ds, step, cut)
+    try:
+        ds.commit_version(version, out)
+    except KeyboardInterrupt:
+        assert step is not None
+    finally:
+        monkeypatch.undo()
+    for folder in [out, *(p for p in tmp.iterdir() if p.name.startswith(".ds.version-"))]:
+        st_ = folder.stat()
+        assert stat.S_IMODE(st_.st_mode) & 0o077 & ~mode == 0, (folder, oct(st_.st_mode))
+    if (out / ds.MANIFEST_NAME).exists() or ds.manifest_path(out).exists():  # swapped in
+        assert stat.S_IMODE(out.stat().st_mode) & ~0o700 == mode & ~0o700
+        assert os.geteuid() != 0 or out.stat().st_gid == group
+    else:
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+    if step is None:
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+        assert out.stat().st_gid == (group if os.geteuid() == 0 else out.stat().st_gid)
+        assert (out / "notes.txt").read_text() == "mine"
+    for p in tmp.iterdir():
+        if p.is_dir():
+            p.chmod(0o700)
+
+
+@pytest.mark.parametrize(("folder", "given", "expected"), [
+    (0o700, None, 0o600),    # a private dataset: its rejects (raw message text) private too
+    (0o750, None, 0o640),
+    (0o2750, None, 0o640),
+    (0o755, 0o600, 0o600),   # a chmod given to the rejects file outlives the next run
+    (0o755, None, 0o644),
+])
+def test_the_rejects_file_is_never_more_open_than_the_dataset_folder(archive, write, tmp_path,
+                                                                    umask, folder, given,
+                                                                    expected):
+    # The rejects file holds the raw text of the broken records, beside the dataset: it was
+    # written 0644 (the umask) by every run, whatever mode the user gave the dataset folder
+    # or the rejects file, so that a 0700 dataset's messages were readable by all there.
+    out, rejects = tmp_path / "ds", tmp_path / "ds.rejects.jsonl"
+    smsanalytics.convert([archive], out, quiet=True)
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o644  # a new dataset: the umask
+    out.chmod(folder)
+    if given is not None:
+        rejects.chmod(given)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)
+    assert stat.S_IMODE(rejects.stat().st_mode) == expected
+    assert "not json" in rejects.read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a folder another group needs root")
+def test_the_rejects_file_takes_the_group_of_the_dataset_folder(archive, tmp_path, umask):
+    # chgrp analysts + chmod 2750 on the dataset: its rejects file, made 0640 (others are
+    # kept out of the folder), kept the user's own group: the analysts lost the rejects
+    # they could read before (0644).
+    out, rejects = tmp_path / "ds", tmp_path / "ds.rejects.jsonl"
+    smsanalytics.convert([archive], out, quiet=True)
+    os.chown(out, -1, 4321)
+    out.chmod(0o2750)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)
+    assert (stat.S_IMODE(rejects.stat().st_mode), rejects.stat().st_gid) == (0o640, 4321)
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o750, 0o555, 0o2711])
+def test_a_users_folder_inside_the_dataset_keeps_its_mode(archive, tmp_path, umask, mode):
+    # A folder of the user's inside the dataset (notes, exports) was recreated in each new
+    # version with the umask's 0755: a private folder opened to all, its files with it.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    private = out / "private" / "deeper"
+    private.mkdir(parents=True)
+    (private / "notes.txt").write_text("mine")
+    private.chmod(mode)
+    (out / "private").chmod(mode)
+    smsanalytics.convert([archive], out, quiet=True, overwrite=True)
+    for folder in (out / "private", private):
+        assert stat.S_IMODE(folder.stat().st_mode) == mode, folder
+    assert (private / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(_unprivileged() is None, reason="needs root and setpriv to drop its rights")
+def test_a_users_unreadable_folder_inside_the_dataset_stops_the_conversion(archive, tmp_path):
+    # A folder of the user's inside the dataset that the conversion cannot read (chmod 000)
+    # came out empty in the new version, its files left in a hidden .ds.version-* folder
+    # that the next run partly deleted: refused instead, the dataset left as it is.
+    out = tmp_path / "ds"
+    smsanalytics.convert([archive], out, quiet=True)
+    (out / "private").mkdir()
+    (out / "private" / "notes.txt").write_text("mine")
+    (out / "private").chmod(0)
+    prefix = _unprivileged()
+    assert prefix is not None
+    cmd = [*prefix, *command("convert", archive, "--out", out, "--overwrite", "--quiet")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+                          cwd=ROOT)
+    (out / "private").chmod(0o700)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and "private" in proc.stderr, proc.stderr
+    assert (out / "private" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])

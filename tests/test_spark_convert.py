@@ -358,3 +358,19 @@ def test_the_rejects_file_inside_an_input_folder_is_not_read_back(tmp_path, spar
     again = spark_engine.convert(spark, [archive], archive / "ds")
     assert (again.files, again.records) == (first.files, first.records) == (
         1, sa.convert([tmp_path / "hostile.jsonl"], tmp_path / "local", quiet=True).records)
+
+
+@pytest.mark.spark
+def test_the_rejects_file_is_never_more_open_than_the_dataset_folder(tmp_path, spark):  # noqa: F811
+    """As the local conversion: a dataset made private keeps its rejects (raw text) private."""
+    import stat
+
+    hostile = _hostile(tmp_path)
+    out, rejects = tmp_path / "ds", tmp_path / "ds.rejects.jsonl"
+    spark_engine.convert(spark, [hostile], out)
+    out.chmod(0o700)
+    rejects.chmod(0o644)
+    spark_engine.convert(spark, [hostile], out, overwrite=True)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
