@@ -131,12 +131,13 @@ def _silence_stdout() -> None:
 
 
 def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60,
-                 found: int | None = None) -> None:
+                 found: int | None = None, written: int | None = None) -> None:
     """Print `df` as an aligned text table, cells escaped and cut to `max_width`.
 
     `found` is how many rows there were when `df` holds only the first of them (audit's
-    ``--detail-rows``): the rows not shown are counted of those, and --csv and --json
-    are not said to hold them all.
+    ``--detail-rows``): the rows not shown are counted of those. `written` is how many of
+    them --csv and --json would write (default: the rows of `df`); they are said to hold
+    them all only when that is all found.
     """
     import pandas as pd
 
@@ -162,9 +163,10 @@ def _print_table(df: pd.DataFrame, max_rows: int = 50, max_width: int = 60,
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
     total = len(df) if found is None else max(found, len(df))
+    files = len(df) if written is None else min(written, total)
     if total > len(shown):
-        hint = ("use --csv or --json for all" if total == len(df) else
-                f"--csv or --json write the first {len(df):,}; --detail-rows all writes "
+        hint = ("use --csv or --json for all" if files == total else
+                f"--csv or --json write the first {files:,}; --detail-rows all writes "
                 "every one")
         click.echo(f"... {total - len(shown):,} more rows ({hint})")
 
@@ -581,8 +583,10 @@ def audit(
     if not Path(dataset).is_dir():
         raise DatasetError(dataset, "no dataset here (not a directory)")
     _check_outputs(dataset, None, None, csv_dir)
+    # Only what is printed or written is loaded: on the terminal alone, --max-rows rows.
+    load = kept if as_json or csv_dir else (rows if kept is None else min(rows, kept))
     a = _interruptible(run, dataset, start=period.start, end=period.end, tz=period.zone,
-                       currency=label, rate_margin=rate_margin, max_rows=kept)
+                       currency=label, rate_margin=rate_margin, max_rows=load)
     if as_json:
         click.echo(a.to_json(readable=True))
     else:
@@ -596,7 +600,8 @@ def audit(
                 _print_table(df.drop(columns="meaning"), max_rows=len(df))
                 _print_meanings(df)
             else:
-                _print_table(df, max_rows=rows, found=total)
+                _print_table(df, max_rows=rows, found=total,
+                             written=total if kept is None else kept)
         if a.pseudonymised_senders:
             click.echo(f"\nnumber checks skipped for {a.pseudonymised_senders:,} messages: "
                        "their senders are pseudonymised tokens, not numbers")

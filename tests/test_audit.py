@@ -558,3 +558,27 @@ def test_the_rows_not_shown_are_counted_of_all_found(found: int, kept: int, show
     else:
         assert more and more[0].startswith(f"... {found - min(kept, shown):,} more rows (")
         assert ("for all" in more[0]) == (kept == found)
+
+
+@pytest.mark.parametrize(("args", "loaded"), [
+    ((), 20), (("--max-rows", "5"), 5), (("--detail-rows", "3"), 3),
+    (("--detail-rows", "all", "--max-rows", "7"), 7),
+    (("--json",), 10_000), (("--json", "--detail-rows", "all"), None),
+])
+def test_cli_loads_only_the_finding_rows_it_prints_or_writes(full_sample_dataset: Path,
+                                                             monkeypatch, args, loaded) -> None:
+    # On the terminal only --max-rows rows of each table are shown: loading 10,000 (or,
+    # with --detail-rows all, every finding of millions) into memory was for nothing.
+    import smsanalytics.audit as audit_module
+
+    asked = []
+    real = audit_module.audit
+
+    def spy(*a, **k):
+        asked.append(k["max_rows"])
+        return real(*a, **k)
+
+    monkeypatch.setattr(audit_module, "audit", spy)
+    r = run("audit", str(full_sample_dataset), *args)
+    assert r.exit_code == 0, r.output
+    assert asked == [loaded]
