@@ -685,3 +685,14 @@ def test_a_users_unreadable_folder_inside_the_dataset_stops_the_conversion(archi
     assert (out / "private" / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [".ds.lock", ".ds.smsanalytics.json", "ds", "ds.rejects.jsonl", "in.jsonl"])
+
+
+def test_a_dataset_is_its_folder_and_two_hidden_files_beside_it(archive, tmp_path):
+    # The README: "To delete a dataset, remove the folder and the two hidden files beside
+    # it" (and the rejects file, an output of its own). Anything else left beside it after
+    # a conversion would be a leftover that deletion misses.
+    out = tmp_path / "ds"
+    for overwrite in (False, True):  # a first version, then a replacing one
+        smsanalytics.convert([archive], out, quiet=True, overwrite=overwrite)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [archive.name, "ds", "ds.rejects.jsonl", ".ds.smsanalytics.json", ".ds.lock"])
